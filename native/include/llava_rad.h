@@ -1,0 +1,236 @@
+/*
+ * llava_rad.h - the engine's public C API (the one seam between the engine and everything else).
+ *
+ * Opaque handles, status codes, no exceptions. The Node addon, the standalone CLI and the C++ tests
+ * all go through this header.
+ *
+ * Errors: every function that can fail returns an lr_status. On failure a human-readable message for
+ * the calling thread is available from lr_last_error() until the next failing call on that thread.
+ *
+ * Threads: an lr_model may be shared by any number of contexts. An lr_context runs its own scheduler
+ * thread; lr_submit/lr_cancel may be called from any thread. lr_decode/lr_get_logits must not be mixed
+ * with submitted requests on the same context.
+ */
+#ifndef LLAVA_RAD_H
+#define LLAVA_RAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lr_status {
+    LR_OK                   = 0,
+    LR_ERR_INVALID_ARGUMENT = 1,  /* a caller passed a value outside what the function accepts */
+    LR_ERR_IO               = 2,  /* a file could not be opened, read or mapped */
+    LR_ERR_BAD_GGUF         = 3,  /* the file is not a valid GGUF of a supported model */
+    LR_ERR_UNSUPPORTED      = 4,  /* valid input this engine does not support (architecture, type, ...) */
+    LR_ERR_OUT_OF_MEMORY    = 5,  /* a buffer could not be allocated */
+    LR_ERR_CONTEXT_FULL     = 6,  /* the KV cache has no room for the batch */
+    LR_ERR_BACKEND          = 7,  /* the compute backend failed or is not available in this build */
+    LR_ERR_CANCELLED        = 8,  /* a request was cancelled */
+    LR_ERR_BUFFER_TOO_SMALL = 9,  /* an output buffer was too small; the needed size was written */
+    LR_ERR_INTERNAL         = 10, /* a bug: please report it */
+} lr_status;
+
+/* "LR_ERR_BAD_GGUF" etc.; never NULL */
+const char * lr_status_name(lr_status status);
+/* the calling thread's message for its last failing call ("" if none); valid until the next call */
+const char * lr_last_error(void);
+/* a short description of the library build: version, ggml commit, backends compiled in */
+const char * lr_build_info(void);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* models                                                                                         */
+
+typedef struct lr_model   lr_model;
+typedef struct lr_context lr_context;
+
+typedef enum lr_backend {
+    LR_BACKEND_AUTO = 0, /* CUDA when compiled in and a device is present, else CPU */
+    LR_BACKEND_CPU  = 1,
+    LR_BACKEND_CUDA = 2,
+} lr_backend;
+
+typedef struct lr_model_params {
+    lr_backend backend;
+    int32_t    n_threads; /* CPU threads for compute; <= 0: the number of physical cores (at least 1) */
+    int32_t    use_mmap;  /* map the file instead of reading it (CPU backend only); default 1 */
+} lr_model_params;
+
+lr_model_params lr_model_default_params(void);
+
+/* Validates the whole file before any tensor is created; a malformed file gives LR_ERR_BAD_GGUF. */
+lr_status lr_model_load(const char * path, const lr_model_params * params, lr_model ** out_model);
+void      lr_model_free(lr_model * model);
+
+typedef struct lr_model_info {
+    char    architecture[32]; /* general.architecture */
+    char    name[128];        /* general.name, or "" */
+    char    backend[32];      /* "CPU", "CUDA0", ... */
+    int32_t n_vocab;
+    int32_t n_ctx_train;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t n_ff;
+    int32_t n_rot;
+    float   rms_norm_eps;
+    float   rope_freq_base;
+    int32_t bos_token;
+    int32_t eos_token;
+    int32_t add_bos;
+    int32_t weight_type;      /* ggml type of most weights (ggml_type enum value) */
+    int64_t n_params;
+    int64_t weight_bytes;
+} lr_model_info;
+
+lr_status lr_model_get_info(const lr_model * model, lr_model_info * out_info);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* tokenizer                                                                                      */
+
+/* Writes up to `capacity` ids; *n_tokens receives the full count. LR_ERR_BUFFER_TOO_SMALL when it
+ * did not fit (call again with a buffer of *n_tokens). Special tokens are never produced from text. */
+lr_status lr_tokenize(const lr_model * model, const char * text, size_t text_len, int32_t add_bos,
+                      int32_t * tokens, size_t capacity, size_t * n_tokens);
+
+typedef enum lr_detok_flags {
+    LR_DETOK_SKIP_SPECIAL         = 1, /* drop control tokens (BOS, EOS, ...) */
+    LR_DETOK_REMOVE_LEADING_SPACE = 2, /* drop the dummy-prefix space before the first piece */
+} lr_detok_flags;
+
+/* ids -> UTF-8 bytes; *n_bytes receives the full length; LR_ERR_BUFFER_TOO_SMALL as above */
+lr_status lr_detokenize(const lr_model * model, const int32_t * tokens, size_t n_tokens, int32_t flags,
+                        char * text, size_t capacity, size_t * n_bytes);
+
+/* one token's bytes (a byte piece gives one byte, possibly part of a UTF-8 character) */
+lr_status lr_token_piece(const lr_model * model, int32_t token, char * piece, size_t capacity, size_t * n_bytes);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* contexts: a KV cache shared by up to n_seq_max sequences, plus a scheduler                     */
+
+typedef enum lr_kv_type {
+    LR_KV_F16  = 0,
+    LR_KV_Q8_0 = 1,
+    LR_KV_F32  = 2,
+} lr_kv_type;
+
+typedef struct lr_context_params {
+    int32_t    n_ctx;      /* KV cells shared by all sequences; <= 0: min(4096, training context) */
+    int32_t    n_batch;    /* most tokens computed in one graph; <= 0: 512 */
+    int32_t    n_seq_max;  /* most sequences alive at once; <= 0: 1 */
+    lr_kv_type kv_type;
+    int32_t    n_threads;  /* <= 0: the model's */
+    int32_t    flash_attn; /* 1: fused flash attention; 0: mul_mat + soft_max (llama.cpp's non-FA path) */
+} lr_context_params;
+
+lr_context_params lr_context_default_params(void);
+
+lr_status lr_context_create(lr_model * model, const lr_context_params * params, lr_context ** out_ctx);
+void      lr_context_free(lr_context * ctx); /* cancels pending requests and joins the scheduler */
+
+/* ---- low level: one batch, explicit positions ------------------------------------------------- */
+
+#define LR_TOKEN_EMBD (-1) /* batch entry whose input is an embedding row, not a token id */
+
+typedef struct lr_batch {
+    int32_t         n_tokens;
+    const int32_t * token;  /* token id, or LR_TOKEN_EMBD: the next row of `embd` */
+    const float   * embd;   /* n_embd floats per LR_TOKEN_EMBD entry, in batch order (may be NULL if none) */
+    const int32_t * pos;    /* must continue the sequence: its current length, then +1 for each entry */
+    const int32_t * seq_id; /* 0 <= seq_id < n_seq_max */
+    const int8_t  * logits; /* nonzero: keep this entry's logits (NULL: only the last entry's) */
+} lr_batch;
+
+/* Computes the batch (split internally in n_batch pieces). Validates everything first. */
+lr_status lr_decode(lr_context * ctx, const lr_batch * batch);
+/* logits of the i-th entry that asked for them in the last lr_decode (n_vocab floats), or NULL */
+const float * lr_get_logits(lr_context * ctx, int32_t i);
+/* number of positions held for a sequence */
+int32_t   lr_seq_length(const lr_context * ctx, int32_t seq_id);
+/* forget positions >= p0 of a sequence (p0 = 0 clears it) */
+lr_status lr_seq_truncate(lr_context * ctx, int32_t seq_id, int32_t p0);
+
+/* ---- high level: generation requests run by the context's scheduler --------------------------- */
+/* Requests in flight at the same time are decoded together in one batch per step (continuous
+ * batching); each keeps its own sequence in the KV cache. Prompts are prefilled in n_batch chunks. */
+
+typedef struct lr_prompt_part {
+    const int32_t * tokens;  /* either tokens ... */
+    size_t          n_tokens;
+    const float   * embd;    /* ... or n_embd_rows rows of n_embd floats (copied at submit) */
+    size_t          n_embd_rows;
+} lr_prompt_part;
+
+typedef struct lr_sampling {
+    float    temperature; /* <= 0: greedy (argmax, lowest id wins ties) */
+    int32_t  top_k;       /* <= 0: off */
+    float    top_p;       /* >= 1 or <= 0: off */
+    uint64_t seed;
+} lr_sampling;
+
+typedef struct lr_gen_params {
+    int32_t     max_tokens;  /* > 0 */
+    lr_sampling sampling;
+    int32_t     ignore_eos;  /* nonzero: keep going past EOS until max_tokens */
+    int32_t     keep_logits; /* nonzero: on_token also receives each step's logits */
+} lr_gen_params;
+
+lr_gen_params lr_gen_default_params(void);
+
+typedef enum lr_stop_reason {
+    LR_STOP_EOS        = 0,
+    LR_STOP_MAX_TOKENS = 1,
+    LR_STOP_CANCELLED  = 2,
+    LR_STOP_ERROR      = 3,
+    LR_STOP_CTX_FULL   = 4,
+} lr_stop_reason;
+
+typedef struct lr_gen_result {
+    lr_status      status;
+    lr_stop_reason stop_reason;
+    int32_t        n_prompt;     /* prompt positions fed (tokens + embedding rows) */
+    int32_t        n_generated;
+    double         queue_ms;     /* submit -> prefill start */
+    double         prompt_ms;    /* prefill start -> first token sampled */
+    double         decode_ms;    /* first token -> last token */
+    const char   * error;        /* message when status != LR_OK (valid during the callback) */
+} lr_gen_result;
+
+/* called on the scheduler thread; logits is NULL unless keep_logits (n_vocab floats, valid during the call) */
+typedef void (*lr_on_token)(void * user, int32_t token, const float * logits, int32_t n_vocab);
+/* called exactly once per accepted request, on the scheduler thread, after the last on_token */
+typedef void (*lr_on_done)(void * user, const lr_gen_result * result);
+
+typedef uint64_t lr_request_id;
+
+/* Validates and queues the request. On LR_OK the callbacks will run; on any other status they won't. */
+lr_status lr_submit(lr_context * ctx, const lr_prompt_part * parts, size_t n_parts, const lr_gen_params * params,
+                    lr_on_token on_token, lr_on_done on_done, void * user, lr_request_id * out_id);
+/* Stops a request before its next token (no-op if it already finished). */
+lr_status lr_cancel(lr_context * ctx, lr_request_id id);
+
+/* Convenience for the CLI: submit and wait. tokens receives up to capacity ids. */
+lr_status lr_generate(lr_context * ctx, const lr_prompt_part * parts, size_t n_parts, const lr_gen_params * params,
+                      int32_t * tokens, size_t capacity, lr_gen_result * out_result);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* quantization (ggml's own quantizers)                                                           */
+
+/* ggml type id for a name such as "f32", "f16", "q8_0", "q4_0", "q4_k"; -1 if unknown */
+int32_t   lr_type_from_name(const char * name);
+/* bytes that n_rows rows of n_per_row values take in `type` (0 when n_per_row does not fit the block) */
+size_t    lr_type_row_bytes(int32_t type, int64_t n_per_row);
+/* quantize n_rows x n_per_row floats into dst (capacity bytes); types that need an importance matrix are refused */
+lr_status lr_quantize(int32_t type, const float * src, int64_t n_rows, int64_t n_per_row,
+                      void * dst, size_t capacity, size_t * n_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLAVA_RAD_H */
