@@ -5,6 +5,7 @@
 //   LLAVA_RAD_NATIVE=0      do not tune for this CPU (-march=native); use for portable builds
 //   LLAVA_RAD_SKIP_BUILD=1  skip the native build (the library then fails to load with a clear error)
 //   LLAVA_RAD_JOBS=N        parallel compile jobs (default: CPU count)
+//   LLAVA_RAD_BUILD_DIR=D   build folder (default: build); the library looks for the addon in build/
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -45,7 +46,7 @@ if (!cmakeJs) {
 }
 const jobs = env.LLAVA_RAD_JOBS || String(os.availableParallelism?.() ?? os.cpus().length);
 const args = [
-  cmakeJs, 'compile', '--directory', root, '--out', path.join(root, 'build'), '--parallel', jobs,
+  cmakeJs, 'compile', '--directory', root, '--out', path.resolve(root, env.LLAVA_RAD_BUILD_DIR || 'build'), '--parallel', jobs,
   `--CDLLAVA_RAD_LLAMA_BUNDLE=${bundle}`,
   `--CDLLAVA_RAD_CUDA=${on(env.LLAVA_RAD_CUDA) ? 'ON' : 'OFF'}`,
   `--CDLLAVA_RAD_NATIVE=${off(env.LLAVA_RAD_NATIVE) ? 'OFF' : 'ON'}`,
