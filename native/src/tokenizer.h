@@ -64,7 +64,15 @@ private:
     int32_t bos_id_ = 1, eos_id_ = 2, unk_id_ = 0;
     bool add_bos_ = true;
     bool add_space_prefix_ = true;
+    // user-defined tokens, longest text first: split out of the text before the BPE (as llama.cpp does
+    // even with parse_special = false)
+    std::vector<int32_t> user_defined_;
 
+    // id of a token that text may produce (not control, unknown or byte), or -1
+    int32_t find_text_token(const std::string & piece) const;
+    // one fragment of text (spaces not yet escaped) through the BPE merges
+    void tokenize_fragment(const std::string & text, bool space_prefix, std::vector<int32_t> & out) const;
+    // a final symbol -> its token, or its bytes as byte pieces
     void resegment(const char * text, size_t n, std::vector<int32_t> & out) const;
 };
 
