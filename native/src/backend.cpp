@@ -1,0 +1,65 @@
+#include "backend.h"
+#include "status.h"
+
+#include "ggml-cpu.h"
+
+#include <fstream>
+#include <set>
+#include <thread>
+
+namespace lr {
+
+Backends::~Backends() {
+    if (gpu) ggml_backend_free(gpu);
+    if (cpu) ggml_backend_free(cpu);
+}
+
+std::string Backends::name() const {
+    return gpu ? ggml_backend_name(gpu) : "CPU";
+}
+
+void Backends::set_threads(int n) {
+    n_threads = n > 0 ? n : physical_cores();
+    ggml_backend_cpu_set_n_threads(cpu, n_threads);
+}
+
+int physical_cores() {
+    std::set<std::string> siblings;
+    for (int cpu = 0; cpu < 4096; cpu++) {
+        std::ifstream f("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings");
+        if (!f.is_open()) break;
+        std::string line;
+        if (std::getline(f, line)) siblings.insert(line);
+    }
+    if (!siblings.empty()) return (int) siblings.size();
+    const unsigned hc = std::thread::hardware_concurrency();
+    return hc > 0 ? (int) hc : 1;
+}
+
+void init_backends(Backends & out, lr_backend want, int n_threads) {
+    if (want != LR_BACKEND_AUTO && want != LR_BACKEND_CPU && want != LR_BACKEND_CUDA) {
+        fail(LR_ERR_INVALID_ARGUMENT, format("unknown backend %d", (int) want));
+    }
+    out.cpu = ggml_backend_cpu_init();
+    if (!out.cpu) fail(LR_ERR_BACKEND, "the CPU backend failed to start");
+    out.set_threads(n_threads);
+
+    if (want == LR_BACKEND_CPU) return;
+    ggml_backend_dev_t gpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU);
+    if (!gpu_dev) {
+        if (want == LR_BACKEND_CUDA) {
+#ifdef LLAVA_RAD_HAVE_CUDA
+            fail(LR_ERR_BACKEND, "backend 'cuda' was requested but no CUDA device was found");
+#else
+            fail(LR_ERR_BACKEND, "backend 'cuda' was requested but this build has no CUDA support "
+                                 "(rebuild with LLAVA_RAD_CUDA=1 npm rebuild llava-rad)");
+#endif
+        }
+        return;
+    }
+    out.gpu = ggml_backend_dev_init(gpu_dev, nullptr);
+    if (!out.gpu) fail(LR_ERR_BACKEND, format("the GPU backend %s failed to start", ggml_backend_dev_name(gpu_dev)));
+    out.gpu_dev = gpu_dev;
+}
+
+} // namespace lr

@@ -1,0 +1,34 @@
+// Backend selection: the CPU backend always; a GPU backend (CUDA) when asked for or when AUTO finds one.
+#pragma once
+
+#include "llava_rad.h"
+
+#include "ggml-backend.h"
+
+#include <string>
+
+namespace lr {
+
+struct Backends {
+    ggml_backend_t cpu = nullptr;      // always present: inputs, token embeddings on GPU builds
+    ggml_backend_t gpu = nullptr;      // null on CPU-only runs
+    ggml_backend_dev_t gpu_dev = nullptr;
+    int n_threads = 1;
+
+    Backends() = default;
+    Backends(const Backends &) = delete;
+    Backends & operator=(const Backends &) = delete;
+    ~Backends();
+
+    ggml_backend_t main() const { return gpu ? gpu : cpu; }
+    std::string name() const;
+    void set_threads(int n);
+};
+
+// physical cores of this machine (thread siblings counted once), at least 1
+int physical_cores();
+
+// Throws LR_ERR_BACKEND when CUDA is asked for but not compiled in or no device is present.
+void init_backends(Backends & out, lr_backend want, int n_threads);
+
+} // namespace lr

@@ -1,0 +1,60 @@
+// The LLaMA decoder's weights, placed on backend buffers from a validated GGUF.
+#pragma once
+
+#include "backend.h"
+#include "gguf_file.h"
+#include "hparams.h"
+#include "tokenizer.h"
+
+#include "ggml.h"
+#include "ggml-backend.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lr {
+
+struct LayerWeights {
+    ggml_tensor * attn_norm = nullptr; // [n_embd]
+    ggml_tensor * wq = nullptr;        // [n_embd, n_embd]
+    ggml_tensor * wk = nullptr;        // [n_embd, n_embd_kv]
+    ggml_tensor * wv = nullptr;        // [n_embd, n_embd_kv]
+    ggml_tensor * wo = nullptr;        // [n_embd, n_embd]
+    ggml_tensor * ffn_norm = nullptr;  // [n_embd]
+    ggml_tensor * ffn_gate = nullptr;  // [n_embd, n_ff]
+    ggml_tensor * ffn_up = nullptr;    // [n_embd, n_ff]
+    ggml_tensor * ffn_down = nullptr;  // [n_ff, n_embd]
+};
+
+struct DecoderModel {
+    std::unique_ptr<GgufFile> gguf;
+    LlamaHParams hp;
+    std::unique_ptr<Tokenizer> tokenizer;
+    Backends backends;
+
+    ggml_tensor * tok_embd = nullptr;    // [n_embd, n_vocab]
+    ggml_tensor * output_norm = nullptr; // [n_embd]
+    ggml_tensor * output = nullptr;      // [n_embd, n_vocab] (token_embd when the file ties them)
+    std::vector<LayerWeights> layers;
+
+    std::string name;
+    ggml_type weight_type = GGML_TYPE_F32; // type of most matrix weights
+    int64_t n_params = 0;
+    int64_t weight_bytes = 0;
+
+    DecoderModel() = default;
+    DecoderModel(const DecoderModel &) = delete;
+    DecoderModel & operator=(const DecoderModel &) = delete;
+    ~DecoderModel();
+
+    // Opens, validates and loads. Throws lr::Error.
+    static std::unique_ptr<DecoderModel> load(const std::string & path, const lr_model_params & params);
+
+private:
+    std::vector<ggml_context *> contexts_;        // tensor metadata, one per buffer type
+    std::vector<ggml_backend_buffer_t> buffers_;  // the weights' memory
+    void place_weights(bool use_mmap);
+};
+
+} // namespace lr

@@ -1,0 +1,71 @@
+// The request scheduler (continuous batching): a thread that runs every request in flight on one
+// decoder context. Each step builds one batch holding one new token per decoding request plus
+// as much pending prompt as fits in n_batch, decodes it, samples, and reports tokens.
+#pragma once
+
+#include "decoder_context.h"
+#include "sampler.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lr {
+
+class Scheduler {
+public:
+    explicit Scheduler(DecoderContext & ctx);
+    ~Scheduler(); // cancels everything (on_done is still called for each request) and joins
+    Scheduler(const Scheduler &) = delete;
+    Scheduler & operator=(const Scheduler &) = delete;
+
+    // Validates and queues; throws lr::Error when the request cannot be accepted.
+    lr_request_id submit(const lr_prompt_part * parts, size_t n_parts, const lr_gen_params & params,
+                         lr_on_token on_token, lr_on_done on_done, void * user);
+    void cancel(lr_request_id id);
+
+    // the low-level lr_decode path takes this lock so it never overlaps a scheduler step
+    std::mutex & compute_mutex() { return compute_mu_; }
+    // true when a running request owns this sequence slot
+    bool owns_seq(int32_t seq);
+
+private:
+    using Clock = std::chrono::steady_clock;
+    struct Request {
+        lr_request_id id = 0;
+        std::vector<int32_t> prompt;  // token ids, LR_TOKEN_EMBD for embedding rows
+        std::vector<float> embd;      // the embedding rows, in prompt order
+        lr_gen_params params{};
+        std::unique_ptr<Sampler> sampler;
+        lr_on_token on_token = nullptr;
+        lr_on_done on_done = nullptr;
+        void * user = nullptr;
+        std::atomic<bool> cancelled{false};
+        int32_t seq = -1;          // sequence slot while running
+        size_t n_fed = 0;          // prompt rows computed so far
+        int32_t n_generated = 0;
+        int32_t last_token = -1;   // sampled, not yet fed
+        Clock::time_point t_submit, t_start, t_first, t_last;
+    };
+
+    DecoderContext & ctx_;
+    std::mutex mu_;               // guards queue_, running_, stop_
+    std::mutex compute_mu_;
+    std::condition_variable cv_;
+    std::deque<std::shared_ptr<Request>> queue_;
+    std::vector<std::shared_ptr<Request>> running_;
+    bool stop_ = false;
+    std::atomic<lr_request_id> next_id_{1};
+    std::thread thread_;
+
+    void loop();
+    bool step(); // false when there was nothing to do
+    void finish(Request & r, lr_status status, lr_stop_reason reason, const std::string & error);
+};
+
+} // namespace lr
