@@ -1,7 +1,21 @@
-#include <napi.h>
-#include "llava_rad.h"
+// The Node addon: module entry point. Wraps the C API in llava_rad.h and nothing else.
+#include "addon.h"
+
+namespace lra {
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-    exports.Set("buildInfo", Napi::String::New(env, lr_build_info()));
+    auto * data = new AddonData();
+    env.SetInstanceData<AddonData>(data); // deleted by N-API when the env goes away
+    init_errors(env, exports);
+    init_model(env, exports, data);
+    init_context(env, exports, data);
+    init_quantize(env, exports);
+    exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
     return exports;
 }
-NODE_API_MODULE(llava_rad, Init)
+
+} // namespace lra
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return lra::Init(env, exports); }
+
+NODE_API_MODULE(llava_rad, InitAddon)
