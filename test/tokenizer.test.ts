@@ -7,15 +7,18 @@
 //   ...) rank by id, so "▁▁" (259) beats e.g. "▁H": llama.cpp then gives " Hello" -> ▁▁ Hello, where
 //   SentencePiece and llama-tokenizer-js give ▁ ▁Hello. We must match llama.cpp exactly; the texts where
 //   llama-tokenizer-js differs must be exactly those with a run of spaces.
-// - "sentencepiece": the same pieces with the whitespace runs scored -1e9 (the scores LLaMA's
-//   tokenizer.model gives them: they are merged last). There llama.cpp, llama-tokenizer-js and we must all
-//   agree on every text.
+// - "sentencepiece": the scores of LLaMA's own tokenizer.model: -(id - 259) for normal pieces, but -1e9
+//   for the 16 whitespace pieces ("▁", "▁▁", ..., merged last). There llama.cpp, llama-tokenizer-js and we
+//   must all agree on every text. When a native build has checked out llama.cpp (build/llama.cpp), its
+//   models/ggml-vocab-llama-spm.gguf (converted from the real tokenizer.model) confirms these scores, and
+//   its .inp/.out test cases (SentencePiece's own ids) are run too.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import llamaTokenizer from 'llama-tokenizer-js';
-import type { LlamaModel, Token } from 'node-llama-cpp';
+import { readGgufFileInfo, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GgufValueType } from '../lib/gguf/types.js';
 import { loadModel } from '../lib/index.js';
@@ -80,6 +83,49 @@ function randomIdSequences(count: number, seed: number): number[][] {
   return out;
 }
 
+/** The scores of LLaMA-2's tokenizer.model (what a GGUF converted from it carries). */
+async function sentencePieceScores(): Promise<Float32Array> {
+  const vocab = await llamaVocab();
+  const scores = new Float32Array(vocab.tokens.length);
+  for (let id = 0; id < vocab.tokens.length; id++) {
+    if (vocab.tokenTypes[id] !== 1) scores[id] = 0;
+    else if (/^\u2581+$/u.test(vocab.tokens[id]!)) scores[id] = -1e9;
+    else scores[id] = -(id - 259);
+  }
+  return scores;
+}
+
+/** llama.cpp's LLaMA SPM test vocabulary, in the llama.cpp checkout of a native build (if there is one) */
+function llamaSpmVocabPath(): string | undefined {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const dirs = [process.env.LLAVA_RAD_BUILD_DIR, 'build'].filter((d): d is string => !!d);
+  for (const d of dirs) {
+    const p = path.resolve(root, d, 'llama.cpp', 'models', 'ggml-vocab-llama-spm.gguf');
+    if (existsSync(p) && existsSync(`${p}.inp`) && existsSync(`${p}.out`)) return p;
+  }
+  return undefined;
+}
+
+/** llama.cpp's test-tokenizer-0 case files: inputs separated by a marker line, one line of ids each */
+function readVocabTests(vocabPath: string): { text: string; ids: number[] }[] {
+  const raw = readFileSync(`${vocabPath}.inp`, 'utf8');
+  const sep = '\n__ggml_vocab_test__\n';
+  const inputs: string[] = [];
+  for (let pos = 0; pos < raw.length; ) {
+    const next = raw.indexOf(sep, pos);
+    if (next < 0) {
+      inputs.push(raw.slice(pos));
+      break;
+    }
+    inputs.push(raw.slice(pos, next));
+    pos = next + sep.length;
+  }
+  const lines = readFileSync(`${vocabPath}.out`, 'utf8').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  if (lines.length !== inputs.length) throw new Error(`${vocabPath}: ${inputs.length} inputs but ${lines.length} outputs`);
+  return inputs.map((text, i) => ({ text, ids: lines[i]!.trim() === '' ? [] : lines[i]!.trim().split(/\s+/).map(Number) }));
+}
+
 interface Vocabulary {
   name: 'fixture' | 'sentencepiece';
   path: () => string;
@@ -94,11 +140,7 @@ beforeAll(async () => {
   // the same vocabulary with SentencePiece's scores for the whitespace-run pieces; a small model
   tmpDir = mkdtempSync(path.join(tmpdir(), 'lr-tokenizer-'));
   spmPath = path.join(tmpDir, 'tiny-llama-spm-scores.gguf');
-  const vocab = await llamaVocab();
-  const scores = Float32Array.from(vocab.scores);
-  for (let id = 259; id < vocab.tokens.length; id++) {
-    if (/^\u2581{2,}$/u.test(vocab.tokens[id]!)) scores[id] = -1e9;
-  }
+  const scores = await sentencePieceScores();
   await makeTinyLlama({
     path: spmPath,
     type: 'f32',
@@ -244,6 +286,38 @@ describe.each(VOCABULARIES)('tokenizer parity ($name vocabulary)', (vocab) => {
   it('turns lone UTF-16 surrogates into U+FFFD like llama.cpp', () => {
     for (const t of ['\ud800', 'a\udc00b', '\udbff\udbff', 'x\ud83d', '\ude00y']) {
       expect(Array.from(ours.tokenize(t, { addBos: false })), JSON.stringify(t)).toEqual(Array.from(ref.tokenize(t, false)));
+    }
+  });
+});
+
+const LLAMA_SPM_VOCAB = llamaSpmVocabPath();
+
+describe.skipIf(!LLAMA_SPM_VOCAB)("LLaMA's own tokenizer.model (llama.cpp's ggml-vocab-llama-spm.gguf)", () => {
+  it('has exactly the pieces, types and scores of the "sentencepiece" vocabulary', async () => {
+    const info = await readGgufFileInfo(LLAMA_SPM_VOCAB!, { readTensorInfo: false });
+    const t = (info.metadata as unknown as { tokenizer: { ggml: { tokens: string[]; scores: number[]; token_type: number[] } } }).tokenizer.ggml;
+    const vocab = await llamaVocab();
+    const scores = await sentencePieceScores();
+    expect(t.tokens.length).toBe(vocab.tokens.length);
+    const diffs: string[] = [];
+    for (let id = 0; id < vocab.tokens.length; id++) {
+      if (t.tokens[id] !== vocab.tokens[id] || t.token_type[id] !== vocab.tokenTypes[id] || t.scores[id] !== scores[id]) {
+        diffs.push(`${id}: ${JSON.stringify(t.tokens[id])} type ${t.token_type[id]} score ${t.scores[id]}`);
+      }
+    }
+    expect(diffs.slice(0, 20)).toEqual([]);
+  });
+
+  it("gives SentencePiece's ids on llama.cpp's tokenizer test cases", async () => {
+    const ours = (await loadModel({ model: spmPath })) as unknown as OurModel;
+    try {
+      const cases = readVocabTests(LLAMA_SPM_VOCAB!);
+      expect(cases.length).toBeGreaterThan(20);
+      for (const c of cases) {
+        expect(Array.from(ours.tokenize(c.text, { addBos: false })), JSON.stringify(c.text)).toEqual(c.ids);
+      }
+    } finally {
+      await ours.dispose();
     }
   });
 });
