@@ -458,3 +458,83 @@ TEST("tokenizer: from_gguf rejects malformed tokenizer keys") {
     { GgufWriter w; w.kv_str("tokenizer.ggml.model", "llama"); w.kv_strs("tokenizer.ggml.tokens", {"<unk>", "<s>"});
       CHECK(load_gguf(w) == LR_ERR_BAD_GGUF); }
 }
+
+// ---- the real LLaMA vocabulary: llama.cpp's ggml-vocab-llama-spm.gguf (converted from LLaMA's
+// tokenizer.model) with its test-tokenizer-0 cases (SentencePiece's own ids), from the llama.cpp
+// checkout next to this test binary (<build>/llama.cpp/models); skipped when it is not there.
+
+namespace {
+
+std::string read_all(const std::string & path, bool * ok) {
+    std::string out;
+    FILE * f = std::fopen(path.c_str(), "rb");
+    *ok = f != nullptr;
+    if (!f) return out;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    std::fclose(f);
+    return out;
+}
+
+std::string spm_vocab_path() {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return "";
+    std::string dir(exe, (size_t) n);
+    dir = dir.substr(0, dir.rfind('/'));
+    return dir + "/llama.cpp/models/ggml-vocab-llama-spm.gguf";
+}
+
+} // namespace
+
+TEST("tokenizer: SentencePiece's ids on llama.cpp's LLaMA vocabulary test cases") {
+    const std::string path = spm_vocab_path();
+    bool ok_inp = false, ok_out = false;
+    const std::string inp = read_all(path + ".inp", &ok_inp);
+    const std::string out = read_all(path + ".out", &ok_out);
+    if (!ok_inp || !ok_out) {
+        std::printf("     (skipped: %s not found)\n", path.c_str());
+        return;
+    }
+    auto f = lr::GgufFile::open(path);
+    const Tokenizer t = Tokenizer::from_gguf(*f);
+    CHECK(t.n_vocab() == 32000 && t.bos() == 1 && t.eos() == 2 && t.unk() == 0 && t.add_bos());
+
+    std::vector<std::string> inputs;
+    const std::string sep = "\n__ggml_vocab_test__\n";
+    for (size_t pos = 0; pos < inp.size();) {
+        const size_t next = inp.find(sep, pos);
+        if (next == std::string::npos) {
+            inputs.push_back(inp.substr(pos));
+            break;
+        }
+        inputs.push_back(inp.substr(pos, next - pos));
+        pos = next + sep.size();
+    }
+    std::vector<Ids> expected;
+    for (size_t pos = 0; pos < out.size();) {
+        size_t eol = out.find('\n', pos);
+        if (eol == std::string::npos) eol = out.size();
+        Ids ids;
+        const std::string line = out.substr(pos, eol - pos);
+        for (size_t i = 0; i < line.size();) {
+            while (i < line.size() && line[i] == ' ') i++;
+            if (i >= line.size()) break;
+            ids.push_back(std::stoi(line.substr(i)));
+            while (i < line.size() && line[i] != ' ') i++;
+        }
+        expected.push_back(ids);
+        pos = eol + 1;
+    }
+    CHECK(inputs.size() == expected.size() && inputs.size() > 20);
+    for (size_t i = 0; i < inputs.size(); i++) {
+        CHECK_IDS(t.tokenize(inputs[i], false), expected[i]);
+        // and back: the text again (no literal U+2581 in these cases)
+        CHECK_MSG(t.detokenize(t.tokenize(inputs[i], true), true, true) == " " + inputs[i] || inputs[i].empty(),
+                  "round trip of case " + std::to_string(i));
+    }
+    // llama.cpp's own checks of the LLaMA vocabulary
+    CHECK_IDS(t.tokenize(" Hello world", false), (Ids{29871, 15043, 3186}));
+    CHECK_IDS(t.tokenize("\n", false), (Ids{29871, 13}));
+}
