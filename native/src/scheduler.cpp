@@ -124,10 +124,16 @@ void Scheduler::loop() {
             cv_.wait(lk, [&] { return stop_ || !queue_.empty() || !running_.empty(); });
             if (stop_) break;
         }
+        bool worked = true;
         try {
-            step();
+            worked = step();
         } catch (...) {
             // step() reports errors per request; nothing may escape the thread
+        }
+        if (!worked) {
+            // queued requests wait for a sequence slot that lr_decode users still hold
+            std::unique_lock<std::mutex> lk(mu_);
+            cv_.wait_for(lk, std::chrono::milliseconds(5));
         }
     }
     // shutting down: every request still here is cancelled
