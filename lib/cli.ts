@@ -1,0 +1,337 @@
+// The `llava-rad` command line (dist/cli.js). A table of commands; each parses its own options.
+//
+// Exit codes: 0 success, 1 engine/runtime error (message names the error code), 2 bad arguments,
+// 130 interrupted (SIGINT).
+
+import { existsSync, statSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { LlavaRadError, isLlavaRadError, loadModel, type GenerateResult, type LlamaModel, type ModelInfo } from './index.js';
+import { packageVersion } from './native.js';
+import { validateGenerateOptions, validateLoadOptions, type GenerateOptions, type LoadModelOptions } from './options.js';
+
+/** A bad command line: printed as one line, exit code 2. */
+class UsageError extends Error {}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(args: string[], io: Io, signal: AbortSignal): Promise<number>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** "--max-tokens -3" would read -3 as an option: join a negative-number value to its string option */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const long = a.startsWith('--') ? a.slice(2) : Object.keys(options).find((k) => a === `-${options[k]!.short ?? '\0'}`);
+    if (long !== undefined && options[long]?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`--${long}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+function parse(args: string[], options: Options, command: string): Record<string, string | boolean | undefined> {
+  args = joinNegativeValues(args, options);
+  try {
+    const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    return values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0]!.replace(/^TypeError \[[A-Z_]+\]: /, '') : String(e);
+    throw new UsageError(`${command}: ${msg}`);
+  }
+}
+
+function intArg(v: string | boolean | undefined, flag: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v).trim();
+  if (!/^[+-]?\d+$/.test(s) || Number(s) < lo || Number(s) > hi) {
+    throw new UsageError(`${flag} must be an integer between ${lo} and ${hi}, got '${String(v)}'`);
+  }
+  return Number(s);
+}
+
+function numArg(v: string | boolean | undefined, flag: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v).trim();
+  const n = s === '' ? NaN : Number(s);
+  if (!Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`${flag} must be a number between ${lo} and ${hi}, got '${String(v)}'`);
+  return n;
+}
+
+function requireModel(v: string | boolean | undefined, command: string): string {
+  if (typeof v !== 'string' || v === '') throw new UsageError(`${command}: --model FILE.gguf is required`);
+  if (!existsSync(v)) throw new UsageError(`${command}: model file not found: ${v}`);
+  if (!statSync(v).isFile()) throw new UsageError(`${command}: --model must name a file, got the folder ${v}`);
+  return v;
+}
+
+function backendArg(v: string | boolean | undefined): LoadModelOptions['backend'] {
+  if (v === undefined) return undefined;
+  if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new UsageError(`--backend must be one of auto, cpu, cuda, got '${String(v)}'`);
+  return v;
+}
+
+/** option errors the library finds before any work are usage errors too */
+function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (isLlavaRadError(e, 'INVALID_ARGUMENT')) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+function infoJson(info: ModelInfo, model: LlamaModel): Record<string, unknown> {
+  return {
+    path: model.path,
+    name: info.name,
+    architecture: info.architecture,
+    backend: info.backend,
+    n_vocab: info.nVocab,
+    n_ctx_train: info.nCtxTrain,
+    n_embd: info.nEmbd,
+    n_layer: info.nLayer,
+    n_head: info.nHead,
+    n_head_kv: info.nHeadKv,
+    n_ff: info.nFf,
+    n_rot: info.nRot,
+    rms_norm_eps: info.rmsNormEps,
+    rope_freq_base: info.ropeFreqBase,
+    bos_token: info.bosToken,
+    eos_token: info.eosToken,
+    add_bos: info.addBos,
+    weight_type: info.weightType,
+    n_params: info.nParams,
+    weight_bytes: info.weightBytes,
+    context_size: model.contextSize,
+  };
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+// ---- generate ------------------------------------------------------------------------------------------------
+
+const generateCommand: Command = {
+  name: 'generate',
+  summary: 'generate text from a text prompt (BOS prepended, greedy by default)',
+  usage: `Usage: llava-rad generate --model FILE.gguf --prompt TEXT [options]
+
+Options:
+  -m, --model FILE        GGUF model (LLaMA architecture)
+  -p, --prompt TEXT       prompt text (tokenized with BOS when the model asks for it)
+  -n, --max-tokens N      most tokens to generate (default 256)
+      --temperature T     sampling temperature; 0 = greedy (default 0)
+      --top-k K           keep the K most likely tokens (default: off)
+      --top-p P           nucleus sampling threshold in (0, 1] (default: off)
+      --seed S            sampler seed (default 0)
+      --threads N         CPU threads (default: physical cores)
+      --backend B         auto | cpu | cuda (default auto)
+      --ctx N             context size (default min(4096, training context))
+      --ignore-eos        keep generating past EOS
+      --json              print one JSON object (last line) instead of streaming text
+  -h, --help              this help`,
+  async run(args, io, signal) {
+    const v = parse(args, {
+      model: { type: 'string', short: 'm' },
+      prompt: { type: 'string', short: 'p' },
+      'max-tokens': { type: 'string', short: 'n' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      threads: { type: 'string', short: 't' },
+      backend: { type: 'string' },
+      ctx: { type: 'string' },
+      'ignore-eos': { type: 'boolean' },
+      json: { type: 'boolean' },
+    }, 'generate');
+    if (v.help) {
+      io.out(this.usage + '\n');
+      return 0;
+    }
+    const modelPath = requireModel(v.model, 'generate');
+    if (typeof v.prompt !== 'string') throw new UsageError('generate: --prompt TEXT is required');
+    const load: LoadModelOptions = { model: modelPath };
+    const threads = intArg(v.threads, '--threads', 1, 1024);
+    if (threads !== undefined) load.threads = threads;
+    const backend = backendArg(v.backend);
+    if (backend !== undefined) load.backend = backend;
+    const ctx = intArg(v.ctx, '--ctx', 1, 1 << 20);
+    if (ctx !== undefined) load.contextSize = ctx;
+    const gen: GenerateOptions = { signal };
+    const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, Math.max(4096, ctx ?? 0));
+    if (maxTokens !== undefined) gen.maxTokens = maxTokens;
+    const temperature = numArg(v.temperature, '--temperature', 0, 100);
+    if (temperature !== undefined) gen.temperature = temperature;
+    const topK = intArg(v['top-k'], '--top-k', 0, 1 << 30);
+    if (topK !== undefined) gen.topK = topK;
+    const topP = numArg(v['top-p'], '--top-p', 0, 1);
+    if (topP === 0) throw new UsageError("--top-p must be a number in (0, 1], got '0'");
+    if (topP !== undefined) gen.topP = topP;
+    const seed = intArg(v.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
+    if (seed !== undefined) gen.seed = seed;
+    if (v['ignore-eos']) gen.ignoreEos = true;
+    const json = v.json === true;
+    asUsage(() => validateLoadOptions(load));
+    asUsage(() => validateGenerateOptions({ ...gen }, { nVocab: 1 << 30, contextSize: ctx ?? 4096 }));
+
+    const model = await loadModel(load);
+    try {
+      if (!json) {
+        gen.onToken = (ev) => {
+          if (ev.text) io.out(ev.text);
+        };
+      }
+      const r: GenerateResult = await model.generate(v.prompt, gen);
+      if (json) {
+        io.out(JSON.stringify({
+          prompt_tokens: r.promptTokens,
+          tokens: r.tokens,
+          text: r.text,
+          n_prompt: r.nPrompt,
+          n_generated: r.tokens.length,
+          stop_reason: r.stopReason,
+          queue_ms: round(r.timings.queueMs),
+          prompt_ms: round(r.timings.promptMs),
+          decode_ms: round(r.timings.decodeMs),
+          model: infoJson(model.info, model),
+        }) + '\n');
+      } else {
+        io.out('\n');
+      }
+      return 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};
+
+// ---- info ------------------------------------------------------------------------------------------------------
+
+const infoCommand: Command = {
+  name: 'info',
+  summary: "print a model's hyperparameters as JSON",
+  usage: `Usage: llava-rad info --model FILE.gguf [--backend B] [--threads N]
+
+Loads the model (with a small context) and prints its hyperparameters as one JSON object.`,
+  async run(args, io) {
+    const v = parse(args, {
+      model: { type: 'string', short: 'm' },
+      backend: { type: 'string' },
+      threads: { type: 'string', short: 't' },
+    }, 'info');
+    if (v.help) {
+      io.out(this.usage + '\n');
+      return 0;
+    }
+    const load: LoadModelOptions = { model: requireModel(v.model, 'info'), contextSize: 256 };
+    const backend = backendArg(v.backend);
+    if (backend !== undefined) load.backend = backend;
+    const threads = intArg(v.threads, '--threads', 1, 1024);
+    if (threads !== undefined) load.threads = threads;
+    const model = await loadModel(load);
+    try {
+      io.out(JSON.stringify(infoJson(model.info, model)) + '\n');
+      return 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};
+
+// more commands (findings, convert, pull, batch, bench) slot in here
+const COMMANDS: Command[] = [generateCommand, infoCommand];
+
+function mainUsage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: llava-rad <command> [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Run 'llava-rad <command> --help' for a command's options.
+  -h, --help       this help
+  -v, --version    print the version
+
+Research use only: LLaVA-Rad is not for clinical care.`;
+}
+
+/** Runs the CLI; resolves with the exit code. Exported for tests. */
+export async function main(argv: string[], io: Io = defaultIo(), signal: AbortSignal = new AbortController().signal): Promise<number> {
+  const [first, ...rest] = argv;
+  try {
+    if (first === undefined) {
+      io.err(mainUsage() + '\n');
+      return 2;
+    }
+    if (first === '-h' || first === '--help' || first === 'help') {
+      io.out(mainUsage() + '\n');
+      return 0;
+    }
+    if (first === '-v' || first === '--version' || first === 'version') {
+      io.out(`llava-rad ${packageVersion()}\n`);
+      return 0;
+    }
+    const cmd = COMMANDS.find((c) => c.name === first);
+    if (!cmd) throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.map((c) => c.name).join(', ')}; see llava-rad --help)`);
+    return await cmd.run(rest, io, signal);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`llava-rad: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof LlavaRadError) {
+      if (e.code === 'ABORTED' && signal.aborted) {
+        io.err('\nllava-rad: interrupted\n');
+        return 130;
+      }
+      io.err(`llava-rad: error [${e.code}]: ${e.message.replace(/^llava-rad: /, '')}\n`);
+      return 1;
+    }
+    io.err(`llava-rad: unexpected error [INTERNAL]: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}
+
+function defaultIo(): Io {
+  return {
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+  };
+}
+
+function isEntryPoint(): boolean {
+  // dist/cli.js is the bin; also run when executed directly from source
+  const arg = process.argv[1] ?? '';
+  return /(?:^|[\\/])(?:cli\.(?:js|mjs|cjs|ts)|llava-rad)$/.test(arg);
+}
+
+if (isEntryPoint()) {
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort(new LlavaRadError('ABORTED', 'interrupted')));
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  main(process.argv.slice(2), defaultIo(), ac.signal).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`llava-rad: unexpected error [INTERNAL]: ${String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,114 @@
+// The one error class of the package. Every failure a caller can see is a LlavaRadError with a stable
+// string `code`; engine failures also carry the engine's status name (`status`, e.g. "LR_ERR_BAD_GGUF").
+
+/** Stable error codes. Switch on `error.code`, never on the message. */
+export type LlavaRadErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'IO'
+  | 'BAD_GGUF'
+  | 'UNSUPPORTED'
+  | 'OUT_OF_MEMORY'
+  | 'CONTEXT_FULL'
+  | 'BACKEND'
+  | 'ABORTED'
+  | 'INTERNAL'
+  | 'DISPOSED'
+  | 'NATIVE_LOAD';
+
+export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
+  'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
+  'INTERNAL', 'DISPOSED', 'NATIVE_LOAD',
+];
+
+export interface LlavaRadErrorOptions {
+  cause?: unknown;
+  /** the engine's status name (lr_status_name), when the error came from the engine */
+  status?: string;
+}
+
+export class LlavaRadError extends Error {
+  /** stable machine-readable code */
+  readonly code: LlavaRadErrorCode;
+  /** the engine's status name ("LR_ERR_BAD_GGUF", ...) when the engine reported the error */
+  readonly status: string | undefined;
+
+  constructor(code: LlavaRadErrorCode, message: string, options: LlavaRadErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options.status;
+    Object.defineProperty(this, 'name', { value: 'LlavaRadError', enumerable: false, configurable: true, writable: true });
+  }
+}
+
+/** true when `e` is a LlavaRadError (optionally with the given code) */
+export function isLlavaRadError(e: unknown, code?: LlavaRadErrorCode): e is LlavaRadError {
+  return e instanceof LlavaRadError && (code === undefined || e.code === code);
+}
+
+const STATUS_TO_CODE: Record<string, LlavaRadErrorCode> = {
+  LR_ERR_INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  LR_ERR_IO: 'IO',
+  LR_ERR_BAD_GGUF: 'BAD_GGUF',
+  LR_ERR_UNSUPPORTED: 'UNSUPPORTED',
+  LR_ERR_OUT_OF_MEMORY: 'OUT_OF_MEMORY',
+  LR_ERR_CONTEXT_FULL: 'CONTEXT_FULL',
+  LR_ERR_BACKEND: 'BACKEND',
+  LR_ERR_CANCELLED: 'ABORTED',
+  LR_ERR_BUFFER_TOO_SMALL: 'INTERNAL',
+  LR_ERR_INTERNAL: 'INTERNAL',
+  DISPOSED: 'DISPOSED',
+};
+
+/** the public code for an engine status name ("LR_ERR_IO" -> "IO"); unknown names give INTERNAL */
+export function codeForStatus(status: string): LlavaRadErrorCode {
+  return STATUS_TO_CODE[status] ?? 'INTERNAL';
+}
+
+/**
+ * Converts anything the native addon threw or rejected with into a LlavaRadError. Errors the addon
+ * raises carry `code` = an lr_status name or "DISPOSED"; TypeErrors/RangeErrors are argument errors.
+ */
+export function fromNative(e: unknown): LlavaRadError {
+  if (e instanceof LlavaRadError) return e;
+  if (e instanceof Error) {
+    const rawCode: unknown = (e as Error & { code?: unknown }).code;
+    const status = typeof rawCode === 'string' ? rawCode : undefined;
+    let code: LlavaRadErrorCode;
+    if (status !== undefined && status in STATUS_TO_CODE) code = STATUS_TO_CODE[status]!;
+    else if (e instanceof TypeError || e instanceof RangeError) code = 'INVALID_ARGUMENT';
+    else code = 'INTERNAL';
+    return new LlavaRadError(code, e.message, { cause: e, status: status?.startsWith('LR_') ? status : undefined });
+  }
+  return new LlavaRadError('INTERNAL', `unexpected non-error thrown: ${String(e)}`, { cause: e });
+}
+
+/** a short description of a value for "..., got X" messages */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'number': return Number.isNaN(v) ? 'NaN' : String(v);
+    case 'string': return v.length > 60 ? `a string of length ${v.length}` : JSON.stringify(v);
+    case 'boolean': return String(v);
+    case 'bigint': return `${v}n`;
+    case 'function': return 'a function';
+    case 'symbol': return 'a symbol';
+    default: break;
+  }
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  const name = (v as object).constructor?.name;
+  return name && name !== 'Object' ? `a ${name}` : 'an object';
+}
+
+/** INVALID_ARGUMENT error "`what` must be `expected`, got `value`" */
+export function invalidArgument(what: string, expected: string, value: unknown): LlavaRadError {
+  return new LlavaRadError('INVALID_ARGUMENT', `${what} must be ${expected}, got ${describeValue(value)}`);
+}
+
+/** ABORTED error for an AbortSignal (keeps the signal's reason as the cause) */
+export function abortedError(signal?: AbortSignal, what = 'the operation'): LlavaRadError {
+  const reason: unknown = signal?.reason;
+  const detail = reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : '';
+  return new LlavaRadError('ABORTED', `${what} was aborted${detail}`, { cause: reason });
+}

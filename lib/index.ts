@@ -1,0 +1,62 @@
+// llava-rad: the public API.
+//
+//   import { loadModel } from 'llava-rad';
+//   const model = await loadModel({ model: 'vicuna.gguf' });
+//   const { text } = await model.generate('USER: Hello ASSISTANT:', { maxTokens: 64 });
+//   await model.dispose();
+
+import { fromNative } from './errors.js';
+import { native } from './native.js';
+
+export { LlavaRadError, isLlavaRadError, ERROR_CODES, type LlavaRadErrorCode } from './errors.js';
+export {
+  loadModel,
+  LlamaModel,
+  type ModelInfo,
+  type Prompt,
+  type GenerateResult,
+  type GenerateTimings,
+  type StopReason,
+  type StreamChunk,
+  type GenerationStream,
+  type TokenizeOptions,
+  type DetokenizeOptions,
+  type EvaluateOptions,
+} from './model.js';
+export type { LoadModelOptions, GenerateOptions, TokenEvent, PromptPart, Backend, KvCacheType } from './options.js';
+
+/**
+ * Quantizes `nRows` rows of `nPerRow` floats with ggml's own quantizer for `type` (a ggml type id; see
+ * {@link typeFromName}). Returns the bytes exactly as llama.cpp's quantizer writes them. Synchronous.
+ * Types that need an importance matrix (IQ1/IQ2) are refused with UNSUPPORTED.
+ */
+export function quantize(type: number, data: Float32Array, nRows: number, nPerRow: number): Buffer {
+  try {
+    return native().quantize(type, data, nRows, nPerRow);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** ggml type id for a name such as 'f32', 'f16', 'q8_0', 'q4_0', 'q4_k'; -1 when unknown. */
+export function typeFromName(name: string): number {
+  try {
+    return native().typeFromName(name);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** Bytes one row of `nPerRow` values takes in `type` (0 when nPerRow does not fit the type's block). */
+export function typeRowBytes(type: number, nPerRow: number): number {
+  try {
+    return native().typeRowBytes(type, nPerRow);
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
+
+/** A short description of the native library: version, ggml commit, backends compiled in. */
+export function buildInfo(): string {
+  return native().buildInfo();
+}

@@ -1,0 +1,211 @@
+// Loading the native addon (build/Release/llava_rad.node) and its TypeScript view. The addon only wraps
+// the C API in native/include/llava_rad.h; all policy lives in the TypeScript around it.
+//
+// Where the addon is looked for:
+//   1. the file named by the environment variable LLAVA_RAD_ADDON, if set;
+//   2. <package root>/build/Release/llava_rad.node, the package root being found from this module's own
+//      location (lib/ when run from source, dist/ when built; both sit one level below the root).
+// A missing or unloadable addon gives LlavaRadError code NATIVE_LOAD explaining how to build it.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LlavaRadError } from './errors.js';
+
+// ---- the addon's shape -------------------------------------------------------------------------------
+
+export interface NativeModelInfo {
+  architecture: string;
+  name: string;
+  backend: string;
+  nVocab: number;
+  nCtxTrain: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  nFf: number;
+  nRot: number;
+  rmsNormEps: number;
+  ropeFreqBase: number;
+  bosToken: number;
+  eosToken: number;
+  addBos: boolean;
+  weightType: number;
+  nParams: number;
+  weightBytes: number;
+}
+
+export interface NativeModelParams {
+  backend?: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
+  mmap?: boolean;
+}
+
+export interface NativeContextParams {
+  contextSize?: number;
+  batchSize?: number;
+  parallel?: number;
+  kvType?: 'f16' | 'q8_0' | 'f32';
+  threads?: number;
+  flashAttn?: boolean;
+}
+
+export interface NativeBatch {
+  /** token ids; TOKEN_EMBD (-1) takes the next n_embd floats of `embd` */
+  tokens: Int32Array | number[];
+  embd?: Float32Array;
+  pos: Int32Array | number[];
+  seqId: Int32Array | number[];
+  /** nonzero: keep this entry's logits (default: only the last entry's) */
+  logits?: Int8Array | Uint8Array | ArrayLike<number | boolean>;
+}
+
+export interface NativeGenParams {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number | bigint;
+  ignoreEos?: boolean;
+  keepLogits?: boolean;
+}
+
+/** lr_stop_reason values */
+export const NativeStop = { Eos: 0, MaxTokens: 1, Cancelled: 2, Error: 3, ContextFull: 4 } as const;
+
+export interface NativeGenResult {
+  /** lr_status name: "LR_OK", "LR_ERR_CANCELLED", ... */
+  status: string;
+  stopReason: number;
+  nPrompt: number;
+  nGenerated: number;
+  queueMs: number;
+  promptMs: number;
+  decodeMs: number;
+  error: string;
+}
+
+export interface NativeContext {
+  decode(batch: NativeBatch): Promise<void>;
+  logits(i: number): Float32Array | null;
+  seqLength(seqId: number): number;
+  seqTruncate(seqId: number, p0: number): void;
+  submit(
+    parts: (Int32Array | number[] | Float32Array)[],
+    params: NativeGenParams,
+    onToken: ((token: number, logits?: Float32Array) => void) | null,
+    onDone: (result: NativeGenResult) => void,
+  ): number;
+  cancel(id: number): void;
+  dispose(): Promise<void>;
+  params(): Required<NativeContextParams>;
+  readonly pending: number;
+  readonly disposed: boolean;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  tokenize(text: string, addBos: boolean): Int32Array;
+  detokenize(ids: Int32Array | number[], flags?: number, asBuffer?: false): string;
+  detokenize(ids: Int32Array | number[], flags: number, asBuffer: true): Buffer;
+  tokenPiece(id: number): Buffer;
+  createContext(params?: NativeContextParams): Promise<NativeContext>;
+  dispose(): Promise<void>;
+  readonly disposed: boolean;
+}
+
+export interface NativeAddon {
+  loadModel(path: string, params?: NativeModelParams): Promise<NativeModel>;
+  quantize(type: number, src: Float32Array, nRows: number, nPerRow: number): Buffer;
+  typeFromName(name: string): number;
+  typeRowBytes(type: number, nPerRow: number): number;
+  statusName(status: number): string;
+  buildInfo(): string;
+  readonly TOKEN_EMBD: number;
+  readonly napiVersion: number;
+}
+
+/** lr_detok_flags */
+export const DETOK_SKIP_SPECIAL = 1;
+export const DETOK_REMOVE_LEADING_SPACE = 2;
+
+// ---- locating and loading ----------------------------------------------------------------------------
+
+function thisFile(): string {
+  return fileURLToPath(import.meta.url);
+}
+
+let rootCache: string | undefined;
+
+/** The package root: the nearest folder above this module with a package.json named "llava-rad". */
+export function packageRoot(): string {
+  if (rootCache) return rootCache;
+  let dir = path.dirname(thisFile());
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'llava-rad') return (rootCache = dir);
+      } catch {
+        // not a readable package.json: keep looking
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  // lib/ and dist/ are one level below the root
+  return (rootCache = path.resolve(path.dirname(thisFile()), '..'));
+}
+
+/** the package's version (from its package.json) */
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** Where the addon will be loaded from (LLAVA_RAD_ADDON, else build/Release/llava_rad.node). */
+export function addonPath(): string {
+  const fromEnv = process.env.LLAVA_RAD_ADDON;
+  if (fromEnv !== undefined && fromEnv !== '') return path.resolve(fromEnv);
+  return path.join(packageRoot(), 'build', 'Release', 'llava_rad.node');
+}
+
+let cached: NativeAddon | undefined;
+
+function buildHint(root: string): string {
+  return `Build it with \`npm run build:native\` in ${root} (needs CMake and a C++17 compiler), or set LLAVA_RAD_ADDON to the path of a built llava_rad.node.`;
+}
+
+/** Loads the addon once; throws LlavaRadError NATIVE_LOAD when it is missing or cannot be loaded. */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const file = addonPath();
+  const root = packageRoot();
+  const fromEnv = !!process.env.LLAVA_RAD_ADDON;
+  const where = fromEnv ? `${file} (from LLAVA_RAD_ADDON)` : file;
+  if (!existsSync(file)) {
+    throw new LlavaRadError('NATIVE_LOAD', `llava-rad: the native addon was not found at ${where}. ${buildHint(root)}`);
+  }
+  let mod: unknown;
+  try {
+    mod = createRequire(import.meta.url)(file);
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw new LlavaRadError('NATIVE_LOAD', `llava-rad: the native addon at ${where} could not be loaded: ${reason}. ${buildHint(root)}`, { cause: e });
+  }
+  const m = mod as Partial<NativeAddon>;
+  if (typeof m?.loadModel !== 'function' || typeof m.quantize !== 'function' || typeof m.buildInfo !== 'function') {
+    throw new LlavaRadError('NATIVE_LOAD', `llava-rad: ${where} is not the llava-rad addon (or it is out of date). ${buildHint(root)}`);
+  }
+  cached = m as NativeAddon;
+  return cached;
+}
+
+/** Same as native(), named for readability at call sites. */
+export const loadNative = native;
