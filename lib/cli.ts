@@ -172,7 +172,7 @@ Options:
     const ctx = intArg(v.ctx, '--ctx', 1, 1 << 20);
     if (ctx !== undefined) load.contextSize = ctx;
     const gen: GenerateOptions = { signal };
-    const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, Math.max(4096, ctx ?? 0));
+    const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, ctx ?? 4096);
     if (maxTokens !== undefined) gen.maxTokens = maxTokens;
     const temperature = numArg(v.temperature, '--temperature', 0, 100);
     if (temperature !== undefined) gen.temperature = temperature;

@@ -44,7 +44,7 @@ const LOAD_KEYS = ['model', 'backend', 'threads', 'contextSize', 'batchSize', 'p
 
 /** Generation options of {@link LlamaModel.generate} and {@link LlamaModel.stream}. */
 export interface GenerateOptions {
-  /** most tokens to generate (1..max(4096, contextSize)); default 256 */
+  /** most tokens to generate (1..contextSize, the engine's limit); default min(256, contextSize) */
   maxTokens?: number;
   /** sampling temperature (0..100); default 0 = greedy (argmax, lowest id wins ties) */
   temperature?: number;
@@ -100,7 +100,6 @@ export interface ResolvedGenerateOptions {
 const GENERATE_KEYS = ['maxTokens', 'temperature', 'topK', 'topP', 'seed', 'signal', 'onToken', 'ignoreEos', 'keepLogits', 'addBos'] as const;
 
 export const DEFAULT_MAX_TOKENS = 256;
-export const MAX_TOKENS_LIMIT = 4096;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
@@ -177,7 +176,8 @@ export function validateGenerateOptions(options: unknown, limits: GenerateLimits
   if (options === undefined) options = {};
   if (!isPlainObject(options)) throw invalidArgument('generate options', 'an object', options);
   checkKeys(options, GENERATE_KEYS, 'generate');
-  const maxLimit = Math.max(MAX_TOKENS_LIMIT, limits.contextSize);
+  // the engine accepts at most the context size (prompt + generation must fit the KV cache anyway)
+  const maxLimit = limits.contextSize;
   const seed = options.seed;
   if (seed !== undefined) {
     const ok = typeof seed === 'bigint' ? seed >= 0n && seed < 1n << 64n : typeof seed === 'number' && Number.isSafeInteger(seed) && seed >= 0;
@@ -190,7 +190,7 @@ export function validateGenerateOptions(options: unknown, limits: GenerateLimits
   const topP = optNumber(options, 'topP', 0, 1, 'a number in (0, 1]');
   if (topP === 0) throw invalidArgument('topP', 'a number in (0, 1]', 0);
   return {
-    maxTokens: optInt(options, 'maxTokens', 1, maxLimit) ?? DEFAULT_MAX_TOKENS,
+    maxTokens: optInt(options, 'maxTokens', 1, maxLimit) ?? Math.min(DEFAULT_MAX_TOKENS, maxLimit),
     temperature: optNumber(options, 'temperature', 0, 100, 'a number between 0 and 100') ?? 0,
     topK: optInt(options, 'topK', 0, limits.nVocab) ?? 0,
     topP: topP ?? 1,
