@@ -480,4 +480,32 @@ describe('dispose', () => {
     await c.dispose();
     await m.dispose();
   });
+
+  it('a worker thread ended mid-generation (env teardown) and process.exit() mid-generation do not crash', async () => {
+    const addon = JSON.stringify(path.join(root, 'build', 'Release', 'llava_rad.node'));
+    const src = `
+      const { parentPort } = require('node:worker_threads');
+      const a = require(${addon});
+      (async () => {
+        const m = await a.loadModel(${JSON.stringify(file)}, { threads: 1 });
+        const c = await m.createContext({ contextSize: 256, parallel: 2 });
+        for (let k = 0; k < 2; k++) c.submit([Int32Array.from([1, 15043])], { maxTokens: 250, ignoreEos: true }, () => {}, () => {});
+        parentPort.postMessage('running');
+      })();`;
+    const { Worker } = await import('node:worker_threads');
+    for (let i = 0; i < 3; i++) {
+      const w = new Worker(src, { eval: true });
+      await new Promise((r) => w.once('message', r));
+      await sleep(10 + 10 * i);
+      await w.terminate();
+    }
+    const r = spawnSync(process.execPath, ['-e', `
+      const a = require(${addon});
+      a.loadModel(${JSON.stringify(file)}, { threads: 1 }).then(async (m) => {
+        const c = await m.createContext({ contextSize: 256 });
+        c.submit([Int32Array.from([1, 15043])], { maxTokens: 250, ignoreEos: true }, () => {}, () => {});
+        setTimeout(() => process.exit(3), 20);
+      });`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(3);
+  });
 });

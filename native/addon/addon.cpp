@@ -6,6 +6,8 @@ namespace lra {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     auto * data = new AddonData();
     env.SetInstanceData<AddonData>(data); // deleted by N-API when the env goes away
+    // runs before N-API deletes the env's thread-safe functions (and before the instance data goes)
+    env.AddCleanupHook([data]() { data->free_all_contexts(); });
     init_errors(env, exports);
     init_model(env, exports, data);
     init_context(env, exports, data);

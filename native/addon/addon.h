@@ -139,6 +139,13 @@ template <class Core> std::shared_ptr<void> gate_op(Napi::Env env, const std::sh
 struct AddonData {
     Napi::FunctionReference model_ctor;
     Napi::FunctionReference context_ctor;
+    // every context created in this env: freed by the env cleanup hook (a worker thread ending, or the
+    // main env tearing down), so that no scheduler thread calls into a thread-safe function after Node
+    // has deleted it
+    std::mutex                              ctx_mu;
+    std::vector<std::weak_ptr<ContextCore>> contexts;
+    void register_context(const std::shared_ptr<ContextCore> & c);
+    void free_all_contexts();
 };
 
 // ---- module parts --------------------------------------------------------------------------------------

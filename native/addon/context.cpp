@@ -3,6 +3,7 @@
 // thread-safe function per request.
 #include "addon.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -152,6 +153,34 @@ ContextCore::~ContextCore() {
     if (ctx) {
         lr_context_free(ctx);
         ctx = nullptr;
+    }
+}
+
+// ---- env teardown ----------------------------------------------------------------------------------------------
+
+void AddonData::register_context(const std::shared_ptr<ContextCore> & c) {
+    std::lock_guard<std::mutex> lock(ctx_mu);
+    // drop entries of contexts that are gone
+    contexts.erase(std::remove_if(contexts.begin(), contexts.end(), [](const std::weak_ptr<ContextCore> & w) { return w.expired(); }),
+                   contexts.end());
+    contexts.push_back(c);
+}
+
+void AddonData::free_all_contexts() {
+    std::vector<std::shared_ptr<ContextCore>> alive;
+    {
+        std::lock_guard<std::mutex> lock(ctx_mu);
+        for (auto & w : contexts) {
+            if (auto c = w.lock()) alive.push_back(std::move(c));
+        }
+        contexts.clear();
+    }
+    for (auto & c : alive) {
+        {
+            std::lock_guard<std::mutex> l(c->gate.mu);
+            c->gate.disposed = true;
+        }
+        c->free_now(); // joins the scheduler thread: no callback runs after this
     }
 }
 

@@ -216,12 +216,13 @@ Napi::Value Model::CreateContext(const Napi::CallbackInfo & info) {
     }
     auto mc = core;
     auto op = gate_op(env, mc, "the model");
+    auto * data = env.GetInstanceData<AddonData>();
     auto cc = std::make_shared<ContextCore>();
     cc->model = mc;
     cc->params = p;
     return PromiseWorker::Queue(
         env, "llava_rad.createContext",
-        [mc, cc, op, p](Failure & f) mutable {
+        [mc, cc, op, p, data](Failure & f) mutable {
             lr_context * ctx = nullptr;
             const lr_status s = lr_context_create(mc->model, &p, &ctx);
             if (s != LR_OK) {
@@ -229,6 +230,7 @@ Napi::Value Model::CreateContext(const Napi::CallbackInfo & info) {
                 return;
             }
             cc->ctx = ctx;
+            data->register_context(cc);
             // registered before the model's gate is left: a model dispose always sees it
             std::lock_guard<std::mutex> lock(mc->ctx_mu);
             mc->contexts.push_back(cc);
