@@ -47,6 +47,7 @@ std::vector<int32_t> arg_int32_list(const Napi::Value & v, const char * what);
 struct Failure {
     lr_status   status = LR_OK;
     std::string message;
+    std::string engine_message; // lr_last_error() text, when the engine reported the failure
     void capture(lr_status s, const std::string & what);
     void set(lr_status s, std::string msg) { status = s; message = std::move(msg); }
     bool ok() const { return status == LR_OK; }

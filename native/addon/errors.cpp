@@ -154,6 +154,7 @@ void Failure::capture(lr_status s, const std::string & what) {
     status = s;
     const char * msg = lr_last_error();
     message = what;
+    engine_message = msg ? msg : "";
     if (msg && *msg) message += std::string(": ") + msg;
 }
 
@@ -229,6 +230,7 @@ void PromiseWorker::OnOK() {
     Napi::HandleScope scope(env);
     if (!failure_.ok()) {
         Napi::Error e = status_error(env, failure_.status, failure_.message);
+        e.Set("lrMessage", Napi::String::New(env, failure_.engine_message));
         deferred_.Reject(e.Value());
         done_ = nullptr;
         return;

@@ -285,7 +285,7 @@ static Napi::Value LoadModel(const Napi::CallbackInfo & info) {
             lr_model * m = nullptr;
             lr_status s = lr_model_load(path.c_str(), &p, &m);
             if (s != LR_OK) {
-                f.capture(s, "could not load model '" + path + "'");
+                f.capture(s, "could not load the model");
                 return;
             }
             mc->model = m;

@@ -300,7 +300,7 @@ lr_model * load(const std::string & path, const Args & a, ModelHolder & holder, 
     long long threads = 0;
     if (get_int(a, "threads", 1, 1024, threads)) mp.n_threads = (int32_t) threads;
     const lr_status s = lr_model_load(path.c_str(), &mp, &holder.m);
-    if (s != LR_OK) engine_fail(s, "could not load model '" + path + "'");
+    if (s != LR_OK) engine_fail(s, "could not load the model");
     const lr_status si = lr_model_get_info(holder.m, &info);
     if (si != LR_OK) engine_fail(si, "could not read the model's info");
     return holder.m;
