@@ -1,7 +1,7 @@
 // Validation of the public options. Every check runs before the engine sees a value; a bad value gives
 // LlavaRadError INVALID_ARGUMENT saying what was expected and what came.
 
-import { LlavaRadError, describeValue, invalidArgument } from './errors.js';
+import { LlavaRadError, invalidArgument } from './errors.js';
 
 export type Backend = 'auto' | 'cpu' | 'cuda';
 export type KvCacheType = 'f16' | 'q8_0' | 'f32';
@@ -205,7 +205,3 @@ export function validateGenerateOptions(options: unknown, limits: GenerateLimits
 
 /** A piece of a prompt: token ids (fed as given), text (tokenized on its own, no BOS) or embedding rows. */
 export type PromptPart = { tokens: readonly number[] | Int32Array } | { text: string } | { embeddings: Float32Array };
-
-export function describePart(v: unknown): string {
-  return describeValue(v);
-}
