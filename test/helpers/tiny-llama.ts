@@ -20,10 +20,12 @@
 // logit margin is usually far above the numeric noise between SIMD paths. Usually, not always: compare
 // greedy tokens with llama.cpp only up to the first low-margin step (confidentPrefixLength in llamacpp.ts).
 
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { threadId } from 'node:worker_threads';
 import { GgufWriter, type GgufKv } from '../../lib/gguf/writer.js';
 import { GgmlType, GgufValueType, LLAMA_FTYPE, f32ArrayToF16, ggmlTensorBytes } from '../../lib/gguf/types.js';
 
@@ -450,7 +452,7 @@ export async function tinyLlamaPath(type: TinyLlamaType, variant: TinyLlamaVaria
   if (!p) {
     p = (async () => {
       mkdirSync(FIXTURES_DIR, { recursive: true });
-      const tmp = `${file}.${process.pid}.${Math.floor(performance.now() * 1000) % 1e9}.tmp`;
+      const tmp = `${file}.${process.pid}.${threadId}.${randomBytes(4).toString('hex')}.tmp`;
       try {
         await makeTinyLlama({ ...TINY_LLAMA_VARIANTS[variant], path: tmp, type, name: `tiny-llama-${variant}-${type}` });
         await rename(tmp, file);
