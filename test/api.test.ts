@@ -499,13 +499,16 @@ describe('dispose', () => {
       await sleep(10 + 10 * i);
       await w.terminate();
     }
-    const r = spawnSync(process.execPath, ['-e', `
-      const a = require(${addon});
-      a.loadModel(${JSON.stringify(file)}, { threads: 1 }).then(async (m) => {
-        const c = await m.createContext({ contextSize: 256 });
-        c.submit([Int32Array.from([1, 15043])], { maxTokens: 250, ignoreEos: true }, () => {}, () => {});
-        setTimeout(() => process.exit(3), 20);
-      });`], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.status, r.stderr).toBe(3);
+    // process.exit() runs C++ static destructors: the scheduler threads must be stopped first
+    for (let i = 0; i < 6; i++) {
+      const r = spawnSync(process.execPath, ['-e', `
+        const a = require(${addon});
+        a.loadModel(${JSON.stringify(file)}, { threads: 1 }).then(async (m) => {
+          const c = await m.createContext({ contextSize: 256 });
+          c.submit([Int32Array.from([1, 15043])], { maxTokens: 250, ignoreEos: true }, () => {}, () => {});
+          setTimeout(() => process.exit(3), ${10 + 7 * i});
+        });`], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, `${r.signal ?? ''} ${r.stderr}`).toBe(3);
+    }
   });
 });

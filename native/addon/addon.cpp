@@ -8,6 +8,21 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     env.SetInstanceData<AddonData>(data); // deleted by N-API when the env goes away
     // runs before N-API deletes the env's thread-safe functions (and before the instance data goes)
     env.AddCleanupHook([data]() { data->free_all_contexts(); });
+    // process.exit() runs C++ static destructors (ggml's among them) without the env cleanup above: stop
+    // every scheduler thread first, on the 'exit' event (emitted for process.exit() and a normal exit)
+    try {
+        Napi::Value process = env.Global().Get("process");
+        if (process.IsObject()) {
+            Napi::Value on = process.As<Napi::Object>().Get("on");
+            if (on.IsFunction()) {
+                Napi::Function stop = Napi::Function::New(
+                    env, [data](const Napi::CallbackInfo &) { data->free_all_contexts(); }, "llavaRadStopContexts");
+                on.As<Napi::Function>().Call(process, {Napi::String::New(env, "exit"), stop});
+            }
+        }
+    } catch (const Napi::Error &) {
+        // no process object (embedders): the env cleanup hook still runs
+    }
     init_errors(env, exports);
     init_model(env, exports, data);
     init_context(env, exports, data);
