@@ -1,0 +1,122 @@
+// The decoder against llama.cpp (node-llama-cpp, the independent reference) and against itself in
+// ways that must not change results: KV-cache incremental decoding vs recomputing every prefix, several
+// sequences at once vs one at a time, embedding rows vs the token ids they come from.
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel, type LlamaModel } from '../lib/index.js';
+import { disposeReference, referenceGreedy, referenceTokenize } from './helpers/llamacpp.js';
+import { tinyLlamaPath, type TinyLlamaType } from './helpers/tiny-llama.js';
+
+const PROMPTS = [
+  'No acute cardiopulmonary process.',
+  'The heart size is normal. There is no pleural effusion or pneumothorax',
+  'Hello',
+];
+const N_GEN = 24;
+
+function argmax(a: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+afterAll(async () => {
+  await disposeReference();
+});
+
+const cases: Array<[TinyLlamaType, 'base' | 'gqa']> = [
+  ['f32', 'base'],
+  ['f16', 'base'],
+  ['q8_0', 'base'],
+  ['q4_0', 'base'],
+  ['q4_k', 'base'],
+  ['f16', 'gqa'],
+];
+
+describe.each(cases)('greedy generation matches llama.cpp (%s, %s)', (type, variant) => {
+  it('same prompt tokens and the same greedy continuation', async () => {
+    const file = await tinyLlamaPath(type, variant);
+    const model = await loadModel({ model: file, threads: 1, contextSize: 256 });
+    try {
+      for (const prompt of PROMPTS) {
+        const ref = [1, ...(await referenceTokenize(file, prompt))];
+        const ours = await model.generate(prompt, { maxTokens: N_GEN });
+        expect(ours.promptTokens).toEqual(ref);
+        const refTokens = await referenceGreedy(file, ref, N_GEN, { contextSize: 256 });
+        expect(ours.tokens).toEqual(refTokens);
+        expect(ours.tokens.length).toBeGreaterThan(0);
+      }
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
+});
+
+describe('KV cache', () => {
+  let model: LlamaModel;
+
+  it('incremental decoding equals recomputing every prefix from scratch', async () => {
+    model = await loadModel({ model: await tinyLlamaPath('f32'), threads: 1, contextSize: 256, parallel: 2 });
+    const prompt = model.tokenize(PROMPTS[1], { addBos: true });
+    const gen = await model.generate([{ tokens: prompt }], { maxTokens: 12, keepLogits: true });
+    expect(gen.logits?.length).toBe(gen.tokens.length);
+    for (let step = 0; step < gen.tokens.length; step++) {
+      // logits for step k come from the prompt plus the first k generated tokens
+      const prefix = [...prompt, ...gen.tokens.slice(0, step)];
+      const fresh = await model.evaluate([{ tokens: prefix }]);
+      const incremental = gen.logits![step];
+      expect(argmax(fresh)).toBe(gen.tokens[step]);
+      expect(maxAbsDiff(fresh, incremental)).toBeLessThan(1e-3);
+    }
+    await model.dispose();
+  }, 120_000);
+
+  it('several sequences decoded together give the same tokens as one at a time', async () => {
+    const file = await tinyLlamaPath('q8_0');
+    const single = await loadModel({ model: file, threads: 1, contextSize: 512, parallel: 1 });
+    const alone: number[][] = [];
+    for (const p of PROMPTS) alone.push((await single.generate(p, { maxTokens: N_GEN })).tokens);
+    await single.dispose();
+
+    const multi = await loadModel({ model: file, threads: 1, contextSize: 512, parallel: PROMPTS.length });
+    // different prompt lengths, all in flight at once (continuous batching mixes prefill and decode)
+    const together = await Promise.all(PROMPTS.map((p) => multi.generate(p, { maxTokens: N_GEN })));
+    expect(together.map((r) => r.tokens)).toEqual(alone);
+    // more requests than slots: the rest queue and still come out right
+    const queued = await Promise.all([...PROMPTS, ...PROMPTS].map((p) => multi.generate(p, { maxTokens: 8 })));
+    expect(queued.map((r) => r.tokens)).toEqual([...alone, ...alone].map((t) => t.slice(0, 8)));
+    await multi.dispose();
+  }, 180_000);
+});
+
+describe('embedding rows in the prompt', () => {
+  it('token embedding rows injected as raw embeddings give the same result as the token ids', async () => {
+    // f32 weights: the rows of token_embd are exact, so both paths must agree to the last bit of argmax
+    const file = await tinyLlamaPath('f32');
+    const model = await loadModel({ model: file, threads: 1, contextSize: 256 });
+    try {
+      const ids = model.tokenize(PROMPTS[0], { addBos: true });
+      const rows = await tokenEmbeddingRows(file, ids.slice(2, 6));
+      const byIds = await model.generate([{ tokens: ids }], { maxTokens: 10 });
+      const mixed = await model.generate(
+        [{ tokens: ids.slice(0, 2) }, { embeddings: rows }, { tokens: ids.slice(6) }],
+        { maxTokens: 10 },
+      );
+      expect(mixed.nPrompt).toBe(ids.length);
+      expect(mixed.tokens).toEqual(byIds.tokens);
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
+});
+
+/** rows of token_embd.weight (f32 file) for the given ids, read straight from the GGUF */
+async function tokenEmbeddingRows(file: string, ids: number[]): Promise<Float32Array> {
+  const { readGgufTensorF32Rows } = await import('./helpers/gguf-read.js');
+  return readGgufTensorF32Rows(file, 'token_embd.weight', ids);
+}
