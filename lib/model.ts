@@ -139,12 +139,14 @@ export async function loadModel(options: LoadModelOptions): Promise<LlamaModel> 
       threads: o.threads ?? 0,
       flashAttn: o.flashAttention,
     });
+    // the engine's resolved settings (context rounded up to a multiple of 256, batch capped, ...)
+    const p = ctx.params();
     return new LlamaModel(INTERNAL, model, ctx, info, {
       path: o.model,
-      contextSize,
-      batchSize,
-      parallel: o.parallel,
-      kvCacheType: o.kvCacheType,
+      contextSize: p.contextSize,
+      batchSize: p.batchSize,
+      parallel: p.parallel,
+      kvCacheType: p.kvType,
     });
   } catch (e) {
     await model.dispose().catch(() => undefined);

@@ -100,7 +100,8 @@ export interface NativeContext {
   ): number;
   cancel(id: number): void;
   dispose(): Promise<void>;
-  params(): Required<NativeContextParams>;
+  /** the settings in force, as the engine resolved them */
+  params(): Required<NativeContextParams> & { kvBytes: number };
   readonly pending: number;
   readonly disposed: boolean;
 }

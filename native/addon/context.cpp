@@ -239,17 +239,23 @@ Napi::Object new_context_object(Napi::Env env, std::shared_ptr<ContextCore> core
     return data->context_ctor.New({ext});
 }
 
-// params(): the values the context was created with (<= 0 where the engine picked its default)
+// params(): the settings in force, as the engine resolved them (context rounded up to 256, ...)
 Napi::Value Context::Params(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    const lr_context_params & p = core->params;
-    o.Set("contextSize", p.n_ctx);
-    o.Set("batchSize", p.n_batch);
-    o.Set("parallel", p.n_seq_max);
-    o.Set("kvType", p.kv_type == LR_KV_Q8_0 ? "q8_0" : p.kv_type == LR_KV_F32 ? "f32" : "f16");
-    o.Set("threads", p.n_threads);
-    o.Set("flashAttn", Napi::Boolean::New(env, p.flash_attn != 0));
+    lr_context_info ci{};
+    {
+        GateUse use(env, core->gate, "the context");
+        const lr_status st = lr_context_get_info(core->ctx, &ci);
+        if (st != LR_OK) throw_status(env, st, "context info");
+    }
+    o.Set("contextSize", ci.n_ctx);
+    o.Set("batchSize", ci.n_batch);
+    o.Set("parallel", ci.n_seq_max);
+    o.Set("kvType", ci.kv_type == LR_KV_Q8_0 ? "q8_0" : ci.kv_type == LR_KV_F32 ? "f32" : "f16");
+    o.Set("threads", ci.n_threads);
+    o.Set("flashAttn", Napi::Boolean::New(env, ci.flash_attn != 0));
+    o.Set("kvBytes", Napi::Number::New(env, (double) ci.kv_bytes));
     return o;
 }
 

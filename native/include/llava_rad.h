@@ -7,9 +7,12 @@
  * Errors: every function that can fail returns an lr_status. On failure a human-readable message for
  * the calling thread is available from lr_last_error() until the next failing call on that thread.
  *
- * Threads: an lr_model may be shared by any number of contexts. An lr_context runs its own scheduler
- * thread; lr_submit/lr_cancel may be called from any thread. lr_decode/lr_get_logits must not be mixed
- * with submitted requests on the same context.
+ * Threads: an lr_model may be shared by any number of contexts, and its tokenizer calls (lr_tokenize,
+ * lr_detokenize, lr_token_piece, lr_model_get_info) only read, so they may run on any thread at any time.
+ * An lr_context runs its own scheduler thread; lr_submit/lr_cancel may be called from any thread.
+ * lr_decode may run while requests are in flight, on sequences no request holds (it waits for the
+ * scheduler's current step), but lr_get_logits then returns the rows of whichever batch was computed
+ * last: callers that need them should not have requests in flight.
  */
 #ifndef LLAVA_RAD_H
 #define LLAVA_RAD_H
@@ -133,6 +136,20 @@ lr_context_params lr_context_default_params(void);
 lr_status lr_context_create(lr_model * model, const lr_context_params * params, lr_context ** out_ctx);
 void      lr_context_free(lr_context * ctx); /* cancels pending requests and joins the scheduler */
 
+/* the settings in force: n_ctx is rounded up to a multiple of 256, n_batch capped at n_ctx, flash
+ * attention switched on for a q8_0 cache (a quantized V cache cannot be stored transposed) */
+typedef struct lr_context_info {
+    int32_t    n_ctx;
+    int32_t    n_batch;
+    int32_t    n_seq_max;
+    lr_kv_type kv_type;
+    int32_t    n_threads;
+    int32_t    flash_attn;
+    int64_t    kv_bytes;
+} lr_context_info;
+
+lr_status lr_context_get_info(const lr_context * ctx, lr_context_info * out_info);
+
 /* ---- low level: one batch, explicit positions ------------------------------------------------- */
 
 #define LR_TOKEN_EMBD (-1) /* batch entry whose input is an embedding row, not a token id */
@@ -174,7 +191,7 @@ typedef struct lr_sampling {
 } lr_sampling;
 
 typedef struct lr_gen_params {
-    int32_t     max_tokens;  /* > 0 */
+    int32_t     max_tokens;  /* 1 ..= n_ctx */
     lr_sampling sampling;
     int32_t     ignore_eos;  /* nonzero: keep going past EOS until max_tokens */
     int32_t     keep_logits; /* nonzero: on_token also receives each step's logits */
@@ -201,14 +218,17 @@ typedef struct lr_gen_result {
     const char   * error;        /* message when status != LR_OK (valid during the callback) */
 } lr_gen_result;
 
-/* called on the scheduler thread; logits is NULL unless keep_logits (n_vocab floats, valid during the call) */
+/* called on the scheduler thread for each generated token; logits is NULL unless keep_logits (n_vocab
+ * floats, valid during the call). EOS is not reported as a token (nor counted in n_generated) unless
+ * ignore_eos is set: it ends the request with LR_STOP_EOS. */
 typedef void (*lr_on_token)(void * user, int32_t token, const float * logits, int32_t n_vocab);
 /* called exactly once per accepted request, on the scheduler thread, after the last on_token */
 typedef void (*lr_on_done)(void * user, const lr_gen_result * result);
 
 typedef uint64_t lr_request_id;
 
-/* Validates and queues the request. On LR_OK the callbacks will run; on any other status they won't. */
+/* Validates and queues the request. On LR_OK the callbacks will run; on any other status they won't.
+ * Cancellation and errors act between tokens: a step already being computed finishes first. */
 lr_status lr_submit(lr_context * ctx, const lr_prompt_part * parts, size_t n_parts, const lr_gen_params * params,
                     lr_on_token on_token, lr_on_done on_done, void * user, lr_request_id * out_id);
 /* Stops a request before its next token (no-op if it already finished). */

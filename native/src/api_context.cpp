@@ -67,6 +67,20 @@ lr_status lr_context_create(lr_model * model, const lr_context_params * params, 
 
 void lr_context_free(lr_context * ctx) { delete ctx; }
 
+lr_status lr_context_get_info(const lr_context * ctx, lr_context_info * out) {
+    return lr::guard_exceptions([&] {
+        LR_REQUIRE_ARG(ctx != nullptr && out != nullptr, "lr_context_get_info: NULL argument");
+        const lr::DecoderContextParams & p = ctx->decoder->params();
+        out->n_ctx = p.n_ctx;
+        out->n_batch = p.n_batch;
+        out->n_seq_max = p.n_seq_max;
+        out->kv_type = p.kv_type == GGML_TYPE_Q8_0 ? LR_KV_Q8_0 : p.kv_type == GGML_TYPE_F32 ? LR_KV_F32 : LR_KV_F16;
+        out->n_threads = ctx->decoder->n_threads();
+        out->flash_attn = p.flash_attn ? 1 : 0;
+        out->kv_bytes = (int64_t) ctx->decoder->kv().bytes();
+    });
+}
+
 lr_status lr_decode(lr_context * ctx, const lr_batch * batch) {
     return lr::guard_exceptions([&] {
         LR_REQUIRE_ARG(ctx != nullptr && batch != nullptr, "lr_decode: NULL argument");

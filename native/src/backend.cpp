@@ -3,11 +3,30 @@
 
 #include "ggml-cpu.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
 namespace lr {
+
+namespace {
+
+// ggml's own log lines: warnings and errors go to stderr; the rest (e.g. one line per repacked
+// tensor) only with LLAVA_RAD_VERBOSE=1
+void ggml_log(ggml_log_level level, const char * text, void *) {
+    static const bool verbose = [] {
+        const char * v = std::getenv("LLAVA_RAD_VERBOSE");
+        return v != nullptr && *v != '\0' && *v != '0';
+    }();
+    static ggml_log_level last = GGML_LOG_LEVEL_INFO;
+    if (level == GGML_LOG_LEVEL_CONT) level = last; else last = level;
+    if (verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+
+} // namespace
 
 Backends::~Backends() {
     if (gpu) ggml_backend_free(gpu);
@@ -37,6 +56,8 @@ int physical_cores() {
 }
 
 void init_backends(Backends & out, lr_backend want, int n_threads) {
+    static std::once_flag log_once;
+    std::call_once(log_once, [] { ggml_log_set(ggml_log, nullptr); });
     if (want != LR_BACKEND_AUTO && want != LR_BACKEND_CPU && want != LR_BACKEND_CUDA) {
         fail(LR_ERR_INVALID_ARGUMENT, format("unknown backend %d", (int) want));
     }

@@ -51,6 +51,7 @@ public:
     KvCache & kv() { return *kv_; }
     const KvCache & kv() const { return *kv_; }
     const DecoderContextParams & params() const { return params_; }
+    int32_t n_threads() const { return backends_.n_threads; }
 
 private:
     const DecoderModel & model_;
