@@ -2,15 +2,13 @@
 // tokens off: the correctness reference) and llama-tokenizer-js (a port of SentencePiece's LLaMA
 // tokenizer), on the corpus in test/corpus/tokenizer-corpus.ts, plus detokenization.
 //
-// Two vocabularies, both the real LLaMA-2 pieces:
-// - "fixture": the shared tiny-LLaMA test model (scores = -id). Its whitespace-run pieces ("▁▁", "▁▁▁▁",
-//   ...) rank by id, so "▁▁" (259) beats e.g. "▁H": llama.cpp then gives " Hello" -> ▁▁ Hello, where
-//   SentencePiece and llama-tokenizer-js give ▁ ▁Hello. We must match llama.cpp exactly; the texts where
-//   llama-tokenizer-js differs must be exactly those with a run of spaces.
-// - "sentencepiece": the scores of LLaMA's own tokenizer.model: -(id - 259) for normal pieces, but -1e9
-//   for the 16 whitespace pieces ("▁", "▁▁", ..., merged last). There llama.cpp, llama-tokenizer-js and we
-//   must all agree on every text. When a native build has checked out llama.cpp (build/llama.cpp), its
-//   models/ggml-vocab-llama-spm.gguf (converted from the real tokenizer.model) confirms these scores, and
+// Two models, both with the real LLaMA-2 pieces and SentencePiece's scores (-(id - 259) for normal
+// pieces, -1e9 for the 16 whitespace pieces "▁", "▁▁", ..., which merge last):
+// - "fixture": the shared tiny-LLaMA test model (test/helpers/tiny-llama.ts);
+// - "sentencepiece": a model made here with the scores computed independently below. There llama.cpp,
+//   llama-tokenizer-js and we must all agree on every text. When a native build has checked out llama.cpp
+//   (build/llama.cpp), its models/ggml-vocab-llama-spm.gguf (converted from the real tokenizer.model)
+//   confirms these scores, and
 //   its .inp/.out test cases (SentencePiece's own ids) are run too.
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -223,19 +221,11 @@ describe.each(VOCABULARIES)('tokenizer parity ($name vocabulary)', (vocab) => {
       const js = llamaTokenizer.encode(t, false);
       if (sameIds(oursIds[i]!, js)) return;
       const m = { text: t, ours: oursIds[i]!, other: js };
-      if (vocab.name === 'fixture' && hasSpaceRun(t) && !sameIds(cppIds[i]!, js)) spaceRunDiffs.push(m);
+      if (hasSpaceRun(t) && !sameIds(cppIds[i]!, js)) spaceRunDiffs.push(m);
       else bad.push(m);
     });
     expect(bad.length, describeMismatches('llama-tokenizer-js', bad)).toBe(0);
-    if (vocab.name === 'sentencepiece') {
-      expect(spaceRunDiffs).toEqual([]);
-    } else {
-      // the fixture's scores make space runs merge early: the only (and expected) differences
-      expect(spaceRunDiffs.length).toBeGreaterThan(0);
-      for (const m of spaceRunDiffs) {
-        expect(llamaTokenizer.decode(m.ours, false, true)).toBe(llamaTokenizer.decode(m.other, false, true));
-      }
-    }
+    expect(spaceRunDiffs).toEqual([]);
   });
 
   it('adds BOS only when asked and gives nothing for empty text', () => {

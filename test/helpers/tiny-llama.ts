@@ -135,7 +135,7 @@ export const TINY_LLAMA_VARIANTS: Record<TinyLlamaVariant, Partial<TinyLlamaOpti
 };
 
 /** bump when the generator's output changes, so stale cached fixtures are not reused */
-export const TINY_LLAMA_GENERATOR_VERSION = 1;
+export const TINY_LLAMA_GENERATOR_VERSION = 2;
 
 // ------------------------------------------------------------------------------------------------
 // vocabulary
@@ -148,7 +148,7 @@ export interface LlamaVocab {
 
 let vocabCache: LlamaVocab | undefined;
 
-/** The LLaMA-2 vocabulary (32000 pieces) from llama-tokenizer-js, with llama.cpp's scores and types. */
+/** The LLaMA-2 vocabulary (32000 pieces) from llama-tokenizer-js, with SentencePiece's scores and llama.cpp's token types. */
 export async function llamaVocab(): Promise<LlamaVocab> {
   if (vocabCache) return vocabCache;
   const mod = (await import('llama-tokenizer-js')) as unknown as { default: { vocabById: string[] } };
@@ -164,7 +164,13 @@ export async function llamaVocab(): Promise<LlamaVocab> {
     else if (id === 1 || id === 2) tokenTypes[id] = 3; // CONTROL
     else if (id >= 3 && id <= 258) tokenTypes[id] = 6; // BYTE <0xNN>
     else tokenTypes[id] = 1; // NORMAL
-    scores[id] = tokenTypes[id] === 1 ? -id : 0;
+    // SentencePiece's own scores for LLaMA-2 (what a GGUF converted from tokenizer.model carries):
+    // -(id - 259) for normal pieces, but -1e9 for the 16 pieces made only of spaces, which merge last;
+    // 0 for unknown / control / byte pieces. (Scores of -id would let "▁▁" outrank real merges and
+    // tokenize space runs differently from SentencePiece.)
+    if (tokenTypes[id] !== 1) scores[id] = 0;
+    else if (/^\u2581+$/u.test(tokens[id]!)) scores[id] = -1e9;
+    else scores[id] = -(id - 259);
   }
   vocabCache = { tokens, scores, tokenTypes };
   return vocabCache;
