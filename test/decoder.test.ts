@@ -4,7 +4,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type LlamaModel } from '../lib/index.js';
 import { disposeReference, referenceGreedy, referenceTokenize } from './helpers/llamacpp.js';
-import { tinyLlamaPath, type TinyLlamaType } from './helpers/tiny-llama.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { GgmlType } from '../lib/gguf/types.js';
+import { makeTinyLlama, tinyLlamaPath, type TinyLlamaType } from './helpers/tiny-llama.js';
 
 const PROMPTS = [
   'No acute cardiopulmonary process.',
@@ -53,6 +57,45 @@ describe.each(cases)('greedy generation matches llama.cpp (%s, %s)', (type, vari
       }
     } finally {
       await model.dispose();
+    }
+  }, 120_000);
+});
+
+// Weight types beyond the five fixtures: one model whose matrices cycle through them (token_embd
+// included, so get_rows meets them too). Types that need an importance matrix to quantize (IQ1/IQ2/IQ3_XXS)
+// cannot be made here.
+const OTHER_TYPES: Array<[string, GgmlType]> = [
+  ['q4_1', GgmlType.Q4_1], ['q5_0', GgmlType.Q5_0], ['q5_1', GgmlType.Q5_1], ['q2_k', GgmlType.Q2_K],
+  ['q3_k', GgmlType.Q3_K], ['q5_k', GgmlType.Q5_K], ['q6_k', GgmlType.Q6_K], ['iq4_nl', GgmlType.IQ4_NL],
+  ['iq4_xs', GgmlType.IQ4_XS], ['iq3_s', GgmlType.IQ3_S], ['bf16', GgmlType.BF16], ['tq2_0', GgmlType.TQ2_0],
+  ['mxfp4', GgmlType.MXFP4],
+];
+
+describe('every other weight type', () => {
+  it('a model mixing 13 more ggml types gives llama.cpp\'s greedy tokens', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'llava-rad-types-'));
+    try {
+      const file = path.join(dir, 'mixed.gguf');
+      let i = 0;
+      await makeTinyLlama({
+        path: file,
+        type: 'f32',
+        nLayer: 2,
+        transformTensors: (ts) => ts.map((t) => (t.kind === 'matrix' ? { ...t, type: OTHER_TYPES[i++ % OTHER_TYPES.length]![1] } : t)),
+      });
+      expect(i).toBeGreaterThanOrEqual(OTHER_TYPES.length);
+      const model = await loadModel({ model: file, threads: 1, contextSize: 256 });
+      try {
+        for (const prompt of PROMPTS.slice(0, 2)) {
+          const ref = [1, ...(await referenceTokenize(file, prompt))];
+          const ours = await model.generate(prompt, { maxTokens: 16 });
+          expect(ours.tokens).toEqual(await referenceGreedy(file, ref, 16, { contextSize: 256 }));
+        }
+      } finally {
+        await model.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });
