@@ -32,7 +32,31 @@ DecoderContext::DecoderContext(const DecoderModel & model, const DecoderContextP
 }
 
 DecoderContext::~DecoderContext() {
+    drop_graph();
     if (sched_) ggml_backend_sched_free(sched_);
+}
+
+void DecoderContext::drop_graph() {
+    if (graph_ctx_) ggml_free(graph_ctx_);
+    graph_ctx_ = nullptr;
+    graph_ = nullptr;
+    graph_in_ = GraphInputs{};
+}
+
+void DecoderContext::prepare_graph(const GraphShape & s) {
+    if (graph_ && s == graph_shape_) return; // same shape: same graph, same allocation; only inputs change
+    drop_graph();
+    ggml_init_params ip = { meta_.size(), meta_.data(), true };
+    graph_ctx_ = ggml_init(ip);
+    if (!graph_ctx_) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed for a graph");
+    graph_ = ggml_new_graph_custom(graph_ctx_, decoder_graph_max_nodes(model_.hp), false);
+    build_decoder_graph(graph_ctx_, graph_, model_, *kv_, s, graph_in_);
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, graph_)) {
+        drop_graph();
+        fail(LR_ERR_OUT_OF_MEMORY, "could not allocate the graph");
+    }
+    graph_shape_ = s;
 }
 
 namespace {
@@ -59,6 +83,7 @@ void DecoderContext::reserve() {
     s.n_kv = kv_->size();
     s.n_outputs = params_.n_batch;
     s.flash_attn = params_.flash_attn;
+    drop_graph(); // the reservation graph uses the same metadata memory
     GraphCtx g(meta_);
     ggml_cgraph * gf = ggml_new_graph_custom(g.ctx, decoder_graph_max_nodes(model_.hp), false);
     GraphInputs in;
@@ -151,12 +176,8 @@ void DecoderContext::decode_ubatch(const BatchRow * rows, int32_t n) {
     s.n_outputs = (int32_t) out_ids_.size();
     s.flash_attn = params_.flash_attn;
 
-    GraphCtx g(meta_);
-    ggml_cgraph * gf = ggml_new_graph_custom(g.ctx, decoder_graph_max_nodes(hp), false);
-    GraphInputs in;
-    build_decoder_graph(g.ctx, gf, model_, *kv_, s, in);
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, gf)) fail(LR_ERR_OUT_OF_MEMORY, "could not allocate the graph");
+    prepare_graph(s);
+    const GraphInputs & in = graph_in_;
 
     // ---- inputs ----
     if (in.tok_ids) ggml_backend_tensor_set(in.tok_ids, tok_ids_.data(), 0, tok_ids_.size() * sizeof(int32_t));
@@ -190,7 +211,8 @@ void DecoderContext::decode_ubatch(const BatchRow * rows, int32_t n) {
     ggml_backend_tensor_set(in.out_ids, out_ids_.data(), 0, out_ids_.size() * sizeof(int32_t));
 
     // ---- compute ----
-    if (ggml_backend_sched_graph_compute(sched_, gf) != GGML_STATUS_SUCCESS) {
+    if (ggml_backend_sched_graph_compute(sched_, graph_) != GGML_STATUS_SUCCESS) {
+        drop_graph();
         fail(LR_ERR_BACKEND, "the backend failed to compute the decoder graph");
     }
     if (n_wanted > 0) {

@@ -60,6 +60,11 @@ private:
     std::unique_ptr<KvCache> kv_;
     ggml_backend_sched_t sched_ = nullptr;
     std::vector<uint8_t> meta_;          // memory for graph metadata
+    // the last graph, reused while batches keep its shape (decode steps mostly do), as llama.cpp does
+    ggml_context * graph_ctx_ = nullptr;
+    ggml_cgraph * graph_ = nullptr;
+    GraphInputs graph_in_;
+    GraphShape graph_shape_;
     std::vector<float> logits_;          // [n_out_, n_vocab]
     int32_t n_out_ = 0;
 
@@ -71,6 +76,9 @@ private:
 
     void decode_ubatch(const BatchRow * rows, int32_t n);
     void reserve();
+    // builds (or keeps) the graph for a shape; allocates it on the scheduler when built
+    void prepare_graph(const GraphShape & s);
+    void drop_graph();
 };
 
 } // namespace lr
