@@ -40,6 +40,24 @@ bool buft_supports(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft, cons
     return ok;
 }
 
+// The CPU backend's supports_op answers "yes" for types it would then abort on (an I32 matrix, say),
+// so the types are checked against the CPU kernels themselves: a matrix needs a dot product (and a
+// way to convert activations to its partner type), an embedding table a row conversion to f32.
+bool cpu_kernels_exist(ggml_type type, Use use) {
+    switch (use) {
+        case Use::Norm: return type == GGML_TYPE_F32;
+        case Use::Embed:
+            return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
+                   (ggml_is_quantized(type) && ggml_get_type_traits(type)->to_float != nullptr);
+        case Use::MatMul: {
+            const ggml_type_traits_cpu * t = ggml_get_type_traits_cpu(type);
+            if (t == nullptr || t->vec_dot == nullptr) return false;
+            return t->vec_dot_type == GGML_TYPE_F32 || ggml_get_type_traits_cpu(t->vec_dot_type)->from_float != nullptr;
+        }
+    }
+    return false;
+}
+
 } // namespace
 
 DecoderModel::~DecoderModel() {
@@ -116,6 +134,11 @@ void DecoderModel::place_weights(bool use_mmap) {
         const GgufTensor & t = gguf->require_tensor(d.name, d.shape);
         if (d.use == Use::Norm && t.type != GGML_TYPE_F32) {
             fail(LR_ERR_BAD_GGUF, format("%s: norm weight '%s' must be f32, found %s", gguf->path().c_str(), d.name.c_str(), ggml_type_name(t.type)));
+        }
+        // the CPU computes embeddings always, and everything else when there is no GPU
+        if ((d.use == Use::Embed || !backends.gpu) && !cpu_kernels_exist(t.type, d.use)) {
+            fail(LR_ERR_UNSUPPORTED, format("%s: tensor '%s' has type %s, which the CPU backend cannot compute with",
+                gguf->path().c_str(), d.name.c_str(), ggml_type_name(t.type)));
         }
         const auto & cands = d.use == Use::Embed ? embed_bufts : d.use == Use::Norm ? norm_bufts : matmul_bufts;
         ggml_backend_buffer_type_t chosen = nullptr;

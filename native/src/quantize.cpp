@@ -8,6 +8,26 @@
 #include <cstring>
 #include <string>
 
+namespace {
+
+// the types ggml_quantize_chunk can write (any other type makes it abort)
+bool quantizable(ggml_type t) {
+    switch (t) {
+        case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+        case GGML_TYPE_Q1_0: case GGML_TYPE_Q2_0: case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1:
+        case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0: case GGML_TYPE_MXFP4: case GGML_TYPE_NVFP4:
+        case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        case GGML_TYPE_TQ1_0: case GGML_TYPE_TQ2_0:
+        case GGML_TYPE_IQ2_XXS: case GGML_TYPE_IQ2_XS: case GGML_TYPE_IQ3_XXS: case GGML_TYPE_IQ3_S: case GGML_TYPE_IQ2_S:
+        case GGML_TYPE_IQ1_S: case GGML_TYPE_IQ1_M: case GGML_TYPE_IQ4_NL: case GGML_TYPE_IQ4_XS:
+            return true;
+        default:
+            return false;
+    }
+}
+
+} // namespace
+
 extern "C" {
 
 int32_t lr_type_from_name(const char * name) {
@@ -42,6 +62,9 @@ lr_status lr_quantize(int32_t type, const float * src, int64_t n_rows, int64_t n
         if (row == 0) {
             lr::fail(LR_ERR_INVALID_ARGUMENT, lr::format("lr_quantize: a row of %lld values does not fit type %s (block size %lld)",
                 (long long) n_per_row, ggml_type_name(t), (long long) ggml_blck_size(t)));
+        }
+        if (!quantizable(t)) {
+            lr::fail(LR_ERR_UNSUPPORTED, lr::format("lr_quantize: ggml cannot quantize to type %s", ggml_type_name(t)));
         }
         if (ggml_quantize_requires_imatrix(t)) {
             lr::fail(LR_ERR_UNSUPPORTED, lr::format("lr_quantize: type %s needs an importance matrix", ggml_type_name(t)));

@@ -79,7 +79,21 @@ TEST("gguf fuzz: 1000 damaged copies of a valid model give status codes, never a
             // a file that still loads must also tokenize without trouble
             int32_t ids[64];
             size_t nt = 0;
-            lr_tokenize(m, "No acute cardiopulmonary process.", 33, 1, ids, 64, &nt);
+            if (lr_tokenize(m, "No acute cardiopulmonary process.", 33, 1, ids, 64, &nt) == LR_OK) {
+                // ... and compute: a context and two generated tokens (types and shapes reach ggml here)
+                lr_context_params cp = lr_context_default_params();
+                cp.n_ctx = 256;
+                lr_context * c = nullptr;
+                if (lr_context_create(m, &cp, &c) == LR_OK) {
+                    lr_prompt_part part{ids, nt, nullptr, 0};
+                    lr_gen_params gp = lr_gen_default_params();
+                    gp.max_tokens = 2;
+                    int32_t out[2];
+                    lr_gen_result r{};
+                    lr_generate(c, &part, 1, &gp, out, 2, &r);
+                    lr_context_free(c);
+                }
+            }
             lr_model_free(m);
         } else if (st == LR_ERR_BAD_GGUF || st == LR_ERR_UNSUPPORTED) {
             bad++;

@@ -472,6 +472,13 @@ export function corruptCases(): CorruptCase[] {
   }
   add('row length not a multiple of the block (q8_0 with 64 -> 48)', (b, out) =>
     rebuilt(b, out, { tensors: (ts) => ts.map((t, i) => (i === 0 ? { ...t, type: 8, shape: [48n, t.shape[1]!] } : t)) }));
+  // valid ggml types of the same byte size that no kernel computes with (ggml would abort on them)
+  add('matrix retyped f16 -> i16 (same size, no dot product)', (b, out) =>
+    patched(b, out, [{ offset: tensorOf(b, 'blk.0.attn_q.weight').typeOffset, bytes: le.i32(25) }]), ['UNSUPPORTED', 'BAD_GGUF']);
+  add('embedding table retyped f16 -> i16', (b, out) =>
+    patched(b, out, [{ offset: tensorOf(b, 'token_embd.weight').typeOffset, bytes: le.i32(25) }]), ['UNSUPPORTED', 'BAD_GGUF']);
+  add('norm retyped f32 -> i32 (same size)', (b, out) =>
+    patched(b, out, [{ offset: tensorOf(b, 'blk.1.ffn_norm.weight').typeOffset, bytes: le.i32(26) }]));
   add('type changed to f32 (data too short)', (b, out) =>
     patched(b, out, [{ offset: last(b).typeOffset, bytes: le.i32(0) }]));
 
