@@ -61,6 +61,25 @@ describe.each(cases)('greedy generation matches llama.cpp (%s, %s)', (type, vari
   }, 120_000);
 });
 
+describe('attention variants match llama.cpp configured the same way', () => {
+  it.each([
+    ['flash attention, f16 cache', { flashAttention: true }, { flashAttention: true }],
+    ['q8_0 cache (flash attention, Hadamard-rotated K/V as llama.cpp)', { kvCacheType: 'q8_0' as const }, { flashAttention: true, kvCacheType: 'q8_0' as const }],
+  ])('%s', async (_name, ours, ref) => {
+    const file = await tinyLlamaPath('f16');
+    const model = await loadModel({ model: file, threads: 1, contextSize: 256, ...ours });
+    try {
+      for (const prompt of PROMPTS.slice(0, 2)) {
+        const ids = [1, ...(await referenceTokenize(file, prompt))];
+        const got = await model.generate(prompt, { maxTokens: N_GEN });
+        expect(got.tokens).toEqual(await referenceGreedy(file, ids, N_GEN, { contextSize: 256, ...ref }));
+      }
+    } finally {
+      await model.dispose();
+    }
+  }, 120_000);
+});
+
 // Weight types beyond the five fixtures: one model whose matrices cycle through them (token_embd
 // included, so get_rows meets them too). Types that need an importance matrix to quantize (IQ1/IQ2/IQ3_XXS)
 // cannot be made here.

@@ -28,6 +28,8 @@ DecoderContext::DecoderContext(const DecoderModel & model, const DecoderContextP
     sched_ = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
     if (!sched_) fail(LR_ERR_OUT_OF_MEMORY, "could not create the graph scheduler");
     meta_.resize(ggml_tensor_overhead() * max_nodes + ggml_graph_overhead_custom(max_nodes, false));
+    if (kv_->rot_k() > 0) rot_k_ = hadamard_matrix(kv_->rot_k());
+    if (kv_->rot_v() > 0) rot_v_ = hadamard_matrix(kv_->rot_v());
     reserve();
 }
 
@@ -209,6 +211,8 @@ void DecoderContext::decode_ubatch(const BatchRow * rows, int32_t n) {
         ggml_backend_tensor_set(in.kq_mask, mask_.data(), 0, mask_.size() * sizeof(float));
     }
     ggml_backend_tensor_set(in.out_ids, out_ids_.data(), 0, out_ids_.size() * sizeof(int32_t));
+    if (in.k_rot) ggml_backend_tensor_set(in.k_rot, rot_k_.data(), 0, rot_k_.size() * sizeof(float));
+    if (in.v_rot) ggml_backend_tensor_set(in.v_rot, rot_v_.data(), 0, rot_v_.size() * sizeof(float));
 
     // ---- compute ----
     if (ggml_backend_sched_graph_compute(sched_, graph_) != GGML_STATUS_SUCCESS) {

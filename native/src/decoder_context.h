@@ -73,6 +73,7 @@ private:
     std::vector<int64_t> k_idxs_, v_idxs_;
     std::vector<float> embd_, mask_;
     std::vector<ggml_fp16_t> mask_f16_;
+    std::vector<float> rot_k_, rot_v_;   // Hadamard matrices for a quantized cache
 
     void decode_ubatch(const BatchRow * rows, int32_t n);
     void reserve();

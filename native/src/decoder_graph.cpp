@@ -36,6 +36,16 @@ ggml_tensor * rope(ggml_context * ctx, ggml_tensor * x, ggml_tensor * pos, const
                          kRopeBetaFast, kRopeBetaSlow);
 }
 
+// x rotated by the Hadamard matrix h in blocks of h's size along dim 0 (h is symmetric: h^T = h)
+ggml_tensor * hadamard(ggml_context * ctx, ggml_tensor * x, ggml_tensor * h) {
+    const int64_t n = h->ne[0];
+    ggml_tensor * flat = ggml_is_contiguous(x) ? ggml_reshape_2d(ctx, x, n, ggml_nelements(x) / n)
+                                               : ggml_cont_2d(ctx, x, n, ggml_nelements(x) / n);
+    ggml_tensor * r = ggml_mul_mat(ctx, h, flat);
+    ggml_mul_mat_set_hint(r, GGML_HINT_SRC0_IS_HADAMARD);
+    return ggml_reshape_4d(ctx, r, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
+}
+
 } // namespace
 
 size_t decoder_graph_max_nodes(const LlamaHParams & hp) {
@@ -97,6 +107,17 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
     ggml_set_name(in.out_ids, "inp_out_ids");
     ggml_set_input(in.out_ids);
 
+    if (kv.rot_k() > 0) {
+        in.k_rot = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, kv.rot_k(), kv.rot_k());
+        ggml_set_name(in.k_rot, "attn_inp_k_rot");
+        ggml_set_input(in.k_rot);
+    }
+    if (kv.rot_v() > 0) {
+        in.v_rot = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, kv.rot_v(), kv.rot_v());
+        ggml_set_name(in.v_rot, "attn_inp_v_rot");
+        ggml_set_input(in.v_rot);
+    }
+
     // ---- layers -----------------------------------------------------------------------------------
     for (int il = 0; il < hp.n_layer; il++) {
         const LayerWeights & L = model.layers[(size_t) il];
@@ -109,6 +130,11 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
         ggml_tensor * v = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, L.wv, h), head_dim, n_head_kv, n_tokens);
         q = rope(ctx, q, in.pos, hp); // [head_dim, n_head, n_tokens]
         k = rope(ctx, k, in.pos, hp); // [head_dim, n_head_kv, n_tokens]
+        if (in.k_rot) {
+            q = hadamard(ctx, q, in.k_rot);
+            k = hadamard(ctx, k, in.k_rot);
+        }
+        if (in.v_rot) v = hadamard(ctx, v, in.v_rot);
         ggml_build_forward_expand(gf, q);
         ggml_build_forward_expand(gf, v);
         ggml_build_forward_expand(gf, k);
@@ -156,6 +182,7 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
             attn = ggml_cont_2d(ctx, merged, n_embd, n_tokens);
         }
         ggml_build_forward_expand(gf, attn);
+        if (in.v_rot) attn = hadamard(ctx, attn, in.v_rot); // undo V's rotation
         attn = ggml_mul_mat(ctx, L.wo, attn); // [n_embd, n_tokens]
 
         if (il == hp.n_layer - 1) {

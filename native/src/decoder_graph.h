@@ -33,6 +33,8 @@ struct GraphInputs {
     ggml_tensor * k_idxs  = nullptr; // I64 [n_tokens]: KV cell of each row
     ggml_tensor * v_idxs  = nullptr; // I64 [n_tokens] or [n_tokens * n_embd_kv] when V is transposed
     ggml_tensor * out_ids = nullptr; // I32 [n_outputs]
+    ggml_tensor * k_rot   = nullptr; // F32 [rot_k, rot_k] Hadamard matrix (quantized caches only)
+    ggml_tensor * v_rot   = nullptr; // F32 [rot_v, rot_v]
     ggml_tensor * logits  = nullptr; // F32 [n_vocab, n_outputs] (the result)
 };
 

@@ -13,6 +13,15 @@ constexpr int32_t kKvPad = 256; // n_kv granularity, as llama.cpp
 KvCache::KvCache(const LlamaHParams & hp, const Backends & backends, int32_t size, int32_t n_seq_max, ggml_type type, bool v_trans)
     : size_(size), n_seq_max_(n_seq_max), type_(type), v_trans_(v_trans),
       cells_((size_t) size), seq_len_((size_t) n_seq_max, 0) {
+    // rotation sizes as llama.cpp chooses them: K by the largest power of two (>= 64) dividing the head
+    // size, V by 64; only for quantized caches and head sizes that are multiples of 64
+    const int32_t head = hp.head_dim();
+    if (ggml_is_quantized(type) && head % 64 == 0) {
+        int32_t n = 64;
+        while (head % (n * 2) == 0) n *= 2;
+        rot_k_ = n;
+        rot_v_ = 64;
+    }
     ggml_init_params ip = { ggml_tensor_overhead() * (size_t) (2 * hp.n_layer + 1), nullptr, true };
     ctx_ = ggml_init(ip);
     if (!ctx_) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed for the KV cache");
@@ -83,6 +92,23 @@ void KvCache::update_used_max() {
 int32_t KvCache::n_kv() const {
     const int32_t padded = (used_max_p1_ + kKvPad - 1) / kKvPad * kKvPad;
     return std::min(size_, std::max(kKvPad, padded));
+}
+
+std::vector<float> hadamard_matrix(int32_t n) {
+    // H_1 = [1/sqrt(n)], H_2s = [[H_s, H_s], [H_s, -H_s]]
+    std::vector<float> h((size_t) n * (size_t) n, 0.0f);
+    h[0] = 1.0f / std::sqrt((float) n);
+    for (int32_t s = 1; s < n; s *= 2) {
+        for (int32_t i = 0; i < s; i++) {
+            for (int32_t j = 0; j < s; j++) {
+                const float v = h[(size_t) i * n + j];
+                h[(size_t) (i + s) * n + j] = v;
+                h[(size_t) i * n + (j + s)] = v;
+                h[(size_t) (i + s) * n + (j + s)] = -v;
+            }
+        }
+    }
+    return h;
 }
 
 void KvCache::fill_mask(float * mask, int32_t n_kv, const std::vector<int32_t> & seq, const std::vector<int32_t> & pos) const {

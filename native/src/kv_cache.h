@@ -31,6 +31,12 @@ public:
     ggml_tensor * v(int il) const { return v_[(size_t) il]; } // [n_embd_kv, size] or transposed
     size_t bytes() const;
 
+    // Walsh-Hadamard rotation sizes for a quantized cache (0: none). llama.cpp rotates Q/K and V by an
+    // orthonormal Hadamard matrix before a quantized cache stores them (q.k is unchanged, quantization
+    // error is spread evenly); the attention output is rotated back.
+    int32_t rot_k() const { return rot_k_; }
+    int32_t rot_v() const { return rot_v_; }
+
     int32_t seq_length(int32_t seq) const { return seq_len_[(size_t) seq]; }
     int32_t free_cells() const;
 
@@ -52,6 +58,7 @@ private:
     int32_t n_seq_max_;
     ggml_type type_;
     bool v_trans_;
+    int32_t rot_k_ = 0, rot_v_ = 0;
     std::vector<Cell> cells_;
     std::vector<int32_t> seq_len_;
     int32_t used_max_p1_ = 0; // 1 + highest occupied cell
@@ -61,5 +68,8 @@ private:
 
     void update_used_max();
 };
+
+// the n x n orthonormal Walsh-Hadamard matrix (n a power of two), row-major; its own inverse
+std::vector<float> hadamard_matrix(int32_t n);
 
 } // namespace lr

@@ -25,6 +25,8 @@ export interface ReferenceOptions {
   contextSize?: number;
   /** compute threads (default 1: the fixtures are tiny, and spinning threads on a busy 2-core machine cost 100x) */
   threads?: number;
+  /** KV cache type for K and V (default f16) */
+  kvCacheType?: 'f16' | 'q8_0';
 }
 
 let llamaPromise: Promise<Llama> | undefined;
@@ -64,6 +66,7 @@ async function withContext<T>(
     batchSize: Math.max(1, Math.min(size, 512)),
     sequences: 1,
     flashAttention: opts.flashAttention ?? false,
+    ...(opts.kvCacheType === 'q8_0' ? { experimentalKvCacheKeyType: 'Q8_0', experimentalKvCacheValueType: 'Q8_0' } : {}),
     ignoreMemorySafetyChecks: true,
     threads: opts.threads ?? 1,
   });
