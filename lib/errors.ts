@@ -13,11 +13,22 @@ export type LlavaRadErrorCode =
   | 'ABORTED'
   | 'INTERNAL'
   | 'DISPOSED'
-  | 'NATIVE_LOAD';
+  | 'NATIVE_LOAD'
+  /** a pickle (PyTorch checkpoint) asked for a global outside the allowlist; nothing was executed */
+  | 'UNSAFE_PICKLE'
+  /** a checkpoint / tokenizer file to convert is malformed (zip, pickle, safetensors, protobuf) */
+  | 'BAD_CHECKPOINT'
+  /** an input image is empty, not an image, truncated or corrupt */
+  | 'INVALID_IMAGE'
+  /** an input image has more pixels than allowed (checked from the header, before decoding) */
+  | 'IMAGE_TOO_LARGE'
+  /** an input image is too small to be a radiograph */
+  | 'IMAGE_TOO_SMALL';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
-  'INTERNAL', 'DISPOSED', 'NATIVE_LOAD',
+  'INTERNAL', 'DISPOSED', 'NATIVE_LOAD', 'UNSAFE_PICKLE', 'BAD_CHECKPOINT',
+  'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL',
 ];
 
 export interface LlavaRadErrorOptions {

@@ -1,0 +1,135 @@
+// safetensors reader: an 8-byte little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the data section
+// (offsets are relative to its start). The header is validated completely before anything is returned:
+// every tensor must lie inside the data section, its byte size must match dtype x shape, and tensors
+// must not overlap. Tensor data is read on demand, one tensor at a time, by positional reads.
+
+import { open, type FileHandle } from 'node:fs/promises';
+import { LlavaRadError } from '../errors.js';
+import { DTYPE_SIZE, isTensorDtype, shapeNumel, toFloat32, type LazyTensor, type TensorDtype } from './tensor.js';
+import { readExactly } from './zip.js';
+
+/** the safetensors library refuses headers over 100 MB; so do we */
+const MAX_HEADER = 100_000_000;
+
+export interface SafetensorsFile {
+  readonly path: string;
+  readonly tensors: ReadonlyMap<string, LazyTensor>;
+  /** the "__metadata__" strings (empty when absent) */
+  readonly metadata: ReadonlyMap<string, string>;
+  /** bytes read from the file so far */
+  bytesRead(): number;
+  close(): Promise<void>;
+}
+
+function bad(path: string, msg: string): LlavaRadError {
+  return new LlavaRadError('BAD_CHECKPOINT', `${path}: not a valid safetensors file: ${msg}`);
+}
+
+class SafeTensor implements LazyTensor {
+  constructor(
+    readonly name: string,
+    readonly dtype: TensorDtype,
+    readonly shape: readonly number[],
+    readonly numel: number,
+    /** absolute file offset */
+    private readonly offset: number,
+    private readonly nbytes: number,
+    private readonly reader: (pos: number, len: number) => Promise<Buffer>,
+  ) {}
+  readRaw(): Promise<Buffer> {
+    return this.reader(this.offset, this.nbytes);
+  }
+  async readFloat32(): Promise<Float32Array> {
+    return toFloat32(await this.readRaw(), this.dtype);
+  }
+}
+
+/** Opens a .safetensors file and validates its header. */
+export async function openSafetensors(path: string): Promise<SafetensorsFile> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw new LlavaRadError('IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    return await readHeader(path, fh);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    throw e;
+  }
+}
+
+async function readHeader(path: string, fh: FileHandle): Promise<SafetensorsFile> {
+  let counted = 0;
+  let closed = false;
+  const read = async (pos: number, len: number): Promise<Buffer> => {
+    if (closed) throw new LlavaRadError('DISPOSED', `${path}: the file is closed`);
+    const b = await readExactly(fh, pos, len, path);
+    counted += len;
+    return b;
+  };
+  const size = (await fh.stat()).size;
+  if (size < 8) throw bad(path, `file of ${size} bytes is too small`);
+  const n64 = (await read(0, 8)).readBigUInt64LE(0);
+  if (n64 > BigInt(MAX_HEADER)) throw bad(path, `header length ${n64} is over the ${MAX_HEADER}-byte limit`);
+  const n = Number(n64);
+  if (8 + n > size) throw bad(path, `header length ${n} runs past the end of the file (${size} bytes)`);
+  const headerText = (await read(8, n)).toString('utf8');
+  let header: unknown;
+  try {
+    header = JSON.parse(headerText);
+  } catch (e) {
+    throw bad(path, `header is not JSON: ${(e as Error).message}`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad(path, 'header is not a JSON object');
+  const dataStart = 8 + n;
+  const dataSize = size - dataStart;
+  const tensors = new Map<string, LazyTensor>();
+  const metadata = new Map<string, string>();
+  const ranges: Array<[number, number, string]> = [];
+  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad(path, '__metadata__ is not an object');
+      for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw bad(path, `__metadata__.${k} is not a string`);
+        metadata.set(k, v);
+      }
+      continue;
+    }
+    if (info === null || typeof info !== 'object') throw bad(path, `tensor "${name}": entry is not an object`);
+    const { dtype, shape, data_offsets: offsets } = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof dtype !== 'string' || !isTensorDtype(dtype)) {
+      throw new LlavaRadError(typeof dtype === 'string' ? 'UNSUPPORTED' : 'BAD_CHECKPOINT', `${path}: tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}`);
+    }
+    if (!Array.isArray(shape) || shape.length > 64 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      throw bad(path, `tensor "${name}": bad shape ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+      throw bad(path, `tensor "${name}": bad data_offsets ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    const numel = shapeNumel(shape as number[], `${path}: tensor "${name}"`);
+    const nbytes = numel * DTYPE_SIZE[dtype];
+    if (begin > end || end > dataSize) throw bad(path, `tensor "${name}": data_offsets [${begin}, ${end}] outside the data section (${dataSize} bytes)`);
+    if (end - begin !== nbytes) throw bad(path, `tensor "${name}": ${end - begin} bytes for ${dtype} [${(shape as number[]).join(', ')}] (${nbytes} expected)`);
+    ranges.push([begin, end, name]);
+    tensors.set(name, new SafeTensor(name, dtype, Object.freeze([...(shape as number[])]), numel, dataStart + begin, nbytes, read));
+  }
+  ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i]![0] < ranges[i - 1]![1]) throw bad(path, `tensors "${ranges[i - 1]![2]}" and "${ranges[i]![2]}" overlap`);
+  }
+  return {
+    path,
+    tensors,
+    metadata,
+    bytesRead: () => counted,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    },
+  };
+}
