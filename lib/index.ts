@@ -24,6 +24,26 @@ export {
   type EvaluateOptions,
 } from './model.js';
 export type { LoadModelOptions, GenerateOptions, TokenEvent, PromptPart, Backend, KvCacheType } from './options.js';
+export {
+  preprocessImage,
+  preprocessImageU8,
+  resizeAndCrop,
+  normalizeToCHW,
+  IMAGE_DEFAULTS,
+  type PreprocessOptions,
+  type PreprocessedImage,
+  type PreprocessedImageU8,
+  type PreprocessGeometry,
+} from './image/preprocess.js';
+export {
+  decodeImage,
+  DEFAULT_MAX_PIXELS,
+  DEFAULT_MIN_SIDE,
+  type DecodeOptions,
+  type DecodedImage,
+  type ImageSourceInfo,
+  type HighBitDepthMode,
+} from './image/decode.js';
 
 /**
  * Quantizes `nRows` rows of `nPerRow` floats with ggml's own quantizer for `type` (a ggml type id; see
