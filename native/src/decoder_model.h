@@ -5,6 +5,7 @@
 #include "gguf_file.h"
 #include "hparams.h"
 #include "tokenizer.h"
+#include "weight_store.h"
 
 #include "ggml.h"
 #include "ggml-backend.h"
@@ -52,8 +53,7 @@ struct DecoderModel {
     static std::unique_ptr<DecoderModel> load(const std::string & path, const lr_model_params & params);
 
 private:
-    std::vector<ggml_context *> contexts_;        // tensor metadata, one per buffer type
-    std::vector<ggml_backend_buffer_t> buffers_;  // the weights' memory
+    WeightStore weights_;
     void place_weights(bool use_mmap);
 };
 

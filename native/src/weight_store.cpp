@@ -1,0 +1,171 @@
+#include "weight_store.h"
+#include "status.h"
+
+#include "ggml-cpu.h"
+
+#include <map>
+
+namespace lr {
+
+namespace {
+
+const char * use_name(WeightUse u) {
+    switch (u) {
+        case WeightUse::Embed: return "an embedding table";
+        case WeightUse::MatMul: return "a matrix";
+        case WeightUse::Vector: return "an elementwise weight";
+        case WeightUse::Conv: return "a convolution kernel";
+    }
+    return "?";
+}
+
+// the op that will use w (built on a dummy context so a device can be asked about it)
+ggml_tensor * use_op(ggml_context * ctx, ggml_tensor * w, WeightUse use) {
+    switch (use) {
+        case WeightUse::Embed: return ggml_get_rows(ctx, w, ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 512));
+        case WeightUse::MatMul: return ggml_mul_mat(ctx, w, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[0], 512));
+        case WeightUse::Vector: return ggml_mul(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[0], 512), w);
+        case WeightUse::Conv: {
+            ggml_tensor * img = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, w->ne[0] * 4, w->ne[1] * 4, w->ne[2], 1);
+            return ggml_im2col(ctx, w, img, (int) w->ne[0], (int) w->ne[1], 0, 0, 1, 1, true, w->type);
+        }
+    }
+    return nullptr;
+}
+
+// Would `dev` run the op that uses `t` if it lived in a buffer of type `buft`? (llama.cpp's approach:
+// build the op on a dummy tensor and ask the device.)
+bool buft_supports(ggml_backend_dev_t dev, ggml_backend_buffer_type_t buft, const GgufTensor & t, WeightUse use) {
+    ggml_init_params ip = { ggml_tensor_overhead() * 8, nullptr, true };
+    ggml_context * ctx = ggml_init(ip);
+    if (!ctx) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed");
+    ggml_tensor * w = ggml_new_tensor(ctx, t.type, t.n_dims, t.ne);
+    ggml_tensor * op = use_op(ctx, w, use);
+    w->buffer = ggml_backend_buft_alloc_buffer(buft, 0);
+    const bool ok = w->buffer != nullptr && ggml_backend_dev_supports_op(dev, op);
+    if (w->buffer) ggml_backend_buffer_free(w->buffer);
+    w->buffer = nullptr;
+    ggml_free(ctx);
+    return ok;
+}
+
+// The CPU backend's supports_op answers "yes" for types it would then abort on (an I32 matrix, say),
+// so types are checked against the CPU kernels themselves: a matrix needs a dot product (and a way to
+// convert activations to its partner type), an embedding table a row conversion to f32.
+bool cpu_kernels_exist(ggml_type type, WeightUse use) {
+    switch (use) {
+        case WeightUse::Vector: return type == GGML_TYPE_F32;
+        case WeightUse::Conv: return type == GGML_TYPE_F32 || type == GGML_TYPE_F16;
+        case WeightUse::Embed:
+            return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
+                   (ggml_is_quantized(type) && ggml_get_type_traits(type)->to_float != nullptr);
+        case WeightUse::MatMul: {
+            const ggml_type_traits_cpu * t = ggml_get_type_traits_cpu(type);
+            if (t == nullptr || t->vec_dot == nullptr) return false;
+            return t->vec_dot_type == GGML_TYPE_F32 || ggml_get_type_traits_cpu(t->vec_dot_type)->from_float != nullptr;
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+WeightStore::~WeightStore() {
+    for (auto * b : buffers_) ggml_backend_buffer_free(b);
+    for (auto * c : contexts_) ggml_free(c);
+}
+
+void WeightStore::place(const GgufFile & gguf, const Backends & backends, const std::vector<WeightDecl> & decls, bool use_mmap) {
+    // candidate buffer types per use, best first
+    ggml_backend_dev_t cpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (!cpu_dev) fail(LR_ERR_BACKEND, "no CPU device");
+    ggml_backend_buffer_type_t cpu_buft = ggml_backend_dev_buffer_type(cpu_dev);
+    using Cands = std::vector<std::pair<ggml_backend_dev_t, ggml_backend_buffer_type_t>>;
+    Cands matmul, on_device, embed;
+    if (backends.gpu_dev) {
+        auto gpu_buft = ggml_backend_dev_buffer_type(backends.gpu_dev);
+        matmul.push_back({backends.gpu_dev, gpu_buft});
+        on_device.push_back({backends.gpu_dev, gpu_buft});
+    } else {
+        // the CPU backend's repacking buffer types (faster layouts for some quant types), as llama.cpp does
+        ggml_backend_reg_t cpu_reg = ggml_backend_dev_backend_reg(cpu_dev);
+        auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
+            ggml_backend_reg_get_proc_address(cpu_reg, "ggml_backend_dev_get_extra_bufts");
+        if (get_extra) {
+            for (ggml_backend_buffer_type_t * b = get_extra(cpu_dev); b && *b; ++b) matmul.push_back({cpu_dev, *b});
+        }
+    }
+    matmul.push_back({cpu_dev, cpu_buft});
+    on_device.push_back({cpu_dev, cpu_buft});
+    embed.push_back({cpu_dev, cpu_buft});
+
+    // check every tensor, choose its buffer type
+    struct Placed { const WeightDecl * decl; const GgufTensor * src; ggml_backend_buffer_type_t buft; };
+    std::vector<Placed> placed;
+    std::map<ggml_type, int64_t> type_bytes;
+    for (const WeightDecl & d : decls) {
+        const GgufTensor & t = gguf.require_tensor(d.name, d.shape);
+        // the CPU computes embeddings always, and everything else when there is no GPU
+        if ((d.use == WeightUse::Embed || !backends.gpu) && !cpu_kernels_exist(t.type, d.use)) {
+            fail(d.use == WeightUse::MatMul || d.use == WeightUse::Embed ? LR_ERR_UNSUPPORTED : LR_ERR_BAD_GGUF,
+                format("%s: tensor '%s' (%s) has type %s, which the CPU backend cannot compute with",
+                    gguf.path().c_str(), d.name.c_str(), use_name(d.use), ggml_type_name(t.type)));
+        }
+        const Cands & cands = d.use == WeightUse::Embed ? embed : d.use == WeightUse::MatMul ? matmul : on_device;
+        ggml_backend_buffer_type_t chosen = nullptr;
+        for (auto & c : cands) {
+            if (buft_supports(c.first, c.second, t, d.use)) { chosen = c.second; break; }
+        }
+        if (!chosen) {
+            fail(LR_ERR_UNSUPPORTED, format("%s: tensor '%s' of type %s cannot be used by the %s backend",
+                gguf.path().c_str(), d.name.c_str(), ggml_type_name(t.type), backends.name().c_str()));
+        }
+        placed.push_back({&d, &t, chosen});
+        n_params += t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
+        bytes += (int64_t) t.nbytes;
+        if (d.use == WeightUse::MatMul) type_bytes[t.type] += (int64_t) t.nbytes;
+    }
+    int64_t best = -1;
+    for (auto & tb : type_bytes) if (tb.second > best) { best = tb.second; main_type = tb.first; }
+
+    // one metadata context and one buffer per buffer type
+    std::map<ggml_backend_buffer_type_t, std::vector<std::pair<const Placed *, ggml_tensor *>>> groups;
+    for (const Placed & p : placed) groups[p.buft];
+    for (auto & g : groups) {
+        size_t n = 0;
+        for (const Placed & p : placed) n += p.buft == g.first;
+        ggml_init_params ip = { ggml_tensor_overhead() * (n + 1), nullptr, true };
+        ggml_context * ctx = ggml_init(ip);
+        if (!ctx) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed");
+        contexts_.push_back(ctx);
+        for (const Placed & p : placed) {
+            if (p.buft != g.first) continue;
+            ggml_tensor * t = ggml_new_tensor(ctx, p.src->type, p.src->n_dims, p.src->ne);
+            ggml_set_name(t, p.decl->name.c_str());
+            *p.decl->slot = t;
+            g.second.push_back({&p, t});
+        }
+        ggml_backend_buffer_t buf = nullptr;
+        if (g.first == cpu_buft && use_mmap) {
+            // weights stay in the mapping: no copy
+            buf = ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t *>(gguf.base()), gguf.file_size());
+            if (!buf) fail(LR_ERR_OUT_OF_MEMORY, "could not wrap the mapped file in a CPU buffer");
+            buffers_.push_back(buf);
+            for (auto & pt : g.second) {
+                if (ggml_backend_tensor_alloc(buf, pt.second, const_cast<uint8_t *>(pt.first->src->data)) != GGML_STATUS_SUCCESS) {
+                    fail(LR_ERR_INTERNAL, "could not place a mapped tensor");
+                }
+            }
+        } else {
+            buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, g.first);
+            if (!buf) {
+                fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s memory for the weights", ggml_backend_buft_name(g.first)));
+            }
+            buffers_.push_back(buf);
+            for (auto & pt : g.second) ggml_backend_tensor_set(pt.second, pt.first->src->data, 0, pt.first->src->nbytes);
+        }
+        ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+    }
+}
+
+} // namespace lr
