@@ -80,3 +80,18 @@ export function typeRowBytes(type: number, nPerRow: number): number {
 export function buildInfo(): string {
   return native().buildInfo();
 }
+
+// Checkpoint readers the converter stands on (zip / legacy PyTorch pickles read by a restricted unpickler,
+// safetensors, sharded indexes, SentencePiece models). Tensors are lazy: read one at a time.
+export { openCheckpoint, openShardedCheckpoint, type Checkpoint } from './convert/checkpoint.js';
+export {
+  openTorchCheckpoint,
+  extractStateDict,
+  stripModulePrefix,
+  type TorchCheckpoint,
+  type ExtractOptions,
+  type ExtractedStateDict,
+} from './convert/pickle.js';
+export { openSafetensors, type SafetensorsFile } from './convert/safetensors.js';
+export { readSentencePiece, parseSentencePiece, TokenType, type SentencePieceModel } from './convert/sentencepiece.js';
+export type { LazyTensor, TensorDtype } from './convert/tensor.js';

@@ -95,6 +95,14 @@ assert sd['shared.a'].storage().data_ptr() == sd['shared.b'].storage().data_ptr(
 torch.save(sd, os.path.join(ROOT, 'state_dict.pt'))
 expected['state_dict.pt'] = {'format': 'zip', 'tensors': describe_dict(sd), 'skipped': []}
 
+# the same archive with DEFLATE-compressed entries (torch never writes these; zip tools might)
+import zipfile
+with zipfile.ZipFile(os.path.join(ROOT, 'state_dict.pt')) as src, \
+        zipfile.ZipFile(os.path.join(ROOT, 'state_dict_deflated.pt'), 'w', compression=zipfile.ZIP_DEFLATED) as dst:
+    for info in src.infolist():
+        dst.writestr(info.filename, src.read(info.filename))
+expected['state_dict_deflated.pt'] = {'format': 'zip', 'tensors': describe_dict(sd), 'skipped': []}
+
 # legacy (non-zip) format of the same state dict
 torch.save(sd, os.path.join(ROOT, 'legacy.pt'), _use_new_zipfile_serialization=False)
 expected['legacy.pt'] = {'format': 'legacy', 'tensors': describe_dict(sd), 'skipped': []}

@@ -41,15 +41,14 @@ export class TorchTensor {
   requiresGrad = false;
   constructor(
     readonly storage: TorchStorage,
-    /** in elements */
+    /** in elements of `dtype` */
     readonly storageOffset: number,
     readonly shape: readonly number[],
-    /** in elements */
+    /** in elements of `dtype` */
     readonly stride: readonly number[],
+    /** the storage's type, or the explicit dtype of _rebuild_tensor_v3 (over an untyped byte storage) */
+    readonly dtype: TensorDtype = storage.dtype,
   ) {}
-  get dtype(): TensorDtype {
-    return this.storage.dtype;
-  }
   get numel(): number {
     return shapeNumel(this.shape);
   }
@@ -81,6 +80,9 @@ const TORCH_DTYPES: Readonly<Record<string, TensorDtype>> = {
   bool: 'BOOL',
 };
 
+/** torch dtypes / storage types that exist but this reader does not handle */
+const UNSUPPORTED_TORCH_TYPES = /^(complex\d*|cfloat|cdouble|chalf|uint(16|32|64)|float8_\w+|q(u?int\w+)|\w*(Complex|QInt|QUInt)\w*Storage)$/;
+
 function badPickle(label: string, msg: string): LlavaRadError {
   return new LlavaRadError('BAD_CHECKPOINT', `${label}: ${msg}`);
 }
@@ -107,9 +109,16 @@ function iterableArg(label: string, v: unknown, what: string): unknown[] {
 
 /** the global resolver for PyTorch pickles: data-only builders, everything else refused */
 export function torchGlobals(label: string): (module: string, name: string) => PyGlobal | undefined {
-  const rebuildTensor = (args: readonly unknown[]): TorchTensor => {
+  const rebuildTensor = (args: readonly unknown[], explicitDtype?: unknown): TorchTensor => {
     const [storage, offset, size, stride, requiresGrad] = args;
     if (!(storage instanceof TorchStorage)) throw badPickle(label, 'a tensor is rebuilt from something that is not a storage');
+    let dtype = storage.dtype;
+    if (explicitDtype !== undefined) {
+      if (!(explicitDtype instanceof TorchDtype)) throw badPickle(label, '_rebuild_tensor_v3 needs a torch dtype');
+      dtype = explicitDtype.dtype;
+    }
+    // elements of the tensor's dtype the storage holds
+    const storageElems = Math.floor((storage.numel * DTYPE_SIZE[storage.dtype]) / DTYPE_SIZE[dtype]);
     const off = intArg(label, offset, 'storage offset');
     const shape = intTuple(label, size, 'tensor size');
     const st = intTuple(label, stride, 'tensor stride');
@@ -118,11 +127,11 @@ export function torchGlobals(label: string): (module: string, name: string) => P
     if (numel > 0) {
       let last = off;
       for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * st[d]!;
-      if (!Number.isSafeInteger(last) || last >= storage.numel) {
-        throw badPickle(label, `tensor [${shape.join(', ')}] (stride [${st.join(', ')}], offset ${off}) reaches element ${last} of a storage of ${storage.numel}`);
+      if (!Number.isSafeInteger(last) || last >= storageElems) {
+        throw badPickle(label, `tensor [${shape.join(', ')}] (stride [${st.join(', ')}], offset ${off}) reaches element ${last} of a storage of ${storageElems}`);
       }
     }
-    const t = new TorchTensor(storage, off, shape, st);
+    const t = new TorchTensor(storage, off, shape, st, dtype);
     t.requiresGrad = requiresGrad === true;
     return t;
   };
@@ -135,7 +144,7 @@ export function torchGlobals(label: string): (module: string, name: string) => P
   const tensorClass = new PyGlobal('torch', 'Tensor');
   const parameterClass = new PyGlobal('torch.nn.parameter', 'Parameter');
   const rebuilders = new Set<string>([
-    'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_parameter',
+    'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_tensor_v3', 'torch._utils._rebuild_parameter',
     'torch._utils._rebuild_parameter_with_state',
   ]);
   const orderedDict = (args: readonly unknown[]): PyDict => {
@@ -172,6 +181,8 @@ export function torchGlobals(label: string): (module: string, name: string) => P
       case 'torch._utils._rebuild_tensor_v2':
       case 'torch._utils._rebuild_tensor':
         return new PyGlobal(module, name, (args) => rebuildTensor(args));
+      case 'torch._utils._rebuild_tensor_v3': // (storage, offset, size, stride, requires_grad, hooks, dtype[, metadata])
+        return new PyGlobal(module, name, (args) => rebuildTensor(args, args[6] ?? null));
       case 'torch._utils._rebuild_parameter':
       case 'torch._utils._rebuild_parameter_with_state':
         return new PyGlobal(module, name, (args) => rebuildParameter(args));
@@ -210,6 +221,9 @@ export function torchGlobals(label: string): (module: string, name: string) => P
     }
     if (module === 'torch' && Object.prototype.hasOwnProperty.call(TORCH_DTYPES, name)) {
       return new TorchDtype(module, name, TORCH_DTYPES[name]!);
+    }
+    if (module === 'torch' && UNSUPPORTED_TORCH_TYPES.test(name)) {
+      throw new LlavaRadError('UNSUPPORTED', `${label}: tensors of type torch.${name} are not supported (F32/F16/BF16/F64 and integer types are)`);
     }
     return undefined;
   };

@@ -66,6 +66,8 @@ const F16_TABLE: Float32Array = (() => {
   return t;
 })();
 
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** IEEE half (binary16) bits -> number */
 export function f16ToF32(h: number): number {
   return F16_TABLE[h & 0xffff]!;
@@ -86,11 +88,17 @@ export function toFloat32(bytes: Uint8Array, dtype: TensorDtype): Float32Array {
       new Uint8Array(out.buffer).set(bytes);
       break;
     case 'F16':
-      for (let i = 0; i < n; i++) out[i] = F16_TABLE[dv.getUint16(i * 2, true)]!;
-      break;
     case 'BF16': {
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u[i] = dv.getUint16(i * 2, true) << 16;
+      // 16-bit words; an aligned view when possible (little-endian hosts only - Node's platforms)
+      const w = bytes.byteOffset % 2 === 0 && LITTLE_ENDIAN_HOST ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : null;
+      if (dtype === 'F16') {
+        if (w) for (let i = 0; i < n; i++) out[i] = F16_TABLE[w[i]!]!;
+        else for (let i = 0; i < n; i++) out[i] = F16_TABLE[dv.getUint16(i * 2, true)]!;
+      } else {
+        const u = new Uint32Array(out.buffer);
+        if (w) for (let i = 0; i < n; i++) u[i] = w[i]! << 16;
+        else for (let i = 0; i < n; i++) u[i] = dv.getUint16(i * 2, true) << 16;
+      }
       break;
     }
     case 'F64':
