@@ -23,8 +23,10 @@
 //   (`autoOrient: true`, the same pixels as exif_transpose), because a radiograph shown upright by every
 //   viewer is what a user means; `autoOrient: false` reproduces the official pipeline exactly.
 // - Multi-frame images (animated GIF/WebP, multi-page TIFF) are refused (UNSUPPORTED) unless
-//   `firstFrame: true`, which decodes frame 0 like PIL's open (GIF frames with transparent pixels may differ:
-//   libvips renders transparency as black with alpha 0, PIL keeps the palette index's colour).
+//   `firstFrame: true`, which decodes frame 0 like PIL's open.
+// - KNOWN DIFFERENCE: transparent pixels of a GIF (still or animated) come out black (0, 0, 0) here, because
+//   libvips renders them as RGBA (0, 0, 0, 0), while PIL's convert('RGB') gives the palette colour of the
+//   transparent index. Opaque GIF pixels, and transparent pixels of palette PNGs (tRNS), match PIL.
 // - AVIF is decoded by sharp's libheif; Pillow 9.4 has no AVIF decoder, so there is no PIL reference for it.
 // Safety: the header is read first (no pixel decoding) and images over `maxPixels` (default 50 MP: every
 // CR/DR detector and mammography plate fits) or with a side under `minSide` (default 32 px) are refused;
