@@ -17,7 +17,7 @@ import { openSafetensors } from '../lib/convert/safetensors.js';
 import { parseSentencePiece, readSentencePiece } from '../lib/convert/sentencepiece.js';
 import type { LazyTensor } from '../lib/convert/tensor.js';
 import { isPyTuple, unpickle } from '../lib/convert/unpickler.js';
-import { ZipReader } from '../lib/convert/zip.js';
+import { ZipReader, crc32 } from '../lib/convert/zip.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'checkpoints');
 interface ExpectedTensor { dtype: string; shape: number[]; contiguous: boolean; values: number[]; sha256: string }
@@ -173,6 +173,7 @@ async function writeZip(path: string, entries: ZEntry[], forceZip64 = false): Pr
       ch.writeUInt32LE(0x02014b50, 0);
       ch.writeUInt16LE(45, 4);
       ch.writeUInt16LE(45, 6);
+      ch.writeUInt32LE(e.data ? crc32(e.data) : 0, 16); // (sparse entries: never read whole)
       ch.writeUInt32LE(use64 ? 0xffffffff : e.size, 20);
       ch.writeUInt32LE(use64 ? 0xffffffff : e.size, 24);
       ch.writeUInt16LE(name.length, 28);
@@ -293,6 +294,29 @@ describe('PyTorch zip checkpoints', () => {
     } finally {
       await c.close();
     }
+  });
+
+  it('a pickle sharing one dict 2^40 ways (through the memo) is refused quickly, not walked', async () => {
+    // d0 = {}; d(n+1) = {'a': d(n), 'b': d(n)}
+    const parts: Buffer[] = [P.proto(), P.raw('}q', 0)];
+    for (let i = 1; i <= 30; i++) {
+      parts.push(P.raw('}('), P.str('a'), P.raw('h', i - 1), P.str('b'), P.raw('h', i - 1), P.raw('uq', i));
+    }
+    parts.push(P.raw('.'));
+    const v = runTorchPickle(Buffer.concat(parts)).value;
+    const t0 = Date.now();
+    await expectCode(() => extractStateDict(v, 'dag', { maxEntries: 100_000 }), 'BAD_CHECKPOINT', /too many entries/);
+    await expectCode(() => extractStateDict(v, 'dag', { maxDepth: 10 }), 'BAD_CHECKPOINT', /deeper/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it('a zip entry whose bytes do not match its CRC-32 is refused', async () => {
+    const full = await readFile(join(FIX, 'parameters.pt'));
+    const m = Buffer.from(full);
+    const at = m.indexOf(Buffer.from('weight')); // inside data.pkl
+    m[at] = 'W'.charCodeAt(0);
+    await writeFile(join(tmp, 'crc.pt'), m);
+    await expectCode(openTorchCheckpoint(join(tmp, 'crc.pt')), 'BAD_CHECKPOINT', /CRC-32/);
   });
 
   it('stripModulePrefix keeps unprefixed keys and refuses collisions', async () => {
@@ -685,6 +709,7 @@ describe('zip reader', () => {
     await writeZip(p, [{ name: 'a', size: 3, data: Buffer.from('abc') }], true);
     const z = await ZipReader.open(p);
     expect((await z.readAll('a')).toString()).toBe('abc');
+    expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926); // the CRC-32 check value
     await z.close();
     const good = await readFile(p);
     // entry size larger than the file

@@ -276,6 +276,8 @@ export interface ExtractOptions {
   wrappers?: readonly string[];
   /** how deep nested dicts are flattened (default 32) */
   maxDepth?: number;
+  /** the most dict entries visited while flattening (default 10 million) */
+  maxEntries?: number;
 }
 
 export interface ExtractedStateDict {
@@ -310,9 +312,12 @@ export function extractStateDict(root: unknown, label = 'checkpoint', options: E
   }
   const tensors = new Map<string, TorchTensor>();
   const skipped: string[] = [];
+  // the memo lets a pickle share one dict many times over (a DAG of 2^n paths); bound the work
+  let budget = options.maxEntries ?? 10_000_000;
   const walk = (d: PyDict, prefix: string, depth: number): void => {
     if (depth > maxDepth) throw badPickle(label, `state dict nested deeper than ${maxDepth}`);
     for (const [k, v] of d) {
+      if (--budget < 0) throw badPickle(label, 'the state dict has too many entries (shared sub-dicts?)');
       const name = prefix + (typeof k === 'string' ? k : String(k));
       if (v instanceof TorchTensor) {
         if (tensors.has(name)) throw badPickle(label, `two tensors are named "${name}"`);

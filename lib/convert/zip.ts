@@ -86,6 +86,23 @@ function u64(dv: DataView, off: number, label: string, what: string): number {
   return Number(v);
 }
 
+const CRC_TABLE: Uint32Array = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (the zip / PNG polynomial) of `data` */
+export function crc32(data: Uint8Array, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
 export class ZipReader {
   /** bytes read from the file so far (headers included) - lets tests check that reads stay local */
   bytesRead = 0;
@@ -313,13 +330,21 @@ export class ZipReader {
     throw new LlavaRadError('UNSUPPORTED', `${this.label}: entry "${entry.name}" uses compression method ${entry.method} (only stored and deflate are supported)`);
   }
 
-  /** Reads a whole entry, refusing entries larger than `maxBytes`. */
+  /**
+   * Reads a whole entry, refusing entries larger than `maxBytes`, and checks its CRC-32 (ranged reads of
+   * big tensor storages are not checked: that would mean reading them whole).
+   */
   async readAll(entryOrName: ZipEntry | string, maxBytes = 256 * 1024 * 1024): Promise<Buffer> {
     const entry = typeof entryOrName === 'string' ? this.entry(entryOrName) : entryOrName;
     if (entry.uncompressedSize > maxBytes) {
       throw new LlavaRadError('BAD_CHECKPOINT', `${this.label}: entry "${entry.name}" is ${entry.uncompressedSize} bytes (limit ${maxBytes})`);
     }
-    return this.read(entry);
+    const data = await this.read(entry);
+    const crc = crc32(data);
+    if (crc !== entry.crc32) {
+      throw bad(this.label, `entry "${entry.name}" fails its CRC-32 check (0x${crc.toString(16)} != 0x${entry.crc32.toString(16)})`);
+    }
+    return data;
   }
 
   async close(): Promise<void> {
