@@ -265,6 +265,16 @@ for orient in (2, 3, 4, 7, 8):
         f'RGB JPEG with EXIF orientation {orient} (decode only)',
         pil_loader=lambda i: ImageOps.exif_transpose(i).convert('RGB'), crop=False)
 
+# sources tagged with an ICC profile (Display P3), written once by sharp's withIccProfile('p3') (PIL cannot
+# make one without a profile file): PIL ignores embedded profiles, so must we. Decoded pixels only.
+for ext in ('png', 'jpg'):
+    fn = os.path.join(OUT, 'icc_p3_301x263.' + ext)
+    if os.path.exists(fn):
+        with open(fn, 'rb') as f:
+            add('icc_p3_301x263', f.read(), ext, f'{ext.upper()} with an embedded Display P3 ICC profile (decode only)',
+                crop=False)
+        manifest['images'][-1]['name'] += '_' + ext
+
 add('webp_lossy_400x430', enc(rgb(400, 430, 30), 'WEBP', quality=90, method=4), 'webp', 'lossy WebP')
 add('webp_lossless_rgba_300x320', enc(Image.merge('RGBA', list(rgb(300, 320, 31).split())
                                                   + [Image.new('L', (300, 320), 200)]), 'WEBP', lossless=True),
