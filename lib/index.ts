@@ -9,6 +9,7 @@ import { fromNative } from './errors.js';
 import { native } from './native.js';
 
 export { LlavaRadError, isLlavaRadError, ERROR_CODES, type LlavaRadErrorCode } from './errors.js';
+export { loadVisionModel, VisionModel, type LoadVisionOptions, type EncodeOptions, type VisionInfo } from './vision.js';
 export {
   loadModel,
   LlamaModel,

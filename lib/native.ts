@@ -117,8 +117,33 @@ export interface NativeModel {
   readonly disposed: boolean;
 }
 
+export interface NativeVisionInfo {
+  name: string;
+  backend: string;
+  imageSize: number;
+  patchSize: number;
+  nPatches: number;
+  nEmbd: number;
+  nOut: number;
+  nBlock: number;
+  nBlockUsed: number;
+  nHead: number;
+  selectLayer: number;
+  imageMean: number[];
+  imageStd: number[];
+  nParams: number;
+}
+
+export interface NativeVision {
+  info(): NativeVisionInfo;
+  encode(pixels: Float32Array, nImages: number, output?: 'projected' | 'features'): Promise<Float32Array>;
+  dispose(): Promise<void>;
+  readonly disposed: boolean;
+}
+
 export interface NativeAddon {
   loadModel(path: string, params?: NativeModelParams): Promise<NativeModel>;
+  loadVision(path: string, params?: NativeModelParams & { maxBatch?: number }): Promise<NativeVision>;
   quantize(type: number, src: Float32Array, nRows: number, nPerRow: number): Buffer;
   typeFromName(name: string): number;
   typeRowBytes(type: number, nPerRow: number): number;

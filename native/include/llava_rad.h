@@ -239,6 +239,44 @@ lr_status lr_generate(lr_context * ctx, const lr_prompt_part * parts, size_t n_p
                       int32_t * tokens, size_t capacity, lr_gen_result * out_result);
 
 /* ---------------------------------------------------------------------------------------------- */
+/* vision: LLaVA-Rad's image tower + projector (a vision GGUF, see native/src/vision_model.h)      */
+
+typedef struct lr_vision lr_vision;
+
+typedef struct lr_vision_info {
+    char    name[128];
+    char    backend[32];
+    int32_t image_size;    /* input side in pixels (518) */
+    int32_t patch_size;
+    int32_t n_patches;     /* embeddings per image (1369) */
+    int32_t n_embd;        /* tower width (768) */
+    int32_t n_out;         /* projected width = the decoder's n_embd */
+    int32_t n_block;
+    int32_t n_block_used;  /* blocks that run (up to the selected layer) */
+    int32_t n_head;
+    int32_t select_layer;
+    float   image_mean[3];
+    float   image_std[3];
+    int64_t n_params;
+} lr_vision_info;
+
+/* params->n_threads and backend as for models; max_batch: most images in one graph (<= 0: 8) */
+lr_status lr_vision_load(const char * path, const lr_model_params * params, int32_t max_batch, lr_vision ** out_vision);
+void      lr_vision_free(lr_vision * vision);
+lr_status lr_vision_get_info(const lr_vision * vision, lr_vision_info * out_info);
+
+typedef enum lr_vision_output {
+    LR_VISION_PROJECTED = 0, /* n_patches x n_out per image: rows for the decoder's prompt */
+    LR_VISION_FEATURES  = 1, /* n_patches x n_embd per image: the tower's selected hidden state without CLS */
+} lr_vision_output;
+
+/* pixels: n_images x 3 x image_size x image_size floats (CHW, already normalized with image_mean/std).
+ * out: capacity floats; needs n_images x n_patches x (n_out or n_embd). Calls on one lr_vision are
+ * serialized; it may be used from any thread. */
+lr_status lr_vision_encode(lr_vision * vision, const float * pixels, int32_t n_images, lr_vision_output which,
+                           float * out, size_t capacity);
+
+/* ---------------------------------------------------------------------------------------------- */
 /* quantization (ggml's own quantizers)                                                           */
 
 /* ggml type id for a name such as "f32", "f16", "q8_0", "q4_0", "q4_k"; -1 if unknown */

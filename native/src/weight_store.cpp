@@ -24,10 +24,13 @@ ggml_tensor * use_op(ggml_context * ctx, ggml_tensor * w, WeightUse use) {
     switch (use) {
         case WeightUse::Embed: return ggml_get_rows(ctx, w, ggml_new_tensor_1d(ctx, GGML_TYPE_I32, 512));
         case WeightUse::MatMul: return ggml_mul_mat(ctx, w, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[0], 512));
-        case WeightUse::Vector: return ggml_mul(ctx, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[0], 512), w);
-        case WeightUse::Conv: {
-            ggml_tensor * img = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, w->ne[0] * 4, w->ne[1] * 4, w->ne[2], 1);
-            return ggml_im2col(ctx, w, img, (int) w->ne[0], (int) w->ne[1], 0, 0, 1, 1, true, w->type);
+        case WeightUse::Vector: { // an activation of w's shape (w may be a table, e.g. position embeddings)
+            ggml_tensor * a = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, w->ne[0], w->ne[1], w->ne[2], w->ne[3]);
+            return ggml_mul(ctx, a, w);
+        }
+        case WeightUse::Conv: { // im2col columns times the kernel as a matrix
+            ggml_tensor * k = ggml_reshape_2d(ctx, w, w->ne[0] * w->ne[1] * w->ne[2], w->ne[3]);
+            return ggml_mul_mat(ctx, k, ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k->ne[0], 512));
         }
     }
     return nullptr;

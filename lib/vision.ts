@@ -1,0 +1,104 @@
+// The vision tower + projector: preprocessed images in, the embeddings the decoder takes out.
+import { LlavaRadError, fromNative } from './errors.js';
+import { native, type NativeVision, type NativeVisionInfo } from './native.js';
+
+export type VisionInfo = Readonly<NativeVisionInfo>;
+
+export interface LoadVisionOptions {
+  /** vision GGUF ("mmproj") path */
+  model: string;
+  backend?: 'auto' | 'cpu' | 'cuda';
+  /** CPU threads (default: physical cores) */
+  threads?: number;
+  /** most images computed in one graph (default 8) */
+  maxBatch?: number;
+  mmap?: boolean;
+}
+
+export interface EncodeOptions {
+  /** 'projected' (default): n_patches rows of the decoder's width; 'features': the tower's selected layer */
+  output?: 'projected' | 'features';
+}
+
+/** A loaded vision GGUF. */
+export class VisionModel {
+  readonly info: VisionInfo;
+  readonly #native: NativeVision;
+  #disposed?: Promise<void>;
+
+  /** @internal use loadVisionModel() */
+  constructor(nativeVision: NativeVision) {
+    this.#native = nativeVision;
+    this.info = Object.freeze({ ...nativeVision.info() });
+  }
+
+  /** floats per preprocessed image: 3 x imageSize x imageSize (CHW, normalized with the model's mean/std) */
+  get pixelsPerImage(): number {
+    return 3 * this.info.imageSize * this.info.imageSize;
+  }
+
+  /**
+   * Encodes one or more preprocessed images (each a Float32Array of `pixelsPerImage` floats, as
+   * preprocessImage() returns) in one batch, off the event loop. Returns, per image, nPatches rows of
+   * nOut floats (or nEmbd for output 'features').
+   */
+  async encode(images: Float32Array | readonly Float32Array[], options: EncodeOptions = {}): Promise<Float32Array[]> {
+    if (this.#disposed) throw new LlavaRadError('DISPOSED', 'the vision model was disposed');
+    const list = images instanceof Float32Array ? [images] : images;
+    if (!Array.isArray(list) || list.length === 0) {
+      throw new LlavaRadError('INVALID_ARGUMENT', `images must be a Float32Array or a non-empty array of them, got ${describe(images)}`);
+    }
+    const per = this.pixelsPerImage;
+    list.forEach((im, i) => {
+      if (!(im instanceof Float32Array) || im.length !== per) {
+        throw new LlavaRadError('INVALID_ARGUMENT', `images[${i}] must be a Float32Array of ${per} floats (3 x ${this.info.imageSize} x ${this.info.imageSize}), got ${describe(im)}`);
+      }
+    });
+    const output = options.output ?? 'projected';
+    if (output !== 'projected' && output !== 'features') {
+      throw new LlavaRadError('INVALID_ARGUMENT', `output must be 'projected' or 'features', got ${JSON.stringify(output)}`);
+    }
+    const packed = new Float32Array(per * list.length);
+    list.forEach((im, i) => packed.set(im, i * per));
+    let out: Float32Array;
+    try {
+      out = await this.#native.encode(packed, list.length, output);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const n = out.length / list.length;
+    return list.map((_, i) => out.subarray(i * n, (i + 1) * n));
+  }
+
+  /** frees the weights (waits for encodes in flight); idempotent */
+  dispose(): Promise<void> {
+    this.#disposed ??= this.#native.dispose().catch((e) => { throw fromNative(e); });
+    return this.#disposed;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v instanceof Float32Array) return `a Float32Array of ${v.length}`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  return v === null ? 'null' : typeof v;
+}
+
+/** Loads and validates a vision GGUF off the event loop. */
+export async function loadVisionModel(options: LoadVisionOptions): Promise<VisionModel> {
+  if (options === null || typeof options !== 'object') {
+    throw new LlavaRadError('INVALID_ARGUMENT', `options must be an object, got ${describe(options)}`);
+  }
+  if (typeof options.model !== 'string' || options.model.length === 0) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `model must be a non-empty path string, got ${describe(options.model)}`);
+  }
+  const params: Record<string, unknown> = {};
+  if (options.backend !== undefined) params.backend = options.backend;
+  if (options.threads !== undefined) params.threads = options.threads;
+  if (options.maxBatch !== undefined) params.maxBatch = options.maxBatch;
+  if (options.mmap !== undefined) params.mmap = options.mmap;
+  try {
+    return new VisionModel(await native().loadVision(options.model, params));
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

@@ -1,0 +1,60 @@
+#include "vision_encoder.h"
+#include "status.h"
+
+#include <algorithm>
+
+namespace lr {
+
+VisionEncoder::VisionEncoder(const VisionModel & model, int32_t max_batch, int32_t n_threads)
+    : model_(model), max_batch_(max_batch) {
+    init_backends(backends_, model.backends.gpu ? LR_BACKEND_CUDA : LR_BACKEND_CPU,
+                  n_threads > 0 ? n_threads : model.backends.n_threads);
+    std::vector<ggml_backend_t> list;
+    std::vector<ggml_backend_buffer_type_t> bufts;
+    if (backends_.gpu) {
+        list.push_back(backends_.gpu);
+        bufts.push_back(ggml_backend_get_default_buffer_type(backends_.gpu));
+    }
+    list.push_back(backends_.cpu);
+    bufts.push_back(ggml_backend_get_default_buffer_type(backends_.cpu));
+    const size_t max_nodes = vision_graph_max_nodes(model.hp);
+    sched_ = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
+    if (!sched_) fail(LR_ERR_OUT_OF_MEMORY, "could not create the vision graph scheduler");
+    meta_.resize(ggml_tensor_overhead() * max_nodes + ggml_graph_overhead_custom(max_nodes, false));
+}
+
+VisionEncoder::~VisionEncoder() {
+    if (sched_) ggml_backend_sched_free(sched_);
+}
+
+void VisionEncoder::encode(const float * pixels, int32_t n_images, bool features, float * out) {
+    std::lock_guard<std::mutex> lk(mu_);
+    const VisionHParams & hp = model_.hp;
+    const size_t in_per = (size_t) 3 * hp.image_size * hp.image_size;
+    const size_t out_per = (size_t) hp.n_patches() * (size_t) (features ? hp.n_embd : hp.n_out);
+    for (int32_t i = 0; i < n_images; i += max_batch_) {
+        const int32_t n = std::min(max_batch_, n_images - i);
+        encode_batch(pixels + (size_t) i * in_per, n, features, out + (size_t) i * out_per);
+    }
+}
+
+void VisionEncoder::encode_batch(const float * pixels, int32_t n, bool features, float * out) {
+    const VisionHParams & hp = model_.hp;
+    ggml_init_params ip = { meta_.size(), meta_.data(), true };
+    ggml_context * ctx = ggml_init(ip);
+    if (!ctx) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed for the vision graph");
+    struct Free { ggml_context * c; ~Free() { ggml_free(c); } } guard{ctx};
+
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, vision_graph_max_nodes(hp), false);
+    VisionGraph g = build_vision_graph(ctx, gf, model_, n);
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, gf)) fail(LR_ERR_OUT_OF_MEMORY, "could not allocate the vision graph");
+    ggml_backend_tensor_set(g.pixels, pixels, 0, ggml_nbytes(g.pixels));
+    if (ggml_backend_sched_graph_compute(sched_, gf) != GGML_STATUS_SUCCESS) {
+        fail(LR_ERR_BACKEND, "the backend failed to compute the vision graph");
+    }
+    ggml_tensor * result = features ? g.features : g.projected;
+    ggml_backend_tensor_get(result, out, 0, ggml_nbytes(result));
+}
+
+} // namespace lr

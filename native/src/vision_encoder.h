@@ -1,0 +1,37 @@
+// Runs the vision graph: batches of preprocessed images in, projected embeddings (or the tower's
+// features) out. One encoder per vision model; calls are serialized.
+#pragma once
+
+#include "vision_graph.h"
+#include "vision_model.h"
+
+#include "ggml-backend.h"
+
+#include <mutex>
+#include <vector>
+
+namespace lr {
+
+class VisionEncoder {
+public:
+    VisionEncoder(const VisionModel & model, int32_t max_batch, int32_t n_threads);
+    ~VisionEncoder();
+    VisionEncoder(const VisionEncoder &) = delete;
+    VisionEncoder & operator=(const VisionEncoder &) = delete;
+
+    // pixels: n_images x 3 x S x S floats (CHW, normalized). out: n_images x n_patches x (n_out or n_embd).
+    void encode(const float * pixels, int32_t n_images, bool features, float * out);
+    int32_t max_batch() const { return max_batch_; }
+
+private:
+    const VisionModel & model_;
+    int32_t max_batch_;
+    Backends backends_;
+    ggml_backend_sched_t sched_ = nullptr;
+    std::vector<uint8_t> meta_;
+    std::mutex mu_;
+
+    void encode_batch(const float * pixels, int32_t n, bool features, float * out);
+};
+
+} // namespace lr

@@ -1,0 +1,131 @@
+// The vision tower + projector against the PyTorch reference (scripts/reference/llava_rad_reference.py,
+// float64): a tiny random-weight model of the real structure (518 px, patch 14, CLS first, LayerScale,
+// erf GELU, select layer -2, mlp2x_gelu), two synthetic images encoded in one batch.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LlavaRadError, loadVisionModel, type VisionModel } from '../lib/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dir = path.join(here, 'fixtures', 'vision');
+const meta = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8')) as {
+  rows: number[]; n_patches: number; dim: number; text_dim: number;
+};
+const golden = (() => {
+  const b = readFileSync(path.join(dir, 'golden.bin'));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+})();
+
+const MEAN = [0.48145466, 0.4578275, 0.40821073];
+const STD = [0.26862954, 0.26130258, 0.27577711];
+
+/** the reference's synthetic_pixels + normalize, in float32 as torch computes them */
+function syntheticImage(size: number, mirrored: boolean): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(3 * size * size);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < size; y++) {
+      for (let x0 = 0; x0 < size; x0++) {
+        const x = mirrored ? size - 1 - x0 : x0;
+        const u8 = (x * 7 + y * 13 + c * 29 + Math.floor((x * y) / 97)) % 256;
+        out[(c * size + y) * size + x0] = f(f(f(u8 / 255) - f(MEAN[c]!)) / f(STD[c]!));
+      }
+    }
+  }
+  return out;
+}
+
+/** golden rows for image b: features then projected */
+function goldenRows(b: number): { features: Float32Array; projected: Float32Array } {
+  const r = meta.rows.length;
+  const per = r * meta.dim + r * meta.text_dim;
+  const base = b * per;
+  return {
+    features: golden.subarray(base, base + r * meta.dim),
+    projected: golden.subarray(base + r * meta.dim, base + per),
+  };
+}
+
+/** max |ours - ref| over the sampled rows, relative to max |ref| */
+function relError(ours: Float32Array, width: number, ref: Float32Array): number {
+  let maxDiff = 0, maxRef = 0;
+  meta.rows.forEach((row, i) => {
+    for (let j = 0; j < width; j++) {
+      const a = ours[row * width + j]!, b = ref[i * width + j]!;
+      maxDiff = Math.max(maxDiff, Math.abs(a - b));
+      maxRef = Math.max(maxRef, Math.abs(b));
+    }
+  });
+  return maxDiff / maxRef;
+}
+
+const images = [syntheticImage(518, false), syntheticImage(518, true)];
+
+// measured: f32 ~2e-7, f16 ~5e-4 (the f16 weights' own rounding)
+describe.each([
+  ['f32', 1e-5],
+  ['f16', 2e-3],
+])('vision tower + projector, %s weights, against PyTorch', (type, tol) => {
+  let vision: VisionModel;
+  beforeAll(async () => {
+    vision = await loadVisionModel({ model: path.join(dir, `tiny-vision-${type}.gguf`), threads: 2 });
+  });
+  afterAll(async () => {
+    await vision?.dispose();
+  });
+
+  it('reports the structure', () => {
+    expect(vision.info).toMatchObject({ imageSize: 518, patchSize: 14, nPatches: 1369, nEmbd: meta.dim, nOut: meta.text_dim, nBlock: 3, nBlockUsed: 2, selectLayer: -2 });
+    expect(vision.info.imageMean[0]).toBeCloseTo(MEAN[0]!, 6);
+  });
+
+  it(`features (hidden_states[-2] without CLS) and projected embeddings within ${tol} (relative)`, async () => {
+    const [feats, projected] = await Promise.all([
+      vision.encode(images, { output: 'features' }),
+      vision.encode(images),
+    ]);
+    for (let b = 0; b < 2; b++) {
+      const ref = goldenRows(b);
+      expect(feats[b]!.length).toBe(meta.n_patches * meta.dim);
+      expect(projected[b]!.length).toBe(meta.n_patches * meta.text_dim);
+      const ef = relError(feats[b]!, meta.dim, ref.features);
+      const ep = relError(projected[b]!, meta.text_dim, ref.projected);
+      expect(ef, `features of image ${b}`).toBeLessThan(tol);
+      expect(ep, `projected of image ${b}`).toBeLessThan(tol);
+    }
+  }, 120_000);
+
+  it('one image alone gives what it gives inside a batch', async () => {
+    const [alone] = await vision.encode(images[1]!);
+    const [, inBatch] = await vision.encode(images);
+    let d = 0;
+    for (let i = 0; i < alone!.length; i++) d = Math.max(d, Math.abs(alone![i]! - inBatch![i]!));
+    expect(d).toBeLessThan(1e-5);
+  }, 120_000);
+});
+
+describe('vision arguments and files', () => {
+  it('wrong inputs are typed errors', async () => {
+    const vision = await loadVisionModel({ model: path.join(dir, 'tiny-vision-f32.gguf'), threads: 1 });
+    try {
+      await expect(vision.encode(new Float32Array(10))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(vision.encode([])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      const nan = new Float32Array(vision.pixelsPerImage);
+      nan[5] = NaN;
+      await expect(vision.encode(nan)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(vision.encode(images[0]!, { output: 'logits' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    } finally {
+      await vision.dispose();
+    }
+    await expect(vision.encode(images[0]!)).rejects.toMatchObject({ code: 'DISPOSED' });
+  });
+
+  it('a decoder GGUF or a missing file is refused with a typed error', async () => {
+    const { tinyLlamaPath } = await import('./helpers/tiny-llama.js');
+    const err = await loadVisionModel({ model: await tinyLlamaPath('q4_0') }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlavaRadError);
+    expect((err as LlavaRadError).code).toBe('BAD_GGUF');
+    await expect(loadVisionModel({ model: path.join(dir, 'nope.gguf') })).rejects.toMatchObject({ code: 'IO' });
+  });
+});
