@@ -5,7 +5,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { LlavaRadError, isLlavaRadError, loadModel, type GenerateResult, type LlamaModel, type ModelInfo } from './index.js';
+import { LlavaRadError, isLlavaRadError, loadLlavaRad, loadModel, type FindingsResult, type GenerateResult, type LlamaModel, type LoadLlavaRadOptions, type ModelInfo } from './index.js';
 import { packageVersion } from './native.js';
 import { validateGenerateOptions, validateLoadOptions, type GenerateOptions, type LoadModelOptions } from './options.js';
 
@@ -44,10 +44,18 @@ function joinNegativeValues(args: string[], options: Options): string[] {
 }
 
 function parse(args: string[], options: Options, command: string): Record<string, string | boolean | undefined> {
+  return parseWithPositionals(args, options, command, 0).values;
+}
+
+function parseWithPositionals(args: string[], options: Options, command: string, maxPositionals: number): {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+} {
   args = joinNegativeValues(args, options);
   try {
-    const { values } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
-    return values as Record<string, string | boolean | undefined>;
+    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: maxPositionals > 0 });
+    if (positionals.length > maxPositionals) throw new Error(`unexpected argument '${positionals[maxPositionals]}'`);
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
   } catch (e) {
     const msg = e instanceof Error ? e.message.split('\n')[0]!.replace(/^TypeError \[[A-Z_]+\]: /, '') : String(e);
     throw new UsageError(`${command}: ${msg}`);
@@ -252,8 +260,111 @@ Loads the model (with a small context) and prints its hyperparameters as one JSO
   },
 };
 
-// more commands (findings, convert, pull, batch, bench) slot in here
-const COMMANDS: Command[] = [generateCommand, infoCommand];
+// ---- findings --------------------------------------------------------------------------------------------------
+
+const findingsCommand: Command = {
+  name: 'findings',
+  summary: 'write the findings of a chest X-ray (LLaVA-Rad; research use only)',
+  usage: `Usage: llava-rad findings IMAGE --model DIR [options]
+       llava-rad findings IMAGE --model DECODER.gguf --mmproj VISION.gguf [options]
+
+IMAGE is a PNG, JPEG, WebP, TIFF, GIF or AVIF file of one frontal chest radiograph.
+
+Options:
+  -m, --model DIR|FILE    a folder written by 'llava-rad convert', or the decoder GGUF (with --mmproj)
+      --mmproj FILE       the vision GGUF, when --model names the decoder GGUF
+  -r, --reason TEXT       the reason for the exam (indication), if known
+  -n, --max-tokens N      most tokens to generate (default 256, as the official evaluation)
+      --threads N         CPU threads (default: physical cores)
+      --backend B         auto | cpu | cuda (default auto)
+      --json              print one JSON object (last line) instead of streaming the text
+  -h, --help              this help
+
+Research use only: LLaVA-Rad output is not for clinical care.`,
+  async run(args, io, signal) {
+    const { values: v, positionals } = parseWithPositionals(args, {
+      model: { type: 'string', short: 'm' },
+      mmproj: { type: 'string' },
+      reason: { type: 'string', short: 'r' },
+      'max-tokens': { type: 'string', short: 'n' },
+      threads: { type: 'string', short: 't' },
+      backend: { type: 'string' },
+      json: { type: 'boolean' },
+    }, 'findings', 1);
+    if (v.help) {
+      io.out(this.usage + '\n');
+      return 0;
+    }
+    const image = positionals[0];
+    if (!image) throw new UsageError('findings: the IMAGE file is required');
+    if (!existsSync(image) || !statSync(image).isFile()) throw new UsageError(`findings: image file not found: ${image}`);
+    if (typeof v.model !== 'string' || v.model === '') throw new UsageError('findings: --model DIR (or --model FILE.gguf --mmproj FILE.gguf) is required');
+    if (!existsSync(v.model)) throw new UsageError(`findings: model not found: ${v.model}`);
+    const load: LoadLlavaRadOptions = {};
+    if (statSync(v.model).isDirectory()) {
+      if (v.mmproj !== undefined) throw new UsageError('findings: --mmproj goes with --model FILE.gguf, not with a model folder');
+      load.model = v.model;
+    } else {
+      if (typeof v.mmproj !== 'string' || v.mmproj === '') throw new UsageError('findings: --model names a file, so --mmproj FILE.gguf (the vision GGUF) is required too');
+      if (!existsSync(v.mmproj)) throw new UsageError(`findings: vision GGUF not found: ${v.mmproj}`);
+      load.decoder = v.model;
+      load.vision = v.mmproj;
+    }
+    const threads = intArg(v.threads, '--threads', 1, 1024);
+    if (threads !== undefined) load.threads = threads;
+    const backend = backendArg(v.backend);
+    if (backend !== undefined) load.backend = backend;
+    const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, 1024) ?? 256;
+    const json = v.json === true;
+    const reason = typeof v.reason === 'string' && v.reason !== '' ? v.reason : undefined;
+
+    const model = await asUsageAsync(() => loadLlavaRad(load));
+    try {
+      let streamed = false;
+      const r: FindingsResult = await model.generateFindingsFromFile(image, reason, {
+        maxTokens,
+        signal,
+        ...(json ? {} : { onToken: (ev) => { if (ev.text) { io.out(streamed ? ev.text : ev.text.trimStart()); streamed ||= ev.text.trim() !== ''; } } }),
+      });
+      if (json) {
+        io.out(JSON.stringify({
+          findings: r.findings,
+          tokens: r.tokens,
+          reason: r.reason,
+          stop_reason: r.stopReason,
+          prompt_tokens: { before_image: r.prompt.before, image_rows: r.prompt.imageRows, after_image: r.prompt.after },
+          timings_ms: {
+            preprocess: round(r.timings.preprocessMs),
+            vision: round(r.timings.visionMs),
+            prompt: round(r.timings.promptMs),
+            decode: round(r.timings.decodeMs),
+            total: round(r.timings.totalMs),
+          },
+          research_use_only: r.researchUseOnly,
+          notice: r.notice,
+          model: { decoder: model.files.decoder, vision: model.files.vision },
+        }) + '\n');
+      } else {
+        io.out('\n');
+      }
+      return 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};
+
+async function asUsageAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (isLlavaRadError(e, 'INVALID_ARGUMENT')) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+// more commands (convert, pull, batch, bench) slot in here
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

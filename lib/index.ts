@@ -9,6 +9,19 @@ import { fromNative } from './errors.js';
 import { native } from './native.js';
 
 export { LlavaRadError, isLlavaRadError, ERROR_CODES, type LlavaRadErrorCode } from './errors.js';
+export {
+  loadLlavaRad,
+  LlavaRad,
+  findingsPromptText,
+  postprocessFindings,
+  resolveModelFolder,
+  RESEARCH_USE_NOTICE,
+  DEFAULT_FINDINGS_MAX_TOKENS,
+  type LoadLlavaRadOptions,
+  type FindingsOptions,
+  type FindingsResult,
+  type FindingsTimings,
+} from './llava-rad.js';
 export { loadVisionModel, VisionModel, type LoadVisionOptions, type EncodeOptions, type VisionInfo } from './vision.js';
 export {
   loadModel,

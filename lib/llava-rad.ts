@@ -1,0 +1,278 @@
+// LLaVA-Rad end to end: image (+ optional reason for the exam) -> findings, as the official pipeline
+// computes them (llava/conversation.py conv "v1", llava/mm_utils.py tokenizer_image_token,
+// llava/eval/model_mimic_cxr.py generation and post-processing; see shared/LLAVA_RAD.md).
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LlavaRadError } from './errors.js';
+import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
+import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
+import type { Backend, KvCacheType, TokenEvent } from './options.js';
+import { loadVisionModel, type VisionModel } from './vision.js';
+
+/** The research-use notice every result carries (the findings text itself is never altered). */
+export const RESEARCH_USE_NOTICE =
+  'LLaVA-Rad output is for research only: it is not a medical device and must not be used for clinical care.';
+
+const SYSTEM =
+  "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
+const IMAGE_PLACEHOLDER = '<image>';
+const QUESTION = 'Provide a description of the findings in the radiology image.';
+const QUESTION_WITH_REASON = 'Provide a description of the findings in the radiology image given the following indication: ';
+/** the official evaluation's generation length */
+export const DEFAULT_FINDINGS_MAX_TOKENS = 256;
+
+/** The conversation text (conv "v1") with the image placeholder, as the official code builds it. */
+export function findingsPromptText(reason?: string | null): string {
+  const q = reason ? QUESTION_WITH_REASON + reason.replace(/\n/g, ' ') : QUESTION;
+  return `${SYSTEM} USER: ${IMAGE_PLACEHOLDER}\n${q} ASSISTANT:`;
+}
+
+/** The official post-processing: decoded text (special tokens skipped), stripped, a trailing "</s>" dropped. */
+export function postprocessFindings(decoded: string): string {
+  let t = decoded.trim();
+  if (t.endsWith('</s>')) t = t.slice(0, -'</s>'.length);
+  return t.trim();
+}
+
+export interface LoadLlavaRadOptions {
+  /** a folder written by `llava-rad convert` (llava-rad.json, or one decoder and one vision GGUF) */
+  model?: string;
+  /** the decoder GGUF (instead of `model`) */
+  decoder?: string;
+  /** the vision GGUF ("mmproj", instead of `model`) */
+  vision?: string;
+  backend?: Backend;
+  threads?: number;
+  /** KV cells per study (default 2048: 1369 image rows + the prompt + 256 generated tokens fit) */
+  contextSize?: number;
+  /** studies decoded at the same time (default 1); more calls wait in a queue */
+  parallel?: number;
+  kvCacheType?: KvCacheType;
+  flashAttention?: boolean;
+}
+
+export interface FindingsOptions {
+  /** default 256, the official evaluation's */
+  maxTokens?: number;
+  /** default 0: greedy, as the official evaluation */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number | bigint;
+  signal?: AbortSignal;
+  /** each generated token as it comes (text is the decoded increment) */
+  onToken?: (ev: TokenEvent) => void;
+  /** image decoding options (EXIF orientation, animated images, size limits, 16-bit handling) */
+  image?: Omit<PreprocessOptions, 'imageSize' | 'mean' | 'std'>;
+}
+
+export interface FindingsTimings {
+  preprocessMs: number;
+  visionMs: number;
+  queueMs: number;
+  promptMs: number;
+  decodeMs: number;
+  totalMs: number;
+}
+
+export interface FindingsResult {
+  /** the findings section, post-processed as the official code does */
+  findings: string;
+  /** generated token ids in order (EOS excluded) */
+  tokens: number[];
+  /** the prompt: text part before the image (with BOS), the image rows, the text part after */
+  prompt: { before: number[]; imageRows: number; after: number[] };
+  reason: string | null;
+  stopReason: GenerateResult['stopReason'];
+  timings: FindingsTimings;
+  /** always true: research output, not for clinical use */
+  researchUseOnly: true;
+  notice: string;
+}
+
+interface ModelFiles {
+  decoder: string;
+  vision: string;
+}
+
+/** the two GGUFs of a converted model folder */
+export function resolveModelFolder(dir: string): ModelFiles {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new LlavaRadError('IO', `model folder ${dir} does not exist or is not a folder`);
+  }
+  const manifest = path.join(dir, 'llava-rad.json');
+  if (existsSync(manifest)) {
+    let m: { decoder?: unknown; vision?: unknown };
+    try {
+      m = JSON.parse(readFileSync(manifest, 'utf8')) as typeof m;
+    } catch (e) {
+      throw new LlavaRadError('INVALID_ARGUMENT', `${manifest} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof m.decoder !== 'string' || typeof m.vision !== 'string') {
+      throw new LlavaRadError('INVALID_ARGUMENT', `${manifest} must name "decoder" and "vision" GGUF files`);
+    }
+    return { decoder: path.resolve(dir, m.decoder), vision: path.resolve(dir, m.vision) };
+  }
+  const ggufs = readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf'));
+  const vision = ggufs.filter((f) => /vision|mmproj/i.test(f));
+  const decoder = ggufs.filter((f) => !/vision|mmproj/i.test(f));
+  if (vision.length !== 1 || decoder.length !== 1) {
+    throw new LlavaRadError('INVALID_ARGUMENT',
+      `model folder ${dir} must hold llava-rad.json or exactly one decoder GGUF and one vision GGUF (a name with "vision" or "mmproj"); found ${ggufs.length ? ggufs.join(', ') : 'no GGUF'}`);
+  }
+  return { decoder: path.join(dir, decoder[0]!), vision: path.join(dir, vision[0]!) };
+}
+
+/** A loaded LLaVA-Rad: the decoder and the vision tower. */
+export class LlavaRad {
+  readonly decoder: LlamaModel;
+  readonly vision: VisionModel;
+  readonly files: ModelFiles;
+  #before = new Map<string, number[]>();
+  #after = new Map<string, number[]>();
+
+  /** @internal use loadLlavaRad() */
+  constructor(decoder: LlamaModel, vision: VisionModel, files: ModelFiles) {
+    this.decoder = decoder;
+    this.vision = vision;
+    this.files = files;
+  }
+
+  /** The prompt's token ids around the image, tokenized in two parts as tokenizer_image_token does. */
+  promptTokens(reason?: string | null): { before: number[]; after: number[] } {
+    const text = findingsPromptText(reason);
+    const [before, after] = text.split(IMAGE_PLACEHOLDER) as [string, string];
+    let b = this.#before.get(before);
+    if (!b) this.#before.set(before, (b = this.decoder.tokenize(before, { addBos: true })));
+    let a = this.#after.get(after);
+    if (!a) {
+      a = this.decoder.tokenize(after, { addBos: false });
+      if (this.#after.size > 256) this.#after.clear();
+      this.#after.set(after, a);
+    }
+    return { before: b, after: a };
+  }
+
+  /**
+   * Writes the findings for one frontal chest radiograph (PNG, JPEG, WebP, TIFF, GIF or AVIF bytes) and
+   * an optional reason for the exam. Research use only.
+   */
+  async generateFindings(image: Uint8Array, reason?: string | null, options: FindingsOptions = {}): Promise<FindingsResult> {
+    const t0 = performance.now();
+    if (!(image instanceof Uint8Array)) {
+      throw new LlavaRadError('INVALID_ARGUMENT', `image must be a Buffer or Uint8Array of image file bytes, got ${image === null ? 'null' : typeof image}`);
+    }
+    if (reason !== undefined && reason !== null && typeof reason !== 'string') {
+      throw new LlavaRadError('INVALID_ARGUMENT', `reason must be a string, null or undefined, got ${typeof reason}`);
+    }
+    const why = reason ? reason : null;
+    const { before, after } = this.promptTokens(why);
+    const info = this.vision.info;
+    const pre = await preprocessImage(image, { ...options.image, imageSize: info.imageSize, mean: info.imageMean, std: info.imageStd });
+    const t1 = performance.now();
+    const [rows] = await this.vision.encode(pre.pixels);
+    const t2 = performance.now();
+    const r = await this.decoder.generate([{ tokens: before }, { embeddings: rows! }, { tokens: after }], {
+      maxTokens: options.maxTokens ?? DEFAULT_FINDINGS_MAX_TOKENS,
+      temperature: options.temperature ?? 0,
+      ...(options.topK !== undefined ? { topK: options.topK } : {}),
+      ...(options.topP !== undefined ? { topP: options.topP } : {}),
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onToken ? { onToken: options.onToken } : {}),
+      addBos: false,
+    });
+    const decoded = this.decoder.detokenize(r.tokens, { skipSpecial: true, removeLeadingSpace: true });
+    return {
+      findings: postprocessFindings(decoded),
+      tokens: r.tokens,
+      prompt: { before, imageRows: info.nPatches, after },
+      reason: why,
+      stopReason: r.stopReason,
+      timings: {
+        preprocessMs: t1 - t0,
+        visionMs: t2 - t1,
+        queueMs: r.timings.queueMs,
+        promptMs: r.timings.promptMs,
+        decodeMs: r.timings.decodeMs,
+        totalMs: performance.now() - t0,
+      },
+      researchUseOnly: true,
+      notice: RESEARCH_USE_NOTICE,
+    };
+  }
+
+  /** Reads an image file and calls generateFindings. */
+  async generateFindingsFromFile(file: string, reason?: string | null, options?: FindingsOptions): Promise<FindingsResult> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch (e) {
+      throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    return this.generateFindings(bytes, reason, options);
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.decoder.dispose(), this.vision.dispose()]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
+
+/** Loads LLaVA-Rad (decoder + vision GGUF, or the folder the converter writes) off the event loop. */
+export async function loadLlavaRad(options: LoadLlavaRadOptions): Promise<LlavaRad> {
+  if (options === null || typeof options !== 'object') {
+    throw new LlavaRadError('INVALID_ARGUMENT', `options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
+  let files: ModelFiles;
+  if (options.model !== undefined) {
+    if (options.decoder !== undefined || options.vision !== undefined) {
+      throw new LlavaRadError('INVALID_ARGUMENT', 'give either model (a folder) or decoder + vision (two GGUF files), not both');
+    }
+    if (typeof options.model !== 'string' || !options.model) throw new LlavaRadError('INVALID_ARGUMENT', `model must be a folder path, got ${typeof options.model}`);
+    files = resolveModelFolder(options.model);
+  } else {
+    if (typeof options.decoder !== 'string' || !options.decoder || typeof options.vision !== 'string' || !options.vision) {
+      throw new LlavaRadError('INVALID_ARGUMENT', 'give model (a folder written by llava-rad convert) or both decoder and vision (GGUF paths)');
+    }
+    files = { decoder: options.decoder, vision: options.vision };
+  }
+  const parallel = options.parallel ?? 1;
+  const perStudy = options.contextSize ?? 2048;
+  if (!Number.isInteger(perStudy) || perStudy < 64 || perStudy > 1 << 20) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `contextSize must be an integer between 64 and ${1 << 20}, got ${perStudy}`);
+  }
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `parallel must be an integer between 1 and 256, got ${parallel}`);
+  }
+  const vision = await loadVisionModel({
+    model: files.vision,
+    ...(options.backend !== undefined ? { backend: options.backend } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+  });
+  let decoder: LlamaModel;
+  try {
+    decoder = await loadModel({
+      model: files.decoder,
+      contextSize: perStudy * parallel,
+      parallel,
+      ...(options.backend !== undefined ? { backend: options.backend } : {}),
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.kvCacheType !== undefined ? { kvCacheType: options.kvCacheType } : {}),
+      ...(options.flashAttention !== undefined ? { flashAttention: options.flashAttention } : {}),
+    });
+  } catch (e) {
+    await vision.dispose();
+    throw e;
+  }
+  if (vision.info.nOut !== decoder.info.nEmbd) {
+    await Promise.all([vision.dispose(), decoder.dispose()]);
+    throw new LlavaRadError('INVALID_ARGUMENT',
+      `the vision GGUF projects to ${vision.info.nOut} values per row but the decoder's embedding width is ${decoder.info.nEmbd}: they are not one model`);
+  }
+  return new LlavaRad(decoder, vision, files);
+}
