@@ -1,6 +1,7 @@
 // The vision tower + projector against the PyTorch reference (scripts/reference/llava_rad_reference.py,
 // float64): a tiny random-weight model of the real structure (518 px, patch 14, CLS first, LayerScale,
 // erf GELU, select layer -2, mlp2x_gelu), two synthetic images encoded in one batch.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,4 +129,25 @@ describe('vision arguments and files', () => {
     expect((err as LlavaRadError).code).toBe('BAD_GGUF');
     await expect(loadVisionModel({ model: path.join(dir, 'nope.gguf') })).rejects.toMatchObject({ code: 'IO' });
   });
+});
+
+describe('llava-rad-cli vision (the standalone C++ CLI)', () => {
+  it('encodes the same synthetic images to the same embeddings as the library', async () => {
+    const exe = path.resolve(here, '..', process.env.LLAVA_RAD_BUILD_DIR ?? 'build', 'llava-rad-cli');
+    const model = path.join(dir, 'tiny-vision-f32.gguf');
+    const r = spawnSync(exe, ['vision', '--model', model, '--images', '2', '--threads', '2', '--json'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim()) as { images: number; n_patches: number; width: number; sum: number; sum_abs: number };
+    expect(out).toMatchObject({ images: 2, n_patches: 1369, width: meta.text_dim });
+    const vision = await loadVisionModel({ model, threads: 2 });
+    try {
+      const res = await vision.encode(images);
+      let sum = 0, sumAbs = 0;
+      for (const a of res) for (const v of a) { sum += v; sumAbs += Math.abs(v); }
+      expect(Math.abs(out.sum_abs - sumAbs) / sumAbs).toBeLessThan(1e-6);
+      expect(Math.abs(out.sum - sum)).toBeLessThan(1e-6 * sumAbs);
+    } finally {
+      await vision.dispose();
+    }
+  }, 120_000);
 });

@@ -3,6 +3,8 @@
 //   llava-rad-cli generate --model F.gguf --prompt TEXT [--max-tokens N] [--threads N] [--backend cpu|cuda|auto]
 //                          [--ctx N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ignore-eos] [--json]
 //   llava-rad-cli info --model F.gguf [--backend B] [--threads N]
+//   llava-rad-cli vision --model VISION.gguf [--images N] [--batch N] [--output projected|features]
+//                        [--dump FILE.f32] [--threads N] [--backend B] [--json]
 //   llava-rad-cli --version | --help
 //
 // Same JSON fields as the Node CLI (`llava-rad generate --json`). Exit codes: 0 ok, 1 engine error,
@@ -29,6 +31,7 @@ const char * const kUsage =
     "Commands:\n"
     "  generate  generate text from a text prompt (BOS prepended, greedy by default)\n"
     "  info      print a model's hyperparameters as JSON\n"
+    "  vision    encode synthetic images with a vision GGUF (check / time a backend)\n"
     "\n"
     "generate options:\n"
     "  -m, --model FILE        GGUF model (LLaMA architecture)\n"
@@ -45,6 +48,11 @@ const char * const kUsage =
     "      --json              print one JSON object instead of the text\n"
     "\n"
     "info options: --model FILE [--backend B] [--threads N]\n"
+    "\n"
+    "vision: encode N synthetic 518x518 test images with a vision GGUF (timing, a checksum, and with --dump\n"
+    "  the raw float32 output), to check and time a backend without an image decoder:\n"
+    "  --model VISION.gguf [--images N (1)] [--batch N (8)] [--output projected|features] [--dump FILE]\n"
+    "  [--threads N] [--backend B] [--json]\n"
     "\n"
     "Research use only: LLaVA-Rad is not for clinical care.\n";
 
@@ -434,6 +442,97 @@ int cmd_info(int argc, char ** argv) {
     return 0;
 }
 
+// the reference's synthetic test image (scripts/reference/llava_rad_reference.py), normalized in float32
+void synthetic_image(int32_t size, bool mirrored, const float * mean, const float * stdv, float * out) {
+    for (int c = 0; c < 3; c++) {
+        for (int y = 0; y < size; y++) {
+            for (int x0 = 0; x0 < size; x0++) {
+                const int x = mirrored ? size - 1 - x0 : x0;
+                const int u8 = (x * 7 + y * 13 + c * 29 + (x * y) / 97) % 256;
+                const float v = (float) u8 / 255.0f;
+                out[((size_t) c * size + y) * size + x0] = (v - mean[c]) / stdv[c];
+            }
+        }
+    }
+}
+
+int cmd_vision(int argc, char ** argv) {
+    const Args a = parse_args(argc, argv, 2, {
+        {"model", 'm', true}, {"images", 0, true}, {"batch", 0, true}, {"output", 0, true}, {"dump", 0, true},
+        {"threads", 't', true}, {"backend", 0, true}, {"json", 0, false}, {"help", 'h', false},
+    }, "vision");
+    if (a.flags.count("help")) {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    const std::string path = require_model(a, "vision");
+    long long n_images = 1, batch = 8, threads = 0;
+    get_int(a, "images", 1, 4096, n_images);
+    get_int(a, "batch", 1, 256, batch);
+    get_int(a, "threads", 1, 1024, threads);
+    lr_vision_output which = LR_VISION_PROJECTED;
+    auto oit = a.values.find("output");
+    if (oit != a.values.end()) {
+        if (oit->second == "features") which = LR_VISION_FEATURES;
+        else if (oit->second != "projected") throw UsageError{"--output must be projected or features, got '" + oit->second + "'"};
+    }
+    lr_model_params mp = lr_model_default_params();
+    mp.backend = get_backend(a);
+    mp.n_threads = (int32_t) threads;
+    struct VisionHolder { lr_vision * v = nullptr; ~VisionHolder() { lr_vision_free(v); } } vh;
+    const auto t0 = std::chrono::steady_clock::now();
+    lr_status s = lr_vision_load(path.c_str(), &mp, (int32_t) batch, &vh.v);
+    if (s != LR_OK) engine_fail(s, "could not load the vision model");
+    lr_vision_info vi{};
+    s = lr_vision_get_info(vh.v, &vi);
+    if (s != LR_OK) engine_fail(s, "could not read the vision model's info");
+    const auto t1 = std::chrono::steady_clock::now();
+
+    const size_t per_in = (size_t) 3 * vi.image_size * vi.image_size;
+    std::vector<float> pixels(per_in * (size_t) n_images);
+    for (long long i = 0; i < n_images; i++) synthetic_image(vi.image_size, i % 2 == 1, vi.image_mean, vi.image_std, pixels.data() + (size_t) i * per_in);
+    const size_t width = (size_t) (which == LR_VISION_FEATURES ? vi.n_embd : vi.n_out);
+    std::vector<float> out((size_t) n_images * (size_t) vi.n_patches * width);
+    const auto t2 = std::chrono::steady_clock::now();
+    s = lr_vision_encode(vh.v, pixels.data(), (int32_t) n_images, which, out.data(), out.size());
+    if (s != LR_OK) engine_fail(s, "encoding failed");
+    const auto t3 = std::chrono::steady_clock::now();
+    double sum = 0, sum_abs = 0;
+    for (float v : out) { sum += v; sum_abs += std::fabs(v); }
+    auto it = a.values.find("dump");
+    if (it != a.values.end()) {
+        std::FILE * f = std::fopen(it->second.c_str(), "wb");
+        if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size()) {
+            if (f) std::fclose(f);
+            throw EngineError{LR_ERR_IO, "cannot write " + it->second};
+        }
+        std::fclose(f);
+    }
+    const double load_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    const double encode_ms = std::chrono::duration<double, std::milli>(t3 - t2).count();
+    if (!a.flags.count("json")) {
+        std::printf("%lld image(s) in %.1f ms (%.1f ms per image), backend %s, output %s [%lld x %d x %zu], sum %.6g, sum|.| %.6g\n",
+                    n_images, encode_ms, encode_ms / (double) n_images, vi.backend, which == LR_VISION_FEATURES ? "features" : "projected",
+                    n_images, vi.n_patches, width, sum, sum_abs);
+        return 0;
+    }
+    std::string o = "{";
+    bool first = true;
+    json_key(o, "backend", first); json_string(o, vi.backend, std::strlen(vi.backend));
+    json_key(o, "images", first); o += std::to_string(n_images);
+    json_key(o, "batch", first); o += std::to_string(batch);
+    json_key(o, "load_ms", first); o += json_number(load_ms);
+    json_key(o, "encode_ms", first); o += json_number(encode_ms);
+    json_key(o, "ms_per_image", first); o += json_number(encode_ms / (double) n_images);
+    json_key(o, "n_patches", first); o += std::to_string(vi.n_patches);
+    json_key(o, "width", first); o += std::to_string(width);
+    json_key(o, "sum", first); o += json_number(sum);
+    json_key(o, "sum_abs", first); o += json_number(sum_abs);
+    o += "}\n";
+    std::fwrite(o.data(), 1, o.size(), stdout);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char ** argv) {
@@ -453,7 +552,8 @@ int main(int argc, char ** argv) {
         }
         if (cmd == "generate") return cmd_generate(argc, argv);
         if (cmd == "info") return cmd_info(argc, argv);
-        throw UsageError{"unknown command '" + cmd + "' (commands: generate, info; see llava-rad-cli --help)"};
+        if (cmd == "vision") return cmd_vision(argc, argv);
+        throw UsageError{"unknown command '" + cmd + "' (commands: generate, info, vision; see llava-rad-cli --help)"};
     } catch (const UsageError & e) {
         std::fprintf(stderr, "llava-rad-cli: %s\n", e.message.c_str());
         return 2;
