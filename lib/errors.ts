@@ -23,12 +23,16 @@ export type LlavaRadErrorCode =
   /** an input image has more pixels than allowed (checked from the header, before decoding) */
   | 'IMAGE_TOO_LARGE'
   /** an input image is too small to be a radiograph */
-  | 'IMAGE_TOO_SMALL';
+  | 'IMAGE_TOO_SMALL'
+  /** a DICOM file is malformed (truncated, bad lengths, inconsistent pixel attributes or fragments) */
+  | 'INVALID_DICOM'
+  /** a DICOM's ViewPosition is lateral and the caller asked to refuse non-frontal views */
+  | 'NON_FRONTAL_VIEW';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
   'INTERNAL', 'DISPOSED', 'NATIVE_LOAD', 'UNSAFE_PICKLE', 'BAD_CHECKPOINT',
-  'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL',
+  'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
 ];
 
 export interface LlavaRadErrorOptions {

@@ -59,6 +59,19 @@ export {
   type HighBitDepthMode,
 } from './image/decode.js';
 
+export {
+  decodeDicom,
+  equalizeHist,
+  isLateralView,
+  isDicom,
+  readDicom,
+  TRANSFER_SYNTAX,
+  type DicomOptions,
+  type DicomInfo,
+  type DicomImage,
+  type DicomFile,
+} from './dicom/index.js';
+
 /**
  * Quantizes `nRows` rows of `nPerRow` floats with ggml's own quantizer for `type` (a ggml type id; see
  * {@link typeFromName}). Returns the bytes exactly as llama.cpp's quantizer writes them. Synchronous.

@@ -14,6 +14,8 @@
 
 import { LlavaRadError, invalidArgument } from '../errors.js';
 import { decodeImage, type DecodeOptions, type ImageSourceInfo } from './decode.js';
+import { decodeDicom, type DicomInfo, type DicomOptions } from '../dicom/image.js';
+import { isDicom } from '../dicom/parse.js';
 import { resizeBicubic, type Image8 } from './resample.js';
 
 /**
@@ -26,7 +28,7 @@ export const IMAGE_DEFAULTS = Object.freeze({
   std: Object.freeze([0.26862954, 0.26130258, 0.27577711] as const),
 });
 
-export interface PreprocessOptions extends DecodeOptions {
+export interface PreprocessOptions extends DecodeOptions, Omit<DicomOptions, 'maxPixels' | 'minSide'> {
   /** square input size of the vision tower (default 518) */
   imageSize?: number;
   /** per-channel mean, RGB (default open_clip's OpenAI constants) */
@@ -51,6 +53,10 @@ export interface PreprocessedImageU8 extends PreprocessGeometry {
   width: number;
   height: number;
   source: ImageSourceInfo;
+  /** DICOM input only: what its header said and how it was converted to 8 bits */
+  dicom?: DicomInfo;
+  /** things the caller should know (a lateral DICOM view, a multi-frame DICOM, ...); empty when none */
+  warnings: string[];
 }
 
 export interface PreprocessedImage extends PreprocessGeometry {
@@ -59,6 +65,10 @@ export interface PreprocessedImage extends PreprocessGeometry {
   width: number;
   height: number;
   source: ImageSourceInfo;
+  /** DICOM input only: what its header said and how it was converted to 8 bits */
+  dicom?: DicomInfo;
+  /** things the caller should know (a lateral DICOM view, a multi-frame DICOM, ...); empty when none */
+  warnings: string[];
 }
 
 /** Python's round() for a multiple of 0.5 given as n / 2 (n an integer): halves go to the even neighbour */
@@ -148,7 +158,7 @@ function splitOptions(options: unknown): { decode: DecodeOptions | undefined; si
     return { decode: undefined, size: IMAGE_DEFAULTS.size, mean: IMAGE_DEFAULTS.mean, std: IMAGE_DEFAULTS.std };
   }
   if (typeof options !== 'object' || Array.isArray(options)) throw invalidArgument('options', 'an object', options);
-  const { imageSize, mean, std, ...decode } = options as PreprocessOptions;
+  const { imageSize, mean, std, dicomWindow: _w, dicomRefuseLateral: _l, ...decode } = options as PreprocessOptions;
   return {
     decode,
     size: checkSize(imageSize),
@@ -163,9 +173,46 @@ function splitOptions(options: unknown): { decode: DecodeOptions | undefined; si
  */
 export async function preprocessImageU8(input: Uint8Array, options?: PreprocessOptions): Promise<PreprocessedImageU8> {
   const o = splitOptions(options);
+  if (input instanceof Uint8Array && isDicom(input)) return preprocessDicomU8(input, options ?? {}, o.size);
   const decoded = await decodeImage(input, o.decode);
   const { image, ...geometry } = resizeAndCrop(decoded, o.size);
-  return { data: image.data, width: image.width, height: image.height, ...geometry, source: decoded.source };
+  return { data: image.data, width: image.width, height: image.height, ...geometry, source: decoded.source, warnings: [] };
+}
+
+/**
+ * DICOM Part 10 input (detected by content: 128-byte preamble + "DICM"): the first frame converted to 8 bits
+ * by the MIMIC-CXR-JPG recipe (or window/level with options.dicomWindow; lib/dicom/image.ts), grey -> RGB
+ * (R = G = B, as PIL's convert('RGB') of the MIMIC JPEG), then the same resize and crop as any image.
+ */
+async function preprocessDicomU8(input: Uint8Array, options: PreprocessOptions, size: number): Promise<PreprocessedImageU8> {
+  const d = await decodeDicom(input, {
+    dicomWindow: options.dicomWindow,
+    dicomRefuseLateral: options.dicomRefuseLateral,
+    maxPixels: options.maxPixels,
+    minSide: options.minSide,
+  });
+  let rgb: Uint8Array;
+  if (d.channels === 3) rgb = d.data;
+  else {
+    rgb = new Uint8Array(d.data.length * 3);
+    for (let i = 0, o = 0; i < d.data.length; i++, o += 3) rgb[o] = rgb[o + 1] = rgb[o + 2] = d.data[i]!;
+  }
+  const { image, ...geometry } = resizeAndCrop({ data: rgb, width: d.width, height: d.height, channels: 3 } as Image8, size);
+  const source: ImageSourceInfo = {
+    format: 'dicom',
+    width: d.width,
+    height: d.height,
+    orientation: undefined,
+    oriented: false,
+    space: d.channels === 1 ? 'b-w' : 'srgb',
+    channels: d.info.samplesPerPixel,
+    bitDepth: d.info.bitsAllocated > 8 ? 16 : 8,
+    hasAlpha: false,
+    isPalette: false,
+    isProgressive: false,
+    pages: d.info.numberOfFrames,
+  };
+  return { data: image.data, width: image.width, height: image.height, ...geometry, source, dicom: d.info, warnings: d.warnings };
 }
 
 /**
