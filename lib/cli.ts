@@ -277,8 +277,13 @@ Options:
   -n, --max-tokens N      most tokens to generate (default 256, as the official evaluation)
       --threads N         CPU threads (default: physical cores)
       --backend B         auto | cpu | cuda (default auto)
+      --dicom-window      DICOM: apply rescale + VOI LUT / window instead of the MIMIC-CXR-JPG recipe
+      --skip-lateral      DICOM: refuse lateral views (ViewPosition LL/LAT/...) instead of warning
       --json              print one JSON object (last line) instead of streaming the text
   -h, --help              this help
+
+IMAGE may also be a DICOM file (detected by content): by default converted as MIMIC-CXR-JPG was made
+(stored values, min-max to 8 bit, MONOCHROME1 inverted, histogram equalization).
 
 Research use only: LLaVA-Rad output is not for clinical care.`,
   async run(args, io, signal) {
@@ -289,6 +294,8 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       'max-tokens': { type: 'string', short: 'n' },
       threads: { type: 'string', short: 't' },
       backend: { type: 'string' },
+      'dicom-window': { type: 'boolean' },
+      'skip-lateral': { type: 'boolean' },
       json: { type: 'boolean' },
     }, 'findings', 1);
     if (v.help) {
@@ -324,14 +331,17 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       const r: FindingsResult = await model.generateFindingsFromFile(image, reason, {
         maxTokens,
         signal,
+        image: { dicomWindow: v['dicom-window'] === true, dicomRefuseLateral: v['skip-lateral'] === true },
         ...(json ? {} : { onToken: (ev) => { if (ev.text) { io.out(streamed ? ev.text : ev.text.trimStart()); streamed ||= ev.text.trim() !== ''; } } }),
       });
+      for (const w of r.warnings) io.err(`llava-rad: warning: ${w}\n`);
       if (json) {
         io.out(JSON.stringify({
           findings: r.findings,
           tokens: r.tokens,
           reason: r.reason,
           stop_reason: r.stopReason,
+          warnings: r.warnings,
           prompt_tokens: { before_image: r.prompt.before, image_rows: r.prompt.imageRows, after_image: r.prompt.after },
           timings_ms: {
             preprocess: round(r.timings.preprocessMs),

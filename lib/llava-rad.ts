@@ -63,7 +63,8 @@ export interface FindingsOptions {
   signal?: AbortSignal;
   /** each generated token as it comes (text is the decoded increment) */
   onToken?: (ev: TokenEvent) => void;
-  /** image decoding options (EXIF orientation, animated images, size limits, 16-bit handling) */
+  /** image decoding options (EXIF orientation, animated images, size limits, 16-bit handling, and for
+   * DICOM: dicomWindow (window/level instead of the MIMIC-CXR-JPG recipe), dicomRefuseLateral) */
   image?: Omit<PreprocessOptions, 'imageSize' | 'mean' | 'std'>;
 }
 
@@ -85,6 +86,8 @@ export interface FindingsResult {
   prompt: { before: number[]; imageRows: number; after: number[] };
   reason: string | null;
   stopReason: GenerateResult['stopReason'];
+  /** notes about the input (e.g. a lateral DICOM view, a multi-frame file) */
+  warnings: string[];
   timings: FindingsTimings;
   /** always true: research output, not for clinical use */
   researchUseOnly: true;
@@ -190,6 +193,7 @@ export class LlavaRad {
       prompt: { before, imageRows: info.nPatches, after },
       reason: why,
       stopReason: r.stopReason,
+      warnings: pre.warnings ?? [],
       timings: {
         preprocessMs: t1 - t0,
         visionMs: t2 - t1,

@@ -108,6 +108,20 @@ describe('generateFindings', () => {
     expect(seen.length).toBeLessThan(200);
   }, 60_000);
 
+  it('a 16-bit MONOCHROME1 DICOM gives the findings of the MIMIC-CXR-JPG recipe\'s 8-bit image (made by numpy + OpenCV)', async () => {
+    const dicomDir = path.join(here, 'fixtures', 'dicom');
+    for (const dcm of ['u16_mono1_b16.dcm', 'u16_mono1_b16.jpeg-ls.dcm']) {
+      const fromDicom = await model.generateFindings(readFileSync(path.join(dicomDir, dcm)), 'Cough.', { maxTokens: 16 });
+      const fromPng = await model.generateFindings(readFileSync(path.join(dicomDir, 'u16_mono1_b16.mimic.png')), 'Cough.', { maxTokens: 16 });
+      expect(fromDicom.tokens, dcm).toEqual(fromPng.tokens);
+      expect(fromDicom.findings).toBe(fromPng.findings);
+    }
+    const lateral = await model.generateFindings(readFileSync(path.join(dicomDir, 'lateral_u16.dcm')), undefined, { maxTokens: 2 });
+    expect(lateral.warnings.join(' ')).toMatch(/lateral|LL|LAT/i);
+    await expect(model.generateFindings(readFileSync(path.join(dicomDir, 'lateral_u16.dcm')), undefined, { maxTokens: 2, image: { dicomRefuseLateral: true } }))
+      .rejects.toMatchObject({ code: 'NON_FRONTAL_VIEW' });
+  }, 60_000);
+
   it('bad images and arguments are typed errors, and the model keeps working', async () => {
     const cases: Array<[unknown, string]> = [
       [Buffer.alloc(0), 'INVALID_IMAGE'],
