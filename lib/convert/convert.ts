@@ -137,7 +137,7 @@ function addLoraInPlace(w: Float32Array, a: Float32Array, b: Float32Array, out: 
       const bik = b[i * r + k]!;
       if (bik === 0) continue;
       const ao = k * inn;
-      for (let j = 0; j < inn; j++) acc[j] += bik * a[ao + j]!;
+      for (let j = 0; j < inn; j++) acc[j] = acc[j]! + bik * a[ao + j]!;
     }
     const wo = i * inn;
     // f32 product (as torch computes B @ A in float32), then f32 addition
