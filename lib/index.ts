@@ -122,3 +122,16 @@ export {
 export { openSafetensors, type SafetensorsFile } from './convert/safetensors.js';
 export { readSentencePiece, parseSentencePiece, TokenType, type SentencePieceModel } from './convert/sentencepiece.js';
 export type { LazyTensor, TensorDtype } from './convert/tensor.js';
+// The converter: the official release (lmsys/vicuna-7b-v1.5 + microsoft/llava-rad) -> decoder + vision GGUFs.
+export {
+  convertRelease,
+  permuteQK,
+  CONVERTER_VERSION,
+  CONVERT_TYPES,
+  isConvertType,
+  type ConvertType,
+  type ConvertOptions,
+  type ConvertResult,
+  type ConvertProgress,
+} from './convert/convert.js';
+export { decoderTensorType, fallbackType, useMoreBits } from './convert/mix.js';

@@ -8,6 +8,7 @@
 //   reference's, and our greedy tokens equal the reference's while its margin is comfortable;
 // - the decoder GGUF runs in llama.cpp (node-llama-cpp) with the same greedy tokens as our `generate`;
 // - damaged, malicious or inconsistent releases are refused with typed errors and leave no output.
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -266,5 +267,31 @@ describe('refused inputs', () => {
 
   it('bad options are INVALID_ARGUMENT', async () => {
     await expect(convertRelease({ base: BASE, adapter: ADAPTER, out: path.join(tmp, 'o2'), type: 'q3_k' as ConvertType })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('llava-rad convert (CLI)', () => {
+  const cli = path.join(here, '..', 'dist', 'cli.js');
+  it('converts, prints JSON, and the folder runs with findings', () => {
+    const out = path.join(tmp, 'cli');
+    const r = spawnSync(process.execPath, [cli, 'convert', '--base', BASE, '--adapter', ADAPTER, '--out', out, '--type', 'q8_0', '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(j).toMatchObject({ type: 'q8_0', lora_merged: 14, lora_scale: 2 });
+    expect(r.stderr, 'no progress bar off a terminal').toBe('');
+    const f = spawnSync(process.execPath, [cli, 'findings', path.join(IMAGES, golden.cases[0]!.image), '--model', out, '--max-tokens', '4', '--json'], { encoding: 'utf8' });
+    expect(f.status, f.stderr).toBe(0);
+    expect(JSON.parse(f.stdout.trim().split('\n').pop()!).tokens.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('bad arguments exit 2; a bad release exits 1 with the error code', () => {
+    const bad = spawnSync(process.execPath, [cli, 'convert', '--base', BASE, '--adapter', ADAPTER, '--out', path.join(tmp, 'x'), '--type', 'q3'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--type must be one of/);
+    const none = spawnSync(process.execPath, [cli, 'convert', '--adapter', ADAPTER, '--out', path.join(tmp, 'x')], { encoding: 'utf8' });
+    expect(none.status).toBe(2);
+    const wrong = spawnSync(process.execPath, [cli, 'convert', '--base', ADAPTER, '--adapter', ADAPTER, '--out', path.join(tmp, 'x')], { encoding: 'utf8' });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/\[IO\]/);
   });
 });
