@@ -294,7 +294,7 @@ const median = (xs) => {
 };
 const stat = (xs) => (xs && xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length } : null);
 const metrics = {};
-for (const [k, xs] of samples) metrics[k] = stat(xs);
+for (const [k, xs] of samples) if (xs.length) metrics[k] = stat(xs);
 const m = (engine, fa, test) => metrics[`${engine}|${fa}|${test}`]?.median ?? null;
 const ratio = (a, b) => (a && b ? a / b : null);
 
