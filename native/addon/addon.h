@@ -162,6 +162,9 @@ Napi::Object new_context_object(Napi::Env env, std::shared_ptr<ContextCore> core
 // the ModelCore of a JS Model object (model.cpp); throws TypeError for anything else
 std::shared_ptr<ModelCore> model_core_of(const Napi::Value & v);
 
+// {backend, threads, mmap} options -> lr_model_params (model.cpp); throws TypeError/RangeError
+lr_model_params model_params_arg(const Napi::Object & o);
+
 // info struct -> JS object
 Napi::Object model_info_object(Napi::Env env, const lr_model_info & info);
 

@@ -259,25 +259,28 @@ Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {
     return PromiseWorker::Queue(env, "llava_rad.Model.dispose", [mc](Failure &) { mc->free_now(); }, nullptr);
 }
 
+lr_model_params model_params_arg(const Napi::Object & o) {
+    Napi::Env env = o.Env();
+    lr_model_params p = lr_model_default_params();
+    if (has_opt(o, "backend")) {
+        const std::string b = arg_string(o.Get("backend"), "backend");
+        if (b == "auto") p.backend = LR_BACKEND_AUTO;
+        else if (b == "cpu") p.backend = LR_BACKEND_CPU;
+        else if (b == "cuda") p.backend = LR_BACKEND_CUDA;
+        else throw_range(env, "backend must be one of 'auto', 'cpu', 'cuda', got '" + b + "'");
+    }
+    if (has_opt(o, "threads")) p.n_threads = arg_int32(o.Get("threads"), "threads", 0, 1024);
+    if (has_opt(o, "mmap")) p.use_mmap = arg_bool(o.Get("mmap"), "mmap") ? 1 : 0;
+    return p;
+}
+
 // loadModel(path: string, {backend, threads, mmap}): Promise<Model>
 static Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     const std::string path = arg_string(info[0], "path");
     if (path.empty()) throw_range(env, "path must be a non-empty string");
     if (path.find('\0') != std::string::npos) throw_range(env, "path must not contain NUL characters");
-    lr_model_params p = lr_model_default_params();
-    if (!info[1].IsUndefined()) {
-        Napi::Object o = arg_object(info[1], "model options");
-        if (has_opt(o, "backend")) {
-            const std::string b = arg_string(o.Get("backend"), "backend");
-            if (b == "auto") p.backend = LR_BACKEND_AUTO;
-            else if (b == "cpu") p.backend = LR_BACKEND_CPU;
-            else if (b == "cuda") p.backend = LR_BACKEND_CUDA;
-            else throw_range(env, "backend must be one of 'auto', 'cpu', 'cuda', got '" + b + "'");
-        }
-        if (has_opt(o, "threads")) p.n_threads = arg_int32(o.Get("threads"), "threads", 0, 1024);
-        if (has_opt(o, "mmap")) p.use_mmap = arg_bool(o.Get("mmap"), "mmap") ? 1 : 0;
-    }
+    const lr_model_params p = info[1].IsUndefined() ? lr_model_default_params() : model_params_arg(arg_object(info[1], "model options"));
     auto mc = std::make_shared<ModelCore>();
     return PromiseWorker::Queue(
         env, "llava_rad.loadModel",

@@ -142,15 +142,7 @@ static Napi::Value LoadVision(const Napi::CallbackInfo & info) {
     int32_t max_batch = 0;
     if (!info[1].IsUndefined()) {
         Napi::Object o = arg_object(info[1], "vision options");
-        if (has_opt(o, "backend")) {
-            const std::string b = arg_string(o.Get("backend"), "backend");
-            if (b == "auto") p.backend = LR_BACKEND_AUTO;
-            else if (b == "cpu") p.backend = LR_BACKEND_CPU;
-            else if (b == "cuda") p.backend = LR_BACKEND_CUDA;
-            else throw_range(env, "backend must be one of 'auto', 'cpu', 'cuda', got '" + b + "'");
-        }
-        if (has_opt(o, "threads")) p.n_threads = arg_int32(o.Get("threads"), "threads", 0, 1024);
-        if (has_opt(o, "mmap")) p.use_mmap = arg_bool(o.Get("mmap"), "mmap") ? 1 : 0;
+        p = model_params_arg(o);
         if (has_opt(o, "maxBatch")) max_batch = arg_int32(o.Get("maxBatch"), "maxBatch", 1, 256);
     }
     auto vc = std::make_shared<VisionCore>();

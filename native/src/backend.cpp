@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 namespace lr {
 
@@ -40,6 +41,20 @@ std::string Backends::name() const {
 void Backends::set_threads(int n) {
     n_threads = n > 0 ? n : physical_cores();
     ggml_backend_cpu_set_n_threads(cpu, n_threads);
+}
+
+ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
+    std::vector<ggml_backend_t> list;
+    std::vector<ggml_backend_buffer_type_t> bufts;
+    if (b.gpu) {
+        list.push_back(b.gpu);
+        bufts.push_back(ggml_backend_get_default_buffer_type(b.gpu));
+    }
+    list.push_back(b.cpu);
+    bufts.push_back(ggml_backend_get_default_buffer_type(b.cpu));
+    ggml_backend_sched_t s = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
+    if (!s) fail(LR_ERR_OUT_OF_MEMORY, "could not create a graph scheduler");
+    return s;
 }
 
 int physical_cores() {

@@ -25,6 +25,9 @@ struct Backends {
     void set_threads(int n);
 };
 
+// a graph scheduler over these backends (GPU first when present, then the CPU); throws LR_ERR_OUT_OF_MEMORY
+ggml_backend_sched_t new_scheduler(const Backends & backends, size_t max_nodes);
+
 // physical cores of this machine (thread siblings counted once), at least 1
 int physical_cores();
 

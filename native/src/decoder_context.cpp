@@ -16,17 +16,8 @@ DecoderContext::DecoderContext(const DecoderModel & model, const DecoderContextP
                   params.n_threads > 0 ? params.n_threads : model.backends.n_threads);
     kv_ = std::make_unique<KvCache>(model.hp, backends_, params.n_ctx, params.n_seq_max, params.kv_type, !params.flash_attn);
 
-    std::vector<ggml_backend_t> list;
-    std::vector<ggml_backend_buffer_type_t> bufts;
-    if (backends_.gpu) {
-        list.push_back(backends_.gpu);
-        bufts.push_back(ggml_backend_get_default_buffer_type(backends_.gpu));
-    }
-    list.push_back(backends_.cpu);
-    bufts.push_back(ggml_backend_get_default_buffer_type(backends_.cpu));
     const size_t max_nodes = decoder_graph_max_nodes(model.hp);
-    sched_ = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
-    if (!sched_) fail(LR_ERR_OUT_OF_MEMORY, "could not create the graph scheduler");
+    sched_ = new_scheduler(backends_, max_nodes);
     meta_.resize(ggml_tensor_overhead() * max_nodes + ggml_graph_overhead_custom(max_nodes, false));
     if (kv_->rot_k() > 0) rot_k_ = hadamard_matrix(kv_->rot_k());
     if (kv_->rot_v() > 0) rot_v_ = hadamard_matrix(kv_->rot_v());

@@ -9,17 +9,8 @@ VisionEncoder::VisionEncoder(const VisionModel & model, int32_t max_batch, int32
     : model_(model), max_batch_(max_batch) {
     init_backends(backends_, model.backends.gpu ? LR_BACKEND_CUDA : LR_BACKEND_CPU,
                   n_threads > 0 ? n_threads : model.backends.n_threads);
-    std::vector<ggml_backend_t> list;
-    std::vector<ggml_backend_buffer_type_t> bufts;
-    if (backends_.gpu) {
-        list.push_back(backends_.gpu);
-        bufts.push_back(ggml_backend_get_default_buffer_type(backends_.gpu));
-    }
-    list.push_back(backends_.cpu);
-    bufts.push_back(ggml_backend_get_default_buffer_type(backends_.cpu));
     const size_t max_nodes = vision_graph_max_nodes(model.hp);
-    sched_ = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
-    if (!sched_) fail(LR_ERR_OUT_OF_MEMORY, "could not create the vision graph scheduler");
+    sched_ = new_scheduler(backends_, max_nodes);
     meta_.resize(ggml_tensor_overhead() * max_nodes + ggml_graph_overhead_custom(max_nodes, false));
 }
 
