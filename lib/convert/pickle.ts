@@ -15,10 +15,10 @@
 // is refused with LlavaRadError 'UNSAFE_PICKLE'. Tensors become lazy descriptors {dtype, shape, stride,
 // storage offset, storage}; a storage's bytes are read from its zip entry (or legacy file offset) on demand.
 
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { LlavaRadError } from '../errors.js';
 import {
-  DTYPE_SIZE, gatherStrided, isContiguous, shapeNumel, toFloat32, type LazyTensor, type TensorDtype,
+  DTYPE_SIZE, gatherStrided, isContiguous, openForRead, shapeNumel, toFloat32, type LazyTensor, type TensorDtype,
 } from './tensor.js';
 import { PyDict, PyGlobal, TRUNCATED, isPyTuple, pyInt, unpickle } from './unpickler.js';
 import { ZipReader, readExactly } from './zip.js';
@@ -406,12 +406,7 @@ const LEGACY_PROTOCOL = 1001;
  * archives are refused with UNSUPPORTED) and unpickles its object with the restricted unpickler.
  */
 export async function openTorchCheckpoint(path: string, options: ExtractOptions = {}): Promise<TorchCheckpoint> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new LlavaRadError('IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const fh = await openForRead(path);
   let head: Buffer;
   let size: number;
   try {

@@ -4,9 +4,9 @@
 // every tensor must lie inside the data section, its byte size must match dtype x shape, and tensors
 // must not overlap. Tensor data is read on demand, one tensor at a time, by positional reads.
 
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { LlavaRadError } from '../errors.js';
-import { DTYPE_SIZE, isTensorDtype, shapeNumel, toFloat32, type LazyTensor, type TensorDtype } from './tensor.js';
+import { DTYPE_SIZE, isTensorDtype, openForRead, shapeNumel, toFloat32, type LazyTensor, type TensorDtype } from './tensor.js';
 import { readExactly } from './zip.js';
 
 /** the safetensors library refuses headers over 100 MB; so do we */
@@ -47,12 +47,7 @@ class SafeTensor implements LazyTensor {
 
 /** Opens a .safetensors file and validates its header. */
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new LlavaRadError('IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const fh = await openForRead(path);
   try {
     return await readHeader(path, fh);
   } catch (e) {

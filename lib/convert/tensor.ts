@@ -2,6 +2,7 @@
 // tensors. A LazyTensor knows its name, dtype and shape; its data is read from the file only when asked,
 // one tensor at a time, so multi-GB checkpoints never have to fit in memory.
 
+import { open, type FileHandle } from 'node:fs/promises';
 import { LlavaRadError } from '../errors.js';
 
 /** element types a checkpoint tensor may have (safetensors spelling) */
@@ -161,4 +162,13 @@ export function isContiguous(shape: readonly number[], stride: readonly number[]
     expected *= shape[d]!;
   }
   return true;
+}
+
+/** opens a checkpoint file for reading; an unreadable path is an IO error */
+export async function openForRead(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    throw new LlavaRadError('IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
+  }
 }

@@ -12,9 +12,10 @@
 // (inflated in memory); any other method, encryption, or a multi-disk archive is refused. A malformed
 // archive is a LlavaRadError 'BAD_CHECKPOINT', never an out-of-range read or a hang.
 
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
 import { LlavaRadError } from '../errors.js';
+import { openForRead } from './tensor.js';
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -122,12 +123,7 @@ export class ZipReader {
 
   /** Opens a zip file and reads its central directory. */
   static async open(path: string): Promise<ZipReader> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (e) {
-      throw new LlavaRadError('IO', `cannot open ${path}: ${(e as Error).message}`, { cause: e });
-    }
+    const fh = await openForRead(path);
     try {
       const { size } = await fh.stat();
       const z = new ZipReader(fh, size, path, true);

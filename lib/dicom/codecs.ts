@@ -10,6 +10,7 @@
 
 import { createRequire } from 'node:module';
 import { LlavaRadError } from '../errors.js';
+import { loadSharp } from '../image/decode.js';
 import { invalidDicom, TRANSFER_SYNTAX } from './parse.js';
 
 export interface FrameGeometry {
@@ -166,18 +167,6 @@ function checkOutput(n: number, g: FrameGeometry, what: string): void {
 
 // ---------------------------------------------------------------- JPEG baseline / extended (sharp)
 
-type SharpFactory = (input: Buffer, options?: import('sharp').SharpOptions) => import('sharp').Sharp;
-let sharpPromise: Promise<SharpFactory> | undefined;
-function loadSharp(): Promise<SharpFactory> {
-  sharpPromise ??= import('sharp').then(
-    (m) => ((m as { default?: unknown }).default ?? m) as SharpFactory,
-    (e: unknown) => {
-      sharpPromise = undefined;
-      throw new LlavaRadError('NATIVE_LOAD', 'the JPEG decoder (sharp) could not be loaded', { cause: e });
-    },
-  );
-  return sharpPromise;
-}
 
 async function decodeJpegLossy(frame: Uint8Array, g: FrameGeometry): Promise<DecodedSamples> {
   const h = jpegHeader(frame);

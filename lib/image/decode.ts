@@ -89,11 +89,11 @@ export interface DecodedImage {
   source: ImageSourceInfo;
 }
 
-type SharpFactory = (input: Buffer, options?: SharpOptions) => Sharp;
+export type SharpFactory = (input: Buffer, options?: SharpOptions) => Sharp;
 let sharpPromise: Promise<SharpFactory> | undefined;
 
 /** sharp (libvips) is loaded on first use, so importing the package does not load it */
-function loadSharp(): Promise<SharpFactory> {
+export function loadSharp(): Promise<SharpFactory> {
   sharpPromise ??= import('sharp').then(
     (m) => ((m as { default?: unknown }).default ?? m) as SharpFactory,
     (e: unknown) => {
