@@ -1,0 +1,110 @@
+// Shared pieces of the command line: the command shape, option parsing and argument checks.
+
+import { existsSync, statSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isLlavaRadError } from '../errors.js';
+import type { LoadModelOptions } from '../options.js';
+
+/** A bad command line: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(args: string[], io: Io, signal: AbortSignal): Promise<number>;
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** "--max-tokens -3" would read -3 as an option: join a negative-number value to its string option */
+export function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const long = a.startsWith('--') ? a.slice(2) : Object.keys(options).find((k) => a === `-${options[k]!.short ?? '\0'}`);
+    if (long !== undefined && options[long]?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`--${long}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+export function parse(args: string[], options: Options, command: string): Record<string, string | boolean | undefined> {
+  return parseWithPositionals(args, options, command, 0).values;
+}
+
+export function parseWithPositionals(args: string[], options: Options, command: string, maxPositionals: number): {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+} {
+  args = joinNegativeValues(args, options);
+  try {
+    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: maxPositionals > 0 });
+    if (positionals.length > maxPositionals) throw new Error(`unexpected argument '${positionals[maxPositionals]}'`);
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0]!.replace(/^TypeError \[[A-Z_]+\]: /, '') : String(e);
+    throw new UsageError(`${command}: ${msg}`);
+  }
+}
+
+export function intArg(v: string | boolean | undefined, flag: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v).trim();
+  if (!/^[+-]?\d+$/.test(s) || Number(s) < lo || Number(s) > hi) {
+    throw new UsageError(`${flag} must be an integer between ${lo} and ${hi}, got '${String(v)}'`);
+  }
+  return Number(s);
+}
+
+export function numArg(v: string | boolean | undefined, flag: string, lo: number, hi: number): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v).trim();
+  const n = s === '' ? NaN : Number(s);
+  if (!Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`${flag} must be a number between ${lo} and ${hi}, got '${String(v)}'`);
+  return n;
+}
+
+export function requireModel(v: string | boolean | undefined, command: string): string {
+  if (typeof v !== 'string' || v === '') throw new UsageError(`${command}: --model FILE.gguf is required`);
+  if (!existsSync(v)) throw new UsageError(`${command}: model file not found: ${v}`);
+  if (!statSync(v).isFile()) throw new UsageError(`${command}: --model must name a file, got the folder ${v}`);
+  return v;
+}
+
+export function backendArg(v: string | boolean | undefined): LoadModelOptions['backend'] {
+  if (v === undefined) return undefined;
+  if (v !== 'auto' && v !== 'cpu' && v !== 'cuda') throw new UsageError(`--backend must be one of auto, cpu, cuda, got '${String(v)}'`);
+  return v;
+}
+
+/** option errors the library finds before any work are usage errors too */
+export function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (isLlavaRadError(e, 'INVALID_ARGUMENT')) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+export async function asUsageAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (isLlavaRadError(e, 'INVALID_ARGUMENT')) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+export const round = (x: number) => Math.round(x * 1000) / 1000;
