@@ -27,12 +27,19 @@ export type LlavaRadErrorCode =
   /** a DICOM file is malformed (truncated, bad lengths, inconsistent pixel attributes or fragments) */
   | 'INVALID_DICOM'
   /** a DICOM's ViewPosition is lateral and the caller asked to refuse non-frontal views */
-  | 'NON_FRONTAL_VIEW';
+  | 'NON_FRONTAL_VIEW'
+  /** `pull`: a download failed (network, HTTP status) or a file's size / sha256 differs from Hugging Face's */
+  | 'DOWNLOAD'
+  /** `pull`: Hugging Face answered 401/403 (accept the model's terms on Hugging Face, set HF_TOKEN) */
+  | 'ACCESS_DENIED'
+  /** `pull`: the weights' license terms have not been accepted (acceptLicense / --accept-license) */
+  | 'LICENSE_NOT_ACCEPTED';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
   'INTERNAL', 'DISPOSED', 'NATIVE_LOAD', 'UNSAFE_PICKLE', 'BAD_CHECKPOINT',
   'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
+  'DOWNLOAD', 'ACCESS_DENIED', 'LICENSE_NOT_ACCEPTED',
 ];
 
 export interface LlavaRadErrorOptions {
