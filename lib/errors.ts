@@ -33,13 +33,20 @@ export type LlavaRadErrorCode =
   /** `pull`: Hugging Face answered 401/403 (accept the model's terms on Hugging Face, set HF_TOKEN) */
   | 'ACCESS_DENIED'
   /** `pull`: the weights' license terms have not been accepted (acceptLicense / --accept-license) */
-  | 'LICENSE_NOT_ACCEPTED';
+  | 'LICENSE_NOT_ACCEPTED'
+  /** `batch`: a manifest (JSONL, CSV or annotation JSON) is malformed: syntax, missing fields, duplicate ids */
+  | 'BAD_MANIFEST'
+  /** `batch` / `merge`: a predictions file has a line that is not a record (edited, or not ours) */
+  | 'BAD_PREDICTIONS'
+  /** `batch` / `merge`: predictions of another model (GGUF sha256) or other settings cannot be mixed */
+  | 'MODEL_MISMATCH';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
   'INTERNAL', 'DISPOSED', 'NATIVE_LOAD', 'UNSAFE_PICKLE', 'BAD_CHECKPOINT',
   'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
   'DOWNLOAD', 'ACCESS_DENIED', 'LICENSE_NOT_ACCEPTED',
+  'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH',
 ];
 
 export interface LlavaRadErrorOptions {
