@@ -19,7 +19,8 @@ embedding and the untied lm head dominate: hidden 32 at fp16 is 2 x 2.05 MB. Hid
 whose rows are a multiple of 32, so q8_0 / q5_0 really quantize the matrices; the FFN width 256 makes ffn_down
 rows K-quant sized (q4_K / q6_K in the q4_k_m mix) while the 32-wide rows exercise llama.cpp's fallbacks.
 
-usage: /usr/bin/python3 scripts/make-tiny-release.py   (needs node_modules/llama-tokenizer-js; images from
+usage: /usr/bin/python3 scripts/make-tiny-release.py [--out DIR --seed S --profile unseen --no-golden]
+  (needs node_modules/llama-tokenizer-js; images from
 test/fixtures/findings/, written by scripts/reference/make_findings_golden.py)
 """
 import json
@@ -34,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, '..'))
 sys.path.insert(0, os.path.join(HERE, 'reference'))
 
+from hf_llama_reference import HfLlama  # noqa: E402
 from llava_rad_reference import Projector, VisionTower, image_features, randomize_  # noqa: E402
 
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'release')
@@ -46,6 +48,19 @@ LORA = dict(r=4, lora_alpha=8)
 TOWER = dict(image_size=518, patch=14, dim=32, depth=3, heads=2, hidden=64, eps=1e-6)
 SELECT_LAYER = -2
 MAX_NEW = 32
+# decoder weight scales (std): large q/k and lm-head scales give clear greedy winners (the committed fixture)
+SCALES = dict(embed=0.4, qk=0.5, lm_head=0.6, lm_head_lognormal=0.5)
+
+# --profile unseen: another structure (GQA, 3 layers, a wider tower with 3 heads) and better-conditioned
+# weights (logits of a few units, like a trained model's), for releases the tests never saw
+PROFILES = {
+    'unseen': dict(
+        DEC=dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=256, rms_norm_eps=1e-6, max_position_embeddings=4096, vocab_size=32000),
+        LORA=dict(r=8, lora_alpha=16),
+        TOWER=dict(image_size=518, patch=14, dim=48, depth=4, heads=3, hidden=96, eps=1e-6),
+        SCALES=dict(embed=0.3, qk=0.25, lm_head=0.35, lm_head_lognormal=0.3)),
+}
 CASES = [('radiograph-grey-900x1100.png', None), ('radiograph-rgb-1100x900.jpg', 'Shortness of breath.')]
 
 SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
@@ -107,12 +122,12 @@ def normal(g, shape, std, mean=0.0):
 
 def decoder_weights(g):
     h, f, v, L = DEC['hidden_size'], DEC['intermediate_size'], DEC['vocab_size'], DEC['num_hidden_layers']
-    sd = {'model.embed_tokens.weight': normal(g, (v, h), 0.4)}
+    sd = {'model.embed_tokens.weight': normal(g, (v, h), SCALES['embed'])}
     for i in range(L):
         p = f'model.layers.{i}.'
-        sd[p + 'self_attn.q_proj.weight'] = normal(g, (h, h), 0.5)
-        sd[p + 'self_attn.k_proj.weight'] = normal(g, (h, h), 0.5)
-        sd[p + 'self_attn.v_proj.weight'] = normal(g, (h, h), 1 / math.sqrt(h))
+        sd[p + 'self_attn.q_proj.weight'] = normal(g, (h, h), SCALES['qk'])
+        sd[p + 'self_attn.k_proj.weight'] = normal(g, (h * DEC['num_key_value_heads'] // DEC['num_attention_heads'], h), SCALES['qk'])
+        sd[p + 'self_attn.v_proj.weight'] = normal(g, (h * DEC['num_key_value_heads'] // DEC['num_attention_heads'], h), 1 / math.sqrt(h))
         sd[p + 'self_attn.o_proj.weight'] = normal(g, (h, h), 1 / math.sqrt(h))
         sd[p + 'mlp.gate_proj.weight'] = normal(g, (f, h), 1 / math.sqrt(h))
         sd[p + 'mlp.up_proj.weight'] = normal(g, (f, h), 1 / math.sqrt(h))
@@ -121,7 +136,7 @@ def decoder_weights(g):
         sd[p + 'post_attention_layernorm.weight'] = normal(g, (h,), 0.1, 1.0)
     sd['model.norm.weight'] = normal(g, (h,), 0.1, 1.0)
     # lm head with log-normal row norms (a heavier logit tail: clearer winners, see test/helpers/tiny-llama.ts)
-    sd['lm_head.weight'] = normal(g, (v, h), 0.6) * torch.exp(0.5 * torch.randn(v, 1, generator=g))
+    sd['lm_head.weight'] = normal(g, (v, h), SCALES['lm_head']) * torch.exp(SCALES['lm_head_lognormal'] * torch.randn(v, 1, generator=g))
     return {k: x.to(torch.float16) for k, x in sd.items()}
 
 
@@ -155,79 +170,6 @@ def merged(base, lora):
     return out
 
 
-# ---- reference decoder on HF weights (rotate_half RoPE, unpermuted q/k) -------------------------------
-class HfLlama:
-    def __init__(self, sd, cfg):
-        self.w = {k: v.to(torch.float64) for k, v in sd.items()}
-        self.h, self.nh = cfg['hidden_size'], cfg['num_attention_heads']
-        self.nkv, self.L = cfg['num_key_value_heads'], cfg['num_hidden_layers']
-        self.eps, self.hd = cfg['rms_norm_eps'], cfg['hidden_size'] // cfg['num_attention_heads']
-        self.base = 10000.0
-        self.eos = 2
-
-    def rms(self, x, w):
-        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.eps) * w
-
-    def rope(self, x, pos):
-        """HF LlamaRotaryEmbedding + rotate_half: dims i and i + d/2 form a pair"""
-        d = self.hd
-        inv = 1.0 / (self.base ** (torch.arange(0, d, 2, dtype=torch.float64) / d))
-        ang = pos.to(torch.float64)[:, None] * inv[None, :]
-        emb = torch.cat([ang, ang], -1)
-        cos, sin = emb.cos()[:, None, :], emb.sin()[:, None, :]
-        x1, x2 = x[..., : d // 2], x[..., d // 2:]
-        return x * cos + torch.cat([-x2, x1], -1) * sin
-
-    def embed(self, ids):
-        return self.w['model.embed_tokens.weight'][torch.as_tensor(ids, dtype=torch.long)]
-
-    def forward(self, x, cache):
-        n = x.shape[0]
-        past = cache[0][0].shape[0] if cache else 0
-        pos = torch.arange(past, past + n)
-        mask = torch.full((n, past + n), float('-inf'), dtype=torch.float64).triu(past + 1)
-        h = x.to(torch.float64)
-        for i in range(self.L):
-            p = f'model.layers.{i}.'
-            a = self.rms(h, self.w[p + 'input_layernorm.weight'])
-            q = (a @ self.w[p + 'self_attn.q_proj.weight'].T).view(n, self.nh, self.hd)
-            k = (a @ self.w[p + 'self_attn.k_proj.weight'].T).view(n, self.nkv, self.hd)
-            v = (a @ self.w[p + 'self_attn.v_proj.weight'].T).view(n, self.nkv, self.hd)
-            q, k = self.rope(q, pos), self.rope(k, pos)
-            if len(cache) <= i:
-                cache.append((k, v))
-            else:
-                k, v = torch.cat([cache[i][0], k]), torch.cat([cache[i][1], v])
-                cache[i] = (k, v)
-            rep = self.nh // self.nkv
-            kk, vv = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-            att = (torch.einsum('qhd,khd->hqk', q, kk) / math.sqrt(self.hd) + mask).softmax(-1)
-            o = torch.einsum('hqk,khd->qhd', att, vv).reshape(n, self.h)
-            h = h + o @ self.w[p + 'self_attn.o_proj.weight'].T
-            a = self.rms(h, self.w[p + 'post_attention_layernorm.weight'])
-            g = a @ self.w[p + 'mlp.gate_proj.weight'].T
-            u = a @ self.w[p + 'mlp.up_proj.weight'].T
-            h = h + (torch.nn.functional.silu(g) * u) @ self.w[p + 'mlp.down_proj.weight'].T
-        h = self.rms(h[-1:], self.w['model.norm.weight'])
-        return (h @ self.w['lm_head.weight'].T)[-1]
-
-    def greedy(self, emb, max_new):
-        cache = []
-        logits = self.forward(emb, cache)
-        toks, steps = [], []
-        for i in range(max_new):
-            top = torch.topk(logits, 2)
-            t1, t2 = int(top.indices[0]), int(top.indices[1])
-            l1, l2 = float(top.values[0]), float(top.values[1])
-            steps.append(dict(token=t1, logit=round(l1, 6), top2_token=t2, top2_logit=round(l2, 6),
-                              margin=round(l1 - l2, 6)))
-            toks.append(t1)
-            if t1 == self.eos or i + 1 == max_new:
-                break
-            logits = self.forward(self.embed([t1]), cache)
-        return toks, steps
-
-
 # ---- files -----------------------------------------------------------------------------------------
 def dump_json(path, obj):
     with open(path, 'w') as f:
@@ -235,7 +177,24 @@ def dump_json(path, obj):
         f.write('\n')
 
 
+def parse_args():
+    import argparse
+    ap = argparse.ArgumentParser(description='write a tiny random-weight release in the official layout')
+    ap.add_argument('--out', default=OUT, help='output folder (default: the committed test/fixtures/release)')
+    ap.add_argument('--seed', type=int, default=SEED)
+    ap.add_argument('--profile', choices=['fixture', *PROFILES], default='fixture',
+                    help='fixture: the committed structure; unseen: another structure, better-conditioned weights')
+    ap.add_argument('--no-golden', action='store_true', help='write the release only (teacher_force.py checks it)')
+    return ap.parse_args()
+
+
 def main():
+    global OUT, SEED, DEC, LORA, TOWER, SCALES
+    args = parse_args()
+    OUT, SEED = os.path.abspath(args.out), args.seed
+    if args.profile != 'fixture':
+        prof = PROFILES[args.profile]
+        DEC, LORA, TOWER, SCALES = prof['DEC'], prof['LORA'], prof['TOWER'], prof['SCALES']
     torch.manual_seed(SEED)
     g = torch.Generator().manual_seed(SEED)
     vic, rad = os.path.join(OUT, 'vicuna'), os.path.join(OUT, 'llava-rad')
@@ -316,6 +275,10 @@ def main():
         'mm_vision_select_feature': 'patch', 'mm_vision_select_layer': SELECT_LAYER,
         'mm_vision_tower': 'biomedclip_cxr_518', 'vision_tower_config': 'biomedclipcxr_518.json',
         'vision_tower_checkpoint': 'biomedclipcxr_518_checkpoint.pt', 'torch_dtype': 'float16', 'use_cache': True})
+
+    if args.no_golden:
+        print('wrote', OUT, '(no golden)')
+        return
 
     # ---- golden: the official pipeline on the fp16 weights the official loader holds ----
     import sentencepiece as spm
