@@ -48,7 +48,9 @@ export interface LoadLlavaRadOptions {
   contextSize?: number;
   /** studies decoded at the same time (default 1); more calls wait in a queue */
   parallel?: number;
-  kvCacheType?: KvCacheType;
+  /** default 'auto': an f32 cache for an all-f32 decoder (so it stays within float error of the official
+   * pipeline), f16 otherwise */
+  kvCacheType?: KvCacheType | 'auto';
   flashAttention?: boolean;
 }
 
@@ -266,7 +268,7 @@ export async function loadLlavaRad(options: LoadLlavaRadOptions): Promise<LlavaR
       parallel,
       ...(options.backend !== undefined ? { backend: options.backend } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
-      ...(options.kvCacheType !== undefined ? { kvCacheType: options.kvCacheType } : {}),
+      kvCacheType: options.kvCacheType ?? 'auto',
       ...(options.flashAttention !== undefined ? { flashAttention: options.flashAttention } : {}),
     });
   } catch (e) {

@@ -135,7 +135,7 @@ export async function loadModel(options: LoadModelOptions): Promise<LlamaModel> 
       contextSize,
       batchSize,
       parallel: o.parallel,
-      kvType: o.kvCacheType,
+      kvType: o.kvCacheType === 'auto' ? (info.weightType === GGML_TYPE_F32 ? 'f32' : 'f16') : o.kvCacheType,
       threads: o.threads ?? 0,
       flashAttn: o.flashAttention,
     });
@@ -155,6 +155,8 @@ export async function loadModel(options: LoadModelOptions): Promise<LlamaModel> 
 }
 
 const INTERNAL = Symbol('LlamaModel.internal');
+/** ModelInfo.weightType of a model whose main weights are f32 (ggml_type) */
+const GGML_TYPE_F32 = 0;
 
 interface ModelSettings {
   path: string;

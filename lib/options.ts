@@ -20,8 +20,9 @@ export interface LoadModelOptions {
   batchSize?: number;
   /** sequence slots: at most this many generate() calls run in the engine at once (1..256); default 1 */
   parallel?: number;
-  /** KV cache element type; default 'f16' */
-  kvCacheType?: KvCacheType;
+  /** KV cache element type; default 'f16' (llama.cpp's). 'auto': f32 for a model whose weights are all f32
+   * (an f16 cache rounds every key and value, enough to flip near-ties of an f32 model), f16 otherwise */
+  kvCacheType?: KvCacheType | 'auto';
   /** map the file instead of reading it (CPU backend only); default true */
   mmap?: boolean;
   /** fused flash attention; default false (always on for a q8_0 KV cache) */
@@ -35,7 +36,7 @@ export interface ResolvedLoadOptions {
   contextSize: number | undefined;
   batchSize: number | undefined;
   parallel: number;
-  kvCacheType: KvCacheType;
+  kvCacheType: KvCacheType | 'auto';
   mmap: boolean;
   flashAttention: boolean;
 }
@@ -161,7 +162,7 @@ export function validateLoadOptions(options: unknown): ResolvedLoadOptions {
     contextSize: optInt(options, 'contextSize', 1, 1 << 20),
     batchSize: optInt(options, 'batchSize', 1, 8192),
     parallel: optInt(options, 'parallel', 1, 256) ?? 1,
-    kvCacheType: optEnum(options, 'kvCacheType', ['f16', 'q8_0', 'f32'] as const) ?? 'f16',
+    kvCacheType: optEnum(options, 'kvCacheType', ['f16', 'q8_0', 'f32', 'auto'] as const) ?? 'f16',
     mmap: optBool(options, 'mmap') ?? true,
     flashAttention: optBool(options, 'flashAttention') ?? false,
   };

@@ -75,7 +75,7 @@ describe('option validation (before the engine)', () => {
     expectCode(await rejection(loadModel({ model: 42 } as never)), 'INVALID_ARGUMENT', /got 42$/);
     expectCode(await rejection(loadModel({ model: 'x.gguf', parallel: 0 })), 'INVALID_ARGUMENT', 'parallel must be an integer between 1 and 256, got 0');
     expectCode(await rejection(loadModel({ model: 'x.gguf', threads: 1.5 })), 'INVALID_ARGUMENT', 'threads must be an integer between 1 and 1024, got 1.5');
-    expectCode(await rejection(loadModel({ model: 'x.gguf', kvCacheType: 'q4' as never })), 'INVALID_ARGUMENT', "kvCacheType must be one of 'f16', 'q8_0', 'f32', got \"q4\"");
+    expectCode(await rejection(loadModel({ model: 'x.gguf', kvCacheType: 'q4' as never })), 'INVALID_ARGUMENT', "kvCacheType must be one of 'f16', 'q8_0', 'f32', 'auto', got \"q4\"");
     expectCode(await rejection(loadModel({ model: 'x.gguf', backend: 'metal' as never })), 'INVALID_ARGUMENT', /backend must be one of 'auto', 'cpu', 'cuda'/);
     expectCode(await rejection(loadModel({ model: 'x.gguf', mmap: 'yes' as never })), 'INVALID_ARGUMENT', 'mmap must be a boolean, got "yes"');
     expectCode(await rejection(loadModel({ model: 'x.gguf', contextSise: 5 } as never)), 'INVALID_ARGUMENT', /unknown option 'contextSise'.*did you mean 'contextSize'/);
