@@ -135,3 +135,7 @@ export {
   type ConvertProgress,
 } from './convert/convert.js';
 export { decoderTensorType, fallbackType, useMoreBits } from './convert/mix.js';
+// `llava-rad pull`: download the official release from Hugging Face and convert it into the model home.
+export { pull, VICUNA_REPO, LLAVA_RAD_REPO, type PullOptions, type PullResult, type PullProgress, type PulledFile } from './pull/pull.js';
+export { llavaRadHome, modelFolder, defaultModelFolder } from './pull/home.js';
+export { LICENSE_TERMS, licenseAccepted } from './pull/license.js';
