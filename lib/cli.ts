@@ -10,9 +10,10 @@ import { convertCommand } from './cli/convert.js';
 import { findingsCommand } from './cli/findings.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
+import { pullCommand } from './cli/pull.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -2,18 +2,20 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { loadLlavaRad, type FindingsResult, type LoadLlavaRadOptions } from '../llava-rad.js';
+import { defaultModelFolder } from '../pull/home.js';
 import { asUsageAsync, backendArg, intArg, parseWithPositionals, round, UsageError, type Command } from './args.js';
 
 export const findingsCommand: Command = {
   name: 'findings',
   summary: 'write the findings of a chest X-ray (LLaVA-Rad; research use only)',
-  usage: `Usage: llava-rad findings IMAGE --model DIR [options]
+  usage: `Usage: llava-rad findings IMAGE [--model DIR] [options]
        llava-rad findings IMAGE --model DECODER.gguf --mmproj VISION.gguf [options]
 
 IMAGE is a PNG, JPEG, WebP, TIFF, GIF or AVIF file of one frontal chest radiograph.
 
 Options:
-  -m, --model DIR|FILE    a folder written by 'llava-rad convert', or the decoder GGUF (with --mmproj)
+  -m, --model DIR|FILE    a folder written by 'llava-rad convert', or the decoder GGUF (with --mmproj);
+                          default $LLAVA_RAD_MODEL, else the folder 'llava-rad pull' wrote in $LLAVA_RAD_HOME
       --mmproj FILE       the vision GGUF, when --model names the decoder GGUF
   -r, --reason TEXT       the reason for the exam (indication), if known
   -n, --max-tokens N      most tokens to generate (default 256, as the official evaluation)
@@ -47,7 +49,8 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
     const image = positionals[0];
     if (!image) throw new UsageError('findings: the IMAGE file is required');
     if (!existsSync(image) || !statSync(image).isFile()) throw new UsageError(`findings: image file not found: ${image}`);
-    if (typeof v.model !== 'string' || v.model === '') throw new UsageError('findings: --model DIR (or --model FILE.gguf --mmproj FILE.gguf) is required');
+    if (v.model === undefined) v.model = defaultModelFolder();
+    if (typeof v.model !== 'string' || v.model === '') throw new UsageError('findings: no model: run `llava-rad pull` first or pass --model DIR (or --model FILE.gguf --mmproj FILE.gguf)');
     if (!existsSync(v.model)) throw new UsageError(`findings: model not found: ${v.model}`);
     const load: LoadLlavaRadOptions = {};
     if (statSync(v.model).isDirectory()) {
