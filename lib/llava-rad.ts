@@ -9,6 +9,7 @@ import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
 import type { Backend, KvCacheType, TokenEvent } from './options.js';
 import { loadVisionModel, type VisionModel } from './vision.js';
+import { VisionBatcher } from './vision-batcher.js';
 
 /** The research-use notice every result carries (the findings text itself is never altered). */
 export const RESEARCH_USE_NOTICE =
@@ -48,6 +49,8 @@ export interface LoadLlavaRadOptions {
   contextSize?: number;
   /** studies decoded at the same time (default 1); more calls wait in a queue */
   parallel?: number;
+  /** most images encoded in one vision batch (default: parallel); concurrent calls share batches */
+  visionBatch?: number;
   /** default 'auto': an f32 cache for an all-f32 decoder (so it stays within float error of the official
    * pipeline), f16 otherwise */
   kvCacheType?: KvCacheType | 'auto';
@@ -134,14 +137,21 @@ export class LlavaRad {
   readonly decoder: LlamaModel;
   readonly vision: VisionModel;
   readonly files: ModelFiles;
+  #encoder: VisionBatcher;
   #before = new Map<string, number[]>();
   #after = new Map<string, number[]>();
 
   /** @internal use loadLlavaRad() */
-  constructor(decoder: LlamaModel, vision: VisionModel, files: ModelFiles) {
+  constructor(decoder: LlamaModel, vision: VisionModel, files: ModelFiles, visionBatch = 1) {
     this.decoder = decoder;
     this.vision = vision;
     this.files = files;
+    this.#encoder = new VisionBatcher(vision, visionBatch);
+  }
+
+  /** sizes of the vision batches run so far (concurrent calls share batches) */
+  get visionBatchSizes(): readonly number[] {
+    return this.#encoder.batchSizes;
   }
 
   /** The prompt's token ids around the image, tokenized in two parts as tokenizer_image_token does. */
@@ -176,9 +186,9 @@ export class LlavaRad {
     const info = this.vision.info;
     const pre = await preprocessImage(image, { ...options.image, imageSize: info.imageSize, mean: info.imageMean, std: info.imageStd });
     const t1 = performance.now();
-    const [rows] = await this.vision.encode(pre.pixels);
+    const rows = await this.#encoder.encode(pre.pixels, options.signal);
     const t2 = performance.now();
-    const r = await this.decoder.generate([{ tokens: before }, { embeddings: rows! }, { tokens: after }], {
+    const r = await this.decoder.generate([{ tokens: before }, { embeddings: rows }, { tokens: after }], {
       maxTokens: options.maxTokens ?? DEFAULT_FINDINGS_MAX_TOKENS,
       temperature: options.temperature ?? 0,
       ...(options.topK !== undefined ? { topK: options.topK } : {}),
@@ -255,6 +265,10 @@ export async function loadLlavaRad(options: LoadLlavaRadOptions): Promise<LlavaR
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) {
     throw new LlavaRadError('INVALID_ARGUMENT', `parallel must be an integer between 1 and 256, got ${parallel}`);
   }
+  const visionBatch = options.visionBatch ?? parallel;
+  if (!Number.isInteger(visionBatch) || visionBatch < 1 || visionBatch > 64) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `visionBatch must be an integer between 1 and 64, got ${String(visionBatch)}`);
+  }
   const vision = await loadVisionModel({
     model: files.vision,
     ...(options.backend !== undefined ? { backend: options.backend } : {}),
@@ -280,5 +294,5 @@ export async function loadLlavaRad(options: LoadLlavaRadOptions): Promise<LlavaR
     throw new LlavaRadError('INVALID_ARGUMENT',
       `the vision GGUF projects to ${vision.info.nOut} values per row but the decoder's embedding width is ${decoder.info.nEmbd}: they are not one model`);
   }
-  return new LlavaRad(decoder, vision, files);
+  return new LlavaRad(decoder, vision, files, visionBatch);
 }
