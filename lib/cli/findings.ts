@@ -21,6 +21,9 @@ Options:
   -n, --max-tokens N      most tokens to generate (default 256, as the official evaluation)
       --threads N         CPU threads (default: physical cores)
       --backend B         auto | cpu | cuda (default auto)
+      --kv-type T         KV cache: auto (default: f32 for an all-f32 decoder, else f16), f16, f32, q8_0
+      --high-bit-depth M  16-bit images to 8 bits: msb (default, the high byte), minmax (stretch min..max),
+                          pil (exactly PIL's convert('RGB'): grey clipped at 255, as the official code reads it)
       --dicom-window      DICOM: apply rescale + VOI LUT / window instead of the MIMIC-CXR-JPG recipe
       --skip-lateral      DICOM: refuse lateral views (ViewPosition LL/LAT/...) instead of warning
       --json              print one JSON object (last line) instead of streaming the text
@@ -38,6 +41,8 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       'max-tokens': { type: 'string', short: 'n' },
       threads: { type: 'string', short: 't' },
       backend: { type: 'string' },
+      'kv-type': { type: 'string' },
+      'high-bit-depth': { type: 'string' },
       'dicom-window': { type: 'boolean' },
       'skip-lateral': { type: 'boolean' },
       json: { type: 'boolean' },
@@ -66,6 +71,15 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
     if (threads !== undefined) load.threads = threads;
     const backend = backendArg(v.backend);
     if (backend !== undefined) load.backend = backend;
+    const kv = v['kv-type'];
+    if (kv !== undefined) {
+      if (kv !== 'auto' && kv !== 'f16' && kv !== 'f32' && kv !== 'q8_0') throw new UsageError(`findings: --kv-type must be one of auto, f16, f32, q8_0, got '${String(kv)}'`);
+      load.kvCacheType = kv;
+    }
+    const highBitDepth = v['high-bit-depth'] ?? 'msb';
+    if (highBitDepth !== 'msb' && highBitDepth !== 'minmax' && highBitDepth !== 'pil') {
+      throw new UsageError(`findings: --high-bit-depth must be one of msb, minmax, pil, got '${String(highBitDepth)}'`);
+    }
     const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, 1024) ?? 256;
     const json = v.json === true;
     const reason = typeof v.reason === 'string' && v.reason !== '' ? v.reason : undefined;
@@ -76,7 +90,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       const r: FindingsResult = await model.generateFindingsFromFile(image, reason, {
         maxTokens,
         signal,
-        image: { dicomWindow: v['dicom-window'] === true, dicomRefuseLateral: v['skip-lateral'] === true },
+        image: { highBitDepth, dicomWindow: v['dicom-window'] === true, dicomRefuseLateral: v['skip-lateral'] === true },
         ...(json ? {} : { onToken: (ev) => { if (ev.text) { io.out(streamed ? ev.text : ev.text.trimStart()); streamed ||= ev.text.trim() !== ''; } } }),
       });
       for (const w of r.warnings) io.err(`llava-rad: warning: ${w}\n`);
