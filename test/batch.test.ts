@@ -1,0 +1,492 @@
+// `llava-rad batch` and `llava-rad merge` (issue #5): manifests, sharding, the journal, and the CLI run as a
+// child process on the tiny models — resume after SIGKILL (three kills mid-run), SIGINT, torn lines,
+// sharding + merge equal to one run, several worker processes (--devices cpu,cpu), --retry-failed.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCsv } from '../lib/batch/csv.js';
+import { parseDevices } from '../lib/batch/devices.js';
+import { Journal, readPredictions } from '../lib/batch/journal.js';
+import { readManifest } from '../lib/batch/manifest.js';
+import { officialQuery, type PredictionRecord } from '../lib/batch/record.js';
+import { inShard, parseShard, shardOf } from '../lib/batch/shard.js';
+import { tinyLlamaPath } from './helpers/tiny-llama.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const cli = path.join(root, 'dist', 'cli.js');
+const VISION = path.join(here, 'fixtures', 'vision', 'tiny-vision-f32.gguf');
+const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-batch-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+function lines(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  return text === '' ? [] : text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+}
+const records = (file: string) => lines(file).map((l) => JSON.parse(l) as PredictionRecord);
+
+/** what must be equal between two runs of a study (timings, device and dates may differ) */
+function essence(r: PredictionRecord) {
+  return {
+    id: r.id, image: r.image, reason: r.reason, findings: r.findings, tokens: r.tokens, stop_reason: r.stop_reason,
+    query: r.query, reference: r.reference, prediction: r.prediction, error: r.error?.code, model: r.model, params: r.params,
+  };
+}
+const byId = (rs: PredictionRecord[]) => Object.fromEntries(rs.map((r) => [r.id, essence(r)]));
+
+// ---------------------------------------------------------------------------------------------------------
+describe('manifests', () => {
+  const dir = path.join(tmp, 'manifests');
+  beforeAll(() => mkdirSync(dir, { recursive: true }));
+
+  it('JSONL, CSV and the LLaVA-Rad annotation JSON give the same studies; relative images resolve against --image-root or the manifest', () => {
+    const jsonl = path.join(dir, 'm.jsonl');
+    writeFileSync(jsonl, [
+      { id: 'a', image: 'img/a.png', reason: 'Cough, fever', reference: 'No acute process.\nHeart normal.' },
+      { id: 7, image: '/abs/b.jpg' },
+      { id: 'c', image: 'img/c.png', reason: '', reference: null },
+    ].map((o) => JSON.stringify(o)).join('\n') + '\n\n');
+    const csv = path.join(dir, 'm.csv');
+    writeFileSync(csv, '\uFEFFid,image,reason,reference,extra\r\na,img/a.png,"Cough, fever","No acute process.\nHeart normal.",x\r\n7,/abs/b.jpg,,,y\r\nc,img/c.png,,,\r\n');
+    const json = path.join(dir, 'chat_test_MIMIC_CXR_sample.json');
+    const human = (q: string) => ({ from: 'human', value: `<image>\n${q}` });
+    writeFileSync(json, JSON.stringify([
+      { id: 'a', image: 'img/a.png', reason: 'Cough, fever', conversations: [human('q'), { from: 'gpt', value: 'No acute process.\nHeart normal.' }] },
+      { id: 7, image: '/abs/b.jpg', reason: null, conversations: [human('q'), { from: 'gpt', value: null }] },
+      { id: 'c', image: 'img/c.png', conversations: [human('q')] },
+    ]));
+    const a = readManifest(jsonl);
+    expect(a.format).toBe('jsonl');
+    expect(a.studies).toEqual([
+      { id: 'a', image: path.join(dir, 'img/a.png'), source: 'img/a.png', reason: 'Cough, fever', reference: 'No acute process.\nHeart normal.', line: 1 },
+      { id: '7', image: '/abs/b.jpg', source: '/abs/b.jpg', reason: null, reference: null, line: 2 },
+      { id: 'c', image: path.join(dir, 'img/c.png'), source: 'img/c.png', reason: null, reference: null, line: 3 },
+    ]);
+    const strip = (m: ReturnType<typeof readManifest>) => m.studies.map(({ line: _, ...s }) => s);
+    expect(strip(readManifest(csv))).toEqual(strip(a));
+    expect(strip(readManifest(json))).toEqual(strip(a));
+    expect(readManifest(jsonl, { imageRoot: '/data/mimic' }).studies[0]!.image).toBe('/data/mimic/img/a.png');
+    // format by content when the extension says nothing
+    const noext = path.join(dir, 'studies');
+    writeFileSync(noext, readFileSync(csv));
+    expect(strip(readManifest(noext))).toEqual(strip(a));
+  });
+
+  it('--mimic-test-filter keeps what the official mimic_test_findings loader keeps', () => {
+    const json = path.join(dir, 'chat_test_MIMIC_CXR_all.json');
+    const e = (id: string, gm: string, view: string, ref: string | null) => ({
+      id, image: `mimic/p10/${id}.jpg`, reason: null, generate_method: gm, view, conversations: [{ from: 'human', value: '<image>\nq' }, { from: 'gpt', value: ref }],
+    });
+    writeFileSync(json, JSON.stringify([e('s1', 'gpt4', 'PA', 'Clear.'), e('s1', 'rule-based', 'PA', 'Clear'), e('s2', 'gpt4', 'LATERAL', 'x'), e('s3', 'gpt4', 'AP', null), e('s4', 'gpt4', 'AP', 'Edema.')]));
+    expect(() => readManifest(json)).toThrow(/duplicate id "s1".*--mimic-test-filter/);
+    const m = readManifest(json, { mimicTestFilter: true, imageRoot: '/files' });
+    expect(m.studies.map((s) => [s.id, s.image, s.reference])).toEqual([['s1', '/files/p10/s1.jpg', 'Clear.'], ['s4', '/files/p10/s4.jpg', 'Edema.']]);
+    expect(m.filtered).toBe(3);
+  });
+
+  it('bad manifests: BAD_MANIFEST with the file and line', () => {
+    const cases: [string, string, RegExp][] = [
+      ['x.jsonl', '{"id":"a","image":"a.png"}\n{"id":"b",\n', /x\.jsonl:2: not JSON/],
+      ['x.jsonl', '{"id":"a","image":"a.png"}\n[1]\n', /:2: each line must be a JSON object, got an array/],
+      ['x.jsonl', '{"id":"a","image":"a.png"}\n{"id":"a","image":"b.png"}\n', /:2: duplicate id "a" \(first at 1\)/],
+      ['x.jsonl', '{"id":"","image":"a.png"}\n', /:1: "id" must be a non-empty string, got ""/],
+      ['x.jsonl', '{"id":"a"}\n', /:1: "image" must be a non-empty path, got undefined/],
+      ['x.jsonl', '{"id":"a","image":"a.png","reason":3}\n', /"reason" must be a string or null, got 3/],
+      ['x.csv', 'id,path\na,b\n', /must name the columns id and image/],
+      ['x.csv', 'id,image\na,b,c\n', /x\.csv:2: expected 2 fields as in the header, got 3/],
+      ['x.csv', 'id,image\n"a,b\n', /x\.csv:2: a quoted field is not closed/],
+      ['x.csv', '', /the CSV is empty/],
+      ['x.json', '{"id":"a"}', /must be an array of studies, got an object/],
+    ];
+    for (const [name, text, re] of cases) {
+      const f = path.join(dir, name);
+      writeFileSync(f, text);
+      expect(() => readManifest(f), text).toThrow(re);
+      try {
+        readManifest(f);
+      } catch (e) {
+        expect((e as { code: string }).code).toBe('BAD_MANIFEST');
+      }
+    }
+  });
+
+  it('CSV: quotes, doubled quotes, newlines and commas in quoted fields, CRLF', () => {
+    expect(parseCsv('a,b\r\n"x,""y""\nz",\n\n1,2')).toEqual([
+      { line: 1, fields: ['a', 'b'] },
+      { line: 2, fields: ['x,"y"\nz', ''] },
+      { line: 5, fields: ['1', '2'] },
+    ]);
+  });
+});
+
+describe('shards and devices', () => {
+  const ids = Array.from({ length: 300 }, (_, i) => `study-${i}`);
+
+  it('--shard I/N splits by a hash of the id: disjoint, complete, independent of order and of the other ids', () => {
+    const n = 4;
+    const shards = Array.from({ length: n }, (_, i) => ids.filter((id) => inShard(id, { index: i, count: n })));
+    expect(shards.flat().sort()).toEqual([...ids].sort());
+    for (const s of shards) expect(s.length).toBeGreaterThan(40); // roughly even
+    const reversed = [...ids].reverse().filter((id) => inShard(id, { index: 2, count: n }));
+    expect(reversed.reverse()).toEqual(shards[2]);
+    expect(shardOf('study-17', n)).toBe(createHash('sha256').update('study-17').digest().readUInt32BE(0) % n);
+  });
+
+  it('--shard auto reads Slurm array and Kubernetes indexed Job variables', () => {
+    expect(parseShard('2/5', {})).toEqual({ index: 2, count: 5 });
+    expect(parseShard('auto', { SLURM_ARRAY_TASK_ID: '3', SLURM_ARRAY_TASK_COUNT: '4' })).toEqual({ index: 3, count: 4 });
+    expect(parseShard('auto', { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_COUNT: '4' })).toEqual({ index: 3, count: 4 });
+    expect(parseShard('auto/8', { JOB_COMPLETION_INDEX: '7' })).toEqual({ index: 7, count: 8 });
+    expect(parseShard('auto', { JOB_COMPLETION_INDEX: '1', LLAVA_RAD_SHARD_COUNT: '3' })).toEqual({ index: 1, count: 3 });
+    expect(() => parseShard('5/5', {})).toThrow(/index must be between 0 and 4, got 5/);
+    expect(() => parseShard('1of2', {})).toThrow(/--shard must be I\/N .* got '1of2'/);
+    expect(() => parseShard('auto', {})).toThrow(/neither SLURM_ARRAY_TASK_ID .* nor JOB_COMPLETION_INDEX/);
+    expect(() => parseShard('auto', { JOB_COMPLETION_INDEX: '1' })).toThrow(/needs the count/);
+    expect(() => parseShard('auto/3', { SLURM_ARRAY_TASK_ID: '0', SLURM_ARRAY_TASK_COUNT: '4' })).toThrow(/SLURM_ARRAY_TASK_COUNT is 4/);
+  });
+
+  it('--devices: cpu, cuda, cuda:N (CUDA_VISIBLE_DEVICES for its worker), auto', () => {
+    expect(parseDevices('cuda:0,cuda:3,cpu')).toEqual([
+      { name: 'cuda:0', backend: 'cuda', visible: '0' },
+      { name: 'cuda:3', backend: 'cuda', visible: '3' },
+      { name: 'cpu', backend: 'cpu', visible: '' },
+    ]);
+    expect(() => parseDevices('cuda:0,cuda:0')).toThrow(/cuda:0 twice/);
+    expect(() => parseDevices('gpu0')).toThrow(/cpu, cuda, cuda:N or auto, got 'gpu0'/);
+    expect(() => parseDevices('cpu,')).toThrow(/comma-separated/);
+  });
+});
+
+describe('the journal', () => {
+  const rec = (id: string, extra: Partial<PredictionRecord> = {}): PredictionRecord => ({
+    id, image: `${id}.png`, reason: null, findings: 'Clear.', tokens: [1], stop_reason: 'eos', warnings: [],
+    model: { decoder: { file: 'd', bytes: 1, sha256: 'aa' }, vision: { file: 'v', bytes: 1, sha256: 'bb' } },
+    params: { max_tokens: 8, dicom_window: false, skip_lateral: false, high_bit_depth: 'msb', kv_type: 'auto' }, device: 'cpu', finished_at: '2025-01-01T00:00:00.000Z', research_use_only: true, ...extra,
+  });
+
+  it('appends whole lines; a torn or unparsable last line is cut off on open; the last record of an id wins', () => {
+    const f = path.join(tmp, 'journal', 'p.jsonl');
+    const { journal } = Journal.open(f); // creates the folder and the file
+    journal.append(rec('a', { findings: undefined, tokens: undefined, error: { code: 'IO', message: 'x' } }));
+    journal.append(rec('b'));
+    journal.append(rec('a'));
+    journal.close();
+    const good = readFileSync(f, 'utf8');
+    for (const tail of ['{"id":"c","find', '{"id":"c"}\n', '\n', '\0\0\0\0']) {
+      writeFileSync(f, good + tail);
+      const { journal: j, predictions: p } = Journal.open(f);
+      j.close();
+      expect(p.damaged, JSON.stringify(tail)).not.toBeNull();
+      expect(readFileSync(f, 'utf8')).toBe(good);
+      expect([...p.latest.keys()]).toEqual(['a', 'b']);
+      expect(p.latest.get('a')!.error).toBeUndefined();
+      expect(p.records).toBe(3);
+    }
+    // a bad line that is not the last: refused, nothing touched
+    writeFileSync(f, '{"id":"x"}\n' + good);
+    expect(() => Journal.open(f)).toThrow(expect.objectContaining({ code: 'BAD_PREDICTIONS', message: expect.stringMatching(/p\.jsonl:1: not a prediction record/) }));
+    expect(readFileSync(f, 'utf8')).toBe('{"id":"x"}\n' + good);
+  });
+
+  it('"query" is the human turn of the official evaluation\'s conversation', () => {
+    expect(officialQuery(null)).toBe('<image>\nProvide a description of the findings in the radiology image.');
+    expect(officialQuery('Cough\nfever')).toBe('<image>\nProvide a description of the findings in the radiology image given the following indication: Cough fever');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+describe('llava-rad batch / merge (CLI, tiny models)', () => {
+  const dir = path.join(tmp, 'cli');
+  const manifest = path.join(dir, 'studies.jsonl');
+  let decoder: string;
+  let model: string[];
+  let expected: Record<string, ReturnType<typeof essence>>;
+  const ids: string[] = [];
+  const MAX_TOKENS = '10';
+
+  function run(args: string[]) {
+    const r = spawnSync(process.execPath, [cli, ...args], { cwd: dir, encoding: 'utf8', timeout: 240_000 });
+    return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+  const batch = (out: string, ...more: string[]) => ['batch', manifest, ...model, '--out', out, '--max-tokens', MAX_TOKENS, ...more];
+
+  function start(args: string[]) {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: dir });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal, stderr })));
+    return { child, exited };
+  }
+  async function waitForLines(file: string, n: number, exited: Promise<unknown>): Promise<number> {
+    let over = false;
+    void exited.then(() => (over = true));
+    for (let i = 0; i < 12_000 && !over; i++) {
+      const k = lines(file).length;
+      if (k >= n) return k;
+      await sleep(10);
+    }
+    throw new Error(`${file} did not reach ${n} records before the process ended`);
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(cli)) {
+      const b = spawnSync('npx', ['tsup'], { cwd: root, encoding: 'utf8' });
+      if (b.status !== 0) throw new Error(`could not build dist/: ${b.stderr}`);
+    }
+    decoder = await tinyLlamaPath('f32');
+    model = ['--model', decoder, '--mmproj', VISION];
+    mkdirSync(path.join(dir, 'img'), { recursive: true });
+    const pick = [
+      'findings/radiograph-grey-900x1100.png', 'findings/radiograph-rgb-1100x900.jpg', 'findings/square-rgb-600x600.png',
+      'images/grey_517x1033.png', 'images/grey_2000x1600.jpg', 'images/grey_518x777.png', 'images/grey_700x600.png',
+      'images/rgb_600x700.png', 'images/cmyk_360x300.jpg', 'images/exif6_560x500.jpg', 'images/palette_280x310.png',
+      'images/rgb16_150x170.png', 'images/rgb_progressive_420_450x500.jpg',
+    ];
+    const entries: object[] = [];
+    pick.forEach((p, i) => {
+      const name = path.basename(p);
+      copyFileSync(path.join(here, 'fixtures', p), path.join(dir, 'img', name));
+      const reason = i % 3 === 0 ? 'Shortness of breath.' : i % 3 === 1 ? null : 'Fever,\ncough';
+      entries.push({ id: `study-${String(i).padStart(2, '0')}`, image: `img/${name}`, reason, ...(i % 2 === 0 ? { reference: `Reference findings ${i}.` } : {}) });
+    });
+    writeFileSync(path.join(dir, 'img', 'corrupt.png'), readFileSync(path.join(dir, 'img', 'rgb_600x700.png')).subarray(0, 300));
+    entries.push({ id: 'corrupt', image: 'img/corrupt.png', reference: 'x' });
+    entries.push({ id: 'missing', image: 'img/missing.png' });
+    writeFileSync(manifest, entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    for (const e of entries) ids.push((e as { id: string }).id);
+  }, 300_000);
+
+  it('an uninterrupted run: one record per study, the official fields, the model identity, error records; exit 3', () => {
+    const out = path.join(dir, 'full.jsonl');
+    const r = run(batch(out, '--concurrency', '2'));
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/15 studies, 0 already in .*full\.jsonl, 15 to run/);
+    expect(r.stderr).toMatch(/13 done, 2 failed this run; of 15 studies 13 have findings, 2 failed/);
+    const rs = records(out);
+    expect(rs.map((x) => x.id).sort()).toEqual([...ids].sort());
+    const identity = { decoder: { file: path.basename(decoder), bytes: readFileSync(decoder).length, sha256: sha256(decoder) }, vision: { file: 'tiny-vision-f32.gguf', bytes: readFileSync(VISION).length, sha256: sha256(VISION) } };
+    for (const x of rs) {
+      expect(x.model).toEqual(identity);
+      expect(x.params).toEqual({ max_tokens: 10, dicom_window: false, skip_lateral: false, high_bit_depth: 'msb', kv_type: 'auto' });
+      expect(x.research_use_only).toBe(true);
+    }
+    const s0 = rs.find((x) => x.id === 'study-00')!;
+    expect(s0).toMatchObject({
+      image: 'img/radiograph-grey-900x1100.png', reason: 'Shortness of breath.', reference: 'Reference findings 0.',
+      query: '<image>\nProvide a description of the findings in the radiology image given the following indication: Shortness of breath.',
+    });
+    expect(s0.prediction).toBe(s0.findings);
+    expect(s0.tokens!.length).toBeGreaterThan(0);
+    expect(s0.timings_ms!.total).toBeGreaterThan(0);
+    const s1 = rs.find((x) => x.id === 'study-01')!;
+    expect(s1.reason).toBeNull();
+    expect('query' in s1 || 'reference' in s1 || 'prediction' in s1).toBe(false); // no reference known
+    expect(rs.find((x) => x.id === 'corrupt')).toMatchObject({ error: { code: 'INVALID_IMAGE' } });
+    expect(rs.find((x) => x.id === 'missing')).toMatchObject({ error: { code: 'IO', message: expect.stringMatching(/missing\.png/) } });
+    expect(rs.find((x) => x.id === 'missing')!.findings).toBeUndefined();
+    expected = byId(rs);
+
+    // the same command again: nothing to do, nothing written, still exit 3
+    const again = run(batch(out, '--concurrency', '2'));
+    expect(again.code, again.stderr).toBe(3);
+    expect(again.stderr).toMatch(/15 already in/);
+    expect(records(out)).toEqual(rs);
+  }, 240_000);
+
+  it('killed with SIGKILL three times mid-run and restarted: exactly one record per study, each equal to the uninterrupted run\'s', async () => {
+    const out = path.join(dir, 'killed.jsonl');
+    let have = 0;
+    for (let kill = 0; kill < 3; kill++) {
+      const { child, exited } = start(batch(out, '--concurrency', '2', '--quiet'));
+      const seen = await waitForLines(out, have + 3, exited);
+      child.kill('SIGKILL');
+      const end = await exited;
+      expect(end.signal, end.stderr).toBe('SIGKILL');
+      have = lines(out).length;
+      expect(seen).toBeLessThan(15); // killed mid-run
+      expect(have).toBeLessThan(15);
+      expect(new Set(records(out).map((x) => x.id)).size).toBe(have); // no duplicates so far
+    }
+    const last = run(batch(out, '--concurrency', '2'));
+    expect(last.code, last.stderr).toBe(3);
+    expect(last.stderr).toMatch(new RegExp(`${have} already in`));
+    const rs = records(out);
+    expect(readFileSync(out, 'utf8').endsWith('\n')).toBe(true);
+    expect(rs.length).toBe(15);
+    expect(rs.map((x) => x.id).sort()).toEqual([...ids].sort());
+    expect(byId(rs)).toEqual(expected);
+  }, 240_000);
+
+  it('a torn last line is cut off on restart; a bad line elsewhere stops the run with BAD_PREDICTIONS, file untouched', () => {
+    const full = lines(path.join(dir, 'full.jsonl'));
+    const out = path.join(dir, 'torn.jsonl');
+    writeFileSync(out, full.slice(0, 10).join('\n') + '\n' + full[10]!.slice(0, 57));
+    const r = run(batch(out, '--concurrency', '2'));
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/cut off a damaged last line of .*torn\.jsonl \(57 bytes: a last line without a newline/);
+    expect(byId(records(out))).toEqual(expected);
+    expect(records(out).length).toBe(15);
+
+    const edited = path.join(dir, 'edited.jsonl');
+    const text = `${full[0]}\n{"note": "hand-edited"}\n${full[1]}\n`;
+    writeFileSync(edited, text);
+    const e = run(batch(edited));
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/error \[BAD_PREDICTIONS\]: .*edited\.jsonl:2: not a prediction record/);
+    expect(readFileSync(edited, 'utf8')).toBe(text);
+  }, 240_000);
+
+  it('resuming with another model or other settings is refused (MODEL_MISMATCH), nothing appended', () => {
+    const out = path.join(dir, 'mismatch.jsonl');
+    writeFileSync(out, lines(path.join(dir, 'full.jsonl')).slice(0, 4).join('\n') + '\n');
+    const before = readFileSync(out, 'utf8');
+    const r = run(['batch', manifest, ...model, '--out', out, '--max-tokens', '12']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/error \[MODEL_MISMATCH\]: .*mismatch\.jsonl holds predictions made with another model or settings.*max_tokens 10.*max_tokens 12/);
+    expect(readFileSync(out, 'utf8')).toBe(before);
+  }, 240_000);
+
+  it('SIGINT with two worker processes (--devices cpu,cpu): complete lines, exit 130; a second batch on the same file is refused; the re-run finishes equal', async () => {
+    const out = path.join(dir, 'interrupted.jsonl');
+    const { child, exited } = start(batch(out, '--devices', 'cpu,cpu', '--concurrency', '1'));
+    await waitForLines(out, 2, exited);
+    const second = run(batch(out));
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/error \[IO\]: .*interrupted\.jsonl is being written by process \d+ on /);
+    child.kill('SIGINT');
+    const end = await exited;
+    expect(end.code, end.stderr).toBe(130);
+    expect(end.stderr).toMatch(/interrupted: re-run the same command to resume/);
+    const text = readFileSync(out, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    const partial = records(out);
+    expect(partial.length).toBeLessThan(15);
+    expect(new Set(partial.map((x) => x.device))).toEqual(new Set(['cpu']));
+    expect(existsSync(`${out}.lock`)).toBe(false);
+
+    const rest = run(batch(out, '--devices', 'cpu,cpu', '--concurrency', '1', '--json-progress'));
+    expect(rest.code, rest.stderr).toBe(3);
+    const events = rest.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events[0]).toMatchObject({ event: 'start', total: 15, done: partial.length, todo: 15 - partial.length, devices: ['cpu', 'cpu'] });
+    expect(events.filter((e) => e.event === 'study')).toHaveLength(15 - partial.length);
+    expect(events.at(-1)).toMatchObject({ event: 'end', with_findings: 13, failed_total: 2, not_run: 0, exit_code: 3 });
+    expect(typeof events.at(-1)!.tokens_per_s).toBe('number');
+    expect(byId(records(out))).toEqual(expected);
+    expect(records(out).length).toBe(15);
+  }, 240_000);
+
+  it('three shards (JSONL, CSV and JSON manifests, one on two workers) merged equal one run; merge reports missing ids and refuses mixed models', () => {
+    // the same studies as CSV and as a JSON array
+    const entries = readFileSync(manifest, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | null>);
+    const q = (s: string | null | undefined) => (s == null ? '' : `"${s.replace(/"/g, '""')}"`);
+    const csv = path.join(dir, 'studies.csv');
+    writeFileSync(csv, 'id,image,reason,reference\n' + entries.map((e) => [e.id, e.image, q(e.reason), q(e.reference)].join(',')).join('\n') + '\n');
+    const json = path.join(dir, 'studies.json');
+    writeFileSync(json, JSON.stringify(entries));
+    const shards = [0, 1, 2].map((i) => path.join(dir, `shard-${i}.jsonl`));
+    const runs = [
+      run(['batch', manifest, ...model, '--out', shards[0]!, '--max-tokens', MAX_TOKENS, '--shard', '0/3']),
+      run(['batch', csv, ...model, '--out', shards[1]!, '--max-tokens', MAX_TOKENS, '--shard', '1/3', '--devices', 'cpu,cpu', '-c', '1']),
+      run(['batch', json, ...model, '--out', shards[2]!, '--max-tokens', MAX_TOKENS, '--shard', '2/3']),
+    ];
+    for (const [i, r] of runs.entries()) {
+      expect([0, 3], r.stderr).toContain(r.code);
+      const got = records(shards[i]!).map((x) => x.id).sort();
+      expect(got).toEqual(ids.filter((id) => shardOf(id, 3) === i).sort());
+    }
+
+    const merged = path.join(dir, 'merged.jsonl');
+    const m = run(['merge', merged, ...shards, '--manifest', manifest, '--json']);
+    expect(m.code, m.stderr).toBe(3); // two studies failed
+    expect(JSON.parse(m.stdout)).toMatchObject({ records: 15, ok: 13, failed: 2, missing: [], duplicates: [] });
+    const rs = records(merged);
+    expect(rs.map((x) => x.id)).toEqual(ids); // manifest order
+    expect(byId(rs)).toEqual(expected);
+
+    // metric-ready: failed records left out; a shard merged twice is deduplicated
+    const clean = path.join(dir, 'clean.jsonl');
+    const d = run(['merge', clean, ...shards, shards[0]!, '--drop-failed']);
+    expect(d.stderr).toMatch(/id\(s\) in more than one file/);
+    expect(records(clean).map((x) => x.id).sort()).toEqual(ids.filter((id) => id !== 'corrupt' && id !== 'missing').sort());
+    expect(records(clean).every((x) => typeof x.findings === 'string')).toBe(true);
+
+    // a missing shard is reported
+    const partial = run(['merge', path.join(dir, 'partial.jsonl'), shards[0]!, shards[1]!, '--manifest', manifest]);
+    expect(partial.code).toBe(3);
+    const missing = ids.filter((id) => shardOf(id, 3) === 2);
+    expect(partial.stderr).toMatch(new RegExp(`${missing.length} study id\\(s\\) of the manifest have no record`));
+
+    // another model's (or other settings') records are refused, nothing written
+    const other = path.join(dir, 'other.jsonl');
+    writeFileSync(other, lines(shards[2]!).map((l) => { const x = JSON.parse(l) as PredictionRecord; x.model.decoder.sha256 = '0'.repeat(64); return JSON.stringify(x); }).join('\n') + '\n');
+    const bad = run(['merge', path.join(dir, 'never.jsonl'), shards[0]!, other]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/error \[MODEL_MISMATCH\]: .*other\.jsonl .*come from different models or settings/);
+    expect(existsSync(path.join(dir, 'never.jsonl'))).toBe(false);
+  }, 300_000);
+
+  it('--retry-failed runs failed studies again and appends a newer record; readers and merge take the last', () => {
+    const out = path.join(dir, 'retry.jsonl');
+    writeFileSync(out, readFileSync(path.join(dir, 'full.jsonl')));
+    copyFileSync(path.join(dir, 'img', 'grey_700x600.png'), path.join(dir, 'img', 'missing.png'));
+    try {
+      const plain = run(batch(out));
+      expect(plain.code).toBe(3); // failures are not retried by default
+      expect(records(out).length).toBe(15);
+      const r = run(batch(out, '--retry-failed'));
+      expect(r.code, r.stderr).toBe(3); // the corrupt image still fails
+      expect(r.stderr).toMatch(/1 done, 1 failed this run; of 15 studies 14 have findings, 1 failed/);
+      const rs = records(out);
+      expect(rs.length).toBe(17);
+      const latest = readPredictions(out).latest;
+      expect(latest.size).toBe(15);
+      expect(latest.get('missing')!.findings).toEqual(expect.any(String));
+      expect(latest.get('corrupt')!.error!.code).toBe('INVALID_IMAGE');
+      const merged = path.join(dir, 'retry-merged.jsonl');
+      expect(run(['merge', merged, out]).code).toBe(3);
+      expect(records(merged).map((x) => x.id)).toEqual([...latest.keys()]);
+    } finally {
+      rmSync(path.join(dir, 'img', 'missing.png'));
+    }
+  }, 240_000);
+
+  it('usage errors: exit 2, one line', () => {
+    const out = path.join(dir, 'u.jsonl');
+    const cases: [string[], RegExp][] = [
+      [['batch', manifest, ...model], /--out PREDICTIONS\.jsonl is required/],
+      [['batch', ...model, '--out', out], /the MANIFEST file is required/],
+      [['batch', path.join(dir, 'nope.jsonl'), ...model, '--out', out], /manifest not found/],
+      [['batch', manifest, '--out', out, '--model', path.join(dir, 'none')], /model not found/],
+      [['batch', manifest, ...model, '--out', out, '--kv-type', 'f8'], /--kv-type must be one of auto, f16, f32, q8_0, got 'f8'/],
+      [['batch', manifest, ...model, '--out', out, '--shard', '3/3'], /shard index must be between 0 and 2, got 3/],
+      [['batch', manifest, ...model, '--out', out, '--devices', 'tpu'], /a device must be cpu, cuda, cuda:N or auto, got 'tpu'/],
+      [['batch', manifest, ...model, '--out', out, '--device', 'cpu', '--devices', 'cpu'], /not both/],
+      [['batch', manifest, ...model, '--out', out, '--concurrency', '0'], /--concurrency must be an integer between 1 and 256, got '0'/],
+      [['batch', manifest, ...model, '--out', out, '--format', 'xml'], /--format must be one of jsonl, csv, json, got 'xml'/],
+      [['batch', manifest, ...model, '--out', out, '--quiet', '--json-progress'], /not both/],
+      [['batch', manifest, ...model, '--out', out, '--ipc-worker'], /--ipc-worker is internal/],
+      [['merge', out], /expected OUT\.jsonl and at least one predictions file/],
+      [['merge', out, path.join(dir, 'nope.jsonl')], /predictions file not found/],
+    ];
+    for (const [args, re] of cases) {
+      const r = run(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(re);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+    expect(existsSync(out)).toBe(false);
+    expect(run(['batch', '--help']).stdout).toMatch(/Exit status: 0 every study has findings; 3 /);
+    expect(run(['--help']).stdout).toMatch(/batch .*\n.*merge/);
+  }, 120_000);
+});
