@@ -59,7 +59,7 @@ PROFILES = {
                  intermediate_size=256, rms_norm_eps=1e-6, max_position_embeddings=4096, vocab_size=32000),
         LORA=dict(r=8, lora_alpha=16),
         TOWER=dict(image_size=518, patch=14, dim=48, depth=4, heads=3, hidden=96, eps=1e-6),
-        SCALES=dict(embed=0.3, qk=0.25, lm_head=0.35, lm_head_lognormal=0.3)),
+        SCALES=dict(embed=0.3, qk=0.15, lm_head=0.35, lm_head_lognormal=0.3)),
 }
 CASES = [('radiograph-grey-900x1100.png', None), ('radiograph-rgb-1100x900.jpg', 'Shortness of breath.')]
 
