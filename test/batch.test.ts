@@ -386,6 +386,21 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     expect(records(out).length).toBe(15);
   }, 240_000);
 
+  it('SIGTERM (a scheduler stopping the job) stops as cleanly: exit 143, complete lines, no lock left', async () => {
+    const out = path.join(dir, 'terminated.jsonl');
+    const { child, exited } = start(batch(out, '--concurrency', '2'));
+    await waitForLines(out, 1, exited);
+    child.kill('SIGTERM');
+    const end = await exited;
+    expect(end.code, end.stderr).toBe(143);
+    expect(end.stderr).toMatch(/terminated: re-run the same command to resume/);
+    expect(readFileSync(out, 'utf8').endsWith('\n')).toBe(true);
+    const rs = records(out);
+    expect(rs.length).toBeLessThan(15);
+    for (const r of rs) expect(essence(r)).toEqual(expected[r.id]);
+    expect(existsSync(`${out}.lock`)).toBe(false);
+  }, 240_000);
+
   it('three shards (JSONL, CSV and JSON manifests, one on two workers) merged equal one run; merge reports missing ids and refuses mixed models', () => {
     // the same studies as CSV and as a JSON array
     const entries = readFileSync(manifest, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | null>);

@@ -168,11 +168,11 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     const studies = manifest.studies.filter((s) => inShard(s.id, shard));
 
     // SIGTERM (Slurm / Kubernetes stopping the job) stops as cleanly as SIGINT
+    const release = acquireLock(out);
     const term = new AbortController();
     const onTerm = () => term.abort(new LlavaRadError('ABORTED', 'terminated'));
     process.on('SIGTERM', onTerm);
     const stop = AbortSignal.any([signal, term.signal]);
-    const release = acquireLock(out);
     let journal: Journal | null = null;
     let engines: Engine[] = [];
     try {
