@@ -337,7 +337,7 @@ const record = {
     turns: loads,
   },
   duration_s: Math.round((Date.now() - t0) / 1000),
-  todo: ['vision encode ms per image', 'time to first token of a study', 'end-to-end ms per study', 'studies/hour with batched decoding'],
+  // vision / study-level figures (ours only: llama.cpp cannot run the tower): npm run bench:study
   ...(opt.note ? { note: opt.note } : {}),
 };
 

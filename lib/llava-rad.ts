@@ -68,6 +68,8 @@ export interface FindingsOptions {
   signal?: AbortSignal;
   /** each generated token as it comes (text is the decoded increment) */
   onToken?: (ev: TokenEvent) => void;
+  /** keep generating past EOS (default false); for benchmarks, so every study generates maxTokens tokens */
+  ignoreEos?: boolean;
   /** image decoding options (EXIF orientation, animated images, size limits, 16-bit handling, and for
    * DICOM: dicomWindow (window/level instead of the MIMIC-CXR-JPG recipe), dicomRefuseLateral) */
   image?: Omit<PreprocessOptions, 'imageSize' | 'mean' | 'std'>;
@@ -196,6 +198,7 @@ export class LlavaRad {
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onToken ? { onToken: options.onToken } : {}),
+      ...(options.ignoreEos ? { ignoreEos: true } : {}),
       addBos: false,
     });
     const decoded = this.decoder.detokenize(r.tokens, { skipSpecial: true, removeLeadingSpace: true });
