@@ -10,5 +10,6 @@ void print_usage(std::FILE * f);
 int cmd_generate(int argc, char ** argv);
 int cmd_info(int argc, char ** argv);
 int cmd_vision(int argc, char ** argv);
+int cmd_study(int argc, char ** argv);
 
 } // namespace lrcli

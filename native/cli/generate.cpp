@@ -16,7 +16,7 @@ int cmd_generate(int argc, char ** argv) {
     const Args a = parse_args(argc, argv, 2, {
         {"model", 'm', true}, {"prompt", 'p', true}, {"max-tokens", 'n', true}, {"threads", 't', true},
         {"backend", 0, true}, {"ctx", 0, true}, {"temperature", 0, true}, {"top-k", 0, true}, {"top-p", 0, true},
-        {"seed", 0, true}, {"ignore-eos", 0, false}, {"json", 0, false}, {"help", 'h', false},
+        {"seed", 0, true}, {"ignore-eos", 0, false}, {"flash-attn", 0, true}, {"json", 0, false}, {"help", 'h', false},
     }, "generate");
     if (a.flags.count("help")) {
         print_usage(stdout);
@@ -37,6 +37,8 @@ int cmd_generate(int argc, char ** argv) {
     get_backend(a);
     long long threads = 0;
     get_int(a, "threads", 1, 1024, threads);
+    long long flash_attn = 0;
+    get_int(a, "flash-attn", 0, 1, flash_attn);
     const bool json = a.flags.count("json") > 0;
 
     ModelHolder mh;
@@ -50,6 +52,7 @@ int cmd_generate(int argc, char ** argv) {
     if (ctx_n > 0) cp.n_ctx = (int32_t) ctx_n;
     cp.n_seq_max = 1;
     cp.n_threads = (int32_t) threads;
+    cp.flash_attn = (int32_t) flash_attn;
     ContextHolder ch;
     lr_status s = lr_context_create(model, &cp, &ch.c);
     if (s != LR_OK) engine_fail(s, "could not create the context");

@@ -1,17 +1,21 @@
 // llava-rad-cli: the standalone command line of the engine (no Node needed; for GPU machines and benches).
 //
 //   llava-rad-cli generate --model F.gguf --prompt TEXT [--max-tokens N] [--threads N] [--backend cpu|cuda|auto]
-//                          [--ctx N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ignore-eos] [--json]
+//                          [--ctx N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ignore-eos]
+//                          [--flash-attn 0|1] [--json]
 //   llava-rad-cli info --model F.gguf [--backend B] [--threads N]
 //   llava-rad-cli vision --model VISION.gguf [--images N] [--batch N] [--output projected|features]
 //                        [--dump FILE.f32] [--threads N] [--backend B] [--json]
+//   llava-rad-cli study --model DECODER.gguf --mmproj VISION.gguf [--studies N] [--parallel P] [--max-tokens T]
+//                       [--prompt-tokens K] [--ctx-per-study C] [--latency-runs L] [--overlap 0|1] [--flash-attn 0|1]
+//                       [--threads N] [--backend B] [--json]
 //   llava-rad-cli --version | --help
 //
 // Same JSON fields as the Node CLI (`llava-rad generate --json`). Exit codes: 0 ok, 1 engine error,
 // 2 bad arguments. Everything goes through the C API in llava_rad.h.
 //
 // One file per component: cli_args (option parsing, UsageError), cli_json (JSON writers), cli_engine (engine
-// errors, handle holders, loading), one file per command (generate.cpp, info.cpp, vision.cpp).
+// errors, handle holders, loading), one file per command (generate.cpp, info.cpp, vision.cpp, study.cpp).
 #include "cli_args.h"
 #include "cli_commands.h"
 #include "cli_engine.h"
@@ -33,6 +37,7 @@ const char * const kUsage =
     "  generate  generate text from a text prompt (BOS prepended, greedy by default)\n"
     "  info      print a model's hyperparameters as JSON\n"
     "  vision    encode synthetic images with a vision GGUF (check / time a backend)\n"
+    "  study     benchmark whole studies: image -> vision tower -> prompt -> T tokens, P studies at once\n"
     "\n"
     "generate options:\n"
     "  -m, --model FILE        GGUF model (LLaMA architecture)\n"
@@ -46,6 +51,7 @@ const char * const kUsage =
     "      --backend B         auto | cpu | cuda (default auto)\n"
     "      --ctx N             context size (default min(4096, training context))\n"
     "      --ignore-eos        keep generating past EOS\n"
+    "      --flash-attn 0|1    fused flash attention (default 0)\n"
     "      --json              print one JSON object instead of the text\n"
     "\n"
     "info options: --model FILE [--backend B] [--threads N]\n"
@@ -53,6 +59,17 @@ const char * const kUsage =
     "vision: encode N synthetic 518x518 test images with a vision GGUF (timing, a checksum, and with --dump\n"
     "  the raw float32 output), to check and time a backend without an image decoder:\n"
     "  --model VISION.gguf [--images N (1)] [--batch N (8)] [--output projected|features] [--dump FILE]\n"
+    "  [--threads N] [--backend B] [--json]\n"
+    "\n"
+    "study: the study-level benchmark. N synthetic studies (synthetic 518x518 images as `vision` makes them,\n"
+    "  the official prompt's tokens fitted to K, split around the image rows as the official prompt is);\n"
+    "  images are encoded in vision batches of up to P and the studies decoded with up to P in flight\n"
+    "  (continuous batching), each generating exactly T tokens (EOS ignored). Reports vision ms per image\n"
+    "  (batch 1 and P), time to first token and ms per study alone (P=1), wall time, studies/hour and\n"
+    "  decode tok/s at P:\n"
+    "  --model DECODER.gguf --mmproj VISION.gguf [--studies N (8)] [--parallel P (1)] [--max-tokens T (100)]\n"
+    "  [--prompt-tokens K (60)] [--ctx-per-study C (2048)] [--latency-runs L (min(N, 3); 0: skip)]\n"
+    "  [--overlap 0|1 (1: encode the next batch while studies decode; 0: waves of P)] [--flash-attn 0|1]\n"
     "  [--threads N] [--backend B] [--json]\n"
     "\n"
     "Research use only: LLaVA-Rad is not for clinical care.\n";
@@ -84,7 +101,8 @@ int main(int argc, char ** argv) {
         if (cmd == "generate") return cmd_generate(argc, argv);
         if (cmd == "info") return cmd_info(argc, argv);
         if (cmd == "vision") return cmd_vision(argc, argv);
-        throw UsageError{"unknown command '" + cmd + "' (commands: generate, info, vision; see llava-rad-cli --help)"};
+        if (cmd == "study") return cmd_study(argc, argv);
+        throw UsageError{"unknown command '" + cmd + "' (commands: generate, info, vision, study; see llava-rad-cli --help)"};
     } catch (const UsageError & e) {
         std::fprintf(stderr, "llava-rad-cli: %s\n", e.message.c_str());
         return 2;
