@@ -41,6 +41,12 @@ void VisionEncoder::encode_batch(const float * pixels, int32_t n, bool features,
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, gf)) fail(LR_ERR_OUT_OF_MEMORY, "could not allocate the vision graph");
     ggml_backend_tensor_set(g.pixels, pixels, 0, ggml_nbytes(g.pixels));
+    if (key_mask_.empty()) {
+        const int64_t np = vision_padded_positions(hp);
+        key_mask_.resize((size_t) (np * np));
+        vision_fill_key_mask(hp, key_mask_.data());
+    }
+    ggml_backend_tensor_set(g.key_mask, key_mask_.data(), 0, ggml_nbytes(g.key_mask));
     if (ggml_backend_sched_graph_compute(sched_, gf) != GGML_STATUS_SUCCESS) {
         fail(LR_ERR_BACKEND, "the backend failed to compute the vision graph");
     }

@@ -29,6 +29,7 @@ private:
     Backends backends_;
     ggml_backend_sched_t sched_ = nullptr;
     std::vector<uint8_t> meta_;
+    std::vector<float> key_mask_; // the attention mask over padded positions (vision_fill_key_mask)
     std::mutex mu_;
 
     void encode_batch(const float * pixels, int32_t n, bool features, float * out);

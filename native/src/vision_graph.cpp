@@ -6,6 +6,12 @@
 //       x = x + ls1 * attn(layer_norm1(x))            fused-qkv attention split in q, k, v, with biases
 //       x = x + ls2 * fc2(gelu(fc1(layer_norm2(x))))  exact GELU
 //   features  = x without CLS                         hidden_states[select_layer][:, 1:]
+//
+// The N positions are padded with zero rows to NP, a multiple of kPositionPad, and the attention masks the
+// padded keys out: ggml's CPU matmul takes its fast (llamafile sgemm) path only when the row count and the
+// reduced dimension are multiples of 4 / 16, and N = 1370 is neither, so K*Q and (KQ)*V ran on the scalar
+// dot-product path and took as long as all the linear layers together. Padded rows never reach real rows
+// (masked as keys; as queries they only produce their own rows) and are dropped with CLS at the end.
 //   projected = mm2(gelu(mm0(features)))              mlp2x_gelu, [T, G*G, B]
 #include "vision_graph.h"
 
@@ -14,6 +20,9 @@
 namespace lr {
 
 namespace {
+
+// position padding: llamafile's sgemm needs k % 16 == 0 (AVX-512 f32) and m % 4 == 0
+constexpr int64_t kPositionPad = 16;
 
 ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps) {
     return ggml_add(ctx, ggml_mul(ctx, ggml_norm(ctx, x, eps), w), b);
@@ -27,27 +36,40 @@ ggml_tensor * gelu(ggml_context * ctx, ggml_tensor * x, bool erf) {
     return erf ? ggml_gelu_erf(ctx, x) : ggml_gelu(ctx, x);
 }
 
-// multi-head self-attention over all N positions of each image (no mask): x [D, N, B] -> [D, N, B]
-ggml_tensor * attention(ggml_context * ctx, ggml_tensor * h, const VisionBlock & blk, const VisionHParams & hp) {
+// multi-head self-attention over the NP (padded) positions of each image, padded keys masked:
+// x [D, NP, B] -> [D, NP, B]; key_mask [NP, NP]: 0 for real keys, -inf for padding
+ggml_tensor * attention(ggml_context * ctx, ggml_tensor * h, ggml_tensor * key_mask, const VisionBlock & blk, const VisionHParams & hp) {
     const int64_t D = hp.n_embd, H = hp.n_head, hd = D / H, N = h->ne[1], B = h->ne[2];
     const float scale = 1.0f / std::sqrt((float) hd);
 
     ggml_tensor * q = ggml_reshape_4d(ctx, linear(ctx, h, blk.q_w, blk.q_b), hd, H, N, B);
     ggml_tensor * k = ggml_reshape_4d(ctx, linear(ctx, h, blk.k_w, blk.k_b), hd, H, N, B);
     ggml_tensor * v = ggml_reshape_4d(ctx, linear(ctx, h, blk.v_w, blk.v_b), hd, H, N, B);
-    q = ggml_permute(ctx, q, 0, 2, 1, 3);                  // [hd, N, H, B]
-    k = ggml_permute(ctx, k, 0, 2, 1, 3);                  // [hd, N, H, B]
-    v = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [N, hd, H, B]
+    q = ggml_cont(ctx, ggml_permute(ctx, q, 0, 2, 1, 3));  // [hd, NP, H, B] (sgemm wants a contiguous src1)
+    k = ggml_permute(ctx, k, 0, 2, 1, 3);                  // [hd, NP, H, B]
+    v = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [NP, hd, H, B]
 
-    ggml_tensor * kq = ggml_mul_mat(ctx, k, q);            // [N(keys), N(queries), H, B]
+    ggml_tensor * kq = ggml_mul_mat(ctx, k, q);            // [NP(keys), NP(queries), H, B]
     ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
-    kq = ggml_soft_max_ext(ctx, kq, nullptr, scale, 0.0f);
-    ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);          // [hd, N, H, B]
-    ggml_tensor * merged = ggml_cont_3d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), D, N, B); // [D, N, B]
+    kq = ggml_soft_max_ext(ctx, kq, key_mask, scale, 0.0f);
+    ggml_tensor * kqv = ggml_mul_mat(ctx, v, kq);          // [hd, NP, H, B]
+    ggml_tensor * merged = ggml_cont_3d(ctx, ggml_permute(ctx, kqv, 0, 2, 1, 3), D, N, B); // [D, NP, B]
     return linear(ctx, merged, blk.o_w, blk.o_b);
 }
 
 } // namespace
+
+int64_t vision_padded_positions(const VisionHParams & hp) {
+    const int64_t n = 1 + (int64_t) hp.grid() * hp.grid(); // CLS + patches
+    return (n + kPositionPad - 1) / kPositionPad * kPositionPad;
+}
+
+void vision_fill_key_mask(const VisionHParams & hp, float * mask) {
+    const int64_t n = 1 + (int64_t) hp.grid() * hp.grid(), np = vision_padded_positions(hp);
+    for (int64_t q = 0; q < np; q++) {
+        for (int64_t k = 0; k < np; k++) mask[q * np + k] = k < n ? 0.0f : -INFINITY;
+    }
+}
 
 size_t vision_graph_max_nodes(const VisionHParams & hp) {
     return (size_t) std::max(1024, hp.n_block_used * 64 + 64);
@@ -75,8 +97,15 @@ VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const Visio
     ggml_tensor * x = ggml_concat(ctx, cls, patches, 1);
     x = ggml_add(ctx, x, m.pos);
 
+    // zero rows up to NP positions; the attention masks them out as keys: [D, NP, B]
+    const int64_t N = x->ne[1], NP = vision_padded_positions(hp);
+    x = ggml_pad(ctx, x, 0, (int) (NP - N), 0, 0);
+    g.key_mask = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, NP, NP);
+    ggml_set_name(g.key_mask, "inp_key_mask");
+    ggml_set_input(g.key_mask);
+
     for (const VisionBlock & blk : m.blocks) {
-        ggml_tensor * attn = attention(ctx, layer_norm(ctx, x, blk.ln1_w, blk.ln1_b, hp.eps), blk, hp);
+        ggml_tensor * attn = attention(ctx, layer_norm(ctx, x, blk.ln1_w, blk.ln1_b, hp.eps), g.key_mask, blk, hp);
         if (blk.ls1) attn = ggml_mul(ctx, attn, blk.ls1);
         x = ggml_add(ctx, x, attn);
 

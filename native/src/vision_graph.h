@@ -9,6 +9,7 @@ namespace lr {
 
 struct VisionGraph {
     ggml_tensor * pixels = nullptr;    // input F32 [S, S, 3, B]: each image CHW, normalized
+    ggml_tensor * key_mask = nullptr;  // input F32 [NP, NP]: vision_fill_key_mask's values
     ggml_tensor * features = nullptr;  // F32 [D, G*G, B]: hidden_states[select_layer] without CLS
     ggml_tensor * projected = nullptr; // F32 [T, G*G, B]: the embeddings the decoder takes
 };
@@ -17,5 +18,10 @@ struct VisionGraph {
 VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const VisionModel & model, int32_t n_images);
 
 size_t vision_graph_max_nodes(const VisionHParams & hp);
+
+// positions the graph computes per image: CLS + patches, padded up to a multiple of 16 (see the .cpp)
+int64_t vision_padded_positions(const VisionHParams & hp);
+// the attention mask over padded positions, [NP, NP] row-major: 0 for real keys, -inf for padding
+void vision_fill_key_mask(const VisionHParams & hp, float * mask);
 
 } // namespace lr
