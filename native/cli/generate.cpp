@@ -16,7 +16,8 @@ int cmd_generate(int argc, char ** argv) {
     const Args a = parse_args(argc, argv, 2, {
         {"model", 'm', true}, {"prompt", 'p', true}, {"max-tokens", 'n', true}, {"threads", 't', true},
         {"backend", 0, true}, {"ctx", 0, true}, {"temperature", 0, true}, {"top-k", 0, true}, {"top-p", 0, true},
-        {"seed", 0, true}, {"ignore-eos", 0, false}, {"flash-attn", 0, true}, {"json", 0, false}, {"help", 'h', false},
+        {"seed", 0, true}, {"ignore-eos", 0, false}, {"flash-attn", 0, true}, {"warmup", 0, false},
+        {"json", 0, false}, {"help", 'h', false},
     }, "generate");
     if (a.flags.count("help")) {
         print_usage(stdout);
@@ -69,6 +70,12 @@ int cmd_generate(int argc, char ** argv) {
     gp.ignore_eos = a.flags.count("ignore-eos") ? 1 : 0;
     std::vector<int32_t> out((size_t) max_tokens);
     lr_gen_result res{};
+    if (a.flags.count("warmup")) {
+        // the same request once, untimed and unreported (kernels loaded, buffers allocated, clocks up)
+        s = lr_generate(ch.c, &part, 1, &gp, out.data(), out.size(), &res);
+        if (s != LR_OK && res.stop_reason != LR_STOP_CTX_FULL) engine_fail(s, "generation failed");
+        res = lr_gen_result{};
+    }
     s = lr_generate(ch.c, &part, 1, &gp, out.data(), out.size(), &res);
     if (s != LR_OK && res.stop_reason != LR_STOP_CTX_FULL) engine_fail(s, "generation failed");
     const size_t n_out = std::min((size_t) std::max(0, res.n_generated), out.size());

@@ -2,7 +2,7 @@
 //
 //   llava-rad-cli generate --model F.gguf --prompt TEXT [--max-tokens N] [--threads N] [--backend cpu|cuda|auto]
 //                          [--ctx N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ignore-eos]
-//                          [--flash-attn 0|1] [--json]
+//                          [--flash-attn 0|1] [--warmup] [--json]
 //   llava-rad-cli info --model F.gguf [--backend B] [--threads N]
 //   llava-rad-cli vision --model VISION.gguf [--images N] [--batch N] [--output projected|features]
 //                        [--dump FILE.f32] [--threads N] [--backend B] [--json]
@@ -52,6 +52,7 @@ const char * const kUsage =
     "      --ctx N             context size (default min(4096, training context))\n"
     "      --ignore-eos        keep generating past EOS\n"
     "      --flash-attn 0|1    fused flash attention (default 0)\n"
+    "      --warmup            run the same generation once first, untimed (for timings)\n"
     "      --json              print one JSON object instead of the text\n"
     "\n"
     "info options: --model FILE [--backend B] [--threads N]\n"
