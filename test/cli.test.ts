@@ -182,4 +182,18 @@ describe.runIf(existsSync(cppCli))('llava-rad-cli (C++)', () => {
     expect(typeof cj.decode_ms).toBe('number');
     expect(Object.keys(cj).sort()).toEqual(Object.keys(nj).sort());
   });
+
+  it('a generation that fills the context ends once with context_full (twice in one process, --warmup)', () => {
+    // ~741 prompt tokens in 768 cells: the cache fills while decoding. The scheduler once finished such a
+    // request twice; the second finish reached the next synchronous generation and hung it.
+    const prompt = 'a '.repeat(740).trim();
+    for (let i = 0; i < 3; i++) {
+      const r = run(['generate', '--model', model, '--prompt', prompt, '--ctx', '768', '--max-tokens', '128', '--ignore-eos',
+        '--warmup', '--json', '--threads', '2'], {}, cppCli);
+      expect(r.code, r.stderr).toBe(0);
+      const j = lastJson(r.stdout);
+      expect(j.stop_reason).toBe('context_full');
+      expect((j.n_prompt as number) + (j.tokens as number[]).length).toBeLessThanOrEqual(769);
+    }
+  }, 200_000);
 });

@@ -94,6 +94,8 @@ bool Scheduler::owns_seq(int32_t seq) {
 }
 
 void Scheduler::finish(Request & r, lr_status status, lr_stop_reason reason, const std::string & error) {
+    if (r.finished) return; // a request ends once: on_done may free what its user pointer points to
+    r.finished = true;
     {
         std::lock_guard<std::mutex> lk(mu_);
         running_.erase(std::remove_if(running_.begin(), running_.end(),
@@ -187,16 +189,20 @@ bool Scheduler::step() {
     std::vector<BatchRow> rows;
     std::vector<Request *> owners;               // request of each row that wants logits
     std::vector<std::pair<Request *, size_t>> fed; // prompt rows added per request
-    for (auto & r : active) {
-        if (r->n_fed < r->prompt.size()) continue;
+    for (auto it = active.begin(); it != active.end();) {
+        auto & r = *it;
+        if (r->n_fed < r->prompt.size()) { ++it; continue; }
         if (free_cells == 0) {
+            // no cell for its next token: it ends here and takes no further part in this step
             finish(*r, LR_OK, LR_STOP_CTX_FULL, "");
+            it = active.erase(it);
             continue;
         }
         rows.push_back({r->last_token, nullptr, kv.seq_length(r->seq), r->seq, true});
         owners.push_back(r.get());
         budget--;
         free_cells--;
+        ++it;
     }
     for (auto & r : active) {
         if (r->n_fed >= r->prompt.size() || budget <= 0 || free_cells <= 0) continue;

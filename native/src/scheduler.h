@@ -46,6 +46,7 @@ private:
         lr_on_done on_done = nullptr;
         void * user = nullptr;
         std::atomic<bool> cancelled{false};
+        bool finished = false;     // on_done was called (exactly once; scheduler thread only)
         int32_t seq = -1;          // sequence slot while running
         size_t n_fed = 0;          // prompt rows computed so far
         int32_t n_generated = 0;
