@@ -3,7 +3,8 @@
 
 1. write a NEW tiny random release in the official layout (scripts/make-tiny-release.py --profile unseen: another
    structure than the committed fixture, GQA, 3 layers, a 3-head tower, a fresh seed) and NEW test images
-   (square and non-square, grey 16-bit PNG, RGB JPEG, RGB PNG);
+   (square and non-square, grey 8- and 16-bit PNG, RGB JPEG, RGB PNG), plus the committed 16-bit MONOCHROME1
+   DICOM fixtures, which the reference sees as the MIMIC-CXR-JPG recipe's 8-bit PNG (numpy + OpenCV);
 2. for each weight type: `llava-rad convert` it, run `llava-rad findings IMAGE --model DIR --json` with and
    without a reason (the real CLI, dist/cli.js);
 3. confirm every generated token (and the EOS) by teacher forcing with the PyTorch reference of the official
@@ -60,7 +61,16 @@ def make_images(d, seed):
     p = os.path.join(d, 'wide-rgb-1280x960.png')
     Image.fromarray(np.round(np.stack([g, g, g * 0.98], -1) * 255).astype(np.uint8), 'RGB').save(p)
     out.append((p, []))
-    return out
+    return [(p, p, args) for p, args in out]
+
+
+def dicom_cases():
+    """(ours, reference's, args): our engine reads a 16-bit MONOCHROME1 DICOM (explicit LE and JPEG-LS, made by
+    scripts/make-dicom-fixtures.py with pydicom / dcmtk); the reference reads the MIMIC-CXR-JPG recipe's 8-bit
+    PNG of the same pixels, computed independently with numpy + cv2.equalizeHist"""
+    d = os.path.join(ROOT, 'test', 'fixtures', 'dicom')
+    png = os.path.join(d, 'u16_mono1_b16.mimic.png')
+    return [(os.path.join(d, f), png, []) for f in ('u16_mono1_b16.dcm', 'u16_mono1_b16.jpeg-ls.dcm')]
 
 
 def cli(*args):
@@ -83,7 +93,7 @@ def main():
     release = os.path.join(work, 'release')
     subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'make-tiny-release.py'), '--out', release,
                     '--seed', str(seed), '--profile', 'unseen', '--no-golden'], check=True, capture_output=True)
-    images = make_images(work, seed)
+    images = make_images(work, seed) + dicom_cases()
     vic, rad = os.path.join(release, 'vicuna'), os.path.join(release, 'llava-rad')
     ref = Release(vic, rad)
     print(f'seed {seed}, release {release}')
@@ -92,11 +102,11 @@ def main():
         model = os.path.join(work, f'model-{typ}')
         extra = ['--vision-type', 'f32'] if typ == 'f32' else []
         cli('convert', '--base', vic, '--adapter', rad, '--out', model, '--type', typ, '--quiet', *extra)
-        for image, image_args in images:
+        for image, ref_image, image_args in images:
             for reason in REASONS:
                 argv = ['findings', image, '--model', model, '--json', '--max-tokens', str(args.max_tokens), *image_args]
                 ours = json.loads(cli(*argv, *(['--reason', reason] if reason else [])).strip().split('\n')[-1])
-                r = teacher_force(ref, image, reason, ours)
+                r = teacher_force(ref, ref_image, reason, ours)
                 tol = TOLERANCE.get(typ)
                 # no criterion (q4_k_m): reported only, neither pass nor fail
                 passed = None if tol is None else (r['prompt']['agrees_with_ours'] and r['max_gap'] <= tol)
@@ -111,6 +121,7 @@ def main():
                         f.write(json.dumps(dict(
                             date=datetime.date.today().isoformat(), seed=seed, profile='unseen', type=typ,
                             vision_type='f32' if typ == 'f32' else 'f16', image=os.path.basename(image),
+                            reference_image=os.path.basename(ref_image),
                             reason=bool(reason), steps=r['n_steps'], eos=r['eos_checked'],
                             argmax_agree=argmax_agree, max_gap=round(r['max_gap'], 6), tol=tol,
                             prompt_tokens_agree=r['prompt']['agrees_with_ours'], passed=passed)) + '\n')
