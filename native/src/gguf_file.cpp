@@ -441,4 +441,12 @@ const GgufTensor & GgufFile::require_tensor(const std::string & name, std::vecto
     return *t;
 }
 
+void GgufFile::release(const uint8_t * data, size_t n) const {
+    if (base_ == nullptr || data < base_ || n == 0 || (size_t) (data - base_) > size_ || n > size_ - (size_t) (data - base_)) return;
+    const uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t) data + page - 1) / page * page; // first whole page inside
+    const uintptr_t hi = ((uintptr_t) data + n) / page * page;        // end of the last whole page inside
+    if (hi > lo) madvise((void *) lo, hi - lo, MADV_DONTNEED);        // advisory: failure changes nothing
+}
+
 } // namespace lr

@@ -82,6 +82,10 @@ public:
     const uint8_t * data_section() const { return base_ + data_offset_; }
     size_t data_offset() const { return data_offset_; }
     const uint8_t * base() const { return base_; }
+    // Tells the kernel that [data, data + n) of the mapping will not be read again (a tensor copied into
+    // its own buffer), so its pages leave this process's resident set; pages shared with the neighbours
+    // at either end are kept. Safe to call on any range inside the file.
+    void release(const uint8_t * data, size_t n) const;
 
 private:
     GgufFile() = default;

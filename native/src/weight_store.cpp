@@ -165,7 +165,11 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
                 fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s memory for the weights", ggml_backend_buft_name(g.first)));
             }
             buffers_.push_back(buf);
-            for (auto & pt : g.second) ggml_backend_tensor_set(pt.second, pt.first->src->data, 0, pt.first->src->nbytes);
+            for (auto & pt : g.second) {
+                ggml_backend_tensor_set(pt.second, pt.first->src->data, 0, pt.first->src->nbytes);
+                // copied (repacked, or into device / non-mapped memory): its mapped pages are not read again
+                gguf.release(pt.first->src->data, pt.first->src->nbytes);
+            }
         }
         ggml_backend_buffer_set_usage(buf, GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     }
