@@ -37,7 +37,7 @@ const golden = JSON.parse(readFileSync(path.join(REL, 'golden.json'), 'utf8')) a
  * q5_0 with one scale per row), so q4_k_m is checked against llama.cpp only, not against the reference.
  */
 const TOL: Record<string, number> = { f32: 0.5, f16: 0.6, q8_0: 6 };
-const TYPES: ConvertType[] = ['f32', 'f16', 'q8_0', 'q4_k_m'];
+const TYPES: ConvertType[] = ['f32', 'f16', 'q8_0', 'q5_k_m', 'q4_k_m'];
 const CHECKED: ConvertType[] = ['f32', 'f16', 'q8_0'];
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-convert-'));
@@ -154,7 +154,7 @@ describe('converted model vs the official pipeline (tiny release)', () => {
 
 describe('the decoder GGUF in llama.cpp', () => {
   const PROMPTS = ['The lungs are clear. No pleural effusion.', 'Heart size is normal and the mediastinum is unremarkable.', 'Findings:'];
-  for (const type of ['f32', 'q8_0', 'q4_k_m'] as const) {
+  for (const type of ['f32', 'f16', 'q8_0', 'q5_k_m', 'q4_k_m'] as const) {
     it(`${type}: node-llama-cpp's greedy tokens equal our generate()`, async () => {
       const file = JSON.parse(readFileSync(path.join(outs[type]!, 'llava-rad.json'), 'utf8')).decoder as string;
       const gguf = path.join(outs[type]!, file);
