@@ -7,7 +7,9 @@
    DICOM fixtures, which the reference sees as the MIMIC-CXR-JPG recipe's 8-bit PNG (numpy + OpenCV);
 2. for each weight type: `llava-rad convert` it, run `llava-rad findings IMAGE --model DIR --json` with and
    without a reason (the real CLI, dist/cli.js);
-3. confirm every generated token (and the EOS) by teacher forcing with the PyTorch reference of the official
+3. check that llama.cpp (node-llama-cpp) runs each converted decoder GGUF and gives `llava-rad generate`'s
+   greedy tokens (scripts/reference/llamacpp_vs_generate.mjs);
+4. confirm every generated token (and the EOS) by teacher forcing with the PyTorch reference of the official
    pipeline (scripts/reference/teacher_force.py): gap = reference max logit - reference logit of our token.
    Criteria: f32 <= 0.02, f16 <= 0.06, q8_0 <= 0.4; q4_k_m is reported only.
 
@@ -102,6 +104,18 @@ def main():
         model = os.path.join(work, f'model-{typ}')
         extra = ['--vision-type', 'f32'] if typ == 'f32' else []
         cli('convert', '--base', vic, '--adapter', rad, '--out', model, '--type', typ, '--quiet', *extra)
+        # the converted decoder GGUF in llama.cpp (node-llama-cpp) against `llava-rad generate`, greedy
+        lc = subprocess.run(['node', '--import', './scripts/ts-hooks.mjs', os.path.join(HERE, 'llamacpp_vs_generate.mjs'), model],
+                            cwd=ROOT, capture_output=True, text=True)
+        lcr = json.loads(lc.stdout.strip().split('\n')[-1]) if lc.stdout.strip() else {'equal': False, 'compared': 0}
+        ok &= lcr['equal'] is True
+        print(f"{typ:7s} decoder GGUF in llama.cpp vs llava-rad generate: {lcr['compared']} tokens compared, "
+              f"{'EQUAL' if lcr['equal'] else 'DIFFERENT: ' + lc.stderr.strip()[-300:]}", flush=True)
+        if args.record:
+            with open(args.record, 'a') as f:
+                f.write(json.dumps(dict(date=datetime.date.today().isoformat(), seed=seed, profile='unseen', type=typ,
+                                        check='llama.cpp greedy = llava-rad generate', tokens_compared=lcr['compared'],
+                                        passed=lcr['equal'] is True)) + '\n')
         for image, ref_image, image_args in images:
             for reason in REASONS:
                 argv = ['findings', image, '--model', model, '--json', '--max-tokens', str(args.max_tokens), *image_args]
