@@ -8,8 +8,12 @@
 #       x = stored - stored.min(); x = x / x.max(); u8 = (x * 255).astype(np.uint8)
 #       if MONOCHROME1: u8 = cv2.bitwise_not(u8); out = cv2.equalizeHist(u8)
 #   and the expected 8-bit window/level images (DICOM PS3.3 C.11.2.1.2.1 linear function, round half up).
-# Usage: /usr/bin/python3 scripts/make-dicom-fixtures.py sources OUTDIR   (step 1: pydicom sources)
-#        /usr/bin/python3 scripts/make-dicom-fixtures.py expected OUTDIR  (step 2: expected images + manifest)
+# 12-bit lossy JPEG (process 4): a 320x256 12-bit source (not kept) is encoded by dcmcjpeg +ee and decoded
+#   again by dcmdjpeg; dcmdjpeg's stored values (NAME.dcmdjpeg.i32.gz) and their MIMIC image are the reference.
+# Usage: /usr/bin/python3 scripts/make-dicom-fixtures.py sources OUTDIR          (step 1: pydicom sources)
+#        /usr/bin/python3 scripts/make-dicom-fixtures.py lossy12-source OUTDIR   (the 12-bit source, *.tmp)
+#        /usr/bin/python3 scripts/make-dicom-fixtures.py lossy12-reference OUTDIR (dcmdjpeg's values, from *.tmp)
+#        /usr/bin/python3 scripts/make-dicom-fixtures.py expected OUTDIR         (last: expected images + manifest)
 import gzip
 import json
 import os
@@ -167,6 +171,31 @@ def sources(out):
     cv2.imwrite(f'{out}/u8_mono2.src.jpg', stored['u8_mono2'].astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
+def lossy12_source(out):
+    """A 320x256 chest-like 12-bit image (lungs, rib-like bands, mild noise) for dcmcjpeg +ee; not kept."""
+    rows, cols = 320, 256
+    rng = np.random.default_rng(16)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    f = 0.35 + 0.2 * np.sin(x / 23.0) * np.cos(y / 31.0)
+    f += 0.35 * np.exp(-(((x - 75) / 38) ** 2 + ((y - 165) / 95) ** 2))
+    f += 0.35 * np.exp(-(((x - 181) / 38) ** 2 + ((y - 165) / 95) ** 2))
+    f += 0.08 * np.cos(y / 7.0) * np.exp(-(((x - 128) / 90) ** 2))
+    f += 0.004 * rng.standard_normal(f.shape)
+    f = (f - f.min()) / (f.max() - f.min())
+    a = np.round(30 + f * (4070 - 30)).astype(np.int64)
+    ds = base_ds('u12_cxr', rows, cols)
+    write(ds, a, 16, 12, False, 'MONOCHROME2', f'{out}/u12_cxr.src.tmp')
+
+
+def lossy12_reference(out):
+    """dcmdjpeg's decoding of u12_cxr.jpeg-extended.dcm (u12_cxr.dcmdjpeg.tmp) as stored values"""
+    ds = pydicom.dcmread(f'{out}/u12_cxr.dcmdjpeg.tmp')
+    assert str(ds.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian and int(ds.BitsStored) == 12
+    a = ds.pixel_array.astype(np.int64)
+    with gzip.open(f'{out}/u12_cxr.jpeg-extended.dcmdjpeg.i32.gz', 'wb') as f:
+        f.write(a.astype('<i4').tobytes())
+
+
 def mimic(stored, photometric):
     """The MIMIC-CXR-JPG function of the dataset authors, verbatim in its arithmetic."""
     raw_image = stored.copy()
@@ -224,6 +253,22 @@ def expected(out):
                 cv2.imwrite(f'{out}/{name}.window.png', window(a, slope, intercept, c, w, src['photometric']))
                 src['window'] = f'{name}.window.png'
         manifest['sources'][name] = src
+    # files whose reference is another decoder's output (dcmdjpeg), not a kept source
+    manifest['decoded'] = []
+    for fn in sorted(os.listdir(out)):
+        if not fn.endswith('.dcmdjpeg.i32.gz'):
+            continue
+        stem = fn[: -len('.dcmdjpeg.i32.gz')]
+        ds = pydicom.dcmread(f'{out}/{stem}.dcm')
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        with gzip.open(f'{out}/{fn}', 'rb') as f:
+            a = np.frombuffer(f.read(), '<i4').astype(np.int64).reshape((rows, cols))
+        photometric = str(ds.PhotometricInterpretation)
+        cv2.imwrite(f'{out}/{stem}.mimic.png', mimic(a, photometric))
+        manifest['decoded'].append({'file': f'{stem}.dcm', 'transferSyntax': str(ds.file_meta.TransferSyntaxUID),
+                                    'decoder': 'dcmdjpeg', 'stored': fn, 'mimic': f'{stem}.mimic.png',
+                                    'photometric': photometric, 'rows': rows, 'cols': cols,
+                                    'bitsStored': int(ds.BitsStored), 'min': int(a.min()), 'max': int(a.max())})
     for fn in sorted(os.listdir(out)):
         if not fn.endswith('.dcm'):
             continue
@@ -231,6 +276,8 @@ def expected(out):
         ts = str(ds.file_meta.TransferSyntaxUID)
         stem = fn[:-4]
         source = stem.split('.')[0]
+        if source not in manifest['sources']:
+            continue
         manifest['files'].append({'file': fn, 'source': source, 'transferSyntax': ts,
                                   'lossless': not ('.jpeg-baseline' in fn or '.jpeg-extended' in fn or '.img2dcm' in fn or '.lossy' in fn)})
     # OpenCV equalizeHist on crafted 8-bit inputs (ties at .5, single value, two values, a large image)
@@ -257,4 +304,5 @@ def expected(out):
 
 
 if __name__ == '__main__':
-    {'sources': sources, 'expected': expected}[sys.argv[1]](sys.argv[2])
+    {'sources': sources, 'lossy12-source': lossy12_source, 'lossy12-reference': lossy12_reference,
+     'expected': expected}[sys.argv[1]](sys.argv[2])

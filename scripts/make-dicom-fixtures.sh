@@ -24,8 +24,8 @@ done
 for s in u16_mono2_b12 u16_mono1_b16 s16_mono2 s12_mono2 u8_mono2 rgb_u8 multiframe_u16; do
   dcmcrle "$s.dcm" "$s.rle.dcm"
 done
-# JPEG lossless (process 14, first-order prediction SV1; and selection value 6)
-for s in u16_mono2_b12 u16_mono1_b16 s16_mono2 u8_mono2 multiframe_u16; do
+# JPEG lossless (process 14, first-order prediction SV1; and selection value 6); rgb_u8: colour lossless
+for s in u16_mono2_b12 u16_mono1_b16 s16_mono2 u8_mono2 multiframe_u16 rgb_u8; do
   dcmcjpeg +e1 "$s.dcm" "$s.jpeg-lossless-sv1.dcm"
 done
 dcmcjpeg +el +sv 6 u16_mono2_b12.dcm u16_mono2_b12.jpeg-lossless-sv6.dcm
@@ -35,6 +35,13 @@ dcmcjpeg +ee u8_mono2.dcm u8_mono2.jpeg-extended.dcm
 dcmcjpeg +eb rgb_u8.dcm rgb_u8.jpeg-baseline.dcm
 img2dcm -i JPEG u8_mono2.src.jpg u8_mono2.img2dcm.dcm
 rm -f u8_mono2.src.jpg
+# JPEG extended 12-bit lossy (process 4) of a 12-bit source; dcmdjpeg's decoding of it is the reference
+# (dcmcjpeg's default +sp shifts the stored values so that the minimum is 0)
+$PY ../../../scripts/make-dicom-fixtures.py lossy12-source .
+dcmcjpeg +ee u12_cxr.src.tmp u12_cxr.jpeg-extended.dcm
+dcmdjpeg u12_cxr.jpeg-extended.dcm u12_cxr.dcmdjpeg.tmp
+$PY ../../../scripts/make-dicom-fixtures.py lossy12-reference .
+rm -f ./*.tmp
 # JPEG-LS lossless
 for s in u16_mono2_b12 u16_mono1_b16 s16_mono2 u8_mono2 multiframe_u16; do
   dcmcjpls +el "$s.dcm" "$s.jpeg-ls.dcm"

@@ -8,19 +8,31 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeDicom, equalizeHist, readDicom } from '../lib/dicom/index.js';
-import { decodeRle, jpegHeader } from '../lib/dicom/codecs.js';
+import { decodeFrame, decodeRle, jpegHeader } from '../lib/dicom/codecs.js';
+import { TRANSFER_SYNTAX } from '../lib/dicom/parse.js';
 import { preprocessImageU8 } from '../lib/image/preprocess.js';
 import { LlavaRadError, isLlavaRadError } from '../lib/errors.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'dicom');
 interface Source { photometric: string; samples: number; rows: number; cols: number; min: number; max: number; mimic?: string; window?: string }
-interface Manifest { sources: Record<string, Source>; files: { file: string; source: string; transferSyntax: string; lossless: boolean }[] }
+interface Decoded { file: string; transferSyntax: string; decoder: string; stored: string; mimic: string; rows: number; cols: number; bitsStored: number; min: number; max: number }
+interface Manifest { sources: Record<string, Source>; files: { file: string; source: string; transferSyntax: string; lossless: boolean }[]; decoded: Decoded[] }
 const manifest = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as Manifest;
 const file = (name: string): Buffer => readFileSync(join(DIR, name));
 
-function storedOf(source: string): Int32Array {
-  const b = gunzipSync(file(`${source}.stored.i32.gz`));
+function i32gz(name: string): Int32Array {
+  const b = gunzipSync(file(name));
   return new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+const storedOf = (source: string): Int32Array => i32gz(`${source}.stored.i32.gz`);
+
+/** the first frame's JPEG codestream of a single-fragment encapsulated file (SOI after the Pixel Data tag .. last EOI) */
+function jpegFrameOf(bytes: Buffer): Uint8Array {
+  const px = bytes.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42]));
+  const soi = bytes.indexOf(Buffer.from([0xff, 0xd8, 0xff]), px);
+  const eoi = bytes.lastIndexOf(Buffer.from([0xff, 0xd9]));
+  expect(px > 0 && soi > px && eoi > soi).toBe(true);
+  return new Uint8Array(bytes.subarray(soi, eoi + 2));
 }
 
 async function png8(name: string): Promise<Uint8Array> {
@@ -103,6 +115,100 @@ describe('DICOM transfer syntaxes', () => {
         expect(sum / s.length).toBeLessThan(12);
       }
     }
+  });
+});
+
+describe('12-bit lossy JPEG (process 4) and colour JPEG lossless: IJG 6b through dcmjs-codecs', () => {
+  // Reference: dcmtk's own decoder (dcmdjpeg, IJG 6b libijg12) on the file that dcmcjpeg +ee wrote.
+  // Tolerance: a lossy decoder may round its inverse DCT differently, so the stored values may differ by 1
+  // of 4095 (mean <= 0.01), and the MIMIC 8-bit image (min-max + equalizeHist) may then move a few pixels by
+  // one or two levels (>= 99.5% identical, max 2). dcmjs-codecs runs the same IJG code: both are exact today.
+  for (const ref of manifest.decoded) {
+    it(`${ref.file} (${ref.transferSyntax}) -> ${ref.decoder}'s stored values and MIMIC image`, async () => {
+      const d = await decodeDicom(file(ref.file));
+      expect(d.info.transferSyntax).toBe(ref.transferSyntax);
+      expect(d.info.bitsStored).toBe(ref.bitsStored);
+      expect([d.width, d.height, d.channels]).toEqual([ref.cols, ref.rows, 1]);
+      const want = i32gz(ref.stored);
+      expect(d.stored.length).toBe(want.length);
+      let maxDiff = 0;
+      let sum = 0;
+      for (let i = 0; i < want.length; i++) {
+        const e = Math.abs(d.stored[i]! - want[i]!);
+        if (e > maxDiff) maxDiff = e;
+        sum += e;
+      }
+      expect(maxDiff).toBeLessThanOrEqual(1);
+      expect(sum / want.length).toBeLessThanOrEqual(0.01);
+      expect(Math.abs(d.info.storedMin - ref.min)).toBeLessThanOrEqual(1);
+      expect(Math.abs(d.info.storedMax - ref.max)).toBeLessThanOrEqual(1);
+      const mimic = await png8(ref.mimic);
+      let same = 0;
+      let max8 = 0;
+      for (let i = 0; i < mimic.length; i++) {
+        const e = Math.abs(d.data[i]! - mimic[i]!);
+        if (e === 0) same++;
+        if (e > max8) max8 = e;
+      }
+      expect(same / mimic.length).toBeGreaterThanOrEqual(0.995);
+      expect(max8).toBeLessThanOrEqual(2);
+    });
+  }
+
+  it('the 12-bit fixture really is process 4: SOF1, 12-bit precision, in 1.2.840.10008.1.2.4.51', () => {
+    const h = jpegHeader(jpegFrameOf(file('u12_cxr.jpeg-extended.dcm')));
+    expect([h.marker, h.precision, h.components]).toEqual([0xc1, 12, 1]);
+    expect(manifest.decoded.map((x) => x.transferSyntax)).toContain(TRANSFER_SYNTAX.JPEGExtended);
+  });
+
+  it('colour JPEG lossless (dcmcjpeg +e1 of RGB) gives the stored RGB exactly', async () => {
+    const d = await decodeDicom(file('rgb_u8.jpeg-lossless-sv1.dcm'));
+    expect(d.info.transferSyntax).toBe(TRANSFER_SYNTAX.JPEGLosslessSV1);
+    expect(d.channels).toBe(3);
+    expect(Buffer.from(d.stored.buffer).equals(Buffer.from(storedOf('rgb_u8').buffer))).toBe(true);
+  });
+
+  it('a damaged 12-bit stream is INVALID_DICOM (never grey-filled pixels), and the decoder works again after it', async () => {
+    const frame = jpegFrameOf(file('u12_cxr.jpeg-extended.dcm'));
+    const g = { rows: 320, columns: 256, samplesPerPixel: 1, bitsAllocated: 16 };
+    const want = i32gz('u12_cxr.jpeg-extended.dcmdjpeg.i32.gz');
+    const exact = async (): Promise<void> => {
+      const out = await decodeFrame(TRANSFER_SYNTAX.JPEGExtended, frame, g);
+      expect(out).toBeInstanceOf(Uint16Array);
+      expect(Array.from(out).every((v, i) => v === want[i])).toBe(true);
+    };
+    await exact();
+    // truncated inside the entropy-coded data: IJG warns "premature end of data segment" and would fill grey
+    for (const cut of [0.3, 0.6, 0.95]) {
+      const t = frame.subarray(0, Math.floor(frame.length * cut));
+      await expect(decodeFrame(TRANSFER_SYNTAX.JPEGExtended, t, g)).rejects.toMatchObject({ code: 'INVALID_DICOM', message: expect.stringMatching(/damaged: Corrupt JPEG data/) });
+    }
+    await exact();
+    // a Huffman table count that overruns its segment: IJG's error_exit, thrown through the WebAssembly frames
+    const dht = frame.findIndex((b, i) => b === 0xff && frame[i + 1] === 0xc4);
+    const bad = new Uint8Array(frame);
+    bad.fill(0xff, dht + 5, dht + 21);
+    const err = await decodeFrame(TRANSFER_SYNTAX.JPEGExtended, bad, g).catch((e: unknown) => e);
+    expectCode(err, ['INVALID_DICOM']);
+    expect((err as Error).message).not.toMatch(/JpegDecoder/);
+    await exact();
+    // concurrent calls: a failing stream drops the WebAssembly instance under the others, which wait for a fresh one
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => decodeFrame(TRANSFER_SYNTAX.JPEGExtended, i % 3 === 0 ? bad : frame, g)));
+    expect(results.map((r) => r.status)).toEqual(Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 'rejected' : 'fulfilled')));
+    await exact();
+    // the SOF disagrees with the data set: refused before the codec runs
+    await expect(decodeFrame(TRANSFER_SYNTAX.JPEGExtended, frame, { ...g, rows: 321 })).rejects.toMatchObject({ code: 'INVALID_DICOM' });
+    await expect(decodeFrame(TRANSFER_SYNTAX.JPEGExtended, frame, { ...g, bitsAllocated: 8 })).rejects.toMatchObject({ code: 'INVALID_DICOM' });
+  });
+
+  it('12-bit colour lossy JPEG is UNSUPPORTED, naming the transfer syntax and dcmdjpeg', async () => {
+    const frame = new Uint8Array(jpegFrameOf(file('u12_cxr.jpeg-extended.dcm')));
+    const sof = frame.findIndex((b, i) => b === 0xff && frame[i + 1] === 0xc1);
+    frame[sof + 9] = 3; // components
+    await expect(decodeFrame(TRANSFER_SYNTAX.JPEGExtended, frame, { rows: 320, columns: 256, samplesPerPixel: 3, bitsAllocated: 16 })).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+      message: expect.stringMatching(/12-bit colour lossy JPEG \(transfer syntax 1\.2\.840\.10008\.1\.2\.4\.51\).*dcmdjpeg/),
+    });
   });
 });
 
@@ -192,6 +298,7 @@ describe('malformed DICOM', () => {
     'u16_mono2_b12.dcm', 'u16_mono2_b12.implicit.dcm', 'u16_mono2_b12.big.dcm', 'u16_mono2_b12.deflated.dcm',
     'u16_mono2_b12.rle.dcm', 'u16_mono2_b12.jpeg-lossless-sv1.dcm', 'u16_mono2_b12.jpeg-ls.dcm', 'u16_mono2_b12.j2k.dcm',
     'u8_mono2.jpeg-baseline.dcm', 'voilut_u16.implicit.dcm', 'multiframe_u16.rle.dcm',
+    'u12_cxr.jpeg-extended.dcm', 'rgb_u8.jpeg-lossless-sv1.dcm',
   ];
 
   it('truncated at many offsets: a typed error, never a crash or hang', async () => {

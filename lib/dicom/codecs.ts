@@ -2,11 +2,14 @@
 // (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ) and checked against the data set's Rows, Columns and Samples per
 // Pixel before any codec allocates anything, and the codec's output size is checked again afterwards.
 //   RLE Lossless            PS3.5 Annex G (PackBits segments), implemented here: it is a dozen lines
-//   JPEG baseline/extended  8-bit only: sharp (libvips + libjpeg-turbo), already the package's image decoder
-//   JPEG lossless (57, 70)  jpeg-lossless-decoder-js
+//   JPEG baseline/extended  8-bit: sharp (libvips + libjpeg-turbo), already the package's image decoder;
+//                           12-bit (process 4): dcmjs-codecs (the IJG 6b libijg12 that dcmtk also uses,
+//                           compiled to WebAssembly, loaded from disk)
+//   JPEG lossless (57, 70)  greyscale: jpeg-lossless-decoder-js; colour: dcmjs-codecs (libijg8/16)
 //   JPEG-LS (80, 81)        @cornerstonejs/codec-charls (CharLS compiled to WebAssembly, loaded from disk)
 //   JPEG 2000 (90, 91)      @cornerstonejs/codec-openjpeg (OpenJPEG compiled to WebAssembly, loaded from disk)
-// Codec failures become INVALID_DICOM; a 12-bit lossy JPEG (process 4) is UNSUPPORTED.
+// Codec failures, and IJG's "Corrupt JPEG data" warnings (a truncated or damaged entropy-coded segment that
+// IJG would fill with grey), become INVALID_DICOM; a 12-bit colour lossy JPEG is UNSUPPORTED.
 
 import { createRequire } from 'node:module';
 import { LlavaRadError } from '../errors.js';
@@ -167,14 +170,20 @@ function checkOutput(n: number, g: FrameGeometry, what: string): void {
 
 // ---------------------------------------------------------------- JPEG baseline / extended (sharp)
 
-
-async function decodeJpegLossy(frame: Uint8Array, g: FrameGeometry): Promise<DecodedSamples> {
+async function decodeJpegLossy(ts: string, frame: Uint8Array, g: FrameGeometry): Promise<DecodedSamples> {
   const h = jpegHeader(frame);
   checkHeader(h, g, 'JPEG');
-  if (h.precision > 8) {
-    throw new LlavaRadError('UNSUPPORTED', `${h.precision}-bit lossy JPEG (process 4) is not supported; 8-bit baseline/extended and lossless JPEG are`);
-  }
   if (g.samplesPerPixel !== 1 && g.samplesPerPixel !== 3) throw invalidDicom(`a JPEG frame with ${g.samplesPerPixel} samples per pixel`);
+  if (h.precision > 8) {
+    // 12-bit (process 4); IJG reads any precision up to 16
+    if (g.samplesPerPixel !== 1) {
+      throw new LlavaRadError(
+        'UNSUPPORTED',
+        `${h.precision}-bit colour lossy JPEG (transfer syntax ${ts}) is not supported; 12-bit greyscale and 8-bit colour are. Convert the file with dcmtk first: dcmdjpeg in.dcm out.dcm`,
+      );
+    }
+    return decodeIjg(frame, h, g, `${h.precision}-bit JPEG`);
+  }
   const sharp = await loadSharp();
   try {
     const { data, info } = await sharp(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), { failOn: 'error', limitInputPixels: g.rows * g.columns })
@@ -190,16 +199,115 @@ async function decodeJpegLossy(frame: Uint8Array, g: FrameGeometry): Promise<Dec
   }
 }
 
+// ---------------------------------------------------------------- IJG 6b (dcmjs-codecs)
+// dcmjs-codecs' NativeCodecs is one WebAssembly instance (a static class). Its C code reports errors by
+// throwing through the WebAssembly frames, which leaves that instance's heap and libjpeg state behind: after
+// any error the instance is dropped and a fresh one is made on the next call. Its messages (IJG's trace
+// and warning texts) arrive through its own bundled loglevel logger, caught here for the call's duration.
+
+interface IjgContext {
+  getDecodedBuffer(): Uint8Array | undefined;
+}
+interface IjgModule {
+  NativeCodecs: {
+    initializeAsync(opts?: { logCodecsInfo?: boolean; logCodecsTrace?: boolean }): Promise<void>;
+    decodeJpeg(ctx: IjgContext, params?: { convertColorspaceToRgb?: boolean }): IjgContext;
+  };
+  Context: new (attrs: {
+    width: number;
+    height: number;
+    bitsAllocated: number;
+    bitsStored: number;
+    samplesPerPixel: number;
+    pixelRepresentation: number;
+    planarConfiguration: number;
+    photometricInterpretation: string;
+    encodedBuffer: Uint8Array;
+  }) => IjgContext;
+  log: { info: (...args: unknown[]) => void };
+}
+
+let ijgModule: IjgModule | undefined;
+let ijgReady: Promise<IjgModule> | undefined;
+
+function loadIjg(): Promise<IjgModule> {
+  if (ijgReady === undefined) {
+    ijgReady = (async () => {
+      if (ijgModule === undefined) ijgModule = requireCjs('dcmjs-codecs') as IjgModule;
+      // info on: IJG's warnings come only through it; they are caught in decodeIjg, never printed
+      await ijgModule.NativeCodecs.initializeAsync({ logCodecsInfo: true, logCodecsTrace: false });
+      return ijgModule;
+    })().catch((e: unknown) => {
+      ijgReady = undefined;
+      throw new LlavaRadError('NATIVE_LOAD', 'the IJG JPEG decoder (dcmjs-codecs) could not be loaded', { cause: e });
+    });
+  }
+  return ijgReady;
+}
+
+/** IJG warnings that mean the pixels are not the encoded ones (extraneous bytes between segments do not) */
+const IJG_CORRUPT = /^(Corrupt JPEG data(?!: \d+ extraneous bytes)|Premature end of JPEG file|Inconsistent progression sequence)/;
+
+/** a JPEG frame (8/12/16-bit, DCT or lossless) decoded by IJG 6b, samples interleaved as in the codestream */
+async function decodeIjg(frame: Uint8Array, h: CodestreamInfo, g: FrameGeometry, label: string): Promise<DecodedSamples> {
+  let mod: IjgModule;
+  for (;;) {
+    // another call's error while this one waited drops the instance: wait for the fresh one
+    const ready = loadIjg();
+    mod = await ready;
+    if (ijgReady === ready) break;
+  }
+  const wide = h.precision > 8;
+  let damaged: string | undefined;
+  const saved = mod.log.info;
+  mod.log.info = (...args: unknown[]) => {
+    if (damaged !== undefined) return;
+    const text = /EmitMessage::(.*)$/s.exec(args.map(String).join(' '))?.[1]?.trim();
+    if (text !== undefined && IJG_CORRUPT.test(text)) damaged = text;
+  };
+  let bytes: Uint8Array | undefined;
+  try {
+    // the output buffer is sized from BitsAllocated: 16 for every precision above 8 (IJG writes 2-byte
+    // samples for 9..16 bits); pixel representation and photometric are neutral here, image.ts applies them
+    const ctx = new mod.Context({
+      width: g.columns,
+      height: g.rows,
+      bitsAllocated: wide ? 16 : 8,
+      bitsStored: h.precision,
+      samplesPerPixel: g.samplesPerPixel,
+      pixelRepresentation: 0,
+      planarConfiguration: 0,
+      photometricInterpretation: g.samplesPerPixel === 1 ? 'MONOCHROME2' : 'RGB',
+      encodedBuffer: frame,
+    });
+    bytes = mod.NativeCodecs.decodeJpeg(ctx, { convertColorspaceToRgb: false }).getDecodedBuffer();
+  } catch (e) {
+    ijgReady = undefined;
+    const msg = e instanceof Error ? e.message : String(e);
+    throw invalidDicom(`the ${label} frame could not be decoded: ${msg.replace(/^JpegDecoder\d+::ErrorExit::/, '')}`, e);
+  } finally {
+    mod.log.info = saved;
+  }
+  if (damaged !== undefined) throw invalidDicom(`the ${label} frame is damaged: ${damaged}`);
+  if (!(bytes instanceof Uint8Array)) throw invalidDicom(`the ${label} decoder returned no samples`);
+  const bytesPerSample = wide ? 2 : 1;
+  if (bytes.byteLength % bytesPerSample !== 0) throw invalidDicom(`the ${label} decoder returned ${bytes.byteLength} bytes`);
+  let out: DecodedSamples;
+  if (!wide) out = bytes;
+  else {
+    const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+    out = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 1);
+  }
+  checkOutput(out.length, g, label);
+  return out;
+}
+
 // ---------------------------------------------------------------- JPEG lossless
 
 type LosslessModule = { Decoder: new () => { decode(buffer: ArrayBuffer, offset: number, length: number, numBytes?: number): Uint8Array | Uint16Array } };
 let losslessModule: LosslessModule | undefined;
 
 function decodeJpegLosslessSync(mod: LosslessModule, frame: Uint8Array, g: FrameGeometry): DecodedSamples {
-  const h = jpegHeader(frame);
-  checkHeader(h, g, 'JPEG lossless');
-  if (h.marker !== 0xc3) throw invalidDicom(`a JPEG lossless frame has SOF marker 0x${(h.marker ?? 0).toString(16)}, expected SOF3 (0xc3)`);
-  if (g.samplesPerPixel !== 1) throw new LlavaRadError('UNSUPPORTED', 'colour JPEG lossless is not supported');
   let out: Uint8Array | Uint16Array;
   try {
     const copy = new Uint8Array(frame); // a copy: the decoder reads the whole ArrayBuffer from `offset`
@@ -308,9 +416,14 @@ export async function decodeFrame(ts: string, frame: Uint8Array, g: FrameGeometr
       return decodeRle(frame, g);
     case TRANSFER_SYNTAX.JPEGBaseline:
     case TRANSFER_SYNTAX.JPEGExtended:
-      return decodeJpegLossy(frame, g);
+      return decodeJpegLossy(ts, frame, g);
     case TRANSFER_SYNTAX.JPEGLossless:
     case TRANSFER_SYNTAX.JPEGLosslessSV1: {
+      const h = jpegHeader(frame);
+      checkHeader(h, g, 'JPEG lossless');
+      if (h.marker !== 0xc3) throw invalidDicom(`a JPEG lossless frame has SOF marker 0x${(h.marker ?? 0).toString(16)}, expected SOF3 (0xc3)`);
+      // colour: IJG (lossless JPEG has no colour transform, the samples come back as coded)
+      if (g.samplesPerPixel !== 1) return decodeIjg(frame, h, g, 'colour JPEG lossless');
       if (losslessModule === undefined) {
         try {
           losslessModule = requireCjs('jpeg-lossless-decoder-js') as LosslessModule;

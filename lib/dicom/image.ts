@@ -317,7 +317,9 @@ export async function decodeDicom(bytes: Uint8Array, options?: DicomOptions): Pr
     }
     const frame = firstFrameFragments(ds.bytes, pixelEl, numberOfFrames, ts);
     const samples = await decodeFrame(ts, frame, g);
-    colourDecoded = samplesPerPixel === 3 && ts !== TRANSFER_SYNTAX.RLELossless;
+    // RLE and lossless JPEG return the samples as coded (no colour transform); the lossy codecs return RGB
+    colourDecoded =
+      samplesPerPixel === 3 && ts !== TRANSFER_SYNTAX.RLELossless && ts !== TRANSFER_SYNTAX.JPEGLossless && ts !== TRANSFER_SYNTAX.JPEGLosslessSV1;
     stored = storedValues(samples, n, bitsStored, highBit, pixelRepresentation === 1);
   }
 
