@@ -37,7 +37,7 @@ import { openCheckpoint, stripModulePrefix, type Checkpoint } from './checkpoint
 import { CONVERT_FILE_TYPE, decoderTensorType, isConvertType, type ConvertType } from './mix.js';
 import { readSentencePiece } from './sentencepiece.js';
 import type { LazyTensor } from './tensor.js';
-import { ConvertPool } from './workers.js';
+import { ConvertPool, defaultConvertThreads } from './workers.js';
 
 export { CONVERT_TYPES, isConvertType, type ConvertType } from './mix.js';
 
@@ -505,8 +505,8 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   if (!isConvertType(type)) throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: unknown type "${String(type)}" (f32, f16, q8_0, q5_k_m, q4_k_m)`);
   const visionType = options.visionType ?? 'f16';
   if (visionType !== 'f16' && visionType !== 'f32') throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: visionType must be f16 or f32`);
-  const threads = options.threads;
-  if (threads !== undefined && (!Number.isSafeInteger(threads) || threads < 1 || threads > 256)) {
+  const threads = options.threads ?? defaultConvertThreads(); // checks $LLAVA_RAD_CONVERT_THREADS
+  if (!Number.isSafeInteger(threads) || threads < 1 || threads > 256) {
     throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: threads must be an integer from 1 to 256, got ${String(threads)}`);
   }
   for (const [what, dir] of [['base', baseDir], ['adapter', adapterDir]] as const) {
