@@ -372,4 +372,4 @@ console.log(line(head));
 for (const r of rows) console.log(line(r));
 console.log(`medians over ${rounds} rounds x ${reps} reps; load avg at start ${startLoadAfterWait.join(' ')}, other processes up to ${maxOtherSeen.toFixed(2)} cores busy: ${quiet ? 'QUIET' : 'NOT QUIET, numbers unreliable'}`);
 if (cli) console.log(`ours-cli (one cold process, ${cli.prompt_tokens}-token prompt): pp ${fmt(cli.pp_tps)} tok/s, decode ${fmt(cli.tg_tps)} tok/s, wall ${cli.wall_s} s`);
-console.log('not measured yet (TODO, vision not wired into the bench): vision encode ms, time to first token of a study, ms per study, studies/hour');
+console.log('vision and study-level figures (ours only): npm run bench:study');

@@ -435,6 +435,7 @@ export class LlamaModel {
         settle.reject(new LlavaRadError(codeForStatus(r.status), msg, { status: r.status }));
         return;
       }
+      if (r.tokens) for (const t of r.tokens) tokens.push(t); // collected natively (no per-token callback)
       let text: string;
       try {
         text = model.detokenize(tokens, DETOK_SKIP_SPECIAL);
@@ -466,7 +467,8 @@ export class LlamaModel {
           ignoreEos: o.ignoreEos,
           keepLogits: o.keepLogits,
         },
-        onToken,
+        // without a per-token consumer, JS is not woken once per token: the engine hands the tokens over at the end
+        o.onToken || o.keepLogits ? onToken : null,
         onDone,
       );
     } catch (e) {

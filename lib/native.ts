@@ -85,6 +85,8 @@ export interface NativeGenResult {
   promptMs: number;
   decodeMs: number;
   error: string;
+  /** the generated tokens, when submit() was given no onToken (and no keepLogits): collected natively */
+  tokens?: Int32Array;
 }
 
 export interface NativeContext {

@@ -18,6 +18,8 @@ struct Event {
     std::vector<float> logits;     // token events with keep_logits
     lr_gen_result      result{};   // done events (result.error points into error_text)
     std::string        error_text;
+    bool               collected = false;  // done events of a collecting request: its tokens below
+    std::vector<int32_t> generated;
 };
 
 struct RequestState;
@@ -35,12 +37,16 @@ struct RequestState {
     RequestTsfn                       tsfn;
     std::atomic<bool>                 done{false};
     bool                              keep_logits = false;
+    // no JS callback per token (no onToken, no logits): the tokens are collected here on the scheduler
+    // thread and handed over with the done event, so JS is not woken once per token while the next one computes
+    bool                              collect = false;
+    std::vector<int32_t>              generated;
     int32_t                           n_vocab = 0;
 };
 
 // Completes a request exactly once (from the scheduler thread, or from a dispose that found the engine
 // did not complete it): queues the done event and releases the thread-safe function.
-static void finish(const std::shared_ptr<RequestState> & st, const lr_gen_result & r) {
+static void finish(const std::shared_ptr<RequestState> & st, const lr_gen_result & r, bool from_engine = false) {
     if (st->done.exchange(true)) return;
     {
         std::lock_guard<std::mutex> lock(st->ctx->req_mu);
@@ -54,6 +60,11 @@ static void finish(const std::shared_ptr<RequestState> & st, const lr_gen_result
     ev->result = r;
     ev->error_text = r.error ? r.error : "";
     ev->result.error = nullptr;
+    // the scheduler thread wrote `generated`; only its own on_done may take it
+    if (st->collect && from_engine) {
+        ev->collected = true;
+        ev->generated = std::move(st->generated);
+    }
     if (st->tsfn.NonBlockingCall(ev) != napi_ok) delete ev;
     st->tsfn.Release();
 }
@@ -61,6 +72,10 @@ static void finish(const std::shared_ptr<RequestState> & st, const lr_gen_result
 static void on_token_cb(void * user, int32_t token, const float * logits, int32_t n_vocab) {
     auto * st = static_cast<RequestState *>(user);
     if (st->done.load()) return;
+    if (st->collect) {
+        st->generated.push_back(token);
+        return;
+    }
     auto * ev = new Event();
     ev->token = token;
     if (st->keep_logits && logits && n_vocab > 0) ev->logits.assign(logits, logits + n_vocab);
@@ -80,11 +95,11 @@ static void on_done_cb(void * user, const lr_gen_result * result) {
     lr_gen_result r{};
     if (result) r = *result;
     else { r.status = LR_ERR_INTERNAL; r.stop_reason = LR_STOP_ERROR; r.error = "the engine gave no result"; }
-    if (self) finish(self, r);
+    if (self) finish(self, r, true);
     // else: already completed (dispose path)
 }
 
-static Napi::Object result_object(Napi::Env env, const lr_gen_result & r, const std::string & error) {
+static Napi::Object result_object(Napi::Env env, const lr_gen_result & r, const std::string & error, const Event & ev) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("status", Napi::String::New(env, lr_status_name(r.status)));
     o.Set("stopReason", (int32_t) r.stop_reason);
@@ -94,6 +109,11 @@ static Napi::Object result_object(Napi::Env env, const lr_gen_result & r, const 
     o.Set("promptMs", r.prompt_ms);
     o.Set("decodeMs", r.decode_ms);
     o.Set("error", Napi::String::New(env, error));
+    if (ev.collected) {
+        Napi::Int32Array t = Napi::Int32Array::New(env, ev.generated.size());
+        if (!ev.generated.empty()) std::memcpy(t.Data(), ev.generated.data(), ev.generated.size() * sizeof(int32_t));
+        o.Set("tokens", t);
+    }
     return o;
 }
 
@@ -105,7 +125,7 @@ static void call_js(Napi::Env env, Napi::Function, RequestHolder * holder, Event
         Napi::HandleScope scope(env);
         if (ev->done) {
             if (!st.on_done.IsEmpty()) {
-                st.on_done.Call({result_object(env, ev->result, ev->error_text)});
+                st.on_done.Call({result_object(env, ev->result, ev->error_text, *ev)});
             }
             st.on_token.Reset();
             st.on_done.Reset();
@@ -495,6 +515,7 @@ Napi::Value Context::Submit(const Napi::CallbackInfo & info) {
     }
     st->keep_logits = gp.keep_logits != 0;
     if (!info[2].IsUndefined() && !info[2].IsNull()) st->on_token = Napi::Persistent(arg_function(info[2], "onToken"));
+    st->collect = st->on_token.IsEmpty() && !st->keep_logits;
     st->on_done = Napi::Persistent(arg_function(info[3], "onDone"));
 
     GateUse use(env, core->gate, "the context");
