@@ -18,12 +18,13 @@
 //          --note TEXT (stored with the record) --timeline FILE (every sample: seconds, VmRSS, RssAnon, RssFile in
 //          MB and the bytes written so far, one line each, for finding where the peak happens)
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -52,28 +53,9 @@ for (const d of [base, adapter]) if (!existsSync(d)) throw new Error(`${d} is mi
 if (!existsSync('/usr/bin/time')) throw new Error('needs GNU time at /usr/bin/time');
 
 // ---- machine (named as bench/run.mjs names it) ----
-function cpuModel() {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1].trim();
-  } catch {
-    /* not Linux */
-  }
-  return os.cpus()[0]?.model ?? 'unknown-cpu';
-}
-const nCpu = os.availableParallelism?.() ?? os.cpus().length;
-const slug = (s) => s.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$/g, ' ').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-const device = opt.device ?? `${slug(cpuModel())}-${nCpu}c`;
+const device = opt.device ?? deviceSlug();
 const record = opt.record ?? path.join(root, 'bench', 'results', `convert-7b-${device}.jsonl`);
-const gitCommit = () => {
-  try {
-    const c = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'lib/convert'], { cwd: root, encoding: 'utf8' }).trim();
-    return dirty ? `${c}+dirty` : c;
-  } catch {
-    return 'unknown';
-  }
-};
+const commitOfConverter = () => gitCommit(['lib/convert']);
 const HZ = 100;
 function busyCores() {
   try {
@@ -161,7 +143,7 @@ async function runOne(type) {
   const adapterFiles = filesOf(adapter);
   const line = {
     date: new Date().toISOString(),
-    commit: gitCommit(),
+    commit: commitOfConverter(),
     device,
     machine: { cpu: cpuModel(), cpus: nCpu, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     type,

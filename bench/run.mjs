@@ -12,7 +12,7 @@
 //   nlc          node-llama-cpp's prebuilt CPU binaries in process (bench/workers.mjs nlc)
 //   ours-cli     (once, after the rounds) the standalone C++ CLI under /usr/bin/time: peak RSS
 // Results: one JSON line appended to bench/results/<device>.jsonl, and a table on stdout.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureLlamaBench, runLlamaBench } from './llama-bench.mjs';
 import { ensureModel, SHAPES, TYPES } from './make-model.mjs';
+import { cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -74,28 +75,8 @@ const engines = new Set(opt.engines.split(',').map((s) => s.trim()));
 const maxLoad = Number(opt['max-load']);
 
 // ---- machine ---------------------------------------------------------------------------------------
-function cpuModel() {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1].trim();
-  } catch {
-    /* not Linux */
-  }
-  return os.cpus()[0]?.model ?? 'unknown-cpu';
-}
-const nCpu = os.availableParallelism?.() ?? os.cpus().length;
-const slug = (s) => s.toLowerCase().replace(/\(r\)|\(tm\)|cpu|processor|@.*$/g, ' ').replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
-const device = opt.device ?? `${slug(cpuModel())}-${nCpu}c`;
+const device = opt.device ?? deviceSlug();
 const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
-const gitCommit = () => {
-  try {
-    const c = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'native', 'lib', 'CMakeLists.txt'], { cwd: root, encoding: 'utf8' }).trim();
-    return dirty ? `${c}+dirty` : c;
-  } catch {
-    return 'unknown';
-  }
-};
 
 // CPU time of the whole machine (/proc/stat, seconds): busy (user+nice+system+irq+softirq) and steal
 const HZ = 100; // USER_HZ on Linux

@@ -25,6 +25,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MODELS_DIR, SHAPES, TYPES, ensureModel } from './make-model.mjs';
+import { deviceSlug, gitCommit } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -112,12 +113,6 @@ function ensureVision(nOut, log) {
   return file;
 }
 
-function deviceSlug() {
-  const cpu = (os.cpus()[0]?.model ?? 'cpu').toLowerCase();
-  const name = /epyc/.test(cpu) ? 'amd-epyc' : /xeon/.test(cpu) ? 'intel-xeon' : cpu.replace(/[^a-z0-9]+/g, '-').slice(0, 24);
-  return `${name}-${os.cpus().length}c`;
-}
-
 async function main() {
   const { values: v } = parseArgs({
     options: {
@@ -159,10 +154,7 @@ async function main() {
     if (r.status !== 0) throw new Error(`worker failed (exit ${r.status ?? r.signal})`);
     runs.push(JSON.parse(r.stdout.trim().split('\n').pop()));
   }
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-  } catch { /* not a checkout */ }
+  const commit = gitCommit();
   const device = v.device ?? deviceSlug();
   const record = {
     kind: 'study', date: new Date().toISOString(), commit, device, cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
