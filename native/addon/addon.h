@@ -137,6 +137,10 @@ template <class Core> std::shared_ptr<void> gate_op(Napi::Env env, const std::sh
 }
 
 // ---- per-env data ------------------------------------------------------------------------------------
+// Frees every still-alive context in `list` (emptied under `mu`): marks each gate disposed, then frees it,
+// which cancels its requests and joins its scheduler thread, so no callback runs after this returns.
+void free_contexts(std::mutex & mu, std::vector<std::weak_ptr<ContextCore>> & list);
+
 struct AddonData {
     Napi::FunctionReference model_ctor;
     Napi::FunctionReference context_ctor;

@@ -186,14 +186,14 @@ void AddonData::register_context(const std::shared_ptr<ContextCore> & c) {
     contexts.push_back(c);
 }
 
-void AddonData::free_all_contexts() {
+void free_contexts(std::mutex & mu, std::vector<std::weak_ptr<ContextCore>> & list) {
     std::vector<std::shared_ptr<ContextCore>> alive;
     {
-        std::lock_guard<std::mutex> lock(ctx_mu);
-        for (auto & w : contexts) {
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto & w : list) {
             if (auto c = w.lock()) alive.push_back(std::move(c));
         }
-        contexts.clear();
+        list.clear();
     }
     for (auto & c : alive) {
         {
@@ -203,6 +203,8 @@ void AddonData::free_all_contexts() {
         c->free_now(); // joins the scheduler thread: no callback runs after this
     }
 }
+
+void AddonData::free_all_contexts() { free_contexts(ctx_mu, contexts); }
 
 // ---- the JS class -------------------------------------------------------------------------------------------
 

@@ -14,21 +14,7 @@ void ModelCore::free_now() {
     gate.drain();
     std::lock_guard<std::mutex> lock(g_free_mu);
     // contexts first: each cancels its requests and joins its scheduler before the weights go away
-    std::vector<std::shared_ptr<ContextCore>> alive;
-    {
-        std::lock_guard<std::mutex> l(ctx_mu);
-        for (auto & w : contexts) {
-            if (auto c = w.lock()) alive.push_back(std::move(c));
-        }
-        contexts.clear();
-    }
-    for (auto & c : alive) {
-        {
-            std::lock_guard<std::mutex> l(c->gate.mu);
-            c->gate.disposed = true;
-        }
-        c->free_now();
-    }
+    free_contexts(ctx_mu, contexts);
     if (model) {
         lr_model_free(model);
         model = nullptr;
