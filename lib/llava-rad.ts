@@ -7,7 +7,7 @@ import path from 'node:path';
 import { LlavaRadError } from './errors.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
-import type { Backend, KvCacheType, TokenEvent } from './options.js';
+import type { Backend, GenerateOptions, KvCacheType } from './options.js';
 import { loadVisionModel, type VisionModel } from './vision.js';
 import { VisionBatcher } from './vision-batcher.js';
 
@@ -57,19 +57,13 @@ export interface LoadLlavaRadOptions {
   flashAttention?: boolean;
 }
 
-export interface FindingsOptions {
+/** Sampling, cancellation and streaming as {@link LlamaModel.generate} takes them; the defaults are the
+ * official evaluation's (greedy, 256 tokens). ignoreEos is for benchmarks: every study then generates
+ * maxTokens tokens. */
+export interface FindingsOptions
+  extends Pick<GenerateOptions, 'temperature' | 'topK' | 'topP' | 'seed' | 'signal' | 'onToken' | 'ignoreEos'> {
   /** default 256, the official evaluation's */
   maxTokens?: number;
-  /** default 0: greedy, as the official evaluation */
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number | bigint;
-  signal?: AbortSignal;
-  /** each generated token as it comes (text is the decoded increment) */
-  onToken?: (ev: TokenEvent) => void;
-  /** keep generating past EOS (default false); for benchmarks, so every study generates maxTokens tokens */
-  ignoreEos?: boolean;
   /** image decoding options (EXIF orientation, animated images, size limits, 16-bit handling, and for
    * DICOM: dicomWindow (window/level instead of the MIMIC-CXR-JPG recipe), dicomRefuseLateral) */
   image?: Omit<PreprocessOptions, 'imageSize' | 'mean' | 'std'>;
