@@ -177,6 +177,57 @@ def dump_json(path, obj):
         f.write('\n')
 
 
+# ---- the release's JSON files (shared with scripts/make-7b-release.py) -----------------------------------
+def write_vicuna_json(vic, dec, weight_map, total_size):
+    """lmsys/vicuna-7b-v1.5's shard index, config, generation config and tokenizer files for the shape `dec`"""
+    dump_json(os.path.join(vic, 'pytorch_model.bin.index.json'), {'metadata': {'total_size': total_size}, 'weight_map': weight_map})
+    dump_json(os.path.join(vic, 'config.json'), {
+        '_name_or_path': 'vicuna-7b-v1.5', 'architectures': ['LlamaForCausalLM'], 'bos_token_id': 1, 'eos_token_id': 2,
+        'hidden_act': 'silu', 'initializer_range': 0.02, 'model_type': 'llama', 'pad_token_id': 0,
+        'pretraining_tp': 1, 'rope_scaling': None, 'tie_word_embeddings': False, 'torch_dtype': 'float16',
+        'transformers_version': '4.31.0', 'use_cache': True, **dec})
+    dump_json(os.path.join(vic, 'generation_config.json'), {'bos_token_id': 1, 'eos_token_id': 2, 'pad_token_id': 0,
+                                                            'max_length': 4096, 'temperature': 0.9, 'top_p': 0.6})
+    dump_json(os.path.join(vic, 'tokenizer_config.json'), {
+        'add_bos_token': True, 'add_eos_token': False, 'clean_up_tokenization_spaces': False, 'legacy': False,
+        'model_max_length': 4096, 'pad_token': None, 'sp_model_kwargs': {}, 'tokenizer_class': 'LlamaTokenizer',
+        'bos_token': {'__type': 'AddedToken', 'content': '<s>', 'lstrip': False, 'normalized': False, 'rstrip': False, 'single_word': False},
+        'eos_token': {'__type': 'AddedToken', 'content': '</s>', 'lstrip': False, 'normalized': False, 'rstrip': False, 'single_word': False},
+        'unk_token': {'__type': 'AddedToken', 'content': '<unk>', 'lstrip': False, 'normalized': False, 'rstrip': False, 'single_word': False}})
+    dump_json(os.path.join(vic, 'special_tokens_map.json'), {'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>'})
+
+
+def write_adapter_json(rad, lora):
+    """peft's adapter_config.json for a LoRA of rank lora['r'] on LORA_TARGETS"""
+    dump_json(os.path.join(rad, 'adapter_config.json'), {
+        'auto_mapping': None, 'base_model_name_or_path': 'lmsys/vicuna-7b-v1.5', 'bias': 'none',
+        'fan_in_fan_out': False, 'inference_mode': True, 'init_lora_weights': True, 'layers_pattern': None,
+        'layers_to_transform': None, 'lora_alpha': lora['lora_alpha'], 'lora_dropout': 0.05, 'modules_to_save': None,
+        'peft_type': 'LORA', 'r': lora['r'], 'revision': None, 'target_modules': LORA_TARGETS, 'task_type': 'CAUSAL_LM'})
+
+
+def write_llava_rad_json(rad, dec, tower, embed_dim, select_layer):
+    """the open_clip config of the tower (biomedclipcxr_518.json) and LLaVA-Rad's config.json"""
+    dump_json(os.path.join(rad, 'biomedclipcxr_518.json'), {
+        'embed_dim': embed_dim,
+        # head_width: open_clip's CLIPVisionCfg field (heads = width / head_width; 64 for the real ViT-B/14)
+        'vision_cfg': {'timm_model_name': 'vit_base_patch14_dinov2.lvd142m', 'timm_model_pretrained': False,
+                       'timm_pool': '', 'timm_proj': 'linear', 'image_size': tower['image_size'],
+                       'head_width': tower['dim'] // tower['heads']},
+        'text_cfg': {'hf_model_name': 'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract', 'hf_tokenizer_name':
+                     'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract', 'hf_proj_type': 'mlp',
+                     'hf_pooler_type': 'cls_last_hidden_state_pooler', 'context_length': 256}})
+    dump_json(os.path.join(rad, 'config.json'), {
+        '_name_or_path': 'lmsys/vicuna-7b-v1.5', 'architectures': ['LlavaLlamaForCausalLM'], 'model_type': 'llava',
+        'hidden_size': dec['hidden_size'], 'num_hidden_layers': dec['num_hidden_layers'],
+        'num_attention_heads': dec['num_attention_heads'], 'intermediate_size': dec['intermediate_size'],
+        'vocab_size': dec['vocab_size'], 'image_aspect_ratio': 'square', 'mm_hidden_size': tower['dim'],
+        'mm_projector_type': 'mlp2x_gelu', 'mm_use_im_patch_token': False, 'mm_use_im_start_end': False,
+        'mm_vision_select_feature': 'patch', 'mm_vision_select_layer': select_layer,
+        'mm_vision_tower': 'biomedclip_cxr_518', 'vision_tower_config': 'biomedclipcxr_518.json',
+        'vision_tower_checkpoint': 'biomedclipcxr_518_checkpoint.pt', 'torch_dtype': 'float16', 'use_cache': True})
+
+
 def parse_args():
     import argparse
     ap = argparse.ArgumentParser(description='write a tiny random-weight release in the official layout')
@@ -215,30 +266,12 @@ def main():
         for k in keys:
             weight_map[k] = fn
             total += base[k].numel() * 2
-    dump_json(os.path.join(vic, 'pytorch_model.bin.index.json'), {'metadata': {'total_size': total}, 'weight_map': weight_map})
-    dump_json(os.path.join(vic, 'config.json'), {
-        '_name_or_path': 'vicuna-7b-v1.5', 'architectures': ['LlamaForCausalLM'], 'bos_token_id': 1, 'eos_token_id': 2,
-        'hidden_act': 'silu', 'initializer_range': 0.02, 'model_type': 'llama', 'pad_token_id': 0,
-        'pretraining_tp': 1, 'rope_scaling': None, 'tie_word_embeddings': False, 'torch_dtype': 'float16',
-        'transformers_version': '4.31.0', 'use_cache': True, **DEC})
-    dump_json(os.path.join(vic, 'generation_config.json'), {'bos_token_id': 1, 'eos_token_id': 2, 'pad_token_id': 0,
-                                                            'max_length': 4096, 'temperature': 0.9, 'top_p': 0.6})
-    dump_json(os.path.join(vic, 'tokenizer_config.json'), {
-        'add_bos_token': True, 'add_eos_token': False, 'clean_up_tokenization_spaces': False, 'legacy': False,
-        'model_max_length': 4096, 'pad_token': None, 'sp_model_kwargs': {}, 'tokenizer_class': 'LlamaTokenizer',
-        'bos_token': {'__type': 'AddedToken', 'content': '<s>', 'lstrip': False, 'normalized': False, 'rstrip': False, 'single_word': False},
-        'eos_token': {'__type': 'AddedToken', 'content': '</s>', 'lstrip': False, 'normalized': False, 'rstrip': False, 'single_word': False},
-        'unk_token': {'__type': 'AddedToken', 'content': '<unk>', 'lstrip': False, 'normalized': False, 'rstrip': False, 'single_word': False}})
-    dump_json(os.path.join(vic, 'special_tokens_map.json'), {'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>'})
+    write_vicuna_json(vic, DEC, weight_map, total)
 
     # ---- llava-rad ----
     lora = lora_weights(g, base)
     torch.save(lora, os.path.join(rad, 'adapter_model.bin'))
-    dump_json(os.path.join(rad, 'adapter_config.json'), {
-        'auto_mapping': None, 'base_model_name_or_path': 'lmsys/vicuna-7b-v1.5', 'bias': 'none',
-        'fan_in_fan_out': False, 'inference_mode': True, 'init_lora_weights': True, 'layers_pattern': None,
-        'layers_to_transform': None, 'lora_alpha': LORA['lora_alpha'], 'lora_dropout': 0.05, 'modules_to_save': None,
-        'peft_type': 'LORA', 'r': LORA['r'], 'revision': None, 'target_modules': LORA_TARGETS, 'task_type': 'CAUSAL_LM'})
+    write_adapter_json(rad, LORA)
     tower = VisionTower(**TOWER)
     proj = Projector(TOWER['dim'], DEC['hidden_size'])
     randomize_(tower, g)
@@ -257,24 +290,7 @@ def main():
                 'optimizer': {'state': {0: {'step': torch.tensor(10.0), 'exp_avg': torch.zeros(4)}},
                               'param_groups': [{'lr': 1e-5, 'betas': (0.9, 0.98), 'params': [0]}]}},
                os.path.join(rad, 'biomedclipcxr_518_checkpoint.pt'))
-    dump_json(os.path.join(rad, 'biomedclipcxr_518.json'), {
-        'embed_dim': 16,
-        # head_width: open_clip's CLIPVisionCfg field (heads = width / head_width; 64 for the real ViT-B/14)
-        'vision_cfg': {'timm_model_name': 'vit_base_patch14_dinov2.lvd142m', 'timm_model_pretrained': False,
-                       'timm_pool': '', 'timm_proj': 'linear', 'image_size': TOWER['image_size'],
-                       'head_width': TOWER['dim'] // TOWER['heads']},
-        'text_cfg': {'hf_model_name': 'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract', 'hf_tokenizer_name':
-                     'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract', 'hf_proj_type': 'mlp',
-                     'hf_pooler_type': 'cls_last_hidden_state_pooler', 'context_length': 256}})
-    dump_json(os.path.join(rad, 'config.json'), {
-        '_name_or_path': 'lmsys/vicuna-7b-v1.5', 'architectures': ['LlavaLlamaForCausalLM'], 'model_type': 'llava',
-        'hidden_size': DEC['hidden_size'], 'num_hidden_layers': DEC['num_hidden_layers'],
-        'num_attention_heads': DEC['num_attention_heads'], 'intermediate_size': DEC['intermediate_size'],
-        'vocab_size': DEC['vocab_size'], 'image_aspect_ratio': 'square', 'mm_hidden_size': TOWER['dim'],
-        'mm_projector_type': 'mlp2x_gelu', 'mm_use_im_patch_token': False, 'mm_use_im_start_end': False,
-        'mm_vision_select_feature': 'patch', 'mm_vision_select_layer': SELECT_LAYER,
-        'mm_vision_tower': 'biomedclip_cxr_518', 'vision_tower_config': 'biomedclipcxr_518.json',
-        'vision_tower_checkpoint': 'biomedclipcxr_518_checkpoint.pt', 'torch_dtype': 'float16', 'use_cache': True})
+    write_llava_rad_json(rad, DEC, TOWER, embed_dim=16, select_layer=SELECT_LAYER)
 
     if args.no_golden:
         print('wrote', OUT, '(no golden)')
