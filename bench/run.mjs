@@ -37,6 +37,7 @@ const { values: opt } = parseArgs({
     tg: { type: 'string', default: '128' },
     fa: { type: 'string', default: '0,1' },
     'nlc-fa': { type: 'string', default: '0' },
+    mmap: { type: 'string', default: '0' },
     engines: { type: 'string', default: 'ours,llama-bench,nlc' },
     device: { type: 'string' },
     'max-load': { type: 'string', default: '0.5' },
@@ -51,7 +52,7 @@ const { values: opt } = parseArgs({
 
 if (opt.help) {
   console.log(`usage: npm run bench -- [--model F | --shape ${Object.keys(SHAPES).join('|')} --type ${TYPES.join('|')}]
-  [--threads 2] [--rounds 3] [--reps 2] [--pp 512] [--tg 128] [--fa 0,1] [--nlc-fa 0]
+  [--threads 2] [--rounds 3] [--reps 2] [--pp 512] [--tg 128] [--fa 0,1] [--nlc-fa 0] [--mmap 0|1]
   [--engines ours,llama-bench,nlc] [--device SLUG] [--wait-quiet SECONDS] [--max-load 0.5] [--max-other 0.1] [--note TEXT]
   [--no-write] [--no-cli]
 Environment: LLAMA_BENCH=/path/to/llama-bench skips building llama-bench; LLAVA_RAD_ADDON=/path/llava_rad.node
@@ -142,11 +143,15 @@ if (opt.model) {
 modelDesc.bytes = statSync(model).size;
 if (opt.type === 'q4_k_m' && !opt.model) modelDesc.mix = 'llama-quantize Q4_K_M rules: q4_K, q6_K for output and attn_v/ffn_down in use_more_bits layers';
 
+// ours: weights copied into huge pages (mmap 0, the library's default) or computed from the file mapping (1)
+if (opt.mmap !== '0' && opt.mmap !== '1') throw new Error(`--mmap must be 0 or 1, got ${opt.mmap}`);
+const oursMmap = opt.mmap === '1';
+
 // ---- engines ---------------------------------------------------------------------------------------
 const ctxFor = () => Math.max(pp + 1, tg + 2); // ours rounds up to a multiple of 256; node-llama-cpp takes it as is
 
 function worker(engine, fa) {
-  const o = { model, threads, pp, tg, reps, fa, ctx: ctxFor() };
+  const o = { model, threads, pp, tg, reps, fa, ctx: ctxFor(), mmap: oursMmap };
   const r = timed(process.execPath, [path.join(here, 'workers.mjs'), engine, JSON.stringify(o)], { cwd: root });
   if (r.status !== 0) throw new Error(`${engine} worker failed (exit ${r.status ?? r.signal}): ${r.stderr.slice(-2000)}`);
   const line = r.stdout.trim().split('\n').pop();
@@ -301,6 +306,7 @@ const record = {
   rounds,
   reps,
   fa: faList,
+  ours_mmap: oursMmap,
   engines: [...order],
   ours_addon: process.env.LLAVA_RAD_ADDON ?? 'build/Release/llava_rad.node',
   env: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(OMP_|GOMP_|GGML_|LLAMA_BENCH$|LLAVA_RAD_ADDON$)/.test(k))),

@@ -43,7 +43,7 @@ async function ours(o) {
     contextSize: ctx,
     batchSize: o.batch ?? 512,
     flashAttention: o.fa === 1,
-    ...(o.mmap === false ? { mmap: false } : {}),
+    mmap: o.mmap === true,
   });
   const res = { engine: 'ours', load_ms: null, pp_tps: [], tg_tps: [], pp_ms: [], tg_ms: [], context: {}, batch: null };
   if (o.pp > 0) {

@@ -23,7 +23,9 @@ export interface LoadModelOptions {
   /** KV cache element type; default 'f16' (llama.cpp's). 'auto': f32 for a model whose weights are all f32
    * (an f16 cache rounds every key and value, enough to flip near-ties of an f32 model), f16 otherwise */
   kvCacheType?: KvCacheType | 'auto';
-  /** map the file instead of reading it (CPU backend only); default true */
+  /** true: weights the CPU uses as stored are computed straight from the file mapping (pages shared with other
+   * processes); false (default): every weight is copied into private memory backed by transparent huge pages,
+   * which decodes faster on the CPU (bench/README.md) */
   mmap?: boolean;
   /** fused flash attention; default false (always on for a q8_0 KV cache) */
   flashAttention?: boolean;
@@ -163,7 +165,7 @@ export function validateLoadOptions(options: unknown): ResolvedLoadOptions {
     batchSize: optInt(options, 'batchSize', 1, 8192),
     parallel: optInt(options, 'parallel', 1, 256) ?? 1,
     kvCacheType: optEnum(options, 'kvCacheType', ['f16', 'q8_0', 'f32', 'auto'] as const) ?? 'f16',
-    mmap: optBool(options, 'mmap') ?? true,
+    mmap: optBool(options, 'mmap') ?? false,
     flashAttention: optBool(options, 'flashAttention') ?? false,
   };
 }

@@ -12,6 +12,7 @@ export interface LoadVisionOptions {
   threads?: number;
   /** most images computed in one graph (default 8) */
   maxBatch?: number;
+  /** as LoadOptions.mmap: true computes from the file mapping; false (default) copies into huge pages */
   mmap?: boolean;
 }
 

@@ -79,7 +79,7 @@ describe('option validation (before the engine)', () => {
     expectCode(await rejection(loadModel({ model: 'x.gguf', backend: 'metal' as never })), 'INVALID_ARGUMENT', /backend must be one of 'auto', 'cpu', 'cuda'/);
     expectCode(await rejection(loadModel({ model: 'x.gguf', mmap: 'yes' as never })), 'INVALID_ARGUMENT', 'mmap must be a boolean, got "yes"');
     expectCode(await rejection(loadModel({ model: 'x.gguf', contextSise: 5 } as never)), 'INVALID_ARGUMENT', /unknown option 'contextSise'.*did you mean 'contextSize'/);
-    expect(validateLoadOptions({ model: 'a.gguf' })).toMatchObject({ backend: 'auto', parallel: 1, kvCacheType: 'f16', mmap: true });
+    expect(validateLoadOptions({ model: 'a.gguf' })).toMatchObject({ backend: 'auto', parallel: 1, kvCacheType: 'f16', mmap: false });
   });
 
   it('generate options are checked with clear messages', () => {

@@ -160,6 +160,28 @@ describe('KV cache', () => {
   }, 180_000);
 });
 
+describe('weight placement', () => {
+  // mmap: false (the default) copies every weight into memory advised to huge pages; mmap: true computes the
+  // plain-layout weights straight from the file mapping. Where the bytes live must not change a single logit
+  // (q8_0 stays in the plain layout on x86; q4_k is repacked for the CPU kernels in both cases)
+  it.each(['q8_0', 'q4_k'] as const)('copied into huge pages and mapped from the file give identical logits (%s)', async (type) => {
+    const file = await tinyLlamaPath(type);
+    const run = async (mmap: boolean) => {
+      const m = await loadModel({ model: file, threads: 1, contextSize: 256, mmap });
+      try {
+        return await m.generate(PROMPTS[1], { maxTokens: 8, ignoreEos: true, keepLogits: true });
+      } finally {
+        await m.dispose();
+      }
+    };
+    const copied = await run(false);
+    const mapped = await run(true);
+    expect(copied.tokens).toEqual(mapped.tokens);
+    expect(copied.logits!.length).toBe(8);
+    for (let i = 0; i < 8; i++) expect(maxAbsDiff(copied.logits![i], mapped.logits![i])).toBe(0);
+  }, 60_000);
+});
+
 describe('embedding rows in the prompt', () => {
   it('token embedding rows injected as raw embeddings give the same result as the token ids', async () => {
     // f32 weights: the rows of token_embd are exact, so both paths must agree to the last bit of argmax

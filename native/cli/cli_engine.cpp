@@ -29,6 +29,8 @@ lr_model * load(const std::string & path, const Args & a, ModelHolder & holder, 
     mp.backend = get_backend(a);
     long long threads = 0;
     if (get_int(a, "threads", 1, 1024, threads)) mp.n_threads = (int32_t) threads;
+    long long mmap = 0;
+    if (get_int(a, "mmap", 0, 1, mmap)) mp.use_mmap = (int32_t) mmap;
     const lr_status s = lr_model_load(path.c_str(), &mp, &holder.m);
     if (s != LR_OK) engine_fail(s, "could not load the model");
     const lr_status si = lr_model_get_info(holder.m, &info);

@@ -14,7 +14,7 @@ namespace lrcli {
 
 int cmd_generate(int argc, char ** argv) {
     const Args a = parse_args(argc, argv, 2, {
-        {"model", 'm', true}, {"prompt", 'p', true}, {"max-tokens", 'n', true}, {"threads", 't', true},
+        {"model", 'm', true}, {"prompt", 'p', true}, {"max-tokens", 'n', true}, {"threads", 't', true}, {"mmap", 0, true},
         {"backend", 0, true}, {"ctx", 0, true}, {"temperature", 0, true}, {"top-k", 0, true}, {"top-p", 0, true},
         {"seed", 0, true}, {"ignore-eos", 0, false}, {"flash-attn", 0, true}, {"warmup", 0, false},
         {"json", 0, false}, {"help", 'h', false},

@@ -48,6 +48,7 @@ const char * const kUsage =
     "      --top-p P           (default: off)\n"
     "      --seed S            (default 0)\n"
     "  -t, --threads N         CPU threads (default: physical cores)\n"
+    "      --mmap 0|1          1: compute from the file mapping; 0: copy the weights into huge pages (default 0)\n"
     "      --backend B         auto | cpu | cuda (default auto)\n"
     "      --ctx N             context size (default min(4096, training context))\n"
     "      --ignore-eos        keep generating past EOS\n"

@@ -60,7 +60,9 @@ typedef enum lr_backend {
 typedef struct lr_model_params {
     lr_backend backend;
     int32_t    n_threads; /* CPU threads for compute; <= 0: the number of physical cores (at least 1) */
-    int32_t    use_mmap;  /* map the file instead of reading it (CPU backend only); default 1 */
+    int32_t    use_mmap;  /* 1: weights the CPU uses as stored are computed from the file mapping (pages shared with
+                             other processes, 4 KiB pages); 0 (default): every weight is copied into private
+                             memory advised to transparent huge pages, which decodes faster on the CPU */
 } lr_model_params;
 
 lr_model_params lr_model_default_params(void);

@@ -40,7 +40,7 @@ lr_model_params lr_model_default_params(void) {
     lr_model_params p{};
     p.backend = LR_BACKEND_AUTO;
     p.n_threads = 0;
-    p.use_mmap = 1;
+    p.use_mmap = 0;
     return p;
 }
 

@@ -3,6 +3,8 @@
 
 #include "ggml-cpu.h"
 
+#include <sys/mman.h>
+
 #include <map>
 
 namespace lr {
@@ -69,6 +71,19 @@ bool cpu_kernels_exist(ggml_type type, WeightUse use) {
         }
     }
     return false;
+}
+
+// Ask the kernel to back a CPU weight buffer with transparent huge pages (2 MiB) before it is written.
+// Decoding streams every weight once per token: with 4 KiB pages the TLB misses and the hardware
+// prefetchers stop at every page boundary, and this is measurable (bench/README.md). llama.cpp leaves its
+// weights in 4 KiB pages (the file mapping, or plain malloc), so this is one place where we do better.
+// Only the 2 MiB-aligned interior of the buffer can get huge pages; a kernel without THP ignores the advice.
+void advise_huge_pages(ggml_backend_buffer_t buf) {
+    constexpr uintptr_t kHugePage = (uintptr_t) 2 << 20;
+    const uintptr_t base = (uintptr_t) ggml_backend_buffer_get_base(buf);
+    const uintptr_t lo = (base + kHugePage - 1) & ~(kHugePage - 1);
+    const uintptr_t hi = (base + ggml_backend_buffer_get_size(buf)) & ~(kHugePage - 1);
+    if (hi > lo) (void) madvise((void *) lo, hi - lo, MADV_HUGEPAGE);
 }
 
 } // namespace
@@ -165,6 +180,8 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
                 fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s memory for the weights", ggml_backend_buft_name(g.first)));
             }
             buffers_.push_back(buf);
+            // (the plain CPU buffer type reports no device; the repacking ones report the CPU)
+            if (g.first == cpu_buft || ggml_backend_buft_get_device(g.first) == cpu_dev) advise_huge_pages(buf);
             for (auto & pt : g.second) {
                 ggml_backend_tensor_set(pt.second, pt.first->src->data, 0, pt.first->src->nbytes);
                 // copied (repacked, or into device / non-mapped memory): its mapped pages are not read again
