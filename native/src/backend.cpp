@@ -1,4 +1,5 @@
 #include "backend.h"
+#include "host_buffer.h"
 #include "status.h"
 
 #include "ggml-cpu.h"
@@ -51,7 +52,8 @@ ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
         bufts.push_back(ggml_backend_get_default_buffer_type(b.gpu));
     }
     list.push_back(b.cpu);
-    bufts.push_back(ggml_backend_get_default_buffer_type(b.cpu));
+    // compute buffers of a CPU-only run in huge pages (native/src/host_buffer.h)
+    bufts.push_back(b.gpu ? ggml_backend_get_default_buffer_type(b.cpu) : huge_page_buffer_type());
     ggml_backend_sched_t s = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
     if (!s) fail(LR_ERR_OUT_OF_MEMORY, "could not create a graph scheduler");
     return s;

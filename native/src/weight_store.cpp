@@ -1,9 +1,9 @@
 #include "weight_store.h"
 #include "status.h"
 
-#include "ggml-cpu.h"
+#include "host_buffer.h"
 
-#include <sys/mman.h>
+#include "ggml-cpu.h"
 
 #include <map>
 
@@ -71,19 +71,6 @@ bool cpu_kernels_exist(ggml_type type, WeightUse use) {
         }
     }
     return false;
-}
-
-// Ask the kernel to back a CPU weight buffer with transparent huge pages (2 MiB) before it is written.
-// Decoding streams every weight once per token: with 4 KiB pages the TLB misses and the hardware
-// prefetchers stop at every page boundary, and this is measurable (bench/README.md). llama.cpp leaves its
-// weights in 4 KiB pages (the file mapping, or plain malloc), so this is one place where we do better.
-// Only the 2 MiB-aligned interior of the buffer can get huge pages; a kernel without THP ignores the advice.
-void advise_huge_pages(ggml_backend_buffer_t buf) {
-    constexpr uintptr_t kHugePage = (uintptr_t) 2 << 20;
-    const uintptr_t base = (uintptr_t) ggml_backend_buffer_get_base(buf);
-    const uintptr_t lo = (base + kHugePage - 1) & ~(kHugePage - 1);
-    const uintptr_t hi = (base + ggml_backend_buffer_get_size(buf)) & ~(kHugePage - 1);
-    if (hi > lo) (void) madvise((void *) lo, hi - lo, MADV_HUGEPAGE);
 }
 
 } // namespace
