@@ -19,7 +19,9 @@ embedding and the untied lm head dominate: hidden 32 at fp16 is 2 x 2.05 MB. Hid
 whose rows are a multiple of 32, so q8_0 / q5_0 really quantize the matrices; the FFN width 256 makes ffn_down
 rows K-quant sized (q4_K / q6_K in the q4_k_m mix) while the 32-wide rows exercise llama.cpp's fallbacks.
 
-usage: /usr/bin/python3 scripts/make-tiny-release.py [--out DIR --seed S --profile unseen --no-golden]
+usage: /usr/bin/python3 scripts/make-tiny-release.py [--out DIR --seed S --profile unseen|trained --no-golden]
+  --profile trained trains the decoder for a few minutes (scripts/reference/train_tiny_decoder.py); the tower,
+  the projector and the LoRA stay random
   (needs node_modules/llama-tokenizer-js; images from
 test/fixtures/findings/, written by scripts/reference/make_findings_golden.py)
 """
@@ -61,6 +63,9 @@ PROFILES = {
         TOWER=dict(image_size=518, patch=14, dim=48, depth=4, heads=3, hidden=96, eps=1e-6),
         SCALES=dict(embed=0.3, qk=0.15, lm_head=0.35, lm_head_lognormal=0.3)),
 }
+# --profile trained: the unseen structure, its decoder (with the LoRA merged) then trained for a few minutes to
+# write findings chosen by the image (scripts/reference/train_tiny_decoder.py): conditioned like a trained model
+PROFILES['trained'] = PROFILES['unseen']
 CASES = [('radiograph-grey-900x1100.png', None), ('radiograph-rgb-1100x900.jpg', 'Shortness of breath.')]
 
 SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
@@ -234,7 +239,8 @@ def parse_args():
     ap.add_argument('--out', default=OUT, help='output folder (default: the committed test/fixtures/release)')
     ap.add_argument('--seed', type=int, default=SEED)
     ap.add_argument('--profile', choices=['fixture', *PROFILES], default='fixture',
-                    help='fixture: the committed structure; unseen: another structure, better-conditioned weights')
+                    help='fixture: the committed structure; unseen: another structure, better-conditioned weights; '
+                         'trained: the unseen structure with its decoder trained (a few minutes)')
     ap.add_argument('--no-golden', action='store_true', help='write the release only (teacher_force.py checks it)')
     return ap.parse_args()
 
@@ -255,6 +261,21 @@ def main():
     # ---- vicuna ----
     write_tokenizer(os.path.join(vic, 'tokenizer.model'), llama_pieces())
     base = decoder_weights(g)
+    lora = lora_weights(g, base)
+    tower = VisionTower(**TOWER)
+    proj = Projector(TOWER['dim'], DEC['hidden_size'])
+    randomize_(tower, g)
+    randomize_(proj, g)
+    tower.half()
+    proj.half()
+    if args.profile == 'trained':
+        import sentencepiece as spm
+        from train_tiny_decoder import train_decoder
+        sp = spm.SentencePieceProcessor(model_file=os.path.join(vic, 'tokenizer.model'))
+        # what is trained is the model the official loader builds (base + the LoRA merged), with the LoRA fixed
+        m = merged(base, lora)
+        delta = {k: m[k].float() - base[k].float() for k in base if k.startswith('model.layers.')}
+        base = train_decoder(base, DEC, tower, proj, TOWER, sp, SEED + 1, delta=delta)
     names = list(base)
     half = names.index('model.layers.1.input_layernorm.weight')
     shards = [names[:half], names[half:]]
@@ -269,15 +290,8 @@ def main():
     write_vicuna_json(vic, DEC, weight_map, total)
 
     # ---- llava-rad ----
-    lora = lora_weights(g, base)
     torch.save(lora, os.path.join(rad, 'adapter_model.bin'))
     write_adapter_json(rad, LORA)
-    tower = VisionTower(**TOWER)
-    proj = Projector(TOWER['dim'], DEC['hidden_size'])
-    randomize_(tower, g)
-    randomize_(proj, g)
-    tower.half()
-    proj.half()
     torch.save({f'base_model.model.model.mm_projector.{k}': v.clone() for k, v in proj.state_dict().items()},
                os.path.join(rad, 'non_lora_trainables.bin'))
     sd = {f'module.visual.trunk.{k}': v.clone() for k, v in tower.state_dict().items()}
