@@ -44,16 +44,19 @@ void Backends::set_threads(int n) {
     ggml_backend_cpu_set_n_threads(cpu, n_threads);
 }
 
+ggml_backend_buffer_type_t Backends::buffer_type(ggml_backend_t be) const {
+    return be == cpu && !gpu ? huge_page_buffer_type() : ggml_backend_get_default_buffer_type(be);
+}
+
 ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
     std::vector<ggml_backend_t> list;
     std::vector<ggml_backend_buffer_type_t> bufts;
     if (b.gpu) {
         list.push_back(b.gpu);
-        bufts.push_back(ggml_backend_get_default_buffer_type(b.gpu));
+        bufts.push_back(b.buffer_type(b.gpu));
     }
     list.push_back(b.cpu);
-    // compute buffers of a CPU-only run in huge pages (native/src/host_buffer.h)
-    bufts.push_back(b.gpu ? ggml_backend_get_default_buffer_type(b.cpu) : huge_page_buffer_type());
+    bufts.push_back(b.buffer_type(b.cpu));
     ggml_backend_sched_t s = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
     if (!s) fail(LR_ERR_OUT_OF_MEMORY, "could not create a graph scheduler");
     return s;

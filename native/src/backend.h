@@ -21,6 +21,9 @@ struct Backends {
     ~Backends();
 
     ggml_backend_t main() const { return gpu ? gpu : cpu; }
+    // Buffer type for memory backend `be` computes from (weights, KV cache, compute buffers): on a CPU-only
+    // run the CPU's memory in transparent huge pages (host_buffer.h), otherwise the backend's default.
+    ggml_backend_buffer_type_t buffer_type(ggml_backend_t be) const;
     std::string name() const;
     void set_threads(int n);
 };

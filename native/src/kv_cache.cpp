@@ -1,5 +1,4 @@
 #include "kv_cache.h"
-#include "host_buffer.h"
 #include "status.h"
 
 #include <algorithm>
@@ -34,9 +33,7 @@ KvCache::KvCache(const LlamaHParams & hp, const Backends & backends, int32_t siz
         k_.push_back(k);
         v_.push_back(v);
     }
-    // on a CPU-only run the cache is read at every step: huge pages (native/src/host_buffer.h)
-    ggml_backend_buffer_type_t buft = backends.gpu ? ggml_backend_get_default_buffer_type(backends.gpu) : huge_page_buffer_type();
-    buf_ = ggml_backend_alloc_ctx_tensors_from_buft(ctx_, buft);
+    buf_ = ggml_backend_alloc_ctx_tensors_from_buft(ctx_, backends.buffer_type(backends.main()));
     if (!buf_) {
         ggml_free(ctx_);
         fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate the KV cache (%d cells)", size));

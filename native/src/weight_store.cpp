@@ -162,13 +162,14 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
                 }
             }
         } else {
-            buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, g.first);
+            // plain CPU weights in the backends' CPU memory (huge pages on a CPU-only run)
+            buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, g.first == cpu_buft ? backends.buffer_type(backends.cpu) : g.first);
             if (!buf) {
                 fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s memory for the weights", ggml_backend_buft_name(g.first)));
             }
             buffers_.push_back(buf);
-            // (the plain CPU buffer type reports no device; the repacking ones report the CPU)
-            if (g.first == cpu_buft || ggml_backend_buft_get_device(g.first) == cpu_dev) advise_huge_pages(buf);
+            // the CPU's repacking buffer types allocate their own memory: advised before it is written
+            if (g.first != cpu_buft && ggml_backend_buft_get_device(g.first) == cpu_dev) advise_huge_pages(buf);
             for (auto & pt : g.second) {
                 ggml_backend_tensor_set(pt.second, pt.first->src->data, 0, pt.first->src->nbytes);
                 // copied (repacked, or into device / non-mapped memory): its mapped pages are not read again
