@@ -22,9 +22,10 @@ if (process.argv[2] === '--child') {
   const { loadModel } = await import(pathToFileURL(path.join(root, 'dist', 'index.js')).href);
   const m = await loadModel({ model: o.model, threads: o.threads, contextSize: o.ctx, kvCacheType: o.kv, flashAttention: true });
   const r = await m.generate(promptTokens(o.prompt), { maxTokens: o.tg + 1, addBos: false, ignoreEos: true });
+  const { nLayer, nEmbd, nHead, nHeadKv } = m.info;
   await m.dispose();
   const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
-  console.log(JSON.stringify({ kv: o.kv, pp_tps: (o.prompt / r.timings.promptMs) * 1000,
+  console.log(JSON.stringify({ kv: o.kv, shape: { nLayer, nEmbd, nHead, nHeadKv }, pp_tps: (o.prompt / r.timings.promptMs) * 1000,
     tg_tps: (o.tg / r.timings.decodeMs) * 1000, vm_hwm_kb: hwm }));
   process.exit(0);
 }
@@ -46,7 +47,7 @@ for (let r = 0; r < Number(opt.rounds); r++) {
   }
 }
 const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor((s.length - 1) / 2)]; };
-const info = JSON.parse(execFileSync(process.execPath, ['-e', `import(${JSON.stringify(pathToFileURL(path.join(root, 'dist', 'index.js')).href)}).then(async (L) => { const m = await L.loadModel({ model: ${JSON.stringify(model)}, contextSize: 256 }); console.log(JSON.stringify(m.info)); await m.dispose(); })`], { encoding: 'utf8' }).trim().split('\n').pop());
+const info = runs[types[0]][0].shape;
 const bytesPerEl = { f32: 4, f16: 2, q8_0: 34 / 32 };
 const rows = types.map((kv) => {
   return { kv, cache_mb: (o.ctx * info.nLayer * 2 * info.nEmbd * (info.nHeadKv / info.nHead) * bytesPerEl[kv]) / 2 ** 20,
