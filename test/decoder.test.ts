@@ -163,7 +163,7 @@ describe('KV cache', () => {
 describe('weight placement', () => {
   // mmap: false (the default) copies every weight into memory advised to huge pages; mmap: true computes the
   // plain-layout weights straight from the file mapping. Where the bytes live must not change a single logit
-  // (q8_0 stays in the plain layout on x86; q4_k is repacked for the CPU kernels in both cases)
+  // (matrices that the CPU kernels repack, q4_k for ggml's and q8_0 for ours, are copied in both cases)
   it.each(['q8_0', 'q4_k'] as const)('copied into huge pages and mapped from the file give identical logits (%s)', async (type) => {
     const file = await tinyLlamaPath(type);
     const run = async (mmap: boolean) => {
@@ -179,6 +179,45 @@ describe('weight placement', () => {
     expect(copied.tokens).toEqual(mapped.tokens);
     expect(copied.logits!.length).toBe(8);
     for (let i = 0; i < 8; i++) expect(maxAbsDiff(copied.logits![i], mapped.logits![i])).toBe(0);
+  }, 60_000);
+});
+
+describe("the engine's q8_0 CPU kernels (AVX512-VNNI)", () => {
+  // q8_0 matrices are repacked for native/src/q8_0_gemm.cpp unless LLAVA_RAD_CPU_KERNELS=ggml; the greedy
+  // cases above check them against llama.cpp, this one against ggml's own kernels in the same engine
+  it('give the logits of ggml\'s q8_0 kernels up to float summation order', async (ctx) => {
+    const file = await tinyLlamaPath('q8_0');
+    const run = async (kernels: string | undefined) => {
+      const saved = process.env.LLAVA_RAD_CPU_KERNELS;
+      if (kernels === undefined) delete process.env.LLAVA_RAD_CPU_KERNELS;
+      else process.env.LLAVA_RAD_CPU_KERNELS = kernels;
+      let m: LlamaModel | undefined;
+      try {
+        m = await loadModel({ model: file, threads: 2, contextSize: 256 });
+      } finally {
+        if (saved === undefined) delete process.env.LLAVA_RAD_CPU_KERNELS;
+        else process.env.LLAVA_RAD_CPU_KERNELS = saved;
+      }
+      try {
+        const out = await m.generate(PROMPTS[1], { maxTokens: 8, ignoreEos: true, keepLogits: true });
+        return { out, repacked: m.info.q8x16Matrices };
+      } finally {
+        await m.dispose();
+      }
+    };
+    const ggml = await run('ggml');
+    expect(ggml.repacked).toBe(0);
+    const ours = await run(undefined);
+    if (ours.repacked === 0) ctx.skip(); // a CPU without AVX512-VNNI: there is nothing else to compare
+    expect(ours.repacked).toBe(2 * 7 + 1); // 2 layers x (q, k, v, o, gate, up, down) + output
+    expect(ours.out.tokens).toEqual(ggml.out.tokens);
+    for (let i = 0; i < 8; i++) {
+      const a = ours.out.logits![i];
+      const b = ggml.out.logits![i];
+      const scale = Math.max(...Array.from(b, Math.abs));
+      const diff = maxAbsDiff(a, b);
+      expect(diff / scale).toBeLessThan(1e-4);
+    }
   }, 60_000);
 });
 

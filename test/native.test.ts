@@ -28,3 +28,11 @@ it('the C++ tests pass', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 }, 300_000);
+
+it("the engine's q8_0 AVX512-VNNI kernels match ggml's q8_0 product (C++; skipped on CPUs without them)", (ctx) => {
+  expect(existsSync(exe), `${exe} was not built`).toBe(true);
+  const r = spawnSync(exe, ['q8_0x16'], { encoding: 'utf8', timeout: 240_000 });
+  if (/^skip q8_0x16: products/m.test(r.stdout ?? '')) ctx.skip();
+  expect(r.stdout).toMatch(/^ok {3}q8_0x16: products equal ggml's/m);
+  expect(r.status, r.stdout).toBe(0);
+}, 300_000);

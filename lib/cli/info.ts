@@ -26,6 +26,7 @@ export function infoJson(info: ModelInfo, model: LlamaModel): Record<string, unk
     weight_type: info.weightType,
     n_params: info.nParams,
     weight_bytes: info.weightBytes,
+    q8x16_matrices: info.q8x16Matrices,
     context_size: model.contextSize,
   };
 }

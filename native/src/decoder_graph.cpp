@@ -1,5 +1,6 @@
 // LLaMA forward pass (the llama.cpp "llama" graph, op for op, so results match it bit for bit on the
-// same backend):
+// same backend; except that q8_0 matrices on a CPU with AVX512-VNNI go through q8_0_gemm.h's kernels,
+// whose block products equal ggml's but whose float sums run in another order):
 //
 //   x = embed(tokens) (+ injected embedding rows)
 //   for each layer:
@@ -11,8 +12,10 @@
 //       x = x + Wdown (silu(Wgate h) * Wup h)
 //   logits = Wout (rms_norm(x) * output_norm)      (only for the rows asked for)
 #include "decoder_graph.h"
+#include "q8_0_gemm.h"
 
 #include <cmath>
+#include <unordered_map>
 
 namespace lr {
 
@@ -45,6 +48,20 @@ ggml_tensor * hadamard(ggml_context * ctx, ggml_tensor * x, ggml_tensor * h) {
     ggml_mul_mat_set_hint(r, GGML_HINT_SRC0_IS_HADAMARD);
     return ggml_reshape_4d(ctx, r, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
 }
+
+// y = w x for a weight matrix w. Weights repacked for the q8_0 CPU kernels (q8_0_gemm.h) go through
+// them, and each activation is quantized once for all the weights that read it (q, k, v; gate, up).
+struct MatMul {
+    const DecoderModel & model;
+    std::unordered_map<ggml_tensor *, ggml_tensor *> quantized; // activation -> its q8_0 blocks
+
+    ggml_tensor * operator()(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x) {
+        if (!model.is_q8x16(w)) return ggml_mul_mat(ctx, w, x);
+        ggml_tensor *& xq = quantized[x];
+        if (!xq) xq = q8x16_quantize(ctx, x);
+        return q8x16_mul_quantized(ctx, w, xq);
+    }
+};
 
 } // namespace
 
@@ -119,15 +136,16 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
     }
 
     // ---- layers -----------------------------------------------------------------------------------
+    MatMul matmul{model, {}};
     for (int il = 0; il < hp.n_layer; il++) {
         const LayerWeights & L = model.layers[(size_t) il];
         ggml_tensor * residual = x;
 
         ggml_tensor * h = rms_norm(ctx, x, L.attn_norm, hp.rms_eps); // [n_embd, n_tokens]
 
-        ggml_tensor * q = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, L.wq, h), head_dim, n_head, n_tokens);
-        ggml_tensor * k = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, L.wk, h), head_dim, n_head_kv, n_tokens);
-        ggml_tensor * v = ggml_reshape_3d(ctx, ggml_mul_mat(ctx, L.wv, h), head_dim, n_head_kv, n_tokens);
+        ggml_tensor * q = ggml_reshape_3d(ctx, matmul(ctx, L.wq, h), head_dim, n_head, n_tokens);
+        ggml_tensor * k = ggml_reshape_3d(ctx, matmul(ctx, L.wk, h), head_dim, n_head_kv, n_tokens);
+        ggml_tensor * v = ggml_reshape_3d(ctx, matmul(ctx, L.wv, h), head_dim, n_head_kv, n_tokens);
         q = rope(ctx, q, in.pos, hp); // [head_dim, n_head, n_tokens]
         k = rope(ctx, k, in.pos, hp); // [head_dim, n_head_kv, n_tokens]
         if (in.k_rot) {
@@ -183,7 +201,7 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
         }
         ggml_build_forward_expand(gf, attn);
         if (in.v_rot) attn = hadamard(ctx, attn, in.v_rot); // undo V's rotation
-        attn = ggml_mul_mat(ctx, L.wo, attn); // [n_embd, n_tokens]
+        attn = matmul(ctx, L.wo, attn); // [n_embd, n_tokens]
 
         if (il == hp.n_layer - 1) {
             // only the rows whose logits are wanted go on
@@ -194,14 +212,14 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
 
         residual = x;
         h = rms_norm(ctx, x, L.ffn_norm, hp.rms_eps);
-        ggml_tensor * up   = ggml_mul_mat(ctx, L.ffn_up, h);   // [n_ff, rows]
-        ggml_tensor * gate = ggml_mul_mat(ctx, L.ffn_gate, h); // [n_ff, rows]
+        ggml_tensor * up   = matmul(ctx, L.ffn_up, h);   // [n_ff, rows]
+        ggml_tensor * gate = matmul(ctx, L.ffn_gate, h); // [n_ff, rows]
         ggml_tensor * act  = ggml_swiglu_split(ctx, gate, up); // silu(gate) * up
-        x = ggml_add(ctx, ggml_mul_mat(ctx, L.ffn_down, act), residual);
+        x = ggml_add(ctx, matmul(ctx, L.ffn_down, act), residual);
     }
 
     x = rms_norm(ctx, x, model.output_norm, hp.rms_eps);
-    in.logits = ggml_mul_mat(ctx, model.output, x); // [n_vocab, n_outputs]
+    in.logits = matmul(ctx, model.output, x); // [n_vocab, n_outputs]
     ggml_set_name(in.logits, "result_output");
     ggml_set_output(in.logits);
     ggml_build_forward_expand(gf, in.logits);

@@ -1,6 +1,8 @@
 #include "decoder_model.h"
 #include "status.h"
 
+#include <cstdlib>
+
 namespace lr {
 
 DecoderModel::~DecoderModel() = default;
@@ -47,10 +49,14 @@ void DecoderModel::place_weights(bool use_mmap) {
         decls.push_back({p + "ffn_up.weight",      {E, F},  U::MatMul, &L.ffn_up});
         decls.push_back({p + "ffn_down.weight",    {F, E},  U::MatMul, &L.ffn_down});
     }
-    weights_.place(*gguf, backends, decls, use_mmap);
+    // LLAVA_RAD_CPU_KERNELS=ggml keeps every matrix in ggml's own layout and kernels (for comparisons)
+    const char * kernels = std::getenv("LLAVA_RAD_CPU_KERNELS");
+    const bool repack_q8 = !(kernels && std::string(kernels) == "ggml");
+    weights_.place(*gguf, backends, decls, use_mmap, repack_q8);
     if (tied) output = tok_embd;
     n_params = weights_.n_params;
     weight_bytes = weights_.bytes;
+    n_q8x16 = weights_.n_q8x16();
     weight_type = weights_.main_type;
 }
 

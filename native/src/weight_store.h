@@ -10,6 +10,7 @@
 #include "ggml-backend.h"
 
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace lr {
@@ -37,7 +38,13 @@ public:
     ~WeightStore();
 
     // Checks every declared tensor (presence, shape, type) and places it. Throws lr::Error.
-    void place(const GgufFile & gguf, const Backends & backends, const std::vector<WeightDecl> & decls, bool use_mmap);
+    // repack_q8: on a CPU-only run with copied weights (no mmap) and a CPU with AVX512-VNNI, q8_0 matrices
+    // of a suitable shape are repacked for q8_0_gemm.h's kernels; is_q8x16() then names them.
+    void place(const GgufFile & gguf, const Backends & backends, const std::vector<WeightDecl> & decls, bool use_mmap,
+               bool repack_q8 = false);
+
+    bool is_q8x16(const ggml_tensor * t) const { return q8x16_.count(t) != 0; }
+    int32_t n_q8x16() const { return (int32_t) q8x16_.size(); }
 
     int64_t n_params = 0;
     int64_t bytes = 0;
@@ -46,6 +53,7 @@ public:
 private:
     std::vector<ggml_context *> contexts_;
     std::vector<ggml_backend_buffer_t> buffers_;
+    std::unordered_set<const ggml_tensor *> q8x16_;
 };
 
 } // namespace lr
