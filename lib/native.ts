@@ -36,10 +36,10 @@ export interface NativeModelInfo {
   nParams: number;
   weightBytes: number;
   /**
-   * q8_0 matrices repacked for the engine's own AVX512-VNNI kernels (CPU-only runs on CPUs that have
-   * them); 0 when every matrix uses ggml's kernels (other types, GPU runs, LLAVA_RAD_CPU_KERNELS=ggml)
+   * q8_0 and q6_K matrices repacked for the engine's own AVX512-VNNI kernels (CPU-only runs on CPUs that
+   * have them); 0 when every matrix uses ggml's kernels (other types, GPU runs, LLAVA_RAD_CPU_KERNELS=ggml)
    */
-  q8x16Matrices: number;
+  vnniMatrices: number;
 }
 
 export interface NativeModelParams {

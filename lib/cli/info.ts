@@ -26,7 +26,7 @@ export function infoJson(info: ModelInfo, model: LlamaModel): Record<string, unk
     weight_type: info.weightType,
     n_params: info.nParams,
     weight_bytes: info.weightBytes,
-    q8x16_matrices: info.q8x16Matrices,
+    vnni_matrices: info.vnniMatrices,
     context_size: model.contextSize,
   };
 }

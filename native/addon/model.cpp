@@ -101,7 +101,7 @@ Napi::Object model_info_object(Napi::Env env, const lr_model_info & mi) {
     o.Set("weightType", mi.weight_type);
     o.Set("nParams", (double) mi.n_params);
     o.Set("weightBytes", (double) mi.weight_bytes);
-    o.Set("q8x16Matrices", mi.n_q8x16);
+    o.Set("vnniMatrices", mi.n_vnni);
     return o;
 }
 

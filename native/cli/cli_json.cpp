@@ -110,7 +110,7 @@ std::string model_info_json(const lr_model_info & mi, const std::string & path, 
     num("weight_type", mi.weight_type);
     num("n_params", (double) mi.n_params);
     num("weight_bytes", (double) mi.weight_bytes);
-    num("q8x16_matrices", mi.n_q8x16);
+    num("vnni_matrices", mi.n_vnni);
     if (ctx_size > 0) num("context_size", ctx_size);
     return o + "}";
 }

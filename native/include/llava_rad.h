@@ -91,7 +91,7 @@ typedef struct lr_model_info {
     int32_t weight_type;      /* ggml type of most weights (ggml_type enum value) */
     int64_t n_params;
     int64_t weight_bytes;
-    int32_t n_q8x16;          /* q8_0 matrices repacked for the engine's AVX512-VNNI CPU kernels (0: ggml's) */
+    int32_t n_vnni;           /* q8_0/q6_K matrices repacked for the engine's AVX512-VNNI CPU kernels (0: ggml's) */
 } lr_model_info;
 
 lr_status lr_model_get_info(const lr_model * model, lr_model_info * out_info);

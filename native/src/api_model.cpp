@@ -83,7 +83,7 @@ lr_status lr_model_get_info(const lr_model * model, lr_model_info * out) {
         out->weight_type = (int32_t) m.weight_type;
         out->n_params = m.n_params;
         out->weight_bytes = m.weight_bytes;
-        out->n_q8x16 = m.n_q8x16;
+        out->n_vnni = m.n_vnni;
     });
 }
 

@@ -1,6 +1,6 @@
 // LLaMA forward pass (the llama.cpp "llama" graph, op for op, so results match it bit for bit on the
-// same backend; except that q8_0 matrices on a CPU with AVX512-VNNI go through q8_0_gemm.h's kernels,
-// whose block products equal ggml's but whose float sums run in another order):
+// same backend; except that q8_0 and q6_K matrices on a CPU with AVX512-VNNI go through vnni_matmul.h's
+// kernels, whose block products equal ggml's but whose float sums run in another order):
 //
 //   x = embed(tokens) (+ injected embedding rows)
 //   for each layer:
@@ -12,10 +12,11 @@
 //       x = x + Wdown (silu(Wgate h) * Wup h)
 //   logits = Wout (rms_norm(x) * output_norm)      (only for the rows asked for)
 #include "decoder_graph.h"
-#include "q8_0_gemm.h"
+#include "vnni_matmul.h"
 
 #include <cmath>
-#include <unordered_map>
+#include <map>
+#include <utility>
 
 namespace lr {
 
@@ -49,17 +50,19 @@ ggml_tensor * hadamard(ggml_context * ctx, ggml_tensor * x, ggml_tensor * h) {
     return ggml_reshape_4d(ctx, r, x->ne[0], x->ne[1], x->ne[2], x->ne[3]);
 }
 
-// y = w x for a weight matrix w. Weights repacked for the q8_0 CPU kernels (q8_0_gemm.h) go through
-// them, and each activation is quantized once for all the weights that read it (q, k, v; gate, up).
+// y = w x for a weight matrix w. Weights repacked for the VNNI CPU kernels (vnni_matmul.h) go through
+// them, and each activation is quantized once per layout for all the weights that read it (q, k, v;
+// gate, up).
 struct MatMul {
     const DecoderModel & model;
-    std::unordered_map<ggml_tensor *, ggml_tensor *> quantized; // activation -> its q8_0 blocks
+    std::map<std::pair<ggml_tensor *, VnniLayout>, ggml_tensor *> quantized; // (activation, layout) -> blocks
 
     ggml_tensor * operator()(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x) {
-        if (!model.is_q8x16(w)) return ggml_mul_mat(ctx, w, x);
-        ggml_tensor *& xq = quantized[x];
-        if (!xq) xq = q8x16_quantize(ctx, x);
-        return q8x16_mul_quantized(ctx, w, xq);
+        const VnniLayout layout = model.vnni_layout(w);
+        if (layout == VnniLayout::None) return ggml_mul_mat(ctx, w, x);
+        ggml_tensor *& xq = quantized[{x, layout}];
+        if (!xq) xq = vnni_quantize(ctx, layout, x);
+        return vnni_mul_quantized(ctx, layout, w, xq);
     }
 };
 

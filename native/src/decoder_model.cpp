@@ -51,12 +51,12 @@ void DecoderModel::place_weights(bool use_mmap) {
     }
     // LLAVA_RAD_CPU_KERNELS=ggml keeps every matrix in ggml's own layout and kernels (for comparisons)
     const char * kernels = std::getenv("LLAVA_RAD_CPU_KERNELS");
-    const bool repack_q8 = !(kernels && std::string(kernels) == "ggml");
-    weights_.place(*gguf, backends, decls, use_mmap, repack_q8);
+    const bool vnni = !(kernels && std::string(kernels) == "ggml");
+    weights_.place(*gguf, backends, decls, use_mmap, vnni);
     if (tied) output = tok_embd;
     n_params = weights_.n_params;
     weight_bytes = weights_.bytes;
-    n_q8x16 = weights_.n_q8x16();
+    n_vnni = weights_.n_vnni();
     weight_type = weights_.main_type;
 }
 

@@ -43,7 +43,7 @@ struct DecoderModel {
     ggml_type weight_type = GGML_TYPE_F32; // type of most matrix weights
     int64_t n_params = 0;
     int64_t weight_bytes = 0;
-    int32_t n_q8x16 = 0; // matrices repacked for q8_0_gemm.h's kernels
+    int32_t n_vnni = 0; // matrices repacked for vnni_matmul.h's kernels
 
     DecoderModel() = default;
     DecoderModel(const DecoderModel &) = delete;
@@ -53,8 +53,9 @@ struct DecoderModel {
     // Opens, validates and loads. Throws lr::Error.
     static std::unique_ptr<DecoderModel> load(const std::string & path, const lr_model_params & params);
 
-    // weights repacked for the q8_0 CPU kernels (q8_0_gemm.h): the graph multiplies them with those
-    bool is_q8x16(const ggml_tensor * w) const { return weights_.is_q8x16(w); }
+    // the layout of a weight repacked for the VNNI CPU kernels (vnni_matmul.h), or None: the graph
+    // multiplies repacked weights with those kernels
+    VnniLayout vnni_layout(const ggml_tensor * w) const { return weights_.vnni_layout(w); }
 
 private:
     WeightStore weights_;

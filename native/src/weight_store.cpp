@@ -2,7 +2,6 @@
 #include "status.h"
 
 #include "host_buffer.h"
-#include "q8_0_gemm.h"
 
 #include "ggml-cpu.h"
 
@@ -82,7 +81,7 @@ WeightStore::~WeightStore() {
 }
 
 void WeightStore::place(const GgufFile & gguf, const Backends & backends, const std::vector<WeightDecl> & decls, bool use_mmap,
-                        bool repack_q8) {
+                        bool vnni) {
     // candidate buffer types per use, best first
     ggml_backend_dev_t cpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (!cpu_dev) fail(LR_ERR_BACKEND, "no CPU device");
@@ -107,11 +106,11 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
     embed.push_back({cpu_dev, cpu_buft});
 
     // check every tensor, choose its buffer type
-    struct Placed { const WeightDecl * decl; const GgufTensor * src; ggml_backend_buffer_type_t buft; bool q8x16; };
-    // q8_0 matrices repacked for q8_0_gemm.h's kernels get their own (copied) CPU buffer, mmap or not,
-    // as ggml's repacking buffer types do
-    const bool q8x16_on = repack_q8 && !backends.gpu && q8x16_cpu_supported();
-    ggml_backend_buffer_type_t q8x16_buft = backends.buffer_type(backends.cpu);
+    struct Placed { const WeightDecl * decl; const GgufTensor * src; ggml_backend_buffer_type_t buft; VnniLayout vnni; };
+    // matrices repacked for vnni_matmul.h's kernels get their own (copied) CPU buffer, mmap or not, as
+    // ggml's repacking buffer types do
+    const bool vnni_on = vnni && !backends.gpu && vnni_cpu_supported();
+    ggml_backend_buffer_type_t vnni_buft = backends.buffer_type(backends.cpu);
     std::vector<Placed> placed;
     std::map<ggml_type, int64_t> type_bytes;
     for (const WeightDecl & d : decls) {
@@ -131,9 +130,9 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
             fail(LR_ERR_UNSUPPORTED, format("%s: tensor '%s' of type %s cannot be used by the %s backend",
                 gguf.path().c_str(), d.name.c_str(), ggml_type_name(t.type), backends.name().c_str()));
         }
-        const bool q8x16 = q8x16_on && chosen == cpu_buft && d.use == WeightUse::MatMul && t.type == GGML_TYPE_Q8_0 &&
-                           t.n_dims == 2 && q8x16_shape_ok(t.ne[0], t.ne[1]);
-        placed.push_back({&d, &t, q8x16 ? q8x16_buft : chosen, q8x16});
+        const VnniLayout layout = vnni_on && chosen == cpu_buft && d.use == WeightUse::MatMul && t.n_dims == 2
+                                      ? vnni_layout_for(t.type, t.ne[0], t.ne[1]) : VnniLayout::None;
+        placed.push_back({&d, &t, layout != VnniLayout::None ? vnni_buft : chosen, layout});
         n_params += t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
         bytes += (int64_t) t.nbytes;
         if (d.use == WeightUse::MatMul) type_bytes[t.type] += (int64_t) t.nbytes;
@@ -177,15 +176,15 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
             }
             buffers_.push_back(buf);
             // the CPU's repacking buffer types allocate their own memory: advised before it is written
-            if (g.first != cpu_buft && g.first != q8x16_buft && ggml_backend_buft_get_device(g.first) == cpu_dev) {
+            if (g.first != cpu_buft && g.first != vnni_buft && ggml_backend_buft_get_device(g.first) == cpu_dev) {
                 advise_huge_pages(buf);
             }
             for (auto & pt : g.second) {
                 ggml_tensor * t = pt.second;
                 ggml_backend_tensor_set(t, pt.first->src->data, 0, pt.first->src->nbytes);
-                if (pt.first->q8x16) {
-                    q8x16_repack(t->data, t->ne[0], t->ne[1]);
-                    q8x16_.insert(t);
+                if (pt.first->vnni != VnniLayout::None) {
+                    vnni_repack(pt.first->vnni, t->data, t->ne[0], t->ne[1]);
+                    vnni_[t] = pt.first->vnni;
                 }
                 // copied (repacked, or into device / non-mapped memory): its mapped pages are not read again
                 gguf.release(pt.first->src->data, pt.first->src->nbytes);

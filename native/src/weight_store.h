@@ -5,12 +5,13 @@
 
 #include "backend.h"
 #include "gguf_file.h"
+#include "vnni_matmul.h"
 
 #include "ggml.h"
 #include "ggml-backend.h"
 
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 namespace lr {
@@ -38,13 +39,16 @@ public:
     ~WeightStore();
 
     // Checks every declared tensor (presence, shape, type) and places it. Throws lr::Error.
-    // repack_q8: on a CPU-only run with copied weights (no mmap) and a CPU with AVX512-VNNI, q8_0 matrices
-    // of a suitable shape are repacked for q8_0_gemm.h's kernels; is_q8x16() then names them.
+    // vnni: on a CPU-only run on a CPU with AVX512-VNNI, q8_0 and q6_K matrices of a suitable shape are
+    // copied (mmap or not) and repacked for vnni_matmul.h's kernels; vnni_layout() then names their layout.
     void place(const GgufFile & gguf, const Backends & backends, const std::vector<WeightDecl> & decls, bool use_mmap,
-               bool repack_q8 = false);
+               bool vnni = false);
 
-    bool is_q8x16(const ggml_tensor * t) const { return q8x16_.count(t) != 0; }
-    int32_t n_q8x16() const { return (int32_t) q8x16_.size(); }
+    VnniLayout vnni_layout(const ggml_tensor * t) const {
+        auto it = vnni_.find(t);
+        return it == vnni_.end() ? VnniLayout::None : it->second;
+    }
+    int32_t n_vnni() const { return (int32_t) vnni_.size(); }
 
     int64_t n_params = 0;
     int64_t bytes = 0;
@@ -53,7 +57,7 @@ public:
 private:
     std::vector<ggml_context *> contexts_;
     std::vector<ggml_backend_buffer_t> buffers_;
-    std::unordered_set<const ggml_tensor *> q8x16_;
+    std::unordered_map<const ggml_tensor *, VnniLayout> vnni_;
 };
 
 } // namespace lr

@@ -1,0 +1,170 @@
+// vnni_matmul.h's kernels against ggml's own products (q8_0: llamafile's tinyBLAS for many columns, vec_dot
+// for one; q6_K: vec_dot with q8_K activations): same inputs, results equal up to float summation order.
+// The repacking is checked against ggml's dequantizers.
+#include "harness.h"
+#include "vnni_matmul.h"
+
+#include "ggml.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Result { std::vector<float> ggml, ours; };
+
+std::vector<float> normal_values(size_t n, float stddev, std::mt19937 & rng) {
+    std::normal_distribution<float> normal(0.0f, stddev);
+    std::vector<float> v(n);
+    for (float & x : v) x = normal(rng);
+    return v;
+}
+
+// y = w x for a random w [k, m] of `type` and f32 x [k, n], once through ggml_mul_mat and once repacked
+Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int threads, uint32_t seed) {
+    std::mt19937 rng(seed);
+    const std::vector<float> wf = normal_values((size_t) (k * m), 0.05f, rng);
+    std::vector<float> xf = normal_values((size_t) (k * n), 1.0f, rng);
+    for (int64_t i = 0; i < 256 && n > 1 && i < k; i++) xf[(size_t) (k + i)] = 0.0f; // all-zero blocks: scale 0
+    const size_t wbytes = ggml_row_size(type, k) * (size_t) m;
+    std::vector<uint8_t> wq(wbytes);
+    ggml_quantize_chunk(type, wf.data(), wq.data(), 0, m, k, nullptr);
+    const lr::VnniLayout layout = lr::vnni_layout_for(type, k, m);
+    CHECK(layout != lr::VnniLayout::None);
+
+    ggml_backend_t cpu = ggml_backend_cpu_init();
+    ggml_backend_cpu_set_n_threads(cpu, threads);
+    Result r;
+    for (int ours = 0; ours < 2; ours++) {
+        ggml_init_params ip = { 16 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
+        ggml_context * ctx = ggml_init(ip);
+        ggml_tensor * w = ggml_new_tensor_2d(ctx, type, k, m);
+        ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, n);
+        ggml_tensor * y = ours ? lr::vnni_mul_quantized(ctx, layout, w, lr::vnni_quantize(ctx, layout, x)) : ggml_mul_mat(ctx, w, x);
+        ggml_cgraph * gf = ggml_new_graph(ctx);
+        ggml_build_forward_expand(gf, y);
+        ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
+        std::vector<uint8_t> wdata = wq;
+        if (ours) lr::vnni_repack(layout, wdata.data(), k, m);
+        ggml_backend_tensor_set(w, wdata.data(), 0, wbytes);
+        ggml_backend_tensor_set(x, xf.data(), 0, xf.size() * sizeof(float));
+        CHECK(ggml_backend_graph_compute(cpu, gf) == GGML_STATUS_SUCCESS);
+        std::vector<float> & out = ours ? r.ours : r.ggml;
+        out.resize((size_t) (m * n));
+        ggml_backend_tensor_get(y, out.data(), 0, out.size() * sizeof(float));
+        ggml_backend_buffer_free(buf);
+        ggml_free(ctx);
+    }
+    ggml_backend_free(cpu);
+    return r;
+}
+
+struct Shape { int64_t k, m, n; int threads; };
+
+void check_products(ggml_type type, const std::vector<Shape> & shapes) {
+    uint32_t seed = 1;
+    for (const Shape & s : shapes) {
+        const Result r = both_products(type, s.k, s.m, s.n, s.threads, seed++);
+        double max_diff = 0.0, max_abs = 0.0;
+        for (size_t i = 0; i < r.ggml.size(); i++) {
+            max_diff = std::fmax(max_diff, std::fabs((double) r.ggml[i] - (double) r.ours[i]));
+            max_abs = std::fmax(max_abs, std::fabs((double) r.ggml[i]));
+        }
+        const std::string what = std::string(ggml_type_name(type)) + " k=" + std::to_string(s.k) + " m=" + std::to_string(s.m) +
+                                 " n=" + std::to_string(s.n) + ": max |ggml - ours| " + std::to_string(max_diff) +
+                                 " for values up to " + std::to_string(max_abs);
+        CHECK_MSG(max_abs > 0.1, what); // the product is not trivially zero
+        CHECK_MSG(max_diff <= 2e-6 * max_abs * std::sqrt((double) s.k), what);
+    }
+}
+
+} // namespace
+
+TEST("vnni: which matrices are repacked") {
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q8_0, 4096, 11008) == lr::VnniLayout::Q8_0x16);
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q8_0, 1024, 32000) == lr::VnniLayout::Q8_0x16);
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q6_K, 11008, 4096) == lr::VnniLayout::Q6_Kx16);
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q8_0, 1000, 32) == lr::VnniLayout::None); // q8_0 rows: k % 32 == 0
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q6_K, 4096 + 32, 32) == lr::VnniLayout::None); // q6_K rows: k % 256 == 0
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q8_0, 1024, 40) == lr::VnniLayout::None);  // panels of 16 rows
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q4_K, 4096, 4096) == lr::VnniLayout::None);
+    CHECK(lr::vnni_layout_for(GGML_TYPE_F16, 4096, 4096) == lr::VnniLayout::None);
+    CHECK(lr::vnni_layout_for(GGML_TYPE_Q8_0, 0, 16) == lr::VnniLayout::None);
+}
+
+TEST("vnni: q8_0 products equal ggml's up to float summation order") {
+    if (!lr::vnni_cpu_supported()) SKIP("this CPU lacks AVX512-VNNI: the engine uses ggml's kernels here");
+    // every column-tile width 1..16 and beyond, one and several panels, 1 to 3 threads (uneven splits)
+    check_products(GGML_TYPE_Q8_0, {
+        {32, 16, 1, 1}, {64, 32, 3, 1}, {256, 48, 7, 3}, {256, 64, 16, 2}, {512, 16, 17, 3},
+        {96, 80, 33, 2}, {1024, 128, 100, 2}, {2816, 64, 5, 3}, {1024, 2000, 1, 2},
+    });
+}
+
+TEST("vnni: q6_K products equal ggml's up to float summation order") {
+    if (!lr::vnni_cpu_supported()) SKIP("this CPU lacks AVX512-VNNI: the engine uses ggml's kernels here");
+    // column tiles of 1..8 and beyond, one and several super-blocks and panels, uneven thread splits
+    check_products(GGML_TYPE_Q6_K, {
+        {256, 16, 1, 1}, {256, 32, 3, 1}, {512, 48, 7, 3}, {256, 64, 8, 2}, {768, 16, 9, 3},
+        {1024, 80, 33, 2}, {2816, 32, 5, 2}, {1024, 2000, 1, 2}, {4096, 64, 20, 2},
+    });
+}
+
+TEST("vnni: repacked q8_0 is a permutation of the bytes (quants offset by 128)") {
+    const int64_t k = 64, m = 32;
+    std::vector<uint8_t> q8(ggml_row_size(GGML_TYPE_Q8_0, k) * m);
+    for (size_t i = 0; i < q8.size(); i++) q8[i] = (uint8_t) (i * 37 + 11);
+    std::vector<uint8_t> packed = q8;
+    lr::vnni_repack(lr::VnniLayout::Q8_0x16, packed.data(), k, m);
+    // row r, value i of block b: quant at q8 offset (r * 2 + b) * 34 + 2 + i
+    const int64_t panel_bytes = 2 * 16 * 34;
+    for (int64_t r = 0; r < m; r++) {
+        for (int64_t b = 0; b < 2; b++) {
+            const uint8_t * blk = q8.data() + (r * 2 + b) * 34;
+            const uint8_t * panel = packed.data() + (r / 16) * panel_bytes;
+            // scale: after the panel's 2 * 512 quant bytes, 16 fp16 per block
+            CHECK(panel[2 * 512 + b * 32 + (r % 16) * 2] == blk[0] && panel[2 * 512 + b * 32 + (r % 16) * 2 + 1] == blk[1]);
+            for (int64_t i = 0; i < 32; i++) {
+                const uint8_t got = panel[b * 512 + (i / 4) * 64 + (r % 16) * 4 + i % 4];
+                CHECK(got == (uint8_t) (blk[2 + i] ^ 0x80));
+            }
+        }
+    }
+}
+
+TEST("vnni: repacked q6_K holds ggml's dequantized values") {
+    const int64_t k = 512, m = 32, nsb = k / 256;
+    std::mt19937 rng(7);
+    const std::vector<float> wf = normal_values((size_t) (k * m), 1.0f, rng);
+    std::vector<uint8_t> q6(ggml_row_size(GGML_TYPE_Q6_K, k) * m);
+    ggml_quantize_chunk(GGML_TYPE_Q6_K, wf.data(), q6.data(), 0, m, k, nullptr);
+    std::vector<float> ref((size_t) (k * m));
+    ggml_get_type_traits(GGML_TYPE_Q6_K)->to_float(q6.data(), ref.data(), k * m);
+    std::vector<uint8_t> packed = q6;
+    lr::vnni_repack(lr::VnniLayout::Q6_Kx16, packed.data(), k, m);
+    // the layout documented in vnni_matmul.h, read back value by value
+    const int64_t panel_bytes = 16 * nsb * 210;
+    int mismatches = 0;
+    for (int64_t r = 0; r < m; r++) {
+        const uint8_t * panel = packed.data() + (r / 16) * panel_bytes;
+        const int8_t * scales = (const int8_t *) (panel + nsb * 3072);
+        const uint8_t * ds = panel + nsb * (3072 + 256);
+        for (int64_t v = 0; v < k; v++) {
+            const int64_t s = v / 256, j = (v % 256) / 16, u = (v % 16) / 4, i = v % 4, lane = (r % 16) * 4 + i;
+            const uint8_t * sub = panel + s * 3072 + j * 192;
+            const int lo = (sub[(u / 2) * 64 + lane] >> (4 * (u % 2))) & 0x0F;
+            const int hi = (sub[128 + lane] >> (2 * u)) & 3;
+            uint16_t d16;
+            std::memcpy(&d16, ds + s * 32 + (r % 16) * 2, sizeof(d16));
+            const float value = ggml_fp16_to_fp32(d16) * (float) scales[s * 256 + j * 16 + (r % 16)] * (float) ((lo | (hi << 4)) - 32);
+            mismatches += value != ref[(size_t) (r * k + v)];
+        }
+    }
+    CHECK_MSG(mismatches == 0, std::to_string(mismatches) + " values differ from ggml's dequantization");
+}
