@@ -182,17 +182,18 @@ describe('weight placement', () => {
   }, 60_000);
 });
 
-describe("the engine's q8_0 and q6_K CPU kernels (AVX512-VNNI)", () => {
-  // q8_0 and q6_K matrices are repacked for native/src/vnni_matmul.cpp unless LLAVA_RAD_CPU_KERNELS=ggml:
-  // checked here against llama.cpp's greedy tokens and against ggml's own kernels in the same engine.
+describe("the engine's q8_0, q6_K and q4_K CPU kernels (AVX512-VNNI)", () => {
+  // q8_0 and q6_K matrices are repacked for native/src/vnni_matmul.cpp, and prompts meet q4_K matrices in
+  // ggml's repacked blocks there, unless LLAVA_RAD_CPU_KERNELS=ggml: checked here against llama.cpp's
+  // greedy tokens and against ggml's own kernels in the same engine.
   // Each product equals ggml's up to float summation order (the C++ test checks that to ~1e-6), but a
   // one-ulp difference can flip the rounding of an activation when the next matrix quantizes it (q8_K:
   // one scale per 256 values), which moves logits by a quantization step: ~1e-2 of the largest logit in
   // this random model. A wrong kernel moves them by the order of the logits themselves.
   const dir = mkdtempSync(path.join(tmpdir(), 'llava-rad-vnni-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const modelFile = async (type: 'q8_0' | 'q6_k') => {
-    if (type === 'q8_0') return tinyLlamaPath('q8_0');
+  const modelFile = async (type: 'q8_0' | 'q6_k' | 'q4_k') => {
+    if (type !== 'q6_k') return tinyLlamaPath(type);
     const file = path.join(dir, 'q6_k.gguf');
     await makeTinyLlama({
       path: file,
@@ -220,7 +221,7 @@ describe("the engine's q8_0 and q6_K CPU kernels (AVX512-VNNI)", () => {
     }
   };
 
-  it.each(['q8_0', 'q6_k'] as const)('%s: llama.cpp\'s greedy tokens, and the logits of ggml\'s kernels up to activation rounding', async (type, ctx) => {
+  it.each(['q8_0', 'q6_k', 'q4_k'] as const)('%s: llama.cpp\'s greedy tokens, and the logits of ggml\'s kernels up to activation rounding', async (type, ctx) => {
     const file = await modelFile(type);
     const ggml = await run(file, 'ggml');
     expect(ggml.repacked).toBe(0);

@@ -29,11 +29,12 @@ it('the C++ tests pass', async () => {
   }
 }, 300_000);
 
-it("the engine's AVX512-VNNI kernels match ggml's q8_0 and q6_K products (C++; skipped on CPUs without them)", (ctx) => {
+it("the engine's AVX512-VNNI kernels match ggml's q8_0, q6_K and q4_K products (C++; skipped on CPUs without them)", (ctx) => {
   expect(existsSync(exe), `${exe} was not built`).toBe(true);
   const r = spawnSync(exe, ['vnni: '], { encoding: 'utf8', timeout: 240_000 });
   if (/^skip vnni: q8_0 products/m.test(r.stdout ?? '')) ctx.skip();
   expect(r.stdout).toMatch(/^ok {3}vnni: q8_0 products equal ggml's/m);
   expect(r.stdout).toMatch(/^ok {3}vnni: q6_K products equal ggml's/m);
+  expect(r.stdout).toMatch(/^ok {3}vnni: q4_K products .* equal ggml's/m);
   expect(r.status, r.stdout).toBe(0);
 }, 300_000);

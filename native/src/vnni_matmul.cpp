@@ -42,6 +42,45 @@ struct BlockQ6K {
 };
 static_assert(sizeof(BlockQ6K) == 210, "q6_K block layout");
 
+struct BlockQ4K {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t  scales[12];   // 8 scales and 8 mins of 6 bits
+    uint8_t  qs[kQK / 2];  // chunk c of 64 values: byte 32c + l holds values 64c + l (low) and 64c + 32 + l (high)
+};
+static_assert(sizeof(BlockQ4K) == 144, "q4_K block layout");
+
+// ggml's block_q4_Kx8 (ggml-cpu/repack.h): 8 rows of one q4_K super-block, quants interleaved 8 bytes at a
+// time (byte 64g + 8r + b is byte 8g + b of row r), scales regrouped per sub-block (q4kx8_scales)
+constexpr int64_t kQ4Rows = 8;
+struct BlockQ4Kx8 {
+    uint16_t d[kQ4Rows];
+    uint16_t dmin[kQ4Rows];
+    uint8_t  scales[12 * kQ4Rows];
+    uint8_t  qs[kQK * kQ4Rows / 2];
+};
+static_assert(sizeof(BlockQ4Kx8) == 1152, "ggml block_q4_Kx8 layout");
+constexpr int64_t kQ4Subs = kQK / 32; // sub-blocks of 32 values, each with a scale and a min
+
+// scale and min of sub-block j of a q4_K block (as ggml's get_scale_min_k4)
+void q4k_scale_min(const uint8_t * q, int j, uint8_t & sc, uint8_t & mn) {
+    if (j < 4) {
+        sc = q[j] & 63;
+        mn = q[j + 4] & 63;
+    } else {
+        sc = (uint8_t) ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+        mn = (uint8_t) ((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+// the scales and mins of the 8 rows of a block_q4_Kx8: its 12 bytes per sub-block j hold the 8 rows'
+// values packed as q4_K packs the 8 sub-blocks of one row
+void q4kx8_scales(const BlockQ4Kx8 & b, uint8_t sc[kQ4Subs][kQ4Rows], uint8_t mn[kQ4Subs][kQ4Rows]) {
+    for (int j = 0; j < kQ4Subs; j++) {
+        for (int r = 0; r < kQ4Rows; r++) q4k_scale_min(b.scales + 12 * j, r, sc[j][r], mn[j][r]);
+    }
+}
+
 // quant v (0..63) of a q6_K super-block, as ggml's dequantize_row_q6_K reads it
 int q6_value(const BlockQ6K & b, int64_t v) {
     const int64_t half = v / 128, w = v % 128, t = w / 32, l = w % 32;
@@ -79,17 +118,21 @@ struct BlockX8 {
 static_assert(sizeof(BlockX8) == 40, "activation block layout");
 
 // a q8_K super-block as ggml's quantize_row_q8_K_ref makes it; corr[s] = -32 * sum(q of sub-block s)
-// applies q6_K's offset of 32 (its values are q - 32)
+// applies q6_K's offset of 32 (its values are q - 32); bs_a and bs_b hold the sums of q over the 8
+// sub-blocks of 32 that q4_K's mins multiply, in the order of its kernel's lanes: 0, 1, 4, 5 and 2, 3, 6, 7
 struct BlockXK {
     int8_t  q[kQK];
     int32_t corr[kQ6Subs];
     float   d;
+    int16_t bs_a[4];
+    int16_t bs_b[4];
     int32_t pad[3];
 };
-static_assert(sizeof(BlockXK) == 336, "activation super-block layout");
+static_assert(sizeof(BlockXK) == 352, "activation super-block layout");
 
 constexpr int kMaxColsQ8 = 16; // columns per register tile: 16 accumulators + 8 weight quads + scales
 constexpr int kMaxColsQ6 = 8;  // 8 float + 8 integer accumulators + 4 weight quads + scales
+constexpr int kMaxColsQ4 = 8;  // 8 integer accumulators + 8 unpacked weight registers
 
 #if LR_VNNI_X86
 #define LR_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
@@ -126,20 +169,27 @@ LR_VNNI void quantize_q8_K(const float * x, BlockXK * out) {
         if (ax > amax) { amax = ax; max = x[j]; }
     }
     if (!(amax > 0.0f)) {
-        std::memset(out, 0, sizeof(*out));
+        std::memset(out, 0, sizeof(*out)); // d = 0, all quants and sums 0
         return;
     }
     const float iscale = -127.f / max;
     const __m512 mul = _mm512_set1_ps(iscale);
     const __m512i top = _mm512_set1_epi32(127);
+    int32_t sum16[kQ6Subs];
     for (int64_t s = 0; s < kQ6Subs; s++) {
         // ggml's nearest_int: round to nearest even; then MIN(127, v)
         __m512i q = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + s * kQ6Sub), mul), kRoundEven);
         q = _mm512_min_epi32(q, top);
         _mm_storeu_si128((__m128i *) (out->q + s * kQ6Sub), _mm512_cvtepi32_epi8(q));
-        out->corr[s] = -32 * _mm512_reduce_add_epi32(q);
+        sum16[s] = _mm512_reduce_add_epi32(q);
+        out->corr[s] = -32 * sum16[s];
     }
     out->d = 1.0f / iscale;
+    static const int kOrderA[4] = { 0, 1, 4, 5 }, kOrderB[4] = { 2, 3, 6, 7 };
+    for (int i = 0; i < 4; i++) {
+        out->bs_a[i] = (int16_t) (sum16[2 * kOrderA[i]] + sum16[2 * kOrderA[i] + 1]);
+        out->bs_b[i] = (int16_t) (sum16[2 * kOrderB[i]] + sum16[2 * kOrderB[i] + 1]);
+    }
 }
 
 // y[c * ldy + r] for the 16 rows r of a q8_0x16 panel and NC columns c; x: the NC columns' blocks, nb each
@@ -208,6 +258,66 @@ LR_VNNI void tile_q6_K(const uint8_t * panel, int64_t nsb, const BlockXK * x, fl
     LR_UNROLL for (int c = 0; c < NC; c++) _mm512_storeu_ps(y + c * ldy, acc[c]);
 }
 
+// a block_q4_Kx8's scales, mins and super-block scales laid out for the lanes of step_q4_K
+struct Q4Lanes {
+    __m512i sc[kQ4Subs]; // lane 2r + h: scale of row r in sub-block j
+    __m512i m01, m23;    // lane 2r + h: int16 pairs (min j, min j + 1) of row r, for j = 4h and 4h + 2
+    __m512 dv, dminv;    // lane 2r + h: d and dmin of row r
+};
+
+// One super-block of a block_q4_Kx8 (8 rows) times NC columns, added to acc (16 floats per column: lane
+// 2r + h is half h of row r; the halves are summed at the end). x: column 0's super-block, the next
+// columns `stride` blocks apart.
+template <int NC>
+LR_VNNI void step_q4_K(const BlockQ4Kx8 & blk, const Q4Lanes & lanes, const BlockXK * x, int64_t stride, float * acc) {
+    const __m512i * sc = lanes.sc;
+    const __m512i m01 = lanes.m01, m23 = lanes.m23;
+    const __m512 dv = lanes.dv, dminv = lanes.dminv;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512i isum[NC]; // exact: |sum| < 8 sub-blocks * 63 * 32 * 15 * 127
+    LR_UNROLL for (int c = 0; c < NC; c++) isum[c] = _mm512_setzero_si512();
+    LR_UNROLL for (int chunk = 0; chunk < 4; chunk++) {
+        // bytes 8t..8t+7 of chunk `chunk` of every row: low nibbles are values 64 chunk + 8t + 0..7 (sub-block
+        // 2 chunk), high nibbles the values 32 further on (sub-block 2 chunk + 1)
+        __m512i lo[4], hi[4];
+        LR_UNROLL for (int t = 0; t < 4; t++) {
+            const __m512i raw = _mm512_loadu_si512(blk.qs + (4 * chunk + t) * 64);
+            lo[t] = _mm512_and_si512(raw, low4);
+            hi[t] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+        }
+        LR_UNROLL for (int c = 0; c < NC; c++) {
+            int64_t xq[8]; // 8 activations per 64-bit lane pair: lane 2r + h takes 4 of them
+            std::memcpy(xq, x[c * stride].q + 64 * chunk, sizeof(xq));
+            __m512i dlo = _mm512_setzero_si512(), dhi = _mm512_setzero_si512();
+            LR_UNROLL for (int t = 0; t < 4; t++) {
+                dlo = _mm512_dpbusd_epi32(dlo, lo[t], _mm512_set1_epi64(xq[t]));
+                dhi = _mm512_dpbusd_epi32(dhi, hi[t], _mm512_set1_epi64(xq[4 + t]));
+            }
+            isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(dlo, sc[2 * chunk]),
+                                                                 _mm512_mullo_epi32(dhi, sc[2 * chunk + 1])));
+        }
+    }
+    LR_UNROLL for (int c = 0; c < NC; c++) {
+        const BlockXK & xb = x[c * stride];
+        int64_t a, b;
+        std::memcpy(&a, xb.bs_a, sizeof(a));
+        std::memcpy(&b, xb.bs_b, sizeof(b));
+        const __m512i imin = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(_mm512_setzero_si512(), m01, _mm512_set1_epi64(a)),
+                                                 m23, _mm512_set1_epi64(b));
+        const __m512 dx = _mm512_set1_ps(xb.d);
+        __m512 v = _mm512_loadu_ps(acc + c * 16);
+        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dv, dx), v);
+        v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dminv, dx), v);
+        _mm512_storeu_ps(acc + c * 16, v);
+    }
+}
+
+// the 8 rows' fp16 values as 16 floats, each twice (lanes 2r and 2r + 1)
+LR_VNNI __m512 rows_twice(const uint16_t * h8) {
+    const __m512 f = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) h8)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), f);
+}
+
 template <typename XBlock>
 using TileFn = void (*)(const uint8_t *, int64_t, const XBlock *, float *, int64_t);
 
@@ -266,6 +376,64 @@ void mul_op_q6_K(ggml_tensor * dst, int ith, int nth, void *) {
     static const auto tiles = tiles_q6_K(std::make_integer_sequence<int, kMaxColsQ6>{});
     const int64_t nsb = dst->src[0]->ne[0] / kQK;
     mul_panels<BlockXK, kMaxColsQ6>(dst, ith, nth, tiles, nsb, nsb * (kQ6PanelQuant + kQ6PanelScale + kQ6PanelD));
+}
+
+using StepQ4 = void (*)(const BlockQ4Kx8 &, const Q4Lanes &, const BlockXK *, int64_t, float *);
+
+template <int... I>
+constexpr auto steps_q4_K(std::integer_sequence<int, I...>) {
+    return std::array<StepQ4, sizeof...(I)>{ &step_q4_K<I + 1>... };
+}
+
+// dst [m, n] = w [k, m] (ggml's block_q4_Kx8 groups of 8 rows) times the quantized columns; the groups of
+// rows are split over the threads. Per group and super-block the scales are unpacked once for all columns,
+// whose 16 partial sums wait in `acc` (n x 16 floats).
+LR_VNNI void mul_op_q4_K(ggml_tensor * dst, int ith, int nth, void * weight) {
+    static const auto steps = steps_q4_K(std::make_integer_sequence<int, kMaxColsQ4>{});
+    const ggml_tensor * w = (const ggml_tensor *) weight; // not a source: see vnni_mul_quantized
+    const int64_t nsb = w->ne[0] / kQK;
+    const int64_t m = w->ne[1];
+    const int64_t n = dst->ne[1];
+    const int64_t n_groups = m / kQ4Rows;
+    const int64_t g0 = n_groups * ith / nth, g1 = n_groups * (ith + 1) / nth;
+    const BlockXK * x = (const BlockXK *) dst->src[0]->data;
+    float * y = (float *) dst->data;
+    std::vector<float> acc((size_t) n * 16);
+    alignas(64) int32_t sc_lanes[kQ4Subs][16];
+    alignas(64) int16_t m01[32], m23[32];
+    uint8_t sc[kQ4Subs][kQ4Rows], mn[kQ4Subs][kQ4Rows];
+    for (int64_t g = g0; g < g1; g++) {
+        const BlockQ4Kx8 * blocks = (const BlockQ4Kx8 *) w->data + g * nsb;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t s = 0; s < nsb; s++) {
+            const BlockQ4Kx8 & blk = blocks[s];
+            q4kx8_scales(blk, sc, mn);
+            for (int j = 0; j < kQ4Subs; j++) {
+                for (int l = 0; l < 16; l++) sc_lanes[j][l] = sc[j][l / 2];
+            }
+            for (int l = 0; l < 16; l++) { // lane l = 2r + h
+                const int r = l / 2, h = l % 2;
+                m01[2 * l] = mn[4 * h][r];
+                m01[2 * l + 1] = mn[4 * h + 1][r];
+                m23[2 * l] = mn[4 * h + 2][r];
+                m23[2 * l + 1] = mn[4 * h + 3][r];
+            }
+            Q4Lanes lanes;
+            for (int j = 0; j < kQ4Subs; j++) lanes.sc[j] = _mm512_load_si512(sc_lanes[j]);
+            lanes.m01 = _mm512_load_si512(m01);
+            lanes.m23 = _mm512_load_si512(m23);
+            lanes.dv = rows_twice(blk.d);
+            lanes.dminv = rows_twice(blk.dmin);
+            for (int64_t c = 0; c < n; c += kMaxColsQ4) {
+                const int64_t nc = std::min<int64_t>(kMaxColsQ4, n - c);
+                steps[(size_t) nc - 1](blk, lanes, x + c * nsb + s, nsb, acc.data() + c * 16);
+            }
+        }
+        for (int64_t c = 0; c < n; c++) {
+            const float * a = acc.data() + c * 16;
+            for (int r = 0; r < kQ4Rows; r++) y[c * m + g * kQ4Rows + r] = a[2 * r] + a[2 * r + 1];
+        }
+    }
 }
 #endif
 
@@ -344,6 +512,36 @@ void vnni_repack(VnniLayout layout, void * data, int64_t k, int64_t m) {
     }
 }
 
+bool vnni_q4_Kx8_matches(const void * repacked, const void * original, int64_t k) {
+    const int64_t nsb = k / kQK;
+    const BlockQ4Kx8 & b = *(const BlockQ4Kx8 *) repacked;
+    const BlockQ4K * rows = (const BlockQ4K *) original; // row r's first super-block: rows[r * nsb]
+    uint8_t sc[kQ4Subs][kQ4Rows], mn[kQ4Subs][kQ4Rows];
+    q4kx8_scales(b, sc, mn);
+    for (int r = 0; r < kQ4Rows; r++) {
+        const BlockQ4K & o = rows[r * nsb];
+        if (b.d[r] != o.d || b.dmin[r] != o.dmin) return false;
+        for (int g = 0; g < 16; g++) {
+            if (std::memcmp(b.qs + 64 * g + 8 * r, o.qs + 8 * g, 8) != 0) return false;
+        }
+        for (int j = 0; j < kQ4Subs; j++) {
+            uint8_t s, m_;
+            q4k_scale_min(o.scales, j, s, m_);
+            if (sc[j][r] != s || mn[j][r] != m_) return false;
+        }
+    }
+    return true;
+}
+
+bool vnni_use(VnniLayout layout, int64_t n) {
+    if (layout == VnniLayout::None) return false;
+    return layout != VnniLayout::Q4_Kx8 || n >= kVnniQ4KMinCols;
+}
+
+VnniActivations vnni_activations(VnniLayout layout) {
+    return layout == VnniLayout::Q8_0x16 ? VnniActivations::Q8_0 : VnniActivations::Q8_K;
+}
+
 ggml_tensor * vnni_quantize(ggml_context * ctx, VnniLayout layout, ggml_tensor * x) {
     // x: [k, n] f32 with contiguous rows (a 3-D x is flattened: the decoder's activations are 2-D)
     if (!ggml_is_contiguous(x)) x = ggml_cont(ctx, x);
@@ -354,7 +552,7 @@ ggml_tensor * vnni_quantize(ggml_context * ctx, VnniLayout layout, ggml_tensor *
         return ggml_custom_4d(ctx, GGML_TYPE_I8, x->ne[0] / kQ8Block * (int64_t) sizeof(BlockX8), x->ne[1], 1, 1, args, 1,
                               quantize_op<BlockX8, quantize_q8_0, kQ8Block>, GGML_N_TASKS_MAX, nullptr);
     }
-    if (layout == VnniLayout::Q6_Kx16) {
+    if (layout == VnniLayout::Q6_Kx16 || layout == VnniLayout::Q4_Kx8) {
         return ggml_custom_4d(ctx, GGML_TYPE_I8, x->ne[0] / kQK * (int64_t) sizeof(BlockXK), x->ne[1], 1, 1, args, 1,
                               quantize_op<BlockXK, quantize_q8_K, kQK>, GGML_N_TASKS_MAX, nullptr);
     }
@@ -371,6 +569,12 @@ ggml_tensor * vnni_mul_quantized(ggml_context * ctx, VnniLayout layout, ggml_ten
     }
     if (layout == VnniLayout::Q6_Kx16) {
         return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, args, 2, mul_op_q6_K, GGML_N_TASKS_MAX, nullptr);
+    }
+    if (layout == VnniLayout::Q4_Kx8) {
+        // w lives in ggml's CPU_REPACK buffer, whose supports_op() would refuse any op but ggml's products
+        // reading it, so the op gets w as user data (weights never change while a graph runs)
+        ggml_tensor * xargs[] = { xq };
+        return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, xargs, 1, mul_op_q4_K, GGML_N_TASKS_MAX, w);
     }
 #endif
     (void) args;

@@ -130,9 +130,16 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
             fail(LR_ERR_UNSUPPORTED, format("%s: tensor '%s' of type %s cannot be used by the %s backend",
                 gguf.path().c_str(), d.name.c_str(), ggml_type_name(t.type), backends.name().c_str()));
         }
-        const VnniLayout layout = vnni_on && chosen == cpu_buft && d.use == WeightUse::MatMul && t.n_dims == 2
-                                      ? vnni_layout_for(t.type, t.ne[0], t.ne[1]) : VnniLayout::None;
-        placed.push_back({&d, &t, layout != VnniLayout::None ? vnni_buft : chosen, layout});
+        VnniLayout layout = vnni_on && chosen == cpu_buft && d.use == WeightUse::MatMul && t.n_dims == 2
+                                ? vnni_layout_for(t.type, t.ne[0], t.ne[1]) : VnniLayout::None;
+        if (layout != VnniLayout::None) chosen = vnni_buft;
+        // q4_K matrices that ggml repacks into its own 8-row blocks: our kernels read those as they are
+        // (checked against the file once copied)
+        if (vnni_on && d.use == WeightUse::MatMul && t.type == GGML_TYPE_Q4_K && t.n_dims == 2 &&
+            std::string(ggml_backend_buft_name(chosen)) == "CPU_REPACK" && t.ne[0] % ggml_blck_size(GGML_TYPE_Q4_K) == 0 && t.ne[1] % 8 == 0) {
+            layout = VnniLayout::Q4_Kx8;
+        }
+        placed.push_back({&d, &t, chosen, layout});
         n_params += t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
         bytes += (int64_t) t.nbytes;
         if (d.use == WeightUse::MatMul) type_bytes[t.type] += (int64_t) t.nbytes;
@@ -182,7 +189,9 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
             for (auto & pt : g.second) {
                 ggml_tensor * t = pt.second;
                 ggml_backend_tensor_set(t, pt.first->src->data, 0, pt.first->src->nbytes);
-                if (pt.first->vnni != VnniLayout::None) {
+                if (pt.first->vnni == VnniLayout::Q4_Kx8) {
+                    if (vnni_q4_Kx8_matches(t->data, pt.first->src->data, t->ne[0])) vnni_[t] = VnniLayout::Q4_Kx8;
+                } else if (pt.first->vnni != VnniLayout::None) {
                     vnni_repack(pt.first->vnni, t->data, t->ne[0], t->ne[1]);
                     vnni_[t] = pt.first->vnni;
                 }

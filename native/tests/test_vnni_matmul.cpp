@@ -1,6 +1,6 @@
 // vnni_matmul.h's kernels against ggml's own products (q8_0: llamafile's tinyBLAS for many columns, vec_dot
-// for one; q6_K: vec_dot with q8_K activations): same inputs, results equal up to float summation order.
-// The repacking is checked against ggml's dequantizers.
+// for one; q6_K: vec_dot with q8_K activations; q4_K: ggml's repacked 8x8 gemm): same inputs, results equal
+// up to float summation order. The repacking is checked against ggml's dequantizers.
 #include "harness.h"
 #include "vnni_matmul.h"
 
@@ -16,6 +16,17 @@
 #include <vector>
 
 namespace {
+
+// the CPU backend's repacking buffer type (ggml's CPU_REPACK), or null
+ggml_backend_buffer_type_t cpu_repack_buft() {
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
+        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
+    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
+        if (std::string(ggml_backend_buft_name(*b)) == "CPU_REPACK") return *b;
+    }
+    return nullptr;
+}
 
 struct Result { std::vector<float> ggml, ours; };
 
@@ -35,8 +46,12 @@ Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int thread
     const size_t wbytes = ggml_row_size(type, k) * (size_t) m;
     std::vector<uint8_t> wq(wbytes);
     ggml_quantize_chunk(type, wf.data(), wq.data(), 0, m, k, nullptr);
-    const lr::VnniLayout layout = lr::vnni_layout_for(type, k, m);
+    // q4_K: ggml repacks it into its CPU_REPACK buffer and our kernels read that; the others we repack
+    const bool q4 = type == GGML_TYPE_Q4_K;
+    const lr::VnniLayout layout = q4 ? lr::VnniLayout::Q4_Kx8 : lr::vnni_layout_for(type, k, m);
     CHECK(layout != lr::VnniLayout::None);
+    ggml_backend_buffer_type_t repack = q4 ? cpu_repack_buft() : nullptr;
+    CHECK(!q4 || repack != nullptr);
 
     ggml_backend_t cpu = ggml_backend_cpu_init();
     ggml_backend_cpu_set_n_threads(cpu, threads);
@@ -44,21 +59,28 @@ Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int thread
     for (int ours = 0; ours < 2; ours++) {
         ggml_init_params ip = { 16 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
         ggml_context * ctx = ggml_init(ip);
-        ggml_tensor * w = ggml_new_tensor_2d(ctx, type, k, m);
+        ggml_init_params wp = { ggml_tensor_overhead(), nullptr, true };
+        ggml_context * wctx = ggml_init(wp); // w alone: in ggml's repacking buffer for q4_K
+        ggml_tensor * w = ggml_new_tensor_2d(wctx, type, k, m);
         ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, n);
         ggml_tensor * y = ours ? lr::vnni_mul_quantized(ctx, layout, w, lr::vnni_quantize(ctx, layout, x)) : ggml_mul_mat(ctx, w, x);
         ggml_cgraph * gf = ggml_new_graph(ctx);
         ggml_build_forward_expand(gf, y);
         ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
+        ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, q4 ? repack : ggml_backend_get_default_buffer_type(cpu));
+        CHECK(wbuf != nullptr);
         std::vector<uint8_t> wdata = wq;
-        if (ours) lr::vnni_repack(layout, wdata.data(), k, m);
+        if (ours && !q4) lr::vnni_repack(layout, wdata.data(), k, m);
         ggml_backend_tensor_set(w, wdata.data(), 0, wbytes);
+        if (q4) CHECK(lr::vnni_q4_Kx8_matches(w->data, wq.data(), k));
         ggml_backend_tensor_set(x, xf.data(), 0, xf.size() * sizeof(float));
         CHECK(ggml_backend_graph_compute(cpu, gf) == GGML_STATUS_SUCCESS);
         std::vector<float> & out = ours ? r.ours : r.ggml;
         out.resize((size_t) (m * n));
         ggml_backend_tensor_get(y, out.data(), 0, out.size() * sizeof(float));
+        ggml_backend_buffer_free(wbuf);
         ggml_backend_buffer_free(buf);
+        ggml_free(wctx);
         ggml_free(ctx);
     }
     ggml_backend_free(cpu);
@@ -114,6 +136,39 @@ TEST("vnni: q6_K products equal ggml's up to float summation order") {
         {256, 16, 1, 1}, {256, 32, 3, 1}, {512, 48, 7, 3}, {256, 64, 8, 2}, {768, 16, 9, 3},
         {1024, 80, 33, 2}, {2816, 32, 5, 2}, {1024, 2000, 1, 2}, {4096, 64, 20, 2},
     });
+}
+
+TEST("vnni: q4_K products (ggml's repacked blocks read as they are) equal ggml's up to float summation order") {
+    if (!lr::vnni_cpu_supported()) SKIP("this CPU lacks AVX512-VNNI: the engine uses ggml's kernels here");
+    // column steps of 1..8 and beyond, one and several super-blocks and groups of 8 rows, uneven splits
+    check_products(GGML_TYPE_Q4_K, {
+        {256, 8, 16, 1}, {256, 16, 17, 1}, {512, 24, 23, 3}, {768, 64, 40, 2}, {1024, 80, 64, 2},
+        {2816, 32, 19, 2}, {4096, 64, 100, 2}, {256, 2000, 16, 2},
+    });
+}
+
+TEST("vnni: ggml's q4_K blocks are recognised, and a different layout is not") {
+    const int64_t k = 512, m = 16;
+    std::mt19937 rng(3);
+    const std::vector<float> wf = normal_values((size_t) (k * m), 1.0f, rng);
+    std::vector<uint8_t> q4(ggml_row_size(GGML_TYPE_Q4_K, k) * m);
+    ggml_quantize_chunk(GGML_TYPE_Q4_K, wf.data(), q4.data(), 0, m, k, nullptr);
+    ggml_backend_buffer_type_t repack = cpu_repack_buft();
+    if (!repack) SKIP("this ggml build has no CPU_REPACK buffer type");
+    ggml_init_params ip = { 2 * ggml_tensor_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(ip);
+    ggml_tensor * w = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_K, k, m);
+    ggml_backend_buffer_t buf = ggml_backend_buft_alloc_buffer(repack, ggml_backend_buft_get_alloc_size(repack, w));
+    CHECK(ggml_backend_tensor_alloc(buf, w, ggml_backend_buffer_get_base(buf)) == GGML_STATUS_SUCCESS);
+    ggml_backend_tensor_set(w, q4.data(), 0, q4.size());
+    CHECK(lr::vnni_q4_Kx8_matches(w->data, q4.data(), k));
+    CHECK(!lr::vnni_q4_Kx8_matches(q4.data(), q4.data(), k)); // the plain q4_K rows are not that layout
+    std::vector<uint8_t> other(q4.size());
+    std::memcpy(other.data(), w->data, other.size());
+    other[16 * 2 + 96 + 64 + 8] ^= 1; // one quant byte of row 1
+    CHECK(!lr::vnni_q4_Kx8_matches(other.data(), q4.data(), k));
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
 }
 
 TEST("vnni: repacked q8_0 is a permutation of the bytes (quants offset by 128)") {
