@@ -102,6 +102,10 @@ def main():
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else int(datetime.datetime.now().timestamp()) % 100000
     work = args.work or tempfile.mkdtemp(prefix='llava-rad-unseen-')
+    # which engine build and CPU kernels produced the records (LLAVA_RAD_CPU_KERNELS=ggml: ggml's kernels for
+    # every matrix; otherwise our AVX512-VNNI kernels where the CPU has them)
+    commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    provenance = dict(commit=commit, cpu_kernels=os.environ.get('LLAVA_RAD_CPU_KERNELS') or 'vnni')
     release = os.path.join(work, 'release')
     subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'make-tiny-release.py'), '--out', release,
                     '--seed', str(seed), '--profile', args.profile, '--no-golden'], check=True, capture_output=True)
@@ -123,7 +127,7 @@ def main():
               f"{'EQUAL' if lcr['equal'] else 'DIFFERENT: ' + lc.stderr.strip()[-300:]}", flush=True)
         if args.record:
             with open(args.record, 'a') as f:
-                f.write(json.dumps(dict(date=datetime.date.today().isoformat(), seed=seed, profile=args.profile, type=typ,
+                f.write(json.dumps(dict(date=datetime.date.today().isoformat(), **provenance, seed=seed, profile=args.profile, type=typ,
                                         check='llama.cpp greedy = llava-rad generate', tokens_compared=lcr['compared'],
                                         passed=lcr['equal'] is True)) + '\n')
         for image, ref_image, image_args in images:
@@ -143,7 +147,7 @@ def main():
                 if args.record:
                     with open(args.record, 'a') as f:
                         f.write(json.dumps(dict(
-                            date=datetime.date.today().isoformat(), seed=seed, profile=args.profile, type=typ,
+                            date=datetime.date.today().isoformat(), **provenance, seed=seed, profile=args.profile, type=typ,
                             vision_type='f32' if typ == 'f32' else 'f16', image=os.path.basename(image),
                             reference_image=os.path.basename(ref_image),
                             reason=bool(reason), steps=r['n_steps'], eos=r['eos_checked'],
