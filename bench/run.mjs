@@ -309,7 +309,7 @@ const record = {
   ours_mmap: oursMmap,
   engines: [...order],
   ours_addon: process.env.LLAVA_RAD_ADDON ?? 'build/Release/llava_rad.node',
-  env: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(OMP_|GOMP_|GGML_|LLAMA_BENCH$|LLAVA_RAD_ADDON$)/.test(k))),
+  env: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(OMP_|GOMP_|GGML_|LLAMA_BENCH$|LLAVA_RAD_ADDON$|LLAVA_RAD_CPU_KERNELS$)/.test(k))),
   metrics: Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k.replace(/\|/g, ' ').replace(/ (\d) /, ' fa$1 '), v])),
   ratios,
   peak_rss_kb: { 'ours-cli': cli?.peak_rss_kb ?? null, 'llama-bench': extra['llama-bench'].peak_rss_kb ?? null, ours_node_worker: extra.ours.fa0?.vm_hwm_kb ?? null, nlc_node_worker: extra.nlc.fa0?.vm_hwm_kb ?? null },
