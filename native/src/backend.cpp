@@ -48,6 +48,26 @@ ggml_backend_buffer_type_t Backends::buffer_type(ggml_backend_t be) const {
     return be == cpu && !gpu ? huge_page_buffer_type() : ggml_backend_get_default_buffer_type(be);
 }
 
+std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types() {
+    std::vector<ggml_backend_buffer_type_t> out;
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (!cpu) return out;
+    auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
+        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
+    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) out.push_back(*b);
+    return out;
+}
+
+ggml_backend_buffer_type_t cpu_repack_buffer_type() {
+    static const ggml_backend_buffer_type_t repack = [] {
+        for (ggml_backend_buffer_type_t b : cpu_extra_buffer_types()) {
+            if (std::string(ggml_backend_buft_name(b)) == "CPU_REPACK") return b;
+        }
+        return (ggml_backend_buffer_type_t) nullptr;
+    }();
+    return repack;
+}
+
 ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
     std::vector<ggml_backend_t> list;
     std::vector<ggml_backend_buffer_type_t> bufts;

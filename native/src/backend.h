@@ -6,6 +6,7 @@
 #include "ggml-backend.h"
 
 #include <string>
+#include <vector>
 
 namespace lr {
 
@@ -30,6 +31,12 @@ struct Backends {
 
 // a graph scheduler over these backends (GPU first when present, then the CPU); throws LR_ERR_OUT_OF_MEMORY
 ggml_backend_sched_t new_scheduler(const Backends & backends, size_t max_nodes);
+
+// the CPU backend's extra (repacking) buffer types, best first, as llama.cpp offers them to matrices
+std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types();
+
+// ggml's CPU_REPACK buffer type among those (its q4_K blocks are what vnni_matmul.h's Q4_Kx8 reads), or null
+ggml_backend_buffer_type_t cpu_repack_buffer_type();
 
 // physical cores of this machine (thread siblings counted once), at least 1
 int physical_cores();

@@ -94,12 +94,7 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
         on_device.push_back({backends.gpu_dev, gpu_buft});
     } else {
         // the CPU backend's repacking buffer types (faster layouts for some quant types), as llama.cpp does
-        ggml_backend_reg_t cpu_reg = ggml_backend_dev_backend_reg(cpu_dev);
-        auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
-            ggml_backend_reg_get_proc_address(cpu_reg, "ggml_backend_dev_get_extra_bufts");
-        if (get_extra) {
-            for (ggml_backend_buffer_type_t * b = get_extra(cpu_dev); b && *b; ++b) matmul.push_back({cpu_dev, *b});
-        }
+        for (ggml_backend_buffer_type_t b : cpu_extra_buffer_types()) matmul.push_back({cpu_dev, b});
     }
     matmul.push_back({cpu_dev, cpu_buft});
     on_device.push_back({cpu_dev, cpu_buft});
@@ -136,7 +131,7 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
         // q4_K matrices that ggml repacks into its own 8-row blocks: our kernels read those as they are
         // (checked against the file once copied)
         if (vnni_on && d.use == WeightUse::MatMul && t.type == GGML_TYPE_Q4_K && t.n_dims == 2 &&
-            std::string(ggml_backend_buft_name(chosen)) == "CPU_REPACK" && t.ne[0] % ggml_blck_size(GGML_TYPE_Q4_K) == 0 && t.ne[1] % 8 == 0) {
+            chosen == cpu_repack_buffer_type() && t.ne[0] % ggml_blck_size(GGML_TYPE_Q4_K) == 0 && t.ne[1] % 8 == 0) {
             layout = VnniLayout::Q4_Kx8;
         }
         placed.push_back({&d, &t, chosen, layout});

@@ -2,6 +2,7 @@
 // for one; q6_K: vec_dot with q8_K activations; q4_K: ggml's repacked 8x8 gemm): same inputs, results equal
 // up to float summation order. The repacking is checked against ggml's dequantizers.
 #include "harness.h"
+#include "backend.h"
 #include "vnni_matmul.h"
 
 #include "ggml.h"
@@ -16,17 +17,6 @@
 #include <vector>
 
 namespace {
-
-// the CPU backend's repacking buffer type (ggml's CPU_REPACK), or null
-ggml_backend_buffer_type_t cpu_repack_buft() {
-    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
-        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
-    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
-        if (std::string(ggml_backend_buft_name(*b)) == "CPU_REPACK") return *b;
-    }
-    return nullptr;
-}
 
 struct Result { std::vector<float> ggml, ours; };
 
@@ -50,7 +40,7 @@ Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int thread
     const bool q4 = type == GGML_TYPE_Q4_K;
     const lr::VnniLayout layout = q4 ? lr::VnniLayout::Q4_Kx8 : lr::vnni_layout_for(type, k, m);
     CHECK(layout != lr::VnniLayout::None);
-    ggml_backend_buffer_type_t repack = q4 ? cpu_repack_buft() : nullptr;
+    ggml_backend_buffer_type_t repack = q4 ? lr::cpu_repack_buffer_type() : nullptr;
     CHECK(!q4 || repack != nullptr);
 
     ggml_backend_t cpu = ggml_backend_cpu_init();
@@ -153,7 +143,7 @@ TEST("vnni: ggml's q4_K blocks are recognised, and a different layout is not") {
     const std::vector<float> wf = normal_values((size_t) (k * m), 1.0f, rng);
     std::vector<uint8_t> q4(ggml_row_size(GGML_TYPE_Q4_K, k) * m);
     ggml_quantize_chunk(GGML_TYPE_Q4_K, wf.data(), q4.data(), 0, m, k, nullptr);
-    ggml_backend_buffer_type_t repack = cpu_repack_buft();
+    ggml_backend_buffer_type_t repack = lr::cpu_repack_buffer_type();
     if (!repack) SKIP("this ggml build has no CPU_REPACK buffer type");
     ggml_init_params ip = { 2 * ggml_tensor_overhead(), nullptr, true };
     ggml_context * ctx = ggml_init(ip);

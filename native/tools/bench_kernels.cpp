@@ -8,6 +8,7 @@
 // ggml's side is ggml_mul_mat (llamafile's tinyBLAS for q8_0 with many columns, vec_dot otherwise, ggml's
 // repacked gemm / gemv for q4_K); ours is the activations' quantization plus the product, as the decoder
 // graph runs them. Best of R runs after one warm-up; the matrix stays in cache between runs when it fits.
+#include "backend.h"
 #include "vnni_matmul.h"
 
 #include "ggml.h"
@@ -28,16 +29,6 @@ namespace {
 
 double seconds() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-ggml_backend_buffer_type_t cpu_repack_buft() {
-    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
-        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
-    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
-        if (std::string(ggml_backend_buft_name(*b)) == "CPU_REPACK") return *b;
-    }
-    return nullptr;
 }
 
 struct Case { ggml_type type; int64_t k, m, n; };
@@ -68,7 +59,7 @@ double time_product(const Case & c, bool ours, int threads, int reps, const std:
     ggml_tensor * y = ours ? lr::vnni_mul_quantized(ctx, layout, w, lr::vnni_quantize(ctx, layout, x)) : ggml_mul_mat(ctx, w, x);
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
-    ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, q4 ? cpu_repack_buft() : ggml_backend_get_default_buffer_type(cpu));
+    ggml_backend_buffer_t wbuf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, q4 ? lr::cpu_repack_buffer_type() : ggml_backend_get_default_buffer_type(cpu));
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
     std::vector<uint8_t> wdata = wq;
     if (ours && !q4) lr::vnni_repack(layout, wdata.data(), c.k, c.m);
@@ -118,7 +109,7 @@ int main(int argc, char ** argv) {
     for (const Case & c : cases) {
         const bool q4 = c.type == GGML_TYPE_Q4_K;
         const int64_t block = ggml_blck_size(c.type);
-        if (c.k % block != 0 || c.m % (q4 ? 8 : lr::kVnniRows) != 0 || (q4 && !cpu_repack_buft())) {
+        if (c.k % block != 0 || c.m % (q4 ? 8 : lr::kVnniRows) != 0 || (q4 && !lr::cpu_repack_buffer_type())) {
             std::fprintf(stderr, "%s: k must be a multiple of %lld and m of %d\n", ggml_type_name(c.type), (long long) block, q4 ? 8 : 16);
             return 2;
         }
