@@ -1,5 +1,5 @@
 // LLaMA forward pass (the llama.cpp "llama" graph, op for op, so results match it bit for bit on the
-// same backend; except that q8_0, q6_K and (for prompts) q4_K matrices on a CPU with AVX512-VNNI go
+// same backend; except that q8_0, q6_K and q4_K matrices on a CPU with AVX512-VNNI go
 // through vnni_matmul.h's kernels, whose block products equal ggml's but whose float sums run in another
 // order):
 //
@@ -60,7 +60,7 @@ struct MatMul {
 
     ggml_tensor * operator()(ggml_context * ctx, ggml_tensor * w, ggml_tensor * x) {
         const VnniLayout layout = model.vnni_layout(w);
-        if (!vnni_use(layout, ggml_nelements(x) / x->ne[0])) return ggml_mul_mat(ctx, w, x);
+        if (layout == VnniLayout::None) return ggml_mul_mat(ctx, w, x);
         ggml_tensor *& xq = quantized[{x, vnni_activations(layout)}];
         if (!xq) xq = vnni_quantize(ctx, layout, x);
         return vnni_mul_quantized(ctx, layout, w, xq);

@@ -133,6 +133,7 @@ static_assert(sizeof(BlockXK) == 352, "activation super-block layout");
 constexpr int kMaxColsQ8 = 16; // columns per register tile: 16 accumulators + 8 weight quads + scales
 constexpr int kMaxColsQ6 = 8;  // 8 float + 8 integer accumulators + 4 weight quads + scales
 constexpr int kMaxColsQ4 = 8;  // 8 integer accumulators + 8 unpacked weight registers
+constexpr int kMaxColsQ4Gemv = 8; // columns per pass of the few-column q4_K kernel
 
 #if LR_VNNI_X86
 #define LR_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
@@ -216,6 +217,7 @@ LR_VNNI void tile_q8_0(const uint8_t * panel, int64_t nb, const BlockX8 * x, flo
 }
 
 // the same for a q6_Kx16 panel; x: the NC columns' super-blocks, nsb each
+constexpr int64_t kQ6Prefetch = 8; // super-blocks (27 KB) ahead: best of 1, 2, 4, 8, 16 streaming 37 MB on Zen 4
 template <int NC>
 LR_VNNI void tile_q6_K(const uint8_t * panel, int64_t nsb, const BlockXK * x, float * y, int64_t ldy) {
     const int8_t * scales = (const int8_t *) (panel + nsb * kQ6PanelQuant);
@@ -229,8 +231,8 @@ LR_VNNI void tile_q6_K(const uint8_t * panel, int64_t nsb, const BlockXK * x, fl
         LR_UNROLL for (int c = 0; c < NC; c++) isum[c] = _mm512_setzero_si512();
         for (int64_t j = 0; j < kQ6Subs; j++) {
             const uint8_t * q = panel + s * kQ6PanelQuant + j * kQ6SubBytes;
-            // one column streams the matrix from memory (decode): ask for the next super-block early
-            LR_UNROLL for (int l = 0; l < 3; l++) _mm_prefetch((const char *) q + kQ6PanelQuant + l * kLaneBytes, _MM_HINT_T0);
+            // one column streams the matrix from memory (decode): ask for the super-block kQ6Prefetch ahead early
+            LR_UNROLL for (int l = 0; l < 3; l++) _mm_prefetch((const char *) q + kQ6Prefetch * kQ6PanelQuant + l * kLaneBytes, _MM_HINT_T0);
             const __m512i lo01 = _mm512_loadu_si512(q);
             const __m512i lo23 = _mm512_loadu_si512(q + kLaneBytes);
             const __m512i hi = _mm512_loadu_si512(q + 2 * kLaneBytes);
@@ -258,45 +260,92 @@ LR_VNNI void tile_q6_K(const uint8_t * panel, int64_t nsb, const BlockXK * x, fl
     LR_UNROLL for (int c = 0; c < NC; c++) _mm512_storeu_ps(y + c * ldy, acc[c]);
 }
 
-// a block_q4_Kx8's scales, mins and super-block scales laid out for the lanes of step_q4_K
-struct Q4Lanes {
-    __m512i sc[kQ4Subs]; // lane 2r + h: scale of row r in sub-block j
-    __m512i m01, m23;    // lane 2r + h: int16 pairs (min j, min j + 1) of row r, for j = 4h and 4h + 2
-    __m512 dv, dminv;    // lane 2r + h: d and dmin of row r
+// the 8 rows' fp16 values as 16 floats, each twice (lanes 2r and 2r + 1)
+LR_VNNI __m512 rows_twice(const uint16_t * h8) {
+    const __m512 f = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) h8)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), f);
+}
+
+// ---- q4_K -------------------------------------------------------------------------------------------
+// A decode step streams the matrix from memory once, so the work per block must stay well under the memory
+// time of its 1152 bytes: the scales are unpacked with a few vector ops (ggml's kernels use a scalar loop).
+
+// The 8 rows' scales and mins of a block_q4_Kx8, one byte each: byte 8j + r of sc (mn) is the scale (min)
+// of row r in sub-block j. The block's 12 bytes of sub-block j (dwords 3j, 3j + 1, 3j + 2) pack the 8 rows
+// as q4_K packs the 8 sub-blocks of a row: rows 0-3 in the low 6 bits of dwords 3j (scales) and 3j + 1
+// (mins); rows 4-7 in the nibbles of dword 3j + 2 with their top 2 bits in the top bits of the other two.
+struct Q4Bytes {
+    __m512i sc, mn;
 };
 
-// One super-block of a block_q4_Kx8 (8 rows) times NC columns, added to acc (16 floats per column: lane
-// 2r + h is half h of row r; the halves are summed at the end). x: column 0's super-block, the next
-// columns `stride` blocks apart.
+LR_VNNI Q4Bytes q4kx8_bytes(const BlockQ4Kx8 & blk) {
+    const __m512i a = _mm512_loadu_si512(blk.scales);      // dwords 0-15
+    const __m512i b = _mm512_loadu_si512(blk.scales + 64); // dwords 16-23 (the rest: quants, unused)
+    // even lane 2j: dword of rows 0-3, odd lane 2j + 1: dword of rows 4-7's nibbles or of their top bits
+    const __m512i sc_lo_nib = _mm512_permutex2var_epi32(a, _mm512_setr_epi32(0, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23), b);
+    const __m512i sc_top    = _mm512_permutex2var_epi32(a, _mm512_setr_epi32(0, 0, 3, 3, 6, 6, 9, 9, 12, 12, 15, 15, 18, 18, 21, 21), b);
+    const __m512i mn_lo_nib = _mm512_permutex2var_epi32(a, _mm512_setr_epi32(1, 2, 4, 5, 7, 8, 10, 11, 13, 14, 16, 17, 19, 20, 22, 23), b);
+    const __m512i mn_top    = _mm512_permutex2var_epi32(a, _mm512_setr_epi32(1, 1, 4, 4, 7, 7, 10, 10, 13, 13, 16, 16, 19, 19, 22, 22), b);
+    const __m512i low6 = _mm512_set1_epi8(0x3F), low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+    constexpr __mmask16 kOdd = 0xAAAA; // the lanes of rows 4-7
+    Q4Bytes out;
+    // rows 4-7: low nibble (scales) or high nibble (mins) of dword 3j + 2, and bits 6-7 of dword 3j (3j + 1) as bits 4-5
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(sc_lo_nib, low4), _mm512_and_si512(_mm512_srli_epi32(sc_top, 2), bits45));
+    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(mn_lo_nib, 4), low4), _mm512_and_si512(_mm512_srli_epi32(mn_top, 2), bits45));
+    out.sc = _mm512_mask_blend_epi32(kOdd, _mm512_and_si512(sc_lo_nib, low6), sc_hi);
+    out.mn = _mm512_mask_blend_epi32(kOdd, _mm512_and_si512(mn_lo_nib, low6), mn_hi);
+    return out;
+}
+
+// One block_q4_Kx8 (8 rows, one super-block) times NC columns (x: column 0's super-block, the next ones
+// `stride` blocks apart), added to acc[c] (lane 2r + h: half h of row r). Per chunk of 64 values the two
+// sub-blocks' dot products (|sum| <= 16 * 15 * 127 per lane: int16) are packed as pairs and scaled by one
+// vpdpwssd with the pairs (scale of sub-block 2 chunk, scale of sub-block 2 chunk + 1) of the lane's row.
 template <int NC>
-LR_VNNI void step_q4_K(const BlockQ4Kx8 & blk, const Q4Lanes & lanes, const BlockXK * x, int64_t stride, float * acc) {
-    const __m512i * sc = lanes.sc;
-    const __m512i m01 = lanes.m01, m23 = lanes.m23;
-    const __m512 dv = lanes.dv, dminv = lanes.dminv;
+LR_VNNI void step_q4_K(const BlockQ4Kx8 & blk, const BlockXK * x, int64_t stride, __m512 * acc) {
+    const Q4Bytes bytes = q4kx8_bytes(blk);
     const __m512i low4 = _mm512_set1_epi8(0x0F);
-    __m512i isum[NC]; // exact: |sum| < 8 sub-blocks * 63 * 32 * 15 * 127
+    // dword lane l = 2r + h (128-bit lane L, position p: r = 2L + p / 2) <- bytes r and 8 + r of a broadcast
+    // 128-bit lane holding sub-blocks 2 chunk and 2 chunk + 1
+    static const int8_t kPairCtl[64] = {
+        0, -1, 8, -1, 0, -1, 8, -1, 1, -1, 9, -1, 1, -1, 9, -1,
+        2, -1, 10, -1, 2, -1, 10, -1, 3, -1, 11, -1, 3, -1, 11, -1,
+        4, -1, 12, -1, 4, -1, 12, -1, 5, -1, 13, -1, 5, -1, 13, -1,
+        6, -1, 14, -1, 6, -1, 14, -1, 7, -1, 15, -1, 7, -1, 15, -1 };
+    const __m512i pair_ctl = _mm512_loadu_si512(kPairCtl);
+    __m512i isum[NC];
     LR_UNROLL for (int c = 0; c < NC; c++) isum[c] = _mm512_setzero_si512();
     LR_UNROLL for (int chunk = 0; chunk < 4; chunk++) {
-        // bytes 8t..8t+7 of chunk `chunk` of every row: low nibbles are values 64 chunk + 8t + 0..7 (sub-block
-        // 2 chunk), high nibbles the values 32 further on (sub-block 2 chunk + 1)
         __m512i lo[4], hi[4];
         LR_UNROLL for (int t = 0; t < 4; t++) {
             const __m512i raw = _mm512_loadu_si512(blk.qs + (4 * chunk + t) * 64);
             lo[t] = _mm512_and_si512(raw, low4);
             hi[t] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
         }
+        const __m512i lane = _mm512_shuffle_i32x4(bytes.sc, bytes.sc, chunk * 0x55); // 128-bit lane `chunk` x4
+        const __m512i scale_pairs = _mm512_shuffle_epi8(lane, pair_ctl);
         LR_UNROLL for (int c = 0; c < NC; c++) {
-            int64_t xq[8]; // 8 activations per 64-bit lane pair: lane 2r + h takes 4 of them
+            int64_t xq[8];
             std::memcpy(xq, x[c * stride].q + 64 * chunk, sizeof(xq));
             __m512i dlo = _mm512_setzero_si512(), dhi = _mm512_setzero_si512();
             LR_UNROLL for (int t = 0; t < 4; t++) {
                 dlo = _mm512_dpbusd_epi32(dlo, lo[t], _mm512_set1_epi64(xq[t]));
                 dhi = _mm512_dpbusd_epi32(dhi, hi[t], _mm512_set1_epi64(xq[4 + t]));
             }
-            isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(dlo, sc[2 * chunk]),
-                                                                 _mm512_mullo_epi32(dhi, sc[2 * chunk + 1])));
+            const __m512i pairs = _mm512_mask_blend_epi16(0xAAAAAAAA, dlo, _mm512_slli_epi32(dhi, 16));
+            isum[c] = _mm512_dpwssd_epi32(isum[c], pairs, scale_pairs);
         }
     }
+    // mins: lane 2r + h takes sub-blocks 4h, 4h + 1 (m01) and 4h + 2, 4h + 3 (m23) of row r, as int16 pairs
+    const __m512i mn_lo = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(bytes.mn));       // words 8j + r, j < 4
+    const __m512i mn_hi = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(bytes.mn, 1)); // words 32 + 8(j-4) + r
+    static const int16_t kM01[32] = { 0, 8, 32, 40, 1, 9, 33, 41, 2, 10, 34, 42, 3, 11, 35, 43,
+                                      4, 12, 36, 44, 5, 13, 37, 45, 6, 14, 38, 46, 7, 15, 39, 47 };
+    static const int16_t kM23[32] = { 16, 24, 48, 56, 17, 25, 49, 57, 18, 26, 50, 58, 19, 27, 51, 59,
+                                      20, 28, 52, 60, 21, 29, 53, 61, 22, 30, 54, 62, 23, 31, 55, 63 };
+    const __m512i m01 = _mm512_permutex2var_epi16(mn_lo, _mm512_loadu_si512(kM01), mn_hi);
+    const __m512i m23 = _mm512_permutex2var_epi16(mn_lo, _mm512_loadu_si512(kM23), mn_hi);
+    const __m512 dv = rows_twice(blk.d), dminv = rows_twice(blk.dmin);
     LR_UNROLL for (int c = 0; c < NC; c++) {
         const BlockXK & xb = x[c * stride];
         int64_t a, b;
@@ -305,17 +354,30 @@ LR_VNNI void step_q4_K(const BlockQ4Kx8 & blk, const Q4Lanes & lanes, const Bloc
         const __m512i imin = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(_mm512_setzero_si512(), m01, _mm512_set1_epi64(a)),
                                                  m23, _mm512_set1_epi64(b));
         const __m512 dx = _mm512_set1_ps(xb.d);
-        __m512 v = _mm512_loadu_ps(acc + c * 16);
-        v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dv, dx), v);
-        v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dminv, dx), v);
-        _mm512_storeu_ps(acc + c * 16, v);
+        acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dv, dx), acc[c]);
+        acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dminv, dx), acc[c]);
     }
 }
 
-// the 8 rows' fp16 values as 16 floats, each twice (lanes 2r and 2r + 1)
-LR_VNNI __m512 rows_twice(const uint16_t * h8) {
-    const __m512 f = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) h8)));
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), f);
+// y[c * ldy + r] for the 8 rows of one group (its nsb blocks, read in order, the block kQ4Prefetch ahead
+// asked for early) and NC columns (x: column 0's super-blocks, the next columns nsb blocks apart)
+constexpr int64_t kQ4Prefetch = 4; // blocks (4.5 KB) ahead: of 2, 4, 8, 16, 32, the best streaming 25 MB on Zen 4
+template <int NC>
+LR_VNNI void tile_q4_K(const uint8_t * group, int64_t nsb, const BlockXK * x, float * y, int64_t ldy) {
+    const BlockQ4Kx8 * blocks = (const BlockQ4Kx8 *) group;
+    __m512 acc[NC];
+    LR_UNROLL for (int c = 0; c < NC; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        const char * ahead = (const char *) (blocks + s + kQ4Prefetch);
+        LR_UNROLL for (int l = 0; l < (int) (sizeof(BlockQ4Kx8) / 64); l++) _mm_prefetch(ahead + 64 * l, _MM_HINT_T0);
+        step_q4_K<NC>(blocks[s], x + s, nsb, acc);
+    }
+    LR_UNROLL for (int c = 0; c < NC; c++) {
+        // lanes 2r and 2r + 1 hold the two halves of row r
+        const __m512 sums = _mm512_add_ps(acc[c], _mm512_permute_ps(acc[c], 0xB1)); // row r in lanes 2r, 2r + 1
+        const __m512 rows = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0), sums);
+        _mm256_storeu_ps(y + c * ldy, _mm512_castps512_ps256(rows));
+    }
 }
 
 template <typename XBlock>
@@ -329,6 +391,47 @@ template <int... I>
 constexpr auto tiles_q6_K(std::integer_sequence<int, I...>) {
     return std::array<TileFn<BlockXK>, sizeof...(I)>{ &tile_q6_K<I + 1>... };
 }
+
+// ---- sharing a product among the threads -------------------------------------------------------------
+// The rows are cut into chunks that the threads claim in turn, so that a thread slowed down (a busy core, a
+// vCPU the hypervisor holds back) takes fewer of them instead of keeping the others waiting at the next
+// barrier. The two counters live in the op's op_params past ggml's custom-op parameters (a function
+// pointer, an int and a pointer: 24 bytes), which ggml zeroes when it makes the op; the last thread to
+// finish zeroes them again for the graph's next run (ggml's barrier between ops orders that).
+constexpr int kChunkNext = 12, kChunkDone = 13; // op_params indices (int32)
+static_assert(kChunkNext * sizeof(int32_t) >= 2 * sizeof(void *) + sizeof(int64_t), "past ggml_custom_op_params");
+static_assert(kChunkDone * sizeof(int32_t) < GGML_MAX_OP_PARAMS, "inside op_params");
+constexpr int64_t kChunksPerThread = 8;
+
+class Chunks {
+public:
+    // n units (panels, groups of rows) for nth threads
+    Chunks(ggml_tensor * dst, int nth, int64_t n) : nth_(nth), n_(n),
+        per_(std::max<int64_t>(1, n / (kChunksPerThread * nth))), next_(dst->op_params + kChunkNext),
+        done_(dst->op_params + kChunkDone) {}
+    Chunks(const Chunks &) = delete;
+    Chunks & operator=(const Chunks &) = delete;
+    ~Chunks() {
+        if (__atomic_add_fetch(done_, 1, __ATOMIC_ACQ_REL) == nth_) {
+            __atomic_store_n(next_, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(done_, 0, __ATOMIC_RELEASE);
+        }
+    }
+    // the next chunk [u0, u1) of units, or false when none is left
+    bool claim(int64_t & u0, int64_t & u1) {
+        const int64_t c = __atomic_fetch_add(next_, 1, __ATOMIC_RELAXED);
+        u0 = c * per_;
+        if (u0 >= n_) return false;
+        u1 = std::min(n_, u0 + per_);
+        return true;
+    }
+
+private:
+    const int nth_;
+    const int64_t n_, per_;
+    int32_t * const next_;
+    int32_t * const done_;
+};
 
 // ---- the graph ops ---------------------------------------------------------------------------------
 // dst: one row of activation blocks per column of x; the columns are split over the threads
@@ -345,93 +448,65 @@ void quantize_op(ggml_tensor * dst, int ith, int nth, void *) {
     }
 }
 
-// dst [m, n] = w [k, m] (repacked) times the quantized columns; the panels are split over the threads
+// dst [m, n] = w [k, m] (repacked) times the quantized columns; the threads claim chunks of panels
 template <typename XBlock, int MaxCols, size_t NTiles>
-void mul_panels(ggml_tensor * dst, int ith, int nth, const std::array<TileFn<XBlock>, NTiles> & tiles,
+void mul_panels(ggml_tensor * dst, int nth, const std::array<TileFn<XBlock>, NTiles> & tiles,
                 int64_t blocks_per_row, int64_t panel_bytes) {
     const ggml_tensor * w = dst->src[0];
     const ggml_tensor * xq = dst->src[1];
     const int64_t m = w->ne[1];
     const int64_t n = dst->ne[1];
-    const int64_t n_panels = m / kVnniRows;
-    const int64_t p0 = n_panels * ith / nth, p1 = n_panels * (ith + 1) / nth;
     const XBlock * x = (const XBlock *) xq->data;
     float * y = (float *) dst->data;
-    for (int64_t p = p0; p < p1; p++) {
-        const uint8_t * panel = (const uint8_t *) w->data + p * panel_bytes;
-        for (int64_t c = 0; c < n; c += MaxCols) {
-            const int64_t nc = std::min<int64_t>(MaxCols, n - c);
-            tiles[(size_t) nc - 1](panel, blocks_per_row, x + c * blocks_per_row, y + c * m + p * kVnniRows, m);
+    Chunks chunks(dst, nth, m / kVnniRows);
+    int64_t p0, p1;
+    while (chunks.claim(p0, p1)) {
+        for (int64_t p = p0; p < p1; p++) {
+            const uint8_t * panel = (const uint8_t *) w->data + p * panel_bytes;
+            for (int64_t c = 0; c < n; c += MaxCols) {
+                const int64_t nc = std::min<int64_t>(MaxCols, n - c);
+                tiles[(size_t) nc - 1](panel, blocks_per_row, x + c * blocks_per_row, y + c * m + p * kVnniRows, m);
+            }
         }
     }
 }
 
-void mul_op_q8_0(ggml_tensor * dst, int ith, int nth, void *) {
+void mul_op_q8_0(ggml_tensor * dst, int, int nth, void *) {
     static const auto tiles = tiles_q8_0(std::make_integer_sequence<int, kMaxColsQ8>{});
     const int64_t nb = dst->src[0]->ne[0] / kQ8Block;
-    mul_panels<BlockX8, kMaxColsQ8>(dst, ith, nth, tiles, nb, nb * (kQ8PanelQuant + kQ8PanelScale));
+    mul_panels<BlockX8, kMaxColsQ8>(dst, nth, tiles, nb, nb * (kQ8PanelQuant + kQ8PanelScale));
 }
 
-void mul_op_q6_K(ggml_tensor * dst, int ith, int nth, void *) {
+void mul_op_q6_K(ggml_tensor * dst, int, int nth, void *) {
     static const auto tiles = tiles_q6_K(std::make_integer_sequence<int, kMaxColsQ6>{});
     const int64_t nsb = dst->src[0]->ne[0] / kQK;
-    mul_panels<BlockXK, kMaxColsQ6>(dst, ith, nth, tiles, nsb, nsb * (kQ6PanelQuant + kQ6PanelScale + kQ6PanelD));
+    mul_panels<BlockXK, kMaxColsQ6>(dst, nth, tiles, nsb, nsb * (kQ6PanelQuant + kQ6PanelScale + kQ6PanelD));
 }
-
-using StepQ4 = void (*)(const BlockQ4Kx8 &, const Q4Lanes &, const BlockXK *, int64_t, float *);
 
 template <int... I>
-constexpr auto steps_q4_K(std::integer_sequence<int, I...>) {
-    return std::array<StepQ4, sizeof...(I)>{ &step_q4_K<I + 1>... };
+constexpr auto tiles_q4_K(std::integer_sequence<int, I...>) {
+    return std::array<TileFn<BlockXK>, sizeof...(I)>{ &tile_q4_K<I + 1>... };
 }
 
-// dst [m, n] = w [k, m] (ggml's block_q4_Kx8 groups of 8 rows) times the quantized columns; the groups of
-// rows are split over the threads. Per group and super-block the scales are unpacked once for all columns,
-// whose 16 partial sums wait in `acc` (n x 16 floats).
-LR_VNNI void mul_op_q4_K(ggml_tensor * dst, int ith, int nth, void * weight) {
-    static const auto steps = steps_q4_K(std::make_integer_sequence<int, kMaxColsQ4>{});
+// dst [m, n] = w [k, m] (ggml's block_q4_Kx8 groups of 8 rows) times the quantized columns; the threads claim
+// chunks of groups, and each group meets all columns, kMaxColsQ4 at a time, while its blocks are in cache
+LR_VNNI void mul_op_q4_K(ggml_tensor * dst, int, int nth, void * weight) {
+    static const auto tiles = tiles_q4_K(std::make_integer_sequence<int, kMaxColsQ4>{});
     const ggml_tensor * w = (const ggml_tensor *) weight; // not a source: see vnni_mul_quantized
     const int64_t nsb = w->ne[0] / kQK;
     const int64_t m = w->ne[1];
     const int64_t n = dst->ne[1];
-    const int64_t n_groups = m / kQ4Rows;
-    const int64_t g0 = n_groups * ith / nth, g1 = n_groups * (ith + 1) / nth;
     const BlockXK * x = (const BlockXK *) dst->src[0]->data;
     float * y = (float *) dst->data;
-    std::vector<float> acc((size_t) n * 16);
-    alignas(64) int32_t sc_lanes[kQ4Subs][16];
-    alignas(64) int16_t m01[32], m23[32];
-    uint8_t sc[kQ4Subs][kQ4Rows], mn[kQ4Subs][kQ4Rows];
-    for (int64_t g = g0; g < g1; g++) {
-        const BlockQ4Kx8 * blocks = (const BlockQ4Kx8 *) w->data + g * nsb;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t s = 0; s < nsb; s++) {
-            const BlockQ4Kx8 & blk = blocks[s];
-            q4kx8_scales(blk, sc, mn);
-            for (int j = 0; j < kQ4Subs; j++) {
-                for (int l = 0; l < 16; l++) sc_lanes[j][l] = sc[j][l / 2];
-            }
-            for (int l = 0; l < 16; l++) { // lane l = 2r + h
-                const int r = l / 2, h = l % 2;
-                m01[2 * l] = mn[4 * h][r];
-                m01[2 * l + 1] = mn[4 * h + 1][r];
-                m23[2 * l] = mn[4 * h + 2][r];
-                m23[2 * l + 1] = mn[4 * h + 3][r];
-            }
-            Q4Lanes lanes;
-            for (int j = 0; j < kQ4Subs; j++) lanes.sc[j] = _mm512_load_si512(sc_lanes[j]);
-            lanes.m01 = _mm512_load_si512(m01);
-            lanes.m23 = _mm512_load_si512(m23);
-            lanes.dv = rows_twice(blk.d);
-            lanes.dminv = rows_twice(blk.dmin);
+    Chunks chunks(dst, nth, m / kQ4Rows);
+    int64_t g0, g1;
+    while (chunks.claim(g0, g1)) {
+        for (int64_t g = g0; g < g1; g++) {
+            const uint8_t * group = (const uint8_t *) w->data + g * nsb * (int64_t) sizeof(BlockQ4Kx8);
             for (int64_t c = 0; c < n; c += kMaxColsQ4) {
                 const int64_t nc = std::min<int64_t>(kMaxColsQ4, n - c);
-                steps[(size_t) nc - 1](blk, lanes, x + c * nsb + s, nsb, acc.data() + c * 16);
+                tiles[(size_t) nc - 1](group, nsb, x + c * nsb, y + c * m + g * kQ4Rows, m);
             }
-        }
-        for (int64_t c = 0; c < n; c++) {
-            const float * a = acc.data() + c * 16;
-            for (int r = 0; r < kQ4Rows; r++) y[c * m + g * kQ4Rows + r] = a[2 * r] + a[2 * r + 1];
         }
     }
 }
@@ -533,11 +608,6 @@ bool vnni_q4_Kx8_matches(const void * repacked, const void * original, int64_t k
     return true;
 }
 
-bool vnni_use(VnniLayout layout, int64_t n) {
-    if (layout == VnniLayout::None) return false;
-    return layout != VnniLayout::Q4_Kx8 || n >= kVnniQ4KMinCols;
-}
-
 VnniActivations vnni_activations(VnniLayout layout) {
     return layout == VnniLayout::Q8_0x16 ? VnniActivations::Q8_0 : VnniActivations::Q8_K;
 }
@@ -564,17 +634,21 @@ ggml_tensor * vnni_quantize(ggml_context * ctx, VnniLayout layout, ggml_tensor *
 ggml_tensor * vnni_mul_quantized(ggml_context * ctx, VnniLayout layout, ggml_tensor * w, ggml_tensor * xq) {
     ggml_tensor * args[] = { w, xq };
 #if LR_VNNI_X86
+    ggml_tensor * y = nullptr;
     if (layout == VnniLayout::Q8_0x16) {
-        return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, args, 2, mul_op_q8_0, GGML_N_TASKS_MAX, nullptr);
-    }
-    if (layout == VnniLayout::Q6_Kx16) {
-        return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, args, 2, mul_op_q6_K, GGML_N_TASKS_MAX, nullptr);
-    }
-    if (layout == VnniLayout::Q4_Kx8) {
+        y = ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, args, 2, mul_op_q8_0, GGML_N_TASKS_MAX, nullptr);
+    } else if (layout == VnniLayout::Q6_Kx16) {
+        y = ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, args, 2, mul_op_q6_K, GGML_N_TASKS_MAX, nullptr);
+    } else if (layout == VnniLayout::Q4_Kx8) {
         // w lives in ggml's CPU_REPACK buffer, whose supports_op() would refuse any op but ggml's products
         // reading it, so the op gets w as user data (weights never change while a graph runs)
         ggml_tensor * xargs[] = { xq };
-        return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, xargs, 1, mul_op_q4_K, GGML_N_TASKS_MAX, w);
+        y = ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], xq->ne[1], 1, 1, xargs, 1, mul_op_q4_K, GGML_N_TASKS_MAX, w);
+    }
+    if (y != nullptr) {
+        // the chunk counters (see Chunks) start at zero
+        if (y->op_params[kChunkNext] != 0 || y->op_params[kChunkDone] != 0) fail(LR_ERR_INTERNAL, "vnni_mul_quantized: op_params in use");
+        return y;
     }
 #endif
     (void) args;

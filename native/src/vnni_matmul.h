@@ -17,9 +17,10 @@
 //   (then, per super-block)              int8  scales[16 sub-blocks][16 rows], fp16 d[16 rows]
 //
 //   q4_Kx8: ggml's own repacked q4_K layout (block_q4_Kx8 of its CPU_REPACK buffer: 8 rows, quants
-//   interleaved 8 bytes at a time), read as it is: a 64-byte register holds 8 quants of each of 8 rows,
-//   and one vpdpbusd with 8 broadcast activations makes 16 partial sums (two per row). ggml's own kernel
-//   keeps products of fewer than kVnniQ4KMinCols columns (decoding), so nothing is copied.
+//   interleaved 8 bytes at a time), read as it is, so nothing is copied: a 64-byte register holds 8 quants
+//   of each of 8 rows, and one vpdpbusd with 8 broadcast activations makes 16 partial sums (two per row).
+//   A block's scales are unpacked with a few vector ops, and the blocks are prefetched, so that decoding
+//   (one column, the matrix streamed from memory) stays bound by memory, not by instructions.
 //
 // q8_0x16 and q6_Kx16 keep the ggml type, shape and byte size of the matrix (16 q8_0 blocks are 544 bytes, 16 q6_K
 // super-blocks 3360), but only vnni_mul_quantized() may read a repacked matrix. Activations are quantized
@@ -40,7 +41,6 @@ enum class VnniLayout {
 };
 
 constexpr int64_t kVnniRows = 16;        // rows per panel
-constexpr int64_t kVnniQ4KMinCols = 16;  // fewer columns: ggml's q4_K kernel (its gemv decodes faster)
 
 // this CPU (and OS) can run the kernels
 bool vnni_cpu_supported();
@@ -55,9 +55,6 @@ void vnni_repack(VnniLayout layout, void * data, int64_t k, int64_t m);
 // rows is the block_q4_Kx8 (8-byte interleave) that ggml makes from `original` (the file's q4_K rows),
 // i.e. the Q4_Kx8 kernels can read it
 bool vnni_q4_Kx8_matches(const void * repacked, const void * original, int64_t k);
-
-// whether a product of n columns with a matrix in `layout` goes through these kernels
-bool vnni_use(VnniLayout layout, int64_t n);
 
 // activations quantized for one layout serve every layout that reads the same format
 enum class VnniActivations { Q8_0, Q8_K };

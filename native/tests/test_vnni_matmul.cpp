@@ -32,6 +32,7 @@ Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int thread
     std::mt19937 rng(seed);
     const std::vector<float> wf = normal_values((size_t) (k * m), 0.05f, rng);
     std::vector<float> xf = normal_values((size_t) (k * n), 1.0f, rng);
+    std::mt19937 rng_other(seed + 1000);
     for (int64_t i = 0; i < 256 && n > 1 && i < k; i++) xf[(size_t) (k + i)] = 0.0f; // all-zero blocks: scale 0
     const size_t wbytes = ggml_row_size(type, k) * (size_t) m;
     std::vector<uint8_t> wq(wbytes);
@@ -63,6 +64,13 @@ Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int thread
         if (ours && !q4) lr::vnni_repack(layout, wdata.data(), k, m);
         ggml_backend_tensor_set(w, wdata.data(), 0, wbytes);
         if (q4) CHECK(lr::vnni_q4_Kx8_matches(w->data, wq.data(), k));
+        if (ours) {
+            // a first run on other inputs: the second must not reuse anything of it (the threads' shares of
+            // the rows are claimed afresh on every run)
+            const std::vector<float> other = normal_values(xf.size(), 1.0f, rng_other);
+            ggml_backend_tensor_set(x, other.data(), 0, other.size() * sizeof(float));
+            CHECK(ggml_backend_graph_compute(cpu, gf) == GGML_STATUS_SUCCESS);
+        }
         ggml_backend_tensor_set(x, xf.data(), 0, xf.size() * sizeof(float));
         CHECK(ggml_backend_graph_compute(cpu, gf) == GGML_STATUS_SUCCESS);
         std::vector<float> & out = ours ? r.ours : r.ggml;
@@ -134,6 +142,11 @@ TEST("vnni: q4_K products (ggml's repacked blocks read as they are) equal ggml's
     check_products(GGML_TYPE_Q4_K, {
         {256, 8, 16, 1}, {256, 16, 17, 1}, {512, 24, 23, 3}, {768, 64, 40, 2}, {1024, 80, 64, 2},
         {2816, 32, 19, 2}, {4096, 64, 100, 2}, {256, 2000, 16, 2},
+    });
+    // few columns (decoding one or several sequences): tiles of 1..7 columns
+    check_products(GGML_TYPE_Q4_K, {
+        {256, 8, 1, 1}, {512, 16, 2, 1}, {768, 24, 3, 3}, {1024, 64, 4, 2}, {2816, 32, 5, 2},
+        {4096, 64, 7, 2}, {1024, 40, 15, 3}, {256, 2000, 1, 2}, {11008, 24, 1, 2},
     });
 }
 
