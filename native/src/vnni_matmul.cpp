@@ -194,6 +194,7 @@ LR_VNNI void quantize_q8_K(const float * x, BlockXK * out) {
 }
 
 // y[c * ldy + r] for the 16 rows r of a q8_0x16 panel and NC columns c; x: the NC columns' blocks, nb each
+constexpr int64_t kQ8Prefetch = 8; // blocks (4.3 KB) ahead: of 4, 8, 16, the best streaming 17 MB on Zen 4
 template <int NC>
 LR_VNNI void tile_q8_0(const uint8_t * panel, int64_t nb, const BlockX8 * x, float * y, int64_t ldy) {
     const uint8_t * scales = panel + nb * kQ8PanelQuant;
@@ -201,6 +202,8 @@ LR_VNNI void tile_q8_0(const uint8_t * panel, int64_t nb, const BlockX8 * x, flo
     LR_UNROLL for (int c = 0; c < NC; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const __m512i * wq = (const __m512i *) (panel + b * kQ8PanelQuant);
+        // one column streams the matrix from memory (decode): ask for the block kQ8Prefetch ahead early
+        LR_UNROLL for (int l = 0; l < kQ8Block / kQuad; l++) _mm_prefetch((const char *) (wq + l) + kQ8Prefetch * kQ8PanelQuant, _MM_HINT_T0);
         __m512i w[kQ8Block / kQuad];
         LR_UNROLL for (int j = 0; j < kQ8Block / kQuad; j++) w[j] = _mm512_loadu_si512(wq + j);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (scales + b * kQ8PanelScale)));
