@@ -97,6 +97,11 @@ def main():
     ap.add_argument('--profile', choices=['unseen', 'trained'], default='unseen',
                     help='unseen: random weights; trained: the same structure, its decoder trained a few minutes '
                          '(scripts/reference/train_tiny_decoder.py), conditioned like a trained model')
+    ap.add_argument('--vision-type', default=None,
+                    help='vision GGUF type for every conversion (default: f32 for the f32 conversion, the converter\'s '
+                         'default f16 for the others); a diagnosis, not the acceptance check')
+    ap.add_argument('--reuse', action='store_true',
+                    help='keep a release already written in --work (the same seed and profile) instead of writing it again')
     ap.add_argument('--max-tokens', type=int, default=64)
     ap.add_argument('--record', default=None, help='append one JSON line per case to this file')
     args = ap.parse_args()
@@ -107,8 +112,11 @@ def main():
     commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     provenance = dict(commit=commit, cpu_kernels=os.environ.get('LLAVA_RAD_CPU_KERNELS') or 'vnni')
     release = os.path.join(work, 'release')
-    subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'make-tiny-release.py'), '--out', release,
-                    '--seed', str(seed), '--profile', args.profile, '--no-golden'], check=True, capture_output=True)
+    if args.reuse and os.path.isdir(os.path.join(release, 'llava-rad')):
+        print(f'reusing the release in {release}')
+    else:
+        subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'make-tiny-release.py'), '--out', release,
+                        '--seed', str(seed), '--profile', args.profile, '--no-golden'], check=True, capture_output=True)
     images = make_images(work, seed) + dicom_cases()
     vic, rad = os.path.join(release, 'vicuna'), os.path.join(release, 'llava-rad')
     ref = Release(vic, rad)
@@ -116,7 +124,8 @@ def main():
     ok = True
     for typ in args.types.split(','):
         model = os.path.join(work, f'model-{typ}')
-        extra = ['--vision-type', 'f32'] if typ == 'f32' else []
+        vision_type = args.vision_type or ('f32' if typ == 'f32' else None)
+        extra = ['--vision-type', vision_type] if vision_type else []
         cli('convert', '--base', vic, '--adapter', rad, '--out', model, '--type', typ, '--quiet', *extra)
         # the converted decoder GGUF in llama.cpp (node-llama-cpp) against `llava-rad generate`, greedy
         lc = subprocess.run(['node', '--import', './scripts/ts-hooks.mjs', os.path.join(HERE, 'llamacpp_vs_generate.mjs'), model],
@@ -148,7 +157,7 @@ def main():
                     with open(args.record, 'a') as f:
                         f.write(json.dumps(dict(
                             date=datetime.date.today().isoformat(), **provenance, seed=seed, profile=args.profile, type=typ,
-                            vision_type='f32' if typ == 'f32' else 'f16', image=os.path.basename(image),
+                            vision_type=vision_type or 'f16', image=os.path.basename(image),
                             reference_image=os.path.basename(ref_image),
                             reason=bool(reason), steps=r['n_steps'], eos=r['eos_checked'],
                             argmax_agree=argmax_agree, max_gap=round(r['max_gap'], 6), tol=tol,
