@@ -51,8 +51,8 @@ export interface LoadLlavaRadOptions {
   parallel?: number;
   /** most images encoded in one vision batch (default: parallel); concurrent calls share batches */
   visionBatch?: number;
-  /** default 'auto': an f32 cache for an all-f32 decoder (so it stays within float error of the official
-   * pipeline), f16 otherwise */
+  /** default 'auto': an f32 cache for a decoder whose weights keep 8 bits or more (f32, f16, bf16, q8_0), so
+   * that the cache adds no rounding of its own beside theirs; f16 for 4- and 5-bit quantizations */
   kvCacheType?: KvCacheType | 'auto';
   flashAttention?: boolean;
 }

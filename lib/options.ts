@@ -20,8 +20,9 @@ export interface LoadModelOptions {
   batchSize?: number;
   /** sequence slots: at most this many generate() calls run in the engine at once (1..256); default 1 */
   parallel?: number;
-  /** KV cache element type; default 'f16' (llama.cpp's). 'auto': f32 for a model whose weights are all f32
-   * (an f16 cache rounds every key and value, enough to flip near-ties of an f32 model), f16 otherwise */
+  /** KV cache element type; default 'f16' (llama.cpp's). 'auto': f32 for a model whose weights keep 8 bits or
+   * more (f32, f16, bf16, q8_0: there an f16 cache's rounding of every key and value is enough to flip
+   * near-ties), f16 for narrower quantizations */
   kvCacheType?: KvCacheType | 'auto';
   /** true: weights the CPU uses as stored are computed straight from the file mapping (pages shared with other
    * processes); false (default): every weight is copied into private memory backed by transparent huge pages,

@@ -21,7 +21,7 @@ Options:
   -n, --max-tokens N      most tokens to generate (default 256, as the official evaluation)
       --threads N         CPU threads (default: physical cores)
       --backend B         auto | cpu | cuda (default auto)
-      --kv-type T         KV cache: auto (default: f32 for an all-f32 decoder, else f16), f16, f32, q8_0
+      --kv-type T         KV cache: auto (default: f32 for f32/f16/q8_0 weights, f16 for 4-5 bits), f16, f32, q8_0
       --high-bit-depth M  16-bit images to 8 bits: msb (default, the high byte), minmax (stretch min..max),
                           pil (exactly PIL's convert('RGB'): grey clipped at 255, as the official code reads it)
       --dicom-window      DICOM: apply rescale + VOI LUT / window instead of the MIMIC-CXR-JPG recipe

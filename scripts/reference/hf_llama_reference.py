@@ -14,10 +14,12 @@ import torch.nn.functional as F
 
 
 class HfLlama:
-    def __init__(self, sd, cfg):
+    def __init__(self, sd, cfg, act=None):
         """sd: HF state dict (model.embed_tokens.weight, model.layers.N.*, model.norm.weight, lm_head.weight);
-        cfg: the HF config.json dict"""
+        cfg: the HF config.json dict; act: applied to the activations that enter every matrix product (None:
+        exact; scripts/reference/ideal_q8_0.py --activations rounds them as ggml's q8_0 products do)"""
         self.w = {k: v.to(torch.float64) for k, v in sd.items()}
+        self.act = act or (lambda x: x)
         self.h, self.nh = cfg['hidden_size'], cfg['num_attention_heads']
         self.nkv = cfg.get('num_key_value_heads') or self.nh
         self.L = cfg['num_hidden_layers']
@@ -53,9 +55,9 @@ class HfLlama:
         for i in range(self.L):
             p = f'model.layers.{i}.'
             a = self.rms(h, self.w[p + 'input_layernorm.weight'])
-            q = (a @ self.w[p + 'self_attn.q_proj.weight'].T).view(n, self.nh, self.hd)       # [n, nh, hd]
-            k = (a @ self.w[p + 'self_attn.k_proj.weight'].T).view(n, self.nkv, self.hd)      # [n, nkv, hd]
-            v = (a @ self.w[p + 'self_attn.v_proj.weight'].T).view(n, self.nkv, self.hd)
+            q = (self.act(a) @ self.w[p + 'self_attn.q_proj.weight'].T).view(n, self.nh, self.hd)       # [n, nh, hd]
+            k = (self.act(a) @ self.w[p + 'self_attn.k_proj.weight'].T).view(n, self.nkv, self.hd)      # [n, nkv, hd]
+            v = (self.act(a) @ self.w[p + 'self_attn.v_proj.weight'].T).view(n, self.nkv, self.hd)
             q, k = self.rope(q, pos), self.rope(k, pos)
             if len(cache) <= i:
                 cache.append((k, v))
@@ -66,16 +68,16 @@ class HfLlama:
             kk, vv = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)                # [past+n, nh, hd]
             att = (torch.einsum('qhd,khd->hqk', q, kk) / math.sqrt(self.hd) + mask).softmax(-1)
             o = torch.einsum('hqk,khd->qhd', att, vv).reshape(n, self.h)
-            h = h + o @ self.w[p + 'self_attn.o_proj.weight'].T
+            h = h + self.act(o) @ self.w[p + 'self_attn.o_proj.weight'].T
             a = self.rms(h, self.w[p + 'post_attention_layernorm.weight'])
-            g = a @ self.w[p + 'mlp.gate_proj.weight'].T
-            u = a @ self.w[p + 'mlp.up_proj.weight'].T
-            h = h + (F.silu(g) * u) @ self.w[p + 'mlp.down_proj.weight'].T
+            g = self.act(a) @ self.w[p + 'mlp.gate_proj.weight'].T
+            u = self.act(a) @ self.w[p + 'mlp.up_proj.weight'].T
+            h = h + self.act(F.silu(g) * u) @ self.w[p + 'mlp.down_proj.weight'].T
         return h
 
     def logits(self, h):
         """final norm + lm head: [n, hidden] -> [n, vocab]"""
-        return self.rms(h, self.w['model.norm.weight']) @ self.w['lm_head.weight'].T
+        return self.act(self.rms(h, self.w['model.norm.weight'])) @ self.w['lm_head.weight'].T
 
     def forward(self, x, cache):
         """the next-token logits after x (the last position only), extending cache"""
