@@ -82,6 +82,24 @@ describe('option validation (before the engine)', () => {
     expect(validateLoadOptions({ model: 'a.gguf' })).toMatchObject({ backend: 'auto', parallel: 1, kvCacheType: 'f16', mmap: false });
   });
 
+  it("kvCacheType 'auto' gives weights of 8 bits or more an f32 cache and 4-bit weights an f16 one", async () => {
+    const cases = [['f32', 'f32'], ['f16', 'f32'], ['q8_0', 'f32'], ['q4_k', 'f16'], ['q4_0', 'f16']] as const;
+    for (const [type, kv] of cases) {
+      const m = await loadModel({ model: await tinyLlamaPath(type), threads: 1, contextSize: 256, kvCacheType: 'auto' });
+      try {
+        expect({ type, kv: m.kvCacheType }).toEqual({ type, kv }); // the engine's resolved cache type
+      } finally {
+        await m.dispose();
+      }
+    }
+    const m = await loadModel({ model: await tinyLlamaPath('q8_0'), threads: 1, contextSize: 256 });
+    try {
+      expect(m.kvCacheType).toBe('f16'); // loadModel's default stays llama.cpp's
+    } finally {
+      await m.dispose();
+    }
+  }, 60_000);
+
   it('generate options are checked with clear messages', () => {
     const v = (o: unknown) => thrown(() => validateGenerateOptions(o, LIMITS));
     expectCode(v({ maxTokens: -3 }), 'INVALID_ARGUMENT', 'maxTokens must be an integer between 1 and 4096, got -3');
