@@ -143,7 +143,7 @@ TEST("vnni: q4_K products (ggml's repacked blocks read as they are) equal ggml's
         {256, 8, 16, 1}, {256, 16, 17, 1}, {512, 24, 23, 3}, {768, 64, 40, 2}, {1024, 80, 64, 2},
         {2816, 32, 19, 2}, {4096, 64, 100, 2}, {256, 2000, 16, 2},
     });
-    // few columns (decoding one or several sequences): tiles of 1..7 columns
+    // few columns (decoding one or several sequences): every tile width 1..8
     check_products(GGML_TYPE_Q4_K, {
         {256, 8, 1, 1}, {512, 16, 2, 1}, {768, 24, 3, 3}, {1024, 64, 4, 2}, {2816, 32, 5, 2},
         {4096, 64, 7, 2}, {1024, 40, 15, 3}, {256, 2000, 1, 2}, {11008, 24, 1, 2},
