@@ -6,7 +6,7 @@
 //   await model.dispose();
 
 import { fromNative } from './errors.js';
-import { native } from './native.js';
+import { native, type CpuInfo } from './native.js';
 
 export { LlavaRadError, isLlavaRadError, ERROR_CODES, type LlavaRadErrorCode } from './errors.js';
 export {
@@ -37,6 +37,7 @@ export {
   type DetokenizeOptions,
   type EvaluateOptions,
 } from './model.js';
+export type { CpuInfo } from './native.js';
 export type { LoadModelOptions, GenerateOptions, TokenEvent, PromptPart, Backend, KvCacheType } from './options.js';
 export {
   preprocessImage,
@@ -103,9 +104,22 @@ export function typeRowBytes(type: number, nPerRow: number): number {
   }
 }
 
-/** A short description of the native library: version, ggml commit, backends compiled in. */
+/** A short description of the native library: version, ggml commit, backends compiled in, the CPU variant and kernels in use. */
 export function buildInfo(): string {
   return native().buildInfo();
+}
+
+/**
+ * The CPU code this process computes with: ggml's CPU variant chosen for this CPU (`LLAVA_RAD_CPU_VARIANT`
+ * overrides), the matrix kernels (`LLAVA_RAD_CPU_KERNELS`), and the default thread count. Throws
+ * `LlavaRadError` `BACKEND` when no variant runs here (or the one named cannot).
+ */
+export function cpuInfo(): CpuInfo {
+  try {
+    return native().cpuInfo();
+  } catch (e) {
+    throw fromNative(e);
+  }
 }
 
 // Checkpoint readers the converter stands on (zip / legacy PyTorch pickles read by a restricted unpickler,

@@ -148,6 +148,24 @@ export interface NativeVision {
   readonly disposed: boolean;
 }
 
+/** The CPU code this process computes with (lr_cpu_info). */
+export interface CpuInfo {
+  /** ggml CPU backend module in use: 'zen4', 'icelake', 'haswell', 'sse42', 'x64', ..., or 'native' */
+  variant: string;
+  /** the modules this CPU can run */
+  variants: string[];
+  /** ggml's feature list of the module in use ('AVX2', 'AVX512_VNNI', ...) */
+  features: string[];
+  /** quantized matrix products of CPU-only runs: the engine's AVX512-VNNI kernels, or ggml's */
+  kernels: 'vnni' | 'ggml';
+  /** threads when none are asked for: physical cores in the affinity mask, capped by the cgroup CPU quota */
+  defaultThreads: number;
+  allowedCpus: number;
+  physicalCores: number;
+  /** CPUs the cgroup grants (a container's CPU limit); 0 when there is none */
+  cpuQuota: number;
+}
+
 export interface NativeAddon {
   loadModel(path: string, params?: NativeModelParams): Promise<NativeModel>;
   loadVision(path: string, params?: NativeModelParams & { maxBatch?: number }): Promise<NativeVision>;
@@ -156,6 +174,7 @@ export interface NativeAddon {
   typeRowBytes(type: number, nPerRow: number): number;
   statusName(status: number): string;
   buildInfo(): string;
+  cpuInfo(): CpuInfo;
   readonly TOKEN_EMBD: number;
   readonly napiVersion: number;
 }

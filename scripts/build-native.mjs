@@ -2,7 +2,8 @@
 // Builds the native engine (ggml from node-llama-cpp's llama.cpp bundle + our C++) with cmake-js.
 // Runs as the package's install script. Switches (environment variables):
 //   LLAVA_RAD_CUDA=1        also build ggml's CUDA backend (needs the CUDA toolkit with cuBLAS)
-//   LLAVA_RAD_NATIVE=0      do not tune for this CPU (-march=native); use for portable builds
+//   LLAVA_RAD_NATIVE=1      one CPU backend tuned for this machine (-march=native) instead of the portable set
+//                           of variants chosen at run time (the default; runs on any x86-64 / arm64 CPU)
 //   LLAVA_RAD_SKIP_BUILD=1  skip the native build (the library then fails to load with a clear error)
 //   LLAVA_RAD_JOBS=N        parallel compile jobs (default: CPU count)
 //   LLAVA_RAD_BUILD_DIR=D   build folder (default: build); the library looks for the addon in build/
@@ -49,10 +50,10 @@ const args = [
   cmakeJs, 'compile', '--directory', root, '--out', path.resolve(root, env.LLAVA_RAD_BUILD_DIR || 'build'), '--parallel', jobs,
   `--CDLLAVA_RAD_LLAMA_BUNDLE=${bundle}`,
   `--CDLLAVA_RAD_CUDA=${on(env.LLAVA_RAD_CUDA) ? 'ON' : 'OFF'}`,
-  `--CDLLAVA_RAD_NATIVE=${off(env.LLAVA_RAD_NATIVE) ? 'OFF' : 'ON'}`,
+  `--CDLLAVA_RAD_NATIVE=${on(env.LLAVA_RAD_NATIVE) ? 'ON' : 'OFF'}`,
 ];
 if (env.LLAVA_RAD_DEBUG && on(env.LLAVA_RAD_DEBUG)) args.push('--debug');
-console.log(`llava-rad: building the native engine (CUDA ${on(env.LLAVA_RAD_CUDA) ? 'on' : 'off'})`);
+console.log(`llava-rad: building the native engine (CPU: ${on(env.LLAVA_RAD_NATIVE) ? 'native' : 'portable variants'}, CUDA ${on(env.LLAVA_RAD_CUDA) ? 'on' : 'off'})`);
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 if (r.status !== 0) {
   console.error('llava-rad: native build failed (see above)');

@@ -139,10 +139,18 @@ describe('llava-rad (Node CLI)', () => {
     expect(err).toMatch(/interrupted/);
   });
 
-  it('info prints the hyperparameters', () => {
+  it('info prints the build, the CPU code in use and the hyperparameters', () => {
     const r = run(['info', '--model', model]);
     expect(r.code, r.stderr).toBe(0);
-    expect(lastJson(r.stdout)).toMatchObject({ architecture: 'llama', n_vocab: 32000, bos_token: 1, eos_token: 2 });
+    const j = lastJson(r.stdout);
+    expect(j.model).toMatchObject({ architecture: 'llama', n_vocab: 32000, bos_token: 1, eos_token: 2 });
+    const cpu = j.cpu as { variant: string; variants: string[]; kernels: string };
+    expect(cpu.variants).toContain(cpu.variant);
+    expect(['vnni', 'ggml']).toContain(cpu.kernels);
+    expect(j.build).toMatch(new RegExp(`CPU variant: ${cpu.variant}; CPU kernels: ${cpu.kernels}`));
+    const bare = run(['info']);
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(lastJson(bare.stdout)).toEqual({ build: j.build, cpu: j.cpu });
   });
 });
 
@@ -157,7 +165,7 @@ describe.runIf(existsSync(cppCli))('llava-rad-cli (C++)', () => {
       ['generate', '--model', model, '--prompt', 'x', '--backend', 'metal'],
       ['generate', '--model', model, '--prompt'],
       ['generate', '--model', model, '--prompt', 'x', '--nope'],
-      ['info'],
+      ['info', '--model'],
     ]) {
       const r = run(args, {}, cppCli);
       expect(r.code, args.join(' ')).toBe(2);

@@ -3,7 +3,7 @@
 import { loadModel, type GenerateResult } from '../model.js';
 import { validateGenerateOptions, validateLoadOptions, type GenerateOptions, type LoadModelOptions } from '../options.js';
 import { asUsage, backendArg, intArg, numArg, parse, requireModel, round, UsageError, type Command } from './args.js';
-import { infoJson } from './info.js';
+import { cpuJson, infoJson } from './info.js';
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -89,6 +89,7 @@ Options:
           prompt_ms: round(r.timings.promptMs),
           decode_ms: round(r.timings.decodeMs),
           model: infoJson(model.info, model),
+          cpu: cpuJson(),
         }) + '\n');
       } else {
         io.out('\n');

@@ -1,6 +1,8 @@
-// `llava-rad info`: a model's hyperparameters as JSON.
+// `llava-rad info`: the build and the CPU code in use, and a model's hyperparameters, as JSON.
 
 import { loadModel, type LlamaModel, type ModelInfo } from '../model.js';
+import { native } from '../native.js';
+import { fromNative } from '../errors.js';
 import type { LoadModelOptions } from '../options.js';
 import { backendArg, intArg, parse, requireModel, type Command } from './args.js';
 
@@ -32,12 +34,34 @@ export function infoJson(info: ModelInfo, model: LlamaModel): Record<string, unk
 }
 
 
+/** The CPU code in use as the CLIs print it (snake_case, as llava-rad-cli). */
+export function cpuJson(): Record<string, unknown> {
+  let c;
+  try {
+    c = native().cpuInfo();
+  } catch (e) {
+    throw fromNative(e);
+  }
+  return {
+    variant: c.variant,
+    variants: c.variants,
+    features: c.features,
+    kernels: c.kernels,
+    default_threads: c.defaultThreads,
+    allowed_cpus: c.allowedCpus,
+    physical_cores: c.physicalCores,
+    cpu_quota: c.cpuQuota,
+  };
+}
+
 export const infoCommand: Command = {
   name: 'info',
-  summary: "print a model's hyperparameters as JSON",
-  usage: `Usage: llava-rad info --model FILE.gguf [--backend B] [--threads N]
+  summary: "print the build, the CPU code in use and a model's hyperparameters as JSON",
+  usage: `Usage: llava-rad info [--model FILE.gguf] [--backend B] [--threads N]
 
-Loads the model (with a small context) and prints its hyperparameters as one JSON object.`,
+Prints one JSON object: "build" (the native library), "cpu" (ggml's CPU variant chosen for this CPU, its
+features, the matrix kernels, the default thread count) and, with --model, "model" (its hyperparameters,
+loaded with a small context).`,
   async run(args, io) {
     const v = parse(args, {
       model: { type: 'string', short: 'm' },
@@ -48,6 +72,11 @@ Loads the model (with a small context) and prints its hyperparameters as one JSO
       io.out(this.usage + '\n');
       return 0;
     }
+    const out: Record<string, unknown> = { build: native().buildInfo(), cpu: cpuJson() };
+    if (v.model === undefined) {
+      io.out(JSON.stringify(out) + '\n');
+      return 0;
+    }
     const load: LoadModelOptions = { model: requireModel(v.model, 'info'), contextSize: 256 };
     const backend = backendArg(v.backend);
     if (backend !== undefined) load.backend = backend;
@@ -55,7 +84,8 @@ Loads the model (with a small context) and prints its hyperparameters as one JSO
     if (threads !== undefined) load.threads = threads;
     const model = await loadModel(load);
     try {
-      io.out(JSON.stringify(infoJson(model.info, model)) + '\n');
+      out.model = infoJson(model.info, model);
+      io.out(JSON.stringify(out) + '\n');
       return 0;
     } finally {
       await model.dispose();

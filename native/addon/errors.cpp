@@ -190,9 +190,41 @@ static Napi::Value BuildInfo(const Napi::CallbackInfo & info) {
     return Napi::String::New(info.Env(), s ? s : "");
 }
 
+static Napi::Value CpuInfo(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    lr_cpu_info c{};
+    const lr_status s = lr_get_cpu_info(&c);
+    if (s != LR_OK) throw_status(env, s, "the CPU backend");
+    auto words = [&](const char * text) {
+        Napi::Array a = Napi::Array::New(env);
+        std::string w;
+        for (const char * p = text;; p++) {
+            if (*p == ' ' || *p == '\0') {
+                if (!w.empty()) a.Set(a.Length(), Napi::String::New(env, w));
+                w.clear();
+                if (*p == '\0') break;
+            } else {
+                w += *p;
+            }
+        }
+        return a;
+    };
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("variant", Napi::String::New(env, c.variant));
+    o.Set("variants", words(c.variants));
+    o.Set("features", words(c.features));
+    o.Set("kernels", Napi::String::New(env, c.kernels));
+    o.Set("defaultThreads", Napi::Number::New(env, c.default_threads));
+    o.Set("allowedCpus", Napi::Number::New(env, c.allowed_cpus));
+    o.Set("physicalCores", Napi::Number::New(env, c.physical_cores));
+    o.Set("cpuQuota", Napi::Number::New(env, c.cpu_quota));
+    return o;
+}
+
 void init_errors(Napi::Env env, Napi::Object exports) {
     exports.Set("statusName", Napi::Function::New(env, StatusName, "statusName"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+    exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
 }
 
 } // namespace lra

@@ -1,4 +1,5 @@
 #include "cli_json.h"
+#include "cli_engine.h"
 
 #include <cmath>
 #include <cstdio>
@@ -113,6 +114,43 @@ std::string model_info_json(const lr_model_info & mi, const std::string & path, 
     num("vnni_matrices", mi.n_vnni);
     if (ctx_size > 0) num("context_size", ctx_size);
     return o + "}";
+}
+
+namespace {
+
+// "a b c" -> ["a","b","c"]
+std::string json_words(const char * s) {
+    std::string o = "[";
+    const char * p = s;
+    while (*p) {
+        while (*p == ' ') p++;
+        const char * e = p;
+        while (*e && *e != ' ') e++;
+        if (e > p) {
+            if (o.size() > 1) o += ',';
+            json_string(o, p, (size_t) (e - p));
+        }
+        p = e;
+    }
+    return o + "]";
+}
+
+} // namespace
+
+std::string cpu_info_json() {
+    lr_cpu_info c{};
+    const lr_status s = lr_get_cpu_info(&c);
+    if (s != LR_OK) engine_fail(s, "could not load the CPU backend");
+    return JsonObject()
+        .str("variant", c.variant)
+        .raw("variants", json_words(c.variants))
+        .raw("features", json_words(c.features))
+        .str("kernels", c.kernels)
+        .integer("default_threads", c.default_threads)
+        .integer("allowed_cpus", c.allowed_cpus)
+        .integer("physical_cores", c.physical_cores)
+        .num("cpu_quota", c.cpu_quota)
+        .finish();
 }
 
 JsonObject & JsonObject::str(const char * key, const std::string & v) {

@@ -20,6 +20,9 @@ std::string json_ids(const int32_t * ids, size_t n);
 // the "model" object of generate --json and the output of info (context_size only when ctx_size > 0)
 std::string model_info_json(const lr_model_info & mi, const std::string & path, int32_t ctx_size);
 
+// the CPU code in use (lr_get_cpu_info) as the Node CLI's "cpu" object; engine errors throw EngineError
+std::string cpu_info_json();
+
 // a flat object built key by key
 class JsonObject {
 public:

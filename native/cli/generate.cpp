@@ -116,6 +116,8 @@ int cmd_generate(int argc, char ** argv) {
     json_key(o, "decode_ms", first); o += json_number(res.decode_ms);
     json_key(o, "model", first);
     o += model_info_json(info, path, cp.n_ctx > 0 ? cp.n_ctx : std::min(4096, info.n_ctx_train));
+    json_key(o, "cpu", first);
+    o += cpu_info_json();
     o += "}\n";
     std::fwrite(o.data(), 1, o.size(), stdout);
     return 0;

@@ -3,7 +3,7 @@
 //   llava-rad-cli generate --model F.gguf --prompt TEXT [--max-tokens N] [--threads N] [--backend cpu|cuda|auto]
 //                          [--ctx N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ignore-eos]
 //                          [--flash-attn 0|1] [--warmup] [--json]
-//   llava-rad-cli info --model F.gguf [--backend B] [--threads N]
+//   llava-rad-cli info [--model F.gguf] [--backend B] [--threads N]
 //   llava-rad-cli vision --model VISION.gguf [--images N] [--batch N] [--output projected|features]
 //                        [--dump FILE.f32] [--threads N] [--backend B] [--json]
 //   llava-rad-cli study --model DECODER.gguf --mmproj VISION.gguf [--studies N] [--parallel P] [--max-tokens T]
@@ -35,7 +35,7 @@ const char * const kUsage =
     "\n"
     "Commands:\n"
     "  generate  generate text from a text prompt (BOS prepended, greedy by default)\n"
-    "  info      print a model's hyperparameters as JSON\n"
+    "  info      print the build, the CPU code in use and a model's hyperparameters as JSON\n"
     "  vision    encode synthetic images with a vision GGUF (check / time a backend)\n"
     "  study     benchmark whole studies: image -> vision tower -> prompt -> T tokens, P studies at once\n"
     "\n"
@@ -56,7 +56,7 @@ const char * const kUsage =
     "      --warmup            run the same generation once first, untimed (for timings)\n"
     "      --json              print one JSON object instead of the text\n"
     "\n"
-    "info options: --model FILE [--backend B] [--threads N]\n"
+    "info options: [--model FILE] [--backend B] [--threads N]\n"
     "\n"
     "vision: encode N synthetic 518x518 test images with a vision GGUF (timing, a checksum, and with --dump\n"
     "  the raw float32 output), to check and time a backend without an image decoder:\n"

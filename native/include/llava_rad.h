@@ -42,8 +42,30 @@ typedef enum lr_status {
 const char * lr_status_name(lr_status status);
 /* the calling thread's message for its last failing call ("" if none); valid until the next call */
 const char * lr_last_error(void);
-/* a short description of the library build: version, ggml commit, backends compiled in */
+/* a short description of the library build: version, ggml commit, backends compiled in, and the CPU
+ * variant and matrix kernels this process uses (lr_get_cpu_info) */
 const char * lr_build_info(void);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the CPU code in use                                                                            */
+
+/* ggml's CPU backend is built as several modules (one per CPU generation, or one for the build machine with
+ * LLAVA_RAD_NATIVE); one is chosen at run time for this CPU (LLAVA_RAD_CPU_VARIANT overrides). The engine's
+ * own AVX512-VNNI matrix kernels are chosen by cpuid (LLAVA_RAD_CPU_KERNELS overrides). */
+typedef struct lr_cpu_info {
+    char    variant[32];     /* the module in use: "zen4", "haswell", "sse42", "x64", ..., or "native" */
+    char    variants[512];   /* the modules this CPU can run, best last, space separated */
+    char    features[512];   /* ggml's feature list of the module in use ("SSE3 AVX AVX2 ...") */
+    char    kernels[16];     /* quantized matrix products of CPU-only runs: "vnni" (the engine's) or "ggml" */
+    int32_t default_threads; /* threads when none are asked for: physical cores allowed, capped by the quota */
+    int32_t allowed_cpus;    /* logical CPUs in the process's affinity mask */
+    int32_t physical_cores;  /* distinct cores among them */
+    double  cpu_quota;       /* CPUs the cgroup grants (a container's limit); 0: none */
+} lr_cpu_info;
+
+/* loads the CPU module if no model has yet; LR_ERR_BACKEND when none runs on this CPU (or the one named by
+ * LLAVA_RAD_CPU_VARIANT cannot), LR_ERR_INVALID_ARGUMENT for a bad LLAVA_RAD_CPU_KERNELS */
+lr_status lr_get_cpu_info(lr_cpu_info * out);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* models                                                                                         */
@@ -59,7 +81,7 @@ typedef enum lr_backend {
 
 typedef struct lr_model_params {
     lr_backend backend;
-    int32_t    n_threads; /* CPU threads for compute; <= 0: the number of physical cores (at least 1) */
+    int32_t    n_threads; /* CPU threads for compute; <= 0: lr_cpu_info's default_threads */
     int32_t    use_mmap;  /* 1: weights the CPU uses as stored are computed from the file mapping (pages shared with
                              other processes, 4 KiB pages); 0 (default): every weight is copied into private
                              memory advised to transparent huge pages, which decodes faster on the CPU */

@@ -26,16 +26,6 @@ lr_status output_bytes(const std::string & s, char * out, size_t capacity, size_
 
 extern "C" {
 
-const char * lr_build_info(void) {
-    static const std::string info = std::string("llava-rad engine; ggml ") + ggml_version() + " (" + ggml_commit() + ")"
-#ifdef LLAVA_RAD_HAVE_CUDA
-        + "; backends: CPU, CUDA";
-#else
-        + "; backends: CPU";
-#endif
-    return info.c_str();
-}
-
 lr_model_params lr_model_default_params(void) {
     lr_model_params p{};
     p.backend = LR_BACKEND_AUTO;

@@ -1,15 +1,15 @@
 #include "backend.h"
+#include "cpu_threads.h"
+#include "cpu_variant.h"
 #include "host_buffer.h"
 #include "status.h"
 
-#include "ggml-cpu.h"
-
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
-#include <set>
-#include <thread>
+#include <string>
+
+#include <unistd.h>
 #include <vector>
 
 namespace lr {
@@ -28,7 +28,22 @@ void ggml_log(ggml_log_level level, const char * text, void *) {
     if (verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
 }
 
+// ggml's CUDA backend is a module beside the CPU ones (built with LLAVA_RAD_CUDA), loaded on first use
+void load_cuda_module() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const std::string path = ggml_module_dir() + "/libggml-cuda.so";
+        if (access(path.c_str(), R_OK) == 0) ggml_backend_load(path.c_str());
+    });
+}
+
 } // namespace
+
+const CpuVariant & load_cpu() {
+    static std::once_flag log_once;
+    std::call_once(log_once, [] { ggml_log_set(ggml_log, nullptr); });
+    return load_cpu_variant();
+}
 
 Backends::~Backends() {
     if (gpu) ggml_backend_free(gpu);
@@ -39,29 +54,28 @@ std::string Backends::name() const {
     return gpu ? ggml_backend_name(gpu) : "CPU";
 }
 
-void Backends::set_threads(int n) {
-    n_threads = n > 0 ? n : physical_cores();
-    ggml_backend_cpu_set_n_threads(cpu, n_threads);
-}
-
 ggml_backend_buffer_type_t Backends::buffer_type(ggml_backend_t be) const {
     return be == cpu && !gpu ? huge_page_buffer_type() : ggml_backend_get_default_buffer_type(be);
 }
 
 std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types() {
     std::vector<ggml_backend_buffer_type_t> out;
+    load_cpu();
     ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (!cpu) return out;
     auto get_extra = (ggml_backend_dev_get_extra_bufts_t)
         ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
-    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) out.push_back(*b);
+    for (ggml_backend_buffer_type_t * b = get_extra ? get_extra(cpu) : nullptr; b && *b; ++b) {
+        // only ggml's repacking: never AMX (its kernels die with SIGILL on Sapphire Rapids), nor others unchecked here
+        if (std::string(ggml_backend_buft_name(*b)) == kCpuRepackName) out.push_back(*b);
+    }
     return out;
 }
 
 ggml_backend_buffer_type_t cpu_repack_buffer_type() {
     static const ggml_backend_buffer_type_t repack = [] {
         for (ggml_backend_buffer_type_t b : cpu_extra_buffer_types()) {
-            if (std::string(ggml_backend_buft_name(b)) == "CPU_REPACK") return b;
+            if (std::string(ggml_backend_buft_name(b)) == kCpuRepackName) return b;
         }
         return (ggml_backend_buffer_type_t) nullptr;
     }();
@@ -82,30 +96,36 @@ ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
     return s;
 }
 
-int physical_cores() {
-    std::set<std::string> siblings;
-    for (int cpu = 0; cpu < 4096; cpu++) {
-        std::ifstream f("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/thread_siblings");
-        if (!f.is_open()) break;
-        std::string line;
-        if (std::getline(f, line)) siblings.insert(line);
-    }
-    if (!siblings.empty()) return (int) siblings.size();
-    const unsigned hc = std::thread::hardware_concurrency();
-    return hc > 0 ? (int) hc : 1;
+int default_threads() {
+    static const int n = cpu_budget().threads;
+    return n;
+}
+
+ggml_backend_t new_cpu_backend(int n_threads) {
+    load_cpu();
+    ggml_backend_t cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    if (!cpu) fail(LR_ERR_BACKEND, "the CPU backend failed to start");
+    set_cpu_threads(cpu, n_threads > 0 ? n_threads : default_threads());
+    return cpu;
+}
+
+void set_cpu_threads(ggml_backend_t cpu, int n_threads) {
+    ggml_backend_dev_t dev = ggml_backend_get_device(cpu);
+    auto set = (ggml_backend_set_n_threads_t)
+        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev), "ggml_backend_set_n_threads");
+    if (!set) fail(LR_ERR_BACKEND, "the CPU backend offers no thread setting");
+    set(cpu, n_threads);
 }
 
 void init_backends(Backends & out, lr_backend want, int n_threads) {
-    static std::once_flag log_once;
-    std::call_once(log_once, [] { ggml_log_set(ggml_log, nullptr); });
     if (want != LR_BACKEND_AUTO && want != LR_BACKEND_CPU && want != LR_BACKEND_CUDA) {
         fail(LR_ERR_INVALID_ARGUMENT, format("unknown backend %d", (int) want));
     }
-    out.cpu = ggml_backend_cpu_init();
-    if (!out.cpu) fail(LR_ERR_BACKEND, "the CPU backend failed to start");
-    out.set_threads(n_threads);
+    out.cpu = new_cpu_backend(n_threads);
+    out.n_threads = n_threads > 0 ? n_threads : default_threads();
 
     if (want == LR_BACKEND_CPU) return;
+    load_cuda_module();
     ggml_backend_dev_t gpu_dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU);
     if (!gpu_dev) {
         if (want == LR_BACKEND_CUDA) {

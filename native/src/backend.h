@@ -26,20 +26,30 @@ struct Backends {
     // run the CPU's memory in transparent huge pages (host_buffer.h), otherwise the backend's default.
     ggml_backend_buffer_type_t buffer_type(ggml_backend_t be) const;
     std::string name() const;
-    void set_threads(int n);
 };
 
 // a graph scheduler over these backends (GPU first when present, then the CPU); throws LR_ERR_OUT_OF_MEMORY
 ggml_backend_sched_t new_scheduler(const Backends & backends, size_t max_nodes);
 
-// the CPU backend's extra (repacking) buffer types, best first, as llama.cpp offers them to matrices
+// the CPU backend's extra buffer types that matrices may be placed in, best first: ggml's repacking only (no
+// AMX: see cpu_variant.h)
 std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types();
+
+constexpr const char * kCpuRepackName = "CPU_REPACK";
 
 // ggml's CPU_REPACK buffer type among those (its q4_K blocks are what vnni_matmul.h's Q4_Kx8 reads), or null
 ggml_backend_buffer_type_t cpu_repack_buffer_type();
 
-// physical cores of this machine (thread siblings counted once), at least 1
-int physical_cores();
+// routes ggml's log (LLAVA_RAD_VERBOSE) and loads the CPU module (cpu_variant.h) once; throws LR_ERR_BACKEND
+const struct CpuVariant & load_cpu();
+
+// the default CPU thread count: cpu_threads.h's budget of this process (computed once)
+int default_threads();
+
+// a CPU backend of the variant cpu_variant.h loads, computing with n_threads (<= 0: default_threads());
+// throws LR_ERR_BACKEND
+ggml_backend_t new_cpu_backend(int n_threads);
+void set_cpu_threads(ggml_backend_t cpu, int n_threads);
 
 // Throws LR_ERR_BACKEND when CUDA is asked for but not compiled in or no device is present.
 void init_backends(Backends & out, lr_backend want, int n_threads);

@@ -49,9 +49,8 @@ void DecoderModel::place_weights(bool use_mmap) {
         decls.push_back({p + "ffn_up.weight",      {E, F},  U::MatMul, &L.ffn_up});
         decls.push_back({p + "ffn_down.weight",    {F, E},  U::MatMul, &L.ffn_down});
     }
-    // LLAVA_RAD_CPU_KERNELS=ggml keeps every matrix in ggml's own layout and kernels (for comparisons)
-    const char * kernels = std::getenv("LLAVA_RAD_CPU_KERNELS");
-    const bool vnni = !(kernels && std::string(kernels) == "ggml");
+    // our kernels or ggml's (LLAVA_RAD_CPU_KERNELS, vnni_matmul.h)
+    const bool vnni = !backends.gpu && vnni_kernels_enabled();
     weights_.place(*gguf, backends, decls, use_mmap, vnni);
     if (tied) output = tok_embd;
     n_params = weights_.n_params;

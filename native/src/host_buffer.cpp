@@ -1,7 +1,6 @@
 #include "host_buffer.h"
 
 #include "ggml-backend-impl.h" // the buffer type interface: this file defines one
-#include "ggml-cpu.h"
 
 #include <sys/mman.h>
 

@@ -3,7 +3,6 @@
 #include "api_guard.h"
 
 #include "ggml.h"
-#include "ggml-cpu.h"
 
 #include <cstring>
 #include <string>
@@ -79,7 +78,6 @@ lr_status lr_quantize(int32_t type, const float * src, int64_t n_rows, int64_t n
             std::memcpy(dst, src, need);
             return;
         }
-        ggml_cpu_init();
         ggml_quantize_init(t);
         const size_t written = ggml_quantize_chunk(t, src, dst, 0, n_rows, n_per_row, nullptr);
         if (written != need) lr::fail(LR_ERR_INTERNAL, "lr_quantize: ggml wrote an unexpected size");

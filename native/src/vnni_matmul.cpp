@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -566,6 +568,20 @@ bool vnni_cpu_supported() {
 #else
     return false;
 #endif
+}
+
+bool vnni_kernels_enabled() {
+    const char * env = std::getenv("LLAVA_RAD_CPU_KERNELS");
+    const std::string want = env ? env : "";
+    if (want.empty() || want == "auto") return vnni_cpu_supported();
+    if (want == "ggml") return false;
+    if (want == "vnni") {
+        if (!vnni_cpu_supported()) {
+            fail(LR_ERR_BACKEND, "LLAVA_RAD_CPU_KERNELS=vnni: this CPU lacks AVX512-VNNI (or AVX512F/BW/VL, F16C, FMA)");
+        }
+        return true;
+    }
+    fail(LR_ERR_INVALID_ARGUMENT, format("LLAVA_RAD_CPU_KERNELS must be auto, vnni or ggml, got '%s'", want.c_str()));
 }
 
 VnniLayout vnni_layout_for(ggml_type type, int64_t k, int64_t m) {

@@ -42,8 +42,13 @@ enum class VnniLayout {
 
 constexpr int64_t kVnniRows = 16;        // rows per panel
 
-// this CPU (and OS) can run the kernels
+// this CPU (and OS) can run the kernels (cpuid, at run time: the engine is compiled for any x86-64)
 bool vnni_cpu_supported();
+
+// Whether CPU-only runs use these kernels, from LLAVA_RAD_CPU_KERNELS: unset or "auto" where
+// vnni_cpu_supported(); "vnni" always (LR_ERR_BACKEND on a CPU without them); "ggml" never (ggml's own
+// kernels, for comparisons). Any other value: LR_ERR_INVALID_ARGUMENT.
+bool vnni_kernels_enabled();
 
 // the layout a matrix of `type` with m rows of k values would be repacked into, or None
 VnniLayout vnni_layout_for(ggml_type type, int64_t k, int64_t m);

@@ -1,4 +1,5 @@
 #include "weight_store.h"
+#include "cpu_variant.h"
 #include "status.h"
 
 #include "host_buffer.h"
@@ -65,9 +66,12 @@ bool cpu_kernels_exist(ggml_type type, WeightUse use) {
             return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
                    (ggml_is_quantized(type) && ggml_get_type_traits(type)->to_float != nullptr);
         case WeightUse::MatMul: {
-            const ggml_type_traits_cpu * t = ggml_get_type_traits_cpu(type);
+            using traits_fn = const ggml_type_traits_cpu * (*)(ggml_type);
+            static const auto traits = reinterpret_cast<traits_fn>(cpu_variant_symbol("ggml_get_type_traits_cpu"));
+            if (!traits) fail(LR_ERR_BACKEND, "the CPU backend module does not export ggml_get_type_traits_cpu");
+            const ggml_type_traits_cpu * t = traits(type);
             if (t == nullptr || t->vec_dot == nullptr) return false;
-            return t->vec_dot_type == GGML_TYPE_F32 || ggml_get_type_traits_cpu(t->vec_dot_type)->from_float != nullptr;
+            return t->vec_dot_type == GGML_TYPE_F32 || traits(t->vec_dot_type)->from_float != nullptr;
         }
     }
     return false;

@@ -2,7 +2,7 @@
 #include "host_buffer.h"
 
 #include "ggml.h"
-#include "ggml-cpu.h"
+#include "backend.h"
 
 #include <cstdint>
 #include <vector>
@@ -12,7 +12,7 @@ TEST("huge-page buffers: host memory, 2 MiB-aligned when large, usable as ordina
     CHECK(ggml_backend_buft_is_host(buft));
 
     // a CPU backend accepts it (the graph scheduler asserts this for its compute buffers)
-    ggml_backend_t cpu = ggml_backend_cpu_init();
+    ggml_backend_t cpu = lr::new_cpu_backend(1);
     CHECK(ggml_backend_supports_buft(cpu, buft));
 
     // a 3 MiB f32 tensor: written, read back, added on the CPU backend

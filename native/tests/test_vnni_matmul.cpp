@@ -7,7 +7,6 @@
 
 #include "ggml.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 
 #include <cmath>
 #include <cstdint>
@@ -44,8 +43,7 @@ Result both_products(ggml_type type, int64_t k, int64_t m, int64_t n, int thread
     ggml_backend_buffer_type_t repack = q4 ? lr::cpu_repack_buffer_type() : nullptr;
     CHECK(!q4 || repack != nullptr);
 
-    ggml_backend_t cpu = ggml_backend_cpu_init();
-    ggml_backend_cpu_set_n_threads(cpu, threads);
+    ggml_backend_t cpu = lr::new_cpu_backend(threads);
     Result r;
     for (int ours = 0; ours < 2; ours++) {
         ggml_init_params ip = { 16 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };

@@ -15,7 +15,6 @@
 
 #include "ggml.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 
 #include <algorithm>
 #include <chrono>
@@ -50,8 +49,7 @@ double time_product(const Case & c, bool ours, int threads, int reps, int copies
                     const std::vector<float> & xf) {
     const bool q4 = c.type == GGML_TYPE_Q4_K;
     const lr::VnniLayout layout = q4 ? lr::VnniLayout::Q4_Kx8 : lr::vnni_layout_for(c.type, c.k, c.m);
-    ggml_backend_t cpu = ggml_backend_cpu_init();
-    ggml_backend_cpu_set_n_threads(cpu, threads);
+    ggml_backend_t cpu = lr::new_cpu_backend(threads);
     ggml_init_params wp = { (size_t) copies * ggml_tensor_overhead(), nullptr, true };
     ggml_context * wctx = ggml_init(wp);
     std::vector<ggml_tensor *> ws;

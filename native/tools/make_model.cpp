@@ -10,7 +10,6 @@
 //
 // A bench tool, not part of the engine: it uses ggml's GGUF writer directly.
 #include "ggml.h"
-#include "ggml-cpu.h"
 #include "gguf.h"
 
 #include <algorithm>
@@ -255,7 +254,6 @@ int make_vision(std::map<std::string, std::string> a) {
 
 int main(int argc, char ** argv) {
     if (argc < 2) die("usage: llava-rad-make-model decoder|vision --out F.gguf [options] (see the source's header)");
-    ggml_cpu_init();
     const std::string kind = argv[1];
     if (kind == "decoder") return make_decoder(parse(argc, argv));
     if (kind == "vision") return make_vision(parse(argc, argv));

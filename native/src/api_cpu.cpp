@@ -1,0 +1,77 @@
+// C API: the build and the CPU code in use.
+#include "api_guard.h"
+#include "backend.h"
+#include "cpu_threads.h"
+#include "cpu_variant.h"
+#include "vnni_matmul.h"
+
+#include "ggml.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+void copy_str(char * dst, size_t cap, const std::string & src) {
+    const size_t n = std::min(cap - 1, src.size());
+    std::memcpy(dst, src.data(), n);
+    dst[n] = '\0';
+}
+
+} // namespace
+
+extern "C" {
+
+lr_status lr_get_cpu_info(lr_cpu_info * out) {
+    return lr::guard_exceptions([&] {
+        LR_REQUIRE_ARG(out != nullptr, "lr_get_cpu_info: out must not be NULL");
+        std::memset(out, 0, sizeof(*out));
+        const lr::CpuVariant & v = lr::load_cpu();
+        std::vector<lr::CpuVariant> found = lr::cpu_variants();
+        std::stable_sort(found.begin(), found.end(), [](const lr::CpuVariant & a, const lr::CpuVariant & b) { return a.score < b.score; });
+        std::string runnable;
+        for (const lr::CpuVariant & c : found) {
+            if (c.score <= 0) continue;
+            if (!runnable.empty()) runnable += ' ';
+            runnable += c.name;
+        }
+        copy_str(out->variant, sizeof(out->variant), v.name);
+        copy_str(out->variants, sizeof(out->variants), runnable);
+        copy_str(out->features, sizeof(out->features), lr::cpu_variant_features());
+        copy_str(out->kernels, sizeof(out->kernels), lr::vnni_kernels_enabled() ? "vnni" : "ggml");
+        const lr::CpuBudget b = lr::cpu_budget();
+        out->default_threads = lr::default_threads();
+        out->allowed_cpus = b.allowed_cpus;
+        out->physical_cores = b.physical_cores;
+        out->cpu_quota = b.quota;
+    });
+}
+
+const char * lr_build_info(void) {
+    static const std::string info = [] {
+        std::string s = std::string("llava-rad engine; ggml ") + ggml_version() + " (" + ggml_commit() + ")";
+#ifdef LLAVA_RAD_HAVE_CUDA
+        s += "; backends: CPU, CUDA";
+#else
+        s += "; backends: CPU";
+#endif
+#ifdef LLAVA_RAD_CPU_NATIVE
+        s += "; CPU build: native (-march=native of the build machine)";
+#else
+        s += "; CPU build: portable (variants chosen at run time)";
+#endif
+        lr_cpu_info c;
+        if (lr_get_cpu_info(&c) == LR_OK) {
+            s += std::string("; CPU variant: ") + c.variant + "; CPU kernels: " + c.kernels +
+                 "; default threads: " + std::to_string(c.default_threads);
+        } else {
+            s += std::string("; CPU variant: none (") + lr_last_error() + ")";
+        }
+        return s;
+    }();
+    return info.c_str();
+}
+
+} // extern "C"
