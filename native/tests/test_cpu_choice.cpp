@@ -1,0 +1,168 @@
+// The CPU choices made at run time: which ggml CPU module (cpu_variant.h) and how many threads
+// (cpu_threads.h), on made-up module lists and on fake /proc + /sys trees.
+#include "harness.h"
+#include "cpu_threads.h"
+#include "cpu_variant.h"
+#include "status.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+lr::CpuVariant variant(const std::string & name, int score, bool amx = false) {
+    lr::CpuVariant v;
+    v.name = name;
+    v.path = "/nowhere/libggml-cpu-" + name + ".so";
+    v.score = score;
+    v.amx = amx;
+    return v;
+}
+
+// the error choose_cpu_variant throws, or "" when it chose
+std::string choice_error(const std::vector<lr::CpuVariant> & found, const std::string & forced, std::string * chosen = nullptr) {
+    try {
+        const lr::CpuVariant v = lr::choose_cpu_variant(found, forced);
+        if (chosen) *chosen = v.name;
+        return "";
+    } catch (const lr::Error & e) {
+        CHECK(e.code == LR_ERR_BACKEND);
+        return e.what();
+    }
+}
+
+// a scratch folder removed at the end of the scope
+struct TempTree {
+    fs::path dir;
+    TempTree() {
+        char tmpl[] = "/tmp/lr-cpu-tree-XXXXXX";
+        const char * d = mkdtemp(tmpl);
+        CHECK(d != nullptr);
+        dir = d;
+    }
+    ~TempTree() { std::error_code ec; fs::remove_all(dir, ec); }
+    void write(const std::string & rel, const std::string & text) const {
+        const fs::path p = dir / rel;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p) << text << "\n";
+    }
+    std::string root() const { return dir.string(); }
+};
+
+void topology(const TempTree & t, int cpu, int package, int core) {
+    const std::string base = "sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    t.write(base + "physical_package_id", std::to_string(package));
+    t.write(base + "core_id", std::to_string(core));
+}
+
+} // namespace
+
+TEST("cpu variant: the best-scoring module this CPU runs, never an AMX one unless named") {
+    const std::vector<lr::CpuVariant> found = {
+        variant("x64", 1), variant("haswell", 36), variant("skylakex", 0), variant("zen4", 120),
+        variant("sapphirerapids", 250, true),
+    };
+    std::string chosen;
+    CHECK(choice_error(found, "", &chosen).empty());
+    CHECK(chosen == "zen4");
+    CHECK(choice_error(found, "sapphirerapids", &chosen).empty());
+    CHECK(chosen == "sapphirerapids");
+    CHECK(choice_error(found, "haswell", &chosen).empty());
+    CHECK(chosen == "haswell");
+    // a module this CPU cannot run is refused, not loaded (it would die with SIGILL)
+    const std::string lacks = choice_error(found, "skylakex");
+    CHECK_MSG(lacks.find("lacks instructions") != std::string::npos && lacks.find("skylakex (not on this CPU)") != std::string::npos, lacks);
+    const std::string missing = choice_error(found, "power10");
+    CHECK_MSG(missing.find("no such CPU backend module") != std::string::npos && missing.find("zen4") != std::string::npos, missing);
+    // nothing runnable but AMX: no silent fallback to it
+    const std::string none = choice_error({variant("skylakex", 0), variant("sapphirerapids", 250, true)}, "");
+    CHECK_MSG(none.find("no CPU backend module") != std::string::npos, none);
+    CHECK(choice_error({}, "") != "");
+}
+
+TEST("cpu variant: the modules built beside libggml are found, and this CPU runs at least the baseline") {
+    const std::vector<lr::CpuVariant> found = lr::cpu_variants();
+    CHECK(!found.empty());
+    bool runnable = false;
+    for (const lr::CpuVariant & v : found) {
+        CHECK(v.path.rfind(lr::ggml_module_dir() + "/", 0) == 0);
+        CHECK(v.amx == (v.name == "sapphirerapids"));
+        runnable = runnable || v.score > 0;
+        // x64 (any x86-64) and the native module make no demands a CPU of the build's kind could miss
+        if (v.name == "x64" || v.name == "native") CHECK_MSG(v.score > 0, v.name);
+    }
+    CHECK(runnable);
+}
+
+TEST("cpu threads: cgroup v2 quota, the tightest on the way up, 'max' is no limit") {
+    TempTree t;
+    t.write("proc/self/cgroup", "0::/kubepods/pod1/c1");
+    t.write("sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "150000 100000");
+    t.write("sys/fs/cgroup/kubepods/pod1/cpu.max", "max 100000");
+    CHECK(lr::cgroup_cpu_quota(t.root()) == 1.5);
+    t.write("sys/fs/cgroup/kubepods/cpu.max", "50000 100000");
+    CHECK(lr::cgroup_cpu_quota(t.root()) == 0.5);
+    t.write("sys/fs/cgroup/kubepods/cpu.max", "max 100000");
+    t.write("sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "max 100000");
+    CHECK(lr::cgroup_cpu_quota(t.root()) == 0);
+    // a container's own namespace: its cgroup is the mount root ("0::/")
+    TempTree ns;
+    ns.write("proc/self/cgroup", "0::/");
+    ns.write("sys/fs/cgroup/cpu.max", "400000 100000");
+    CHECK(lr::cgroup_cpu_quota(ns.root()) == 4);
+}
+
+TEST("cpu threads: cgroup v1 quota (cpu,cpuacct and cpu mounts), -1 is no limit, no files no limit") {
+    TempTree t;
+    t.write("proc/self/cgroup", "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc");
+    t.write("sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "250000");
+    t.write("sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000");
+    CHECK(lr::cgroup_cpu_quota(t.root()) == 2.5);
+    t.write("sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1");
+    CHECK(lr::cgroup_cpu_quota(t.root()) == 0);
+    TempTree cpu_only;
+    cpu_only.write("proc/self/cgroup", "3:cpu:/batch");
+    cpu_only.write("sys/fs/cgroup/cpu/batch/cpu.cfs_quota_us", "100000");
+    cpu_only.write("sys/fs/cgroup/cpu/batch/cpu.cfs_period_us", "100000");
+    CHECK(lr::cgroup_cpu_quota(cpu_only.root()) == 1);
+    TempTree empty;
+    CHECK(lr::cgroup_cpu_quota(empty.root()) == 0);
+}
+
+TEST("cpu threads: thread siblings count once; the default is the cores allowed, capped by the quota, at least 1") {
+    TempTree t;
+    topology(t, 0, 0, 0);
+    topology(t, 1, 0, 0); // cpu1 is cpu0's sibling
+    topology(t, 2, 0, 1);
+    topology(t, 3, 1, 0); // same core id, other package
+    CHECK(lr::physical_cores_in({0, 1, 2, 3}, t.root()) == 3);
+    CHECK(lr::physical_cores_in({0, 1}, t.root()) == 1);
+    CHECK(lr::physical_cores_in({0, 1, 7}, t.root()) == 2); // cpu7 has no topology: a core of its own
+
+    // this process's real affinity mask, each CPU its own core in the fake tree
+    const std::vector<int> allowed = lr::affinity_cpus();
+    CHECK(!allowed.empty());
+    TempTree own;
+    for (int c : allowed) topology(own, c, 0, c);
+    lr::CpuBudget b = lr::cpu_budget(own.root());
+    CHECK(b.allowed_cpus == (int) allowed.size());
+    CHECK(b.physical_cores == (int) allowed.size());
+    CHECK(b.quota == 0 && b.threads == (int) allowed.size());
+    own.write("proc/self/cgroup", "0::/");
+    own.write("sys/fs/cgroup/cpu.max", "150000 100000");
+    b = lr::cpu_budget(own.root());
+    CHECK(b.quota == 1.5);
+    CHECK(b.threads == 1); // 1.5 CPUs: one spinning thread, not two throttled ones
+    own.write("sys/fs/cgroup/cpu.max", "20000 100000");
+    CHECK(lr::cpu_budget(own.root()).threads == 1);
+    // all allowed CPUs siblings of one core: one thread
+    TempTree smt;
+    for (int c : allowed) topology(smt, c, 0, 0);
+    CHECK(lr::cpu_budget(smt.root()).threads == 1);
+}
