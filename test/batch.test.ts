@@ -304,6 +304,19 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     expect(records(out)).toEqual(rs);
   }, 240_000);
 
+  it('the f16 vision tower: --concurrency 4 (images batched through the tower) gives --concurrency 1\'s findings and stop reasons', () => {
+    const f16 = ['--model', decoder, '--mmproj', path.join(here, 'fixtures', 'vision', 'tiny-vision-f16.gguf')];
+    const outs = ['1', '4'].map((c) => {
+      const out = path.join(dir, `f16-c${c}.jsonl`);
+      const r = run(['batch', manifest, ...f16, '--out', out, '--max-tokens', MAX_TOKENS, '--concurrency', c]);
+      expect(r.code, r.stderr).toBe(3); // the two broken images
+      return byId(records(out));
+    });
+    expect(Object.keys(outs[0]!)).toHaveLength(ids.length);
+    expect(Object.values(outs[0]!).filter((x) => x.findings !== undefined)).toHaveLength(13);
+    expect(outs[1]).toEqual(outs[0]);
+  }, 300_000);
+
   it('killed with SIGKILL three times mid-run and restarted: exactly one record per study, each equal to the uninterrupted run\'s', async () => {
     const out = path.join(dir, 'killed.jsonl');
     let have = 0;

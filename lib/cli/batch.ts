@@ -2,8 +2,8 @@
 // that a re-run resumes (lib/batch/ holds the pieces; this file is the policy and the command line).
 
 import { existsSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { LlavaRadError } from '../errors.js';
+import { fromNative, LlavaRadError } from '../errors.js';
+import { native } from '../native.js';
 import type { HighBitDepthMode } from '../image/decode.js';
 import { DEFAULT_FINDINGS_MAX_TOKENS, resolveModelFolder, type LoadLlavaRadOptions } from '../llava-rad.js';
 import type { KvCacheType } from '../options.js';
@@ -191,7 +191,7 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
         decoder: files.decoder,
         vision: files.vision,
         ...(kvType !== 'auto' ? { kvCacheType: kvType as KvCacheType } : {}),
-        ...(threads !== undefined ? { threads } : cpuWorkers > 1 ? { threads: Math.max(1, Math.floor(availableParallelism() / cpuWorkers)) } : {}),
+        ...(threads !== undefined ? { threads } : cpuWorkers > 1 ? { threads: Math.max(1, Math.floor(defaultThreads() / cpuWorkers)) } : {}),
       };
       const loading = todo.length === 0 || stop.aborted ? Promise.resolve([]) : needsWorkers(devices)
         ? Promise.allSettled(devices.map((device) => spawnWorkerEngine({ script: process.argv[1]!, device, load, slots: concurrency, settings })))
@@ -247,3 +247,12 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     }
   },
 };
+
+/** the engine's default CPU thread count (physical cores allowed, capped by the cgroup quota) */
+function defaultThreads(): number {
+  try {
+    return native().cpuInfo().defaultThreads;
+  } catch (e) {
+    throw fromNative(e);
+  }
+}
