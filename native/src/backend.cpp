@@ -4,12 +4,12 @@
 #include "host_buffer.h"
 #include "status.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
-
-#include <unistd.h>
 #include <vector>
 
 namespace lr {
