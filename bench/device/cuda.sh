@@ -372,7 +372,7 @@ fi
 
 LLAMA_BENCH_BIN=""
 if [ "$MODE" = cuda ]; then
-    for f in "$BUILD/bin/llama-bench" "$BUILD"/llama.cpp-build/bin/llama-bench; do [ -z "$LLAMA_BENCH_BIN" ] && [ -x "$f" ] && LLAMA_BENCH_BIN=$f; done
+    for f in "$BUILD/Release/llama-bench" "$BUILD/bin/llama-bench" "$BUILD"/llama.cpp-build/bin/llama-bench; do [ -z "$LLAMA_BENCH_BIN" ] && [ -x "$f" ] && LLAMA_BENCH_BIN=$f; done
 else
     for f in "${LLAMA_BENCH:-}" "$ROOT"/build-bench/llama.cpp/build/bin/llama-bench "$ROOT"/build-bench/*/bin/llama-bench; do
         [ -z "$LLAMA_BENCH_BIN" ] && [ -n "$f" ] && [ -x "$f" ] && LLAMA_BENCH_BIN=$f
