@@ -60,7 +60,9 @@ const char * lr_build_info(void) {
 #ifdef LLAVA_RAD_CPU_NATIVE
         s += "; CPU build: native (-march=native of the build machine)";
 #else
-        s += "; CPU build: portable (variants chosen at run time)";
+        const size_t n = lr::cpu_variants().size();
+        s += n > 1 ? "; CPU build: portable (" + std::to_string(n) + " modules, one chosen at run time)"
+                   : std::string("; CPU build: baseline (one module for the architecture)");
 #endif
         lr_cpu_info c;
         if (lr_get_cpu_info(&c) == LR_OK) {

@@ -27,12 +27,17 @@ bool is_amx_variant(const std::string & name) {
     return false;
 }
 
-// "libggml-cpu-haswell.so" -> "haswell", "libggml-cpu.so" -> "native", anything else -> ""
+#ifndef LLAVA_RAD_CPU_MODULE_NAME
+#define LLAVA_RAD_CPU_MODULE_NAME "baseline"
+#endif
+
+// "libggml-cpu-haswell.so" -> "haswell", "libggml-cpu.so" -> "native" (LLAVA_RAD_NATIVE builds) or "baseline"
+// (builds whose compiler cannot make ggml's whole set), anything else -> ""
 std::string variant_name(const std::string & file) {
     const size_t np = std::strlen(kPrefix), ns = std::strlen(kSuffix);
     if (file.size() < np + ns || file.compare(0, np, kPrefix) != 0 || file.compare(file.size() - ns, ns, kSuffix) != 0) return "";
     const std::string mid = file.substr(np, file.size() - np - ns);
-    if (mid.empty()) return "native";
+    if (mid.empty()) return LLAVA_RAD_CPU_MODULE_NAME;
     return mid[0] == '-' && mid.size() > 1 ? mid.substr(1) : "";
 }
 

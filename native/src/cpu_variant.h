@@ -2,8 +2,9 @@
 //
 // ggml is built with its CPU backend as run-time modules beside libggml (CMakeLists.txt): by default one per
 // CPU generation ggml defines (libggml-cpu-x64.so for any x86-64, sse42, haswell for AVX2, zen4 for AVX-512
-// with VNNI and BF16, ...), or with LLAVA_RAD_NATIVE one module compiled for the build machine
-// (libggml-cpu.so, reported as "native"). Each module's ggml_backend_score() says whether this CPU can run
+// with VNNI and BF16, ...), or one module, libggml-cpu.so: compiled for the build machine with LLAVA_RAD_NATIVE
+// (reported as "native"), or for the architecture's baseline where the compiler cannot build ggml's whole set
+// (arm64 with GCC < 14; "baseline"). Each module's ggml_backend_score() says whether this CPU can run
 // it (0: it cannot) and how many of its features it uses. Exactly one is loaded, once per process:
 //
 //   LLAVA_RAD_CPU_VARIANT=<name>   that module; LR_ERR_BACKEND when it is missing or this CPU cannot run it
@@ -19,7 +20,7 @@
 namespace lr {
 
 struct CpuVariant {
-    std::string name;  // "zen4", "haswell", ..., or "native" for libggml-cpu.so
+    std::string name;  // "zen4", "haswell", ..., or "native" / "baseline" for libggml-cpu.so
     std::string path;  // the module's file
     int score = 0;     // its ggml_backend_score() on this CPU (0: this CPU cannot run it)
     bool amx = false;  // compiled for AMX: never chosen unless named

@@ -95,7 +95,7 @@ TEST("cpu variant: the modules built beside libggml are found, and this CPU runs
         CHECK(v.amx == (v.name == "sapphirerapids"));
         runnable = runnable || v.score > 0;
         // x64 (any x86-64) and the native module make no demands a CPU of the build's kind could miss
-        if (v.name == "x64" || v.name == "native") CHECK_MSG(v.score > 0, v.name);
+        if (v.name == "x64" || v.name == "native" || v.name == "baseline") CHECK_MSG(v.score > 0, v.name);
     }
     CHECK(runnable);
 }
