@@ -41,10 +41,14 @@ std::string variant_name(const std::string & file) {
     return mid[0] == '-' && mid.size() > 1 ? mid.substr(1) : "";
 }
 
-// the module's own score for this CPU (0 when it cannot run here or cannot be opened)
-int module_score(const std::string & path) {
+// the module's own score for this CPU (0 when it cannot run here or cannot be opened: then `error` says why)
+int module_score(const std::string & path, std::string & error) {
     void * h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) return 0;
+    if (!h) {
+        const char * e = dlerror();
+        error = e ? e : "dlopen failed";
+        return 0;
+    }
     using score_fn = int (*)();
     auto score = reinterpret_cast<score_fn>(dlsym(h, "ggml_backend_score"));
     const int s = score ? score() : 1; // a module without a score makes no claim about the CPU
@@ -66,7 +70,7 @@ std::string loaded_name_list(const std::vector<CpuVariant> & found) {
     std::string s;
     for (const CpuVariant & v : found) {
         if (!s.empty()) s += ", ";
-        s += v.name + (v.score > 0 ? "" : " (not on this CPU)");
+        s += v.name + (v.score > 0 ? "" : !v.error.empty() ? " (could not be opened: " + v.error + ")" : " (not on this CPU)");
     }
     return s.empty() ? "none" : s;
 }
@@ -95,7 +99,7 @@ std::vector<CpuVariant> cpu_variants() {
         CpuVariant v;
         v.name = name;
         v.path = dir + "/" + e->d_name;
-        v.score = module_score(v.path);
+        v.score = module_score(v.path, v.error);
         v.amx = is_amx_variant(name);
         out.push_back(v);
     }
@@ -109,8 +113,9 @@ CpuVariant choose_cpu_variant(const std::vector<CpuVariant> & found, const std::
         for (const CpuVariant & v : found) {
             if (v.name != forced) continue;
             if (v.score <= 0) {
-                fail(LR_ERR_BACKEND, format("LLAVA_RAD_CPU_VARIANT=%s: this CPU lacks instructions that variant needs "
-                                            "(variants here: %s)", forced.c_str(), loaded_name_list(found).c_str()));
+                fail(LR_ERR_BACKEND, format("LLAVA_RAD_CPU_VARIANT=%s: %s (variants here: %s)", forced.c_str(),
+                                            v.error.empty() ? "this CPU lacks instructions that variant needs" : "the module could not be opened",
+                                            loaded_name_list(found).c_str()));
             }
             return v;
         }

@@ -24,6 +24,7 @@ struct CpuVariant {
     std::string path;  // the module's file
     int score = 0;     // its ggml_backend_score() on this CPU (0: this CPU cannot run it)
     bool amx = false;  // compiled for AMX: never chosen unless named
+    std::string error; // why the module could not be opened (score 0), or ""
 };
 
 // the folder of the ggml libraries and backend modules (that of libggml itself)

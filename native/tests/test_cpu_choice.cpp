@@ -80,6 +80,13 @@ TEST("cpu variant: the best-scoring module this CPU runs, never an AMX one unles
     CHECK_MSG(lacks.find("lacks instructions") != std::string::npos && lacks.find("skylakex (not on this CPU)") != std::string::npos, lacks);
     const std::string missing = choice_error(found, "power10");
     CHECK_MSG(missing.find("no such CPU backend module") != std::string::npos && missing.find("zen4") != std::string::npos, missing);
+    // a module that cannot be opened (a missing dependency, say) says so, and is never chosen
+    std::vector<lr::CpuVariant> broken = found;
+    broken.push_back(variant("icelake", 0));
+    broken.back().error = "libgomp.so.1: cannot open shared object file";
+    const std::string opened = choice_error(broken, "icelake");
+    CHECK_MSG(opened.find("could not be opened") != std::string::npos && opened.find("libgomp.so.1") != std::string::npos, opened);
+    CHECK(choice_error(broken, "", &chosen).empty() && chosen == "zen4");
     // nothing runnable but AMX: no silent fallback to it
     const std::string none = choice_error({variant("skylakex", 0), variant("sapphirerapids", 250, true)}, "");
     CHECK_MSG(none.find("no CPU backend module") != std::string::npos, none);
