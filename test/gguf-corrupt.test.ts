@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlavaRadError, loadModel } from '../lib/index.js';
-import { corruptCases, corruptionBase, removeCaseOutput, type CorruptionBase } from './helpers/corrupt-gguf.js';
+import { corruptCases, corruptionBase, rawKv, rebuilt, removeCaseOutput, type CorruptionBase } from './helpers/corrupt-gguf.js';
+import { GgufValueType } from '../lib/gguf/types.js';
 import { tinyLlamaPath } from './helpers/tiny-llama.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -135,4 +136,35 @@ process.stdout.write(JSON.stringify({ results, generated: r.tokens.length }));
     expect(res.results.length).toBe(corruptCases().length);
     expect(res.generated).toBeGreaterThan(0);
   }, 600_000);
+});
+
+describe('large headers are read in time linear in their size', () => {
+  // 400,000 entries: with a linear search per duplicate check (the engine's once) these took 280-300+ s;
+  // each case puts its duplicate last, so the whole header is checked before the error
+  const N = 400_000;
+  const F32 = 0;
+
+  it(`${N} metadata keys, the last a duplicate: BAD_GGUF naming it`, async () => {
+    const extra = Array.from({ length: N }, (_, i) => rawKv({ key: `hostile.key.${i}`, type: GgufValueType.UINT32, value: i }));
+    extra.push(rawKv({ key: 'hostile.key.0', type: GgufValueType.UINT32, value: 0 }));
+    const p = await rebuilt(base, path.join(dir, 'many-keys.gguf'), { kvs: (kvs) => [...kvs, ...extra] });
+    const e = await loadError(p);
+    expect(describeError(e)).toMatch(/^LlavaRadError BAD_GGUF: .*duplicate metadata key 'hostile\.key\.0'/);
+    await rm(p, { force: true });
+  }, 60_000);
+
+  it(`${N} tensors, the last a duplicate: BAD_GGUF naming it`, async () => {
+    const dataLen = base.buf.length - base.layout.dataStart;
+    const first = BigInt(Math.ceil(dataLen / base.layout.alignment) * base.layout.alignment);
+    const extra = Array.from({ length: N }, (_, i) => ({
+      name: `hostile.${i}`, shape: [1n], type: F32, offset: first + BigInt(i * base.layout.alignment),
+    }));
+    extra.push({ name: 'hostile.0', shape: [1n], type: F32, offset: first + BigInt(N * base.layout.alignment) });
+    const data = Buffer.alloc(Number(first) + (N + 1) * base.layout.alignment);
+    base.buf.copy(data, 0, base.layout.dataStart);
+    const p = await rebuilt(base, path.join(dir, 'many-tensors.gguf'), { tensors: (ts) => [...ts, ...extra], data });
+    const e = await loadError(p);
+    expect(describeError(e)).toMatch(/^LlavaRadError BAD_GGUF: .*duplicate tensor name 'hostile\.0'/);
+    await rm(p, { force: true });
+  }, 60_000);
 });

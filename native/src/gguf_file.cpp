@@ -223,7 +223,7 @@ void GgufFile::parse() {
     for (uint64_t k = 0; k < n_kv; k++) {
         std::string key = c.read_string("metadata key");
         if (key.empty()) c.bad("empty metadata key");
-        if (find(key) != nullptr) c.bad(format("duplicate metadata key '%s'", key.c_str()));
+        if (!kv_index_.emplace(key, kv_.size()).second) c.bad(format("duplicate metadata key '%s'", key.c_str()));
         GgufValue v;
         const GgufType t = read_type(c, ("type of key '" + key + "'").c_str());
         read_value(c, t, v, key, 0);
@@ -281,7 +281,7 @@ void GgufFile::parse() {
         if (t.offset % alignment_ != 0) {
             c.bad(format("tensor '%s' offset %llu is not aligned to %zu", t.name.c_str(), (unsigned long long) t.offset, alignment_));
         }
-        if (tensor(t.name) != nullptr) c.bad(format("duplicate tensor name '%s'", t.name.c_str()));
+        if (!tensor_index_.emplace(t.name, tensors_.size()).second) c.bad(format("duplicate tensor name '%s'", t.name.c_str()));
         tensors_.push_back(std::move(t));
     }
 
@@ -319,17 +319,13 @@ void GgufFile::parse() {
 }
 
 const GgufValue * GgufFile::find(const std::string & key) const {
-    for (auto & kv : kv_) {
-        if (kv.first == key) return &kv.second;
-    }
-    return nullptr;
+    auto it = kv_index_.find(key);
+    return it == kv_index_.end() ? nullptr : &kv_[it->second].second;
 }
 
 const GgufTensor * GgufFile::tensor(const std::string & name) const {
-    for (auto & t : tensors_) {
-        if (t.name == name) return &t;
-    }
-    return nullptr;
+    auto it = tensor_index_.find(name);
+    return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
 namespace {

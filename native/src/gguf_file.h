@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace lr {
@@ -100,6 +101,9 @@ private:
     size_t data_offset_ = 0;
     std::vector<std::pair<std::string, GgufValue>> kv_;
     std::vector<GgufTensor> tensors_;
+    // name -> index into kv_ / tensors_: lookups and the duplicate checks stay linear in the header's size
+    std::unordered_map<std::string, size_t> kv_index_;
+    std::unordered_map<std::string, size_t> tensor_index_;
 };
 
 } // namespace lr

@@ -221,7 +221,7 @@ export interface RawTensorInfo {
   offset: bigint;
 }
 
-interface RawKv {
+export interface RawKv {
   key: string;
   /** the whole encoded pair (key, type, value) */
   raw: Buffer;
@@ -253,7 +253,8 @@ export function rawKvBytes(key: string, typeTag: number, payload: Uint8Array): R
   return { key, raw: Buffer.from(b.toBuffer()) };
 }
 
-async function rebuilt(base: CorruptionBase, out: string, spec: RebuildSpec): Promise<string> {
+/** re-encodes the base's header as `spec` says (kvs, tensor infos, counts) and writes it with a data section to `out` */
+export async function rebuilt(base: CorruptionBase, out: string, spec: RebuildSpec): Promise<string> {
   const { buf, layout } = base;
   let kvs: RawKv[] = layout.kvs.map((k) => ({ key: k.key, raw: buf.subarray(k.start, k.end) }));
   let tensors: RawTensorInfo[] = layout.tensors.map((t) => ({ name: t.name, shape: [...t.shape], type: t.type, offset: t.offset }));
