@@ -2,10 +2,10 @@
 // computes them (llava/conversation.py conv "v1", llava/mm_utils.py tokenizer_image_token,
 // llava/eval/model_mimic_cxr.py generation and post-processing; see shared/LLAVA_RAD.md).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LlavaRadError } from './errors.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
+import { readImageFile } from './image/read-file.js';
 import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
 import type { Backend, GenerateOptions, KvCacheType } from './options.js';
 import { loadVisionModel, type VisionModel } from './vision.js';
@@ -216,15 +216,12 @@ export class LlavaRad {
     };
   }
 
-  /** Reads an image file and calls generateFindings. */
+  /**
+   * Reads an image file and calls generateFindings. The path must name a regular file of at most 1 GiB
+   * (IO for a directory, device or FIFO; IMAGE_TOO_LARGE beyond the limit).
+   */
   async generateFindingsFromFile(file: string, reason?: string | null, options?: FindingsOptions): Promise<FindingsResult> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(file);
-    } catch (e) {
-      throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`);
-    }
-    return this.generateFindings(bytes, reason, options);
+    return this.generateFindings(await readImageFile(file), reason, options);
   }
 
   async dispose(): Promise<void> {

@@ -317,6 +317,31 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     expect(outs[1]).toEqual(outs[0]);
   }, 300_000);
 
+  it('image paths that are a device, a FIFO or a folder: IO error records at once, the other studies done', () => {
+    const hostile = path.join(dir, 'hostile');
+    mkdirSync(hostile, { recursive: true });
+    const fifo = path.join(hostile, 'image.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const m = path.join(hostile, 'studies.jsonl');
+    writeFileSync(m, [
+      { id: 'zero', image: '/dev/zero' },
+      { id: 'fifo', image: fifo },
+      { id: 'folder', image: hostile },
+      { id: 'good', image: path.join(dir, 'img', 'grey_700x600.png') },
+    ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const out = path.join(hostile, 'out.jsonl');
+    const r = run(['batch', m, ...model, '--out', out, '--max-tokens', MAX_TOKENS]);
+    expect(r.code, r.stderr).toBe(3);
+    const rs = byId(records(out));
+    expect(rs.zero!.error).toBe('IO');
+    expect(rs.fifo!.error).toBe('IO');
+    expect(rs.folder!.error).toBe('IO');
+    expect(rs.good!.findings).toBeDefined();
+    const msgs = records(out).filter((x) => x.error).map((x) => x.error!.message);
+    expect(msgs.join('\n')).toMatch(/\/dev\/zero: it is a character device/);
+    expect(msgs.join('\n')).toMatch(/image\.fifo: it is a FIFO/);
+  }, 120_000);
+
   it('killed with SIGKILL three times mid-run and restarted: exactly one record per study, each equal to the uninterrupted run\'s', async () => {
     const out = path.join(dir, 'killed.jsonl');
     let have = 0;
