@@ -3,7 +3,7 @@
 // sharding + merge equal to one run, several worker processes (--devices cpu,cpu), --retry-failed.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../lib/batch/csv.js';
 import { parseDevices } from '../lib/batch/devices.js';
 import { Journal, readPredictions } from '../lib/batch/journal.js';
+import { writePredictions } from '../lib/batch/merge.js';
 import { readManifest } from '../lib/batch/manifest.js';
 import { officialQuery, type PredictionRecord } from '../lib/batch/record.js';
 import { inShard, parseShard, shardOf } from '../lib/batch/shard.js';
@@ -194,6 +195,51 @@ describe('the journal', () => {
     writeFileSync(f, '{"id":"x"}\n' + good);
     expect(() => Journal.open(f)).toThrow(expect.objectContaining({ code: 'BAD_PREDICTIONS', message: expect.stringMatching(/p\.jsonl:1: not a prediction record/) }));
     expect(readFileSync(f, 'utf8')).toBe('{"id":"x"}\n' + good);
+  });
+
+  it('never writes through a symbolic link or over a file that is not a predictions file; a torn first record is cut off', () => {
+    const d = path.join(tmp, 'journal-hostile');
+    mkdirSync(d, { recursive: true });
+    const victim = path.join(d, 'victim.txt');
+    writeFileSync(victim, 'precious\n');
+    const link = path.join(d, 'out.jsonl');
+    symlinkSync(victim, link);
+    expect(() => Journal.open(link)).toThrow(expect.objectContaining({ code: 'IO', message: expect.stringMatching(/symbolic link/) }));
+    const dangling = path.join(d, 'dangling.jsonl');
+    symlinkSync(path.join(d, 'would-be-created.txt'), dangling);
+    expect(() => Journal.open(dangling)).toThrow(expect.objectContaining({ code: 'IO' }));
+    expect(existsSync(path.join(d, 'would-be-created.txt'))).toBe(false);
+    // one line without a newline (someone's notes): its "torn line" would be cut off to nothing
+    const notes = path.join(d, 'notes.txt');
+    for (const text of ['remember the milk', 'x', '\n']) {
+      writeFileSync(notes, text);
+      expect(() => Journal.open(notes), JSON.stringify(text)).toThrow(expect.objectContaining({ code: 'BAD_PREDICTIONS', message: expect.stringMatching(/holds no prediction record/) }));
+      expect(readFileSync(notes, 'utf8')).toBe(text);
+    }
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    // a crash during the very first record leaves '{"id":...' without a newline: that is cut off
+    const first = path.join(d, 'first.jsonl');
+    for (const torn of ['{"id":"a","fin', '{"i']) {
+      writeFileSync(first, torn);
+      const { journal, predictions } = Journal.open(first);
+      journal.close();
+      expect(predictions.records).toBe(0);
+      expect(readFileSync(first, 'utf8')).toBe('');
+    }
+  });
+
+  it('merge\'s temporary file: a link planted under the old predictable name is not written through', () => {
+    const d = path.join(tmp, 'merge-hostile');
+    mkdirSync(d, { recursive: true });
+    const victim = path.join(d, 'victim.txt');
+    writeFileSync(victim, 'precious\n');
+    const out = path.join(d, 'merged.jsonl');
+    symlinkSync(victim, path.join(d, `.merged.jsonl.${process.pid}.tmp`));
+    writePredictions(out, [rec('a'), rec('b')]);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(lstatSync(out).isFile()).toBe(true);
+    expect(readPredictions(out).records).toBe(2);
+    expect(readdirSync(d).filter((f) => f.endsWith('.tmp'))).toEqual([`.merged.jsonl.${process.pid}.tmp`]); // ours cleaned up
   });
 
   it('"query" is the human turn of the official evaluation\'s conversation', () => {

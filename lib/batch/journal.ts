@@ -4,7 +4,7 @@
 // anywhere else means the file was edited or is not ours, and nothing is touched (BAD_PREDICTIONS).
 // Readers take the LAST record of each id (a failed study retried with --retry-failed appends a newer one).
 
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
 import { scanLines } from './lines.js';
@@ -79,11 +79,22 @@ export class Journal {
   static open(file: string): { journal: Journal; predictions: Predictions } {
     const dir = path.dirname(path.resolve(file));
     let predictions: Predictions = { latest: new Map(), records: 0, damaged: null, goodBytes: 0 };
-    const existed = existsSync(file);
+    const st = lstatOrNull(file);
+    const existed = st !== null;
+    // only a plain file of ours is appended to: never through a symbolic link (it could point anywhere), and a
+    // non-empty file without a single record is someone else's (its one "torn line" would be cut off)
+    if (st?.isSymbolicLink()) {
+      throw new LlavaRadError('IO', `${file} is a symbolic link; give the predictions file's real path`);
+    }
+    if (st && !st.isFile()) throw new LlavaRadError('IO', `${file} is not a regular file`);
     try {
       mkdirSync(dir, { recursive: true });
       if (existed) predictions = readPredictions(file);
-      const fd = openSync(file, 'a');
+      if (existed && predictions.records === 0 && predictions.damaged && !looksLikeTornRecord(file, predictions.damaged.offset)) {
+        throw new LlavaRadError('BAD_PREDICTIONS',
+          `${file} is not empty and holds no prediction record: it is not a predictions file of llava-rad batch (nothing was changed)`);
+      }
+      const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
       if (predictions.damaged) {
         ftruncateSync(fd, predictions.goodBytes);
         fsyncSync(fd);
@@ -119,6 +130,28 @@ export class Journal {
   close(): void {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
+  }
+}
+
+function lstatOrNull(file: string): Stats | null {
+  try {
+    return lstatSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** the bytes at `offset` begin as every record line does (a record cut short by a crash) */
+function looksLikeTornRecord(file: string, offset: number): boolean {
+  const start = Buffer.from('{"id":');
+  const head = Buffer.alloc(start.length);
+  const fd = openSync(file, 'r');
+  try {
+    const n = readSync(fd, head, 0, head.length, offset);
+    return n > 0 && head.subarray(0, n).equals(start.subarray(0, n));
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -2,7 +2,8 @@
 // a successful record wins over a failed one, then the later one. Every record must come from the same
 // model (GGUF sha256) and settings. The result is written atomically (temporary file, fsync, rename).
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
 import { fsyncDir, readPredictions } from './journal.js';
@@ -74,11 +75,16 @@ export function mergePredictions(o: MergeOptions): MergeResult {
   return { records, ok: all.length - failed, failed, dropped: all.length - records.length, duplicates, missing, extra, damaged };
 }
 
-/** writes records as JSONL atomically: a temporary file beside `out`, fsync, rename, fsync the folder */
+/**
+ * writes records as JSONL atomically: a temporary file beside `out` (a random name, created exclusively, so a
+ * file or link planted under a guessable name is never written through), fsync, rename, fsync the folder
+ */
 export function writePredictions(out: string, records: PredictionRecord[]): void {
-  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${process.pid}.tmp`);
+  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${randomBytes(8).toString('hex')}.tmp`);
+  let created = false;
   try {
-    const fd = openSync(tmp, 'w');
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    created = true;
     try {
       const flush = (text: string) => {
         const buf = Buffer.from(text, 'utf8');
@@ -100,7 +106,7 @@ export function writePredictions(out: string, records: PredictionRecord[]): void
     renameSync(tmp, out);
     fsyncDir(path.dirname(path.resolve(out)));
   } catch (e) {
-    rmSync(tmp, { force: true });
+    if (created) rmSync(tmp, { force: true });
     throw new LlavaRadError('IO', `cannot write ${out}: ${(e as Error).message}`);
   }
 }
