@@ -116,7 +116,13 @@ export function resolveModelFolder(dir: string): ModelFiles {
     if (typeof m.decoder !== 'string' || typeof m.vision !== 'string') {
       throw new LlavaRadError('INVALID_ARGUMENT', `${manifest} must name "decoder" and "vision" GGUF files`);
     }
-    return { decoder: path.resolve(dir, m.decoder), vision: path.resolve(dir, m.vision) };
+    // the folder's own files only: a bare file name, no path (a manifest must not reach ../../etc/passwd)
+    for (const [key, name] of [['decoder', m.decoder], ['vision', m.vision]] as const) {
+      if (name === '' || name === '.' || name === '..' || name !== path.basename(name) || name.includes('\\') || name.includes('\0')) {
+        throw new LlavaRadError('INVALID_ARGUMENT', `${manifest}: "${key}" must be the name of a file in the model folder, got ${JSON.stringify(name)}`);
+      }
+    }
+    return { decoder: path.join(dir, m.decoder), vision: path.join(dir, m.vision) };
   }
   const ggufs = readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf'));
   const vision = ggufs.filter((f) => /vision|mmproj/i.test(f));

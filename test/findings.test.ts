@@ -158,6 +158,21 @@ describe('loading', () => {
       expect(b.files.decoder).toBe(path.join(dir, 'decoder-q8_0.gguf'));
       await b.dispose();
 
+      // a manifest may only name files in its folder; a file that is not a GGUF is refused without echoing its bytes
+      const secret = path.join(dir, 'secret.txt');
+      writeFileSync(secret, 'root:x:0:0:root:/root:/bin/bash\n');
+      for (const name of ['../../../../etc/passwd', '/etc/passwd', 'sub/vision-f32.gguf', '..', '']) {
+        writeFileSync(path.join(dir, 'llava-rad.json'), JSON.stringify({ decoder: 'decoder-q8_0.gguf', vision: name }));
+        await expect(loadLlavaRad({ model: dir, threads: 1 }), name).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT', message: expect.stringMatching(/"vision" must be the name of a file in the model folder/),
+        });
+      }
+      writeFileSync(path.join(dir, 'llava-rad.json'), JSON.stringify({ decoder: 'decoder-q8_0.gguf', vision: 'secret.txt' }));
+      const err = await loadLlavaRad({ model: dir, threads: 1 }).catch((e: unknown) => e as Error);
+      expect(err).toMatchObject({ code: 'BAD_GGUF', message: expect.stringMatching(/secret\.txt: not a GGUF file/) });
+      expect(err.message).not.toMatch(/72 6f|root/);
+      rmSync(secret);
+
       rmSync(path.join(dir, 'llava-rad.json'));
       await expect(loadLlavaRad({ model: dir })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       await expect(loadLlavaRad({ model: path.join(dir, 'missing') })).rejects.toMatchObject({ code: 'IO' });

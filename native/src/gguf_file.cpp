@@ -204,8 +204,8 @@ void GgufFile::parse() {
     Cursor c(base_, size_, path_);
     const uint8_t * magic = c.take(4, "magic");
     if (std::memcmp(magic, "GGUF", 4) != 0) {
-        fail(LR_ERR_BAD_GGUF, format("%s: not a GGUF file (bad magic %02x %02x %02x %02x)", path_.c_str(),
-            magic[0], magic[1], magic[2], magic[3]));
+        // the file's own bytes are not echoed: it may be any file the user can read (a config naming /etc/passwd)
+        fail(LR_ERR_BAD_GGUF, format("%s: not a GGUF file (it does not start with \"GGUF\")", path_.c_str()));
     }
     version_ = c.read<uint32_t>("version");
     if (version_ == 1) c.bad("GGUF version 1 is not supported (re-convert the model)");
