@@ -12,16 +12,6 @@
 #include <string>
 #include <vector>
 
-namespace {
-
-void copy_str(char * dst, size_t cap, const std::string & src) {
-    const size_t n = std::min(cap - 1, src.size());
-    std::memcpy(dst, src.data(), n);
-    dst[n] = '\0';
-}
-
-} // namespace
-
 extern "C" {
 
 lr_status lr_get_cpu_info(lr_cpu_info * out) {
@@ -37,10 +27,10 @@ lr_status lr_get_cpu_info(lr_cpu_info * out) {
             if (!runnable.empty()) runnable += ' ';
             runnable += c.name;
         }
-        copy_str(out->variant, sizeof(out->variant), v.name);
-        copy_str(out->variants, sizeof(out->variants), runnable);
-        copy_str(out->features, sizeof(out->features), lr::cpu_variant_features());
-        copy_str(out->kernels, sizeof(out->kernels), lr::vnni_kernels_enabled() ? "vnni" : "ggml");
+        lr::copy_str(out->variant, sizeof(out->variant), v.name);
+        lr::copy_str(out->variants, sizeof(out->variants), runnable);
+        lr::copy_str(out->features, sizeof(out->features), lr::cpu_variant_features());
+        lr::copy_str(out->kernels, sizeof(out->kernels), lr::vnni_kernels_enabled() ? "vnni" : "ggml");
         const lr::CpuBudget b = lr::cpu_budget();
         out->default_threads = lr::default_threads();
         out->allowed_cpus = b.allowed_cpus;

@@ -6,12 +6,6 @@
 
 namespace {
 
-void copy_str(char * dst, size_t cap, const std::string & src) {
-    const size_t n = std::min(cap - 1, src.size());
-    std::memcpy(dst, src.data(), n);
-    dst[n] = '\0';
-}
-
 lr_status output_bytes(const std::string & s, char * out, size_t capacity, size_t * n_bytes) {
     if (n_bytes) *n_bytes = s.size();
     if (s.size() > capacity || (s.size() > 0 && out == nullptr)) {
@@ -54,9 +48,9 @@ lr_status lr_model_get_info(const lr_model * model, lr_model_info * out) {
         LR_REQUIRE_ARG(model != nullptr && out != nullptr, "lr_model_get_info: NULL argument");
         const lr::DecoderModel & m = *model->decoder;
         std::memset(out, 0, sizeof(*out));
-        copy_str(out->architecture, sizeof(out->architecture), "llama");
-        copy_str(out->name, sizeof(out->name), m.name);
-        copy_str(out->backend, sizeof(out->backend), m.backends.name());
+        lr::copy_str(out->architecture, sizeof(out->architecture), "llama");
+        lr::copy_str(out->name, sizeof(out->name), m.name);
+        lr::copy_str(out->backend, sizeof(out->backend), m.backends.name());
         out->n_vocab = m.hp.n_vocab;
         out->n_ctx_train = m.hp.n_ctx_train;
         out->n_embd = m.hp.n_embd;

@@ -121,8 +121,8 @@ void init_backends(Backends & out, lr_backend want, int n_threads) {
     if (want != LR_BACKEND_AUTO && want != LR_BACKEND_CPU && want != LR_BACKEND_CUDA) {
         fail(LR_ERR_INVALID_ARGUMENT, format("unknown backend %d", (int) want));
     }
-    out.cpu = new_cpu_backend(n_threads);
     out.n_threads = n_threads > 0 ? n_threads : default_threads();
+    out.cpu = new_cpu_backend(out.n_threads);
 
     if (want == LR_BACKEND_CPU) return;
     load_cuda_module();

@@ -88,7 +88,7 @@ std::string ggml_module_dir() {
     return slash == std::string::npos ? "." : lib.substr(0, slash);
 }
 
-std::vector<CpuVariant> cpu_variants() {
+static std::vector<CpuVariant> scan_cpu_variants() {
     std::vector<CpuVariant> out;
     const std::string dir = ggml_module_dir();
     DIR * d = opendir(dir.c_str());
@@ -106,6 +106,12 @@ std::vector<CpuVariant> cpu_variants() {
     closedir(d);
     std::sort(out.begin(), out.end(), [](const CpuVariant & a, const CpuVariant & b) { return a.name < b.name; });
     return out;
+}
+
+std::vector<CpuVariant> cpu_variants() {
+    // opening every module to read its score is done once: the files beside libggml do not change under us
+    static const std::vector<CpuVariant> found = scan_cpu_variants();
+    return found;
 }
 
 CpuVariant choose_cpu_variant(const std::vector<CpuVariant> & found, const std::string & forced) {

@@ -30,7 +30,7 @@ struct CpuVariant {
 // the folder of the ggml libraries and backend modules (that of libggml itself)
 std::string ggml_module_dir();
 
-// the CPU modules found in ggml_module_dir(), with their scores on this CPU, in name order
+// the CPU modules found in ggml_module_dir(), with their scores on this CPU, in name order (read once per process)
 std::vector<CpuVariant> cpu_variants();
 
 // the variant the rules above choose among `found` (LLAVA_RAD_CPU_VARIANT when `forced` is non-empty);
