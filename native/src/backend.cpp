@@ -2,6 +2,7 @@
 #include "cpu_threads.h"
 #include "cpu_variant.h"
 #include "host_buffer.h"
+#include "host_memory.h"
 #include "status.h"
 
 #include <unistd.h>
@@ -94,6 +95,54 @@ ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
     ggml_backend_sched_t s = ggml_backend_sched_new(list.data(), bufts.data(), (int) list.size(), max_nodes, false, true);
     if (!s) fail(LR_ERR_OUT_OF_MEMORY, "could not create a graph scheduler");
     return s;
+}
+
+namespace {
+
+std::string gib(uint64_t bytes) { return format("%.2f GiB", (double) bytes / (1024.0 * 1024.0 * 1024.0)); }
+
+// the memory backend `be` of `b` may fill, 0 when unknown
+uint64_t device_memory(const Backends & b, ggml_backend_t be) {
+    if (be == b.gpu && b.gpu_dev) {
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(b.gpu_dev, &free, &total);
+        return free;
+    }
+    static const uint64_t host = host_memory().limit();
+    return host;
+}
+
+void replace_scheduler(ggml_backend_sched_t & sched, const Backends & b, size_t max_nodes) {
+    ggml_backend_sched_free(sched);
+    sched = nullptr;
+    sched = new_scheduler(b, max_nodes);
+}
+
+} // namespace
+
+void reserve_graph(ggml_backend_sched_t & sched, const Backends & b, size_t max_nodes, ggml_cgraph * gf,
+                   const std::string & what) {
+    std::vector<ggml_backend_t> order; // the scheduler's backend order (new_scheduler)
+    if (b.gpu) order.push_back(b.gpu);
+    order.push_back(b.cpu);
+    std::vector<size_t> need(order.size(), 0);
+    // measuring plans the allocation without making it; the scheduler then holds no buffers, so the
+    // reservation below must follow (an allocation from a measured-only plan would write through null)
+    ggml_backend_sched_reserve_size(sched, gf, need.data());
+    for (size_t i = 0; i < order.size(); i++) {
+        const uint64_t have = device_memory(b, order[i]);
+        if (have > 0 && need[i] > have) {
+            replace_scheduler(sched, b, max_nodes);
+            fail(LR_ERR_OUT_OF_MEMORY, format("%s needs %s of compute memory on %s, which has %s",
+                what.c_str(), gib(need[i]).c_str(), ggml_backend_name(order[i]), gib(have).c_str()));
+        }
+    }
+    if (!ggml_backend_sched_reserve(sched, gf)) {
+        replace_scheduler(sched, b, max_nodes);
+        size_t total = 0;
+        for (size_t n : need) total += n;
+        fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s of compute memory for %s", gib(total).c_str(), what.c_str()));
+    }
 }
 
 int default_threads() {

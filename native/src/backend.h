@@ -31,6 +31,14 @@ struct Backends {
 // a graph scheduler over these backends (GPU first when present, then the CPU); throws LR_ERR_OUT_OF_MEMORY
 ggml_backend_sched_t new_scheduler(const Backends & backends, size_t max_nodes);
 
+// Reserves the compute buffers graph `gf` needs on `sched`. First measures what each backend would need and
+// refuses a graph that needs more than the device has (the host: host_memory.h; a GPU: its free memory); then
+// allocates. Either failure throws LR_ERR_OUT_OF_MEMORY with the sizes, `what` naming the graph ("the vision
+// graph for 4 images"). ggml's scheduler is not usable after a failed allocation, so `sched` is then replaced
+// by a new one (same backends, `max_nodes`).
+void reserve_graph(ggml_backend_sched_t & sched, const Backends & backends, size_t max_nodes, ggml_cgraph * gf,
+                   const std::string & what);
+
 // the CPU backend's extra buffer types that matrices may be placed in, best first: ggml's repacking only (no
 // AMX: see cpu_variant.h)
 std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types();

@@ -1,11 +1,11 @@
 #include "cpu_threads.h"
+#include "cgroup.h"
 
 #include <sched.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -14,18 +14,6 @@
 namespace lr {
 
 namespace {
-
-bool read_first_line(const std::string & path, std::string & line) {
-    std::ifstream f(path);
-    return f.is_open() && std::getline(f, line);
-}
-
-bool read_long(const std::string & path, long long & v) {
-    std::string line;
-    if (!read_first_line(path, line)) return false;
-    std::istringstream in(line);
-    return static_cast<bool>(in >> v);
-}
 
 // CPUs granted by one cgroup directory, 0 when it sets no limit (or has no such files)
 double quota_v2(const std::string & dir) {
@@ -45,25 +33,7 @@ double quota_v1(const std::string & dir) {
     return quota > 0 && period > 0 ? (double) quota / (double) period : 0;
 }
 
-// the tightest limit from mount/path up to mount itself
-double tightest(const std::string & mount, std::string path, double (*quota_of)(const std::string &)) {
-    double best = 0;
-    while (true) {
-        const double q = quota_of(mount + path);
-        if (q > 0 && (best == 0 || q < best)) best = q;
-        if (path.empty() || path == "/") break;
-        const size_t slash = path.rfind('/');
-        path = slash == std::string::npos ? "" : path.substr(0, slash);
-    }
-    return best;
-}
-
-bool has_controller(const std::string & list, const std::string & want) {
-    std::istringstream in(list);
-    std::string c;
-    while (std::getline(in, c, ',')) if (c == want) return true;
-    return false;
-}
+const char * const kCpuMounts[] = { "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu", "/sys/fs/cgroup/cpu", nullptr };
 
 } // namespace
 
@@ -96,25 +66,7 @@ int physical_cores_in(const std::vector<int> & cpus, const std::string & root) {
 }
 
 double cgroup_cpu_quota(const std::string & root) {
-    std::ifstream f(root + "/proc/self/cgroup");
-    if (!f.is_open()) return 0;
-    double best = 0;
-    auto take = [&](double q) { if (q > 0 && (best == 0 || q < best)) best = q; };
-    std::string line;
-    while (std::getline(f, line)) {
-        // "hierarchy-id:controllers:path"; v2 is "0::path"
-        const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
-        if (b == std::string::npos) continue;
-        const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-        if (controllers.empty()) {
-            take(tightest(root + "/sys/fs/cgroup", path, quota_v2));
-        } else if (has_controller(controllers, "cpu")) {
-            for (const char * mount : { "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpuacct,cpu", "/sys/fs/cgroup/cpu" }) {
-                take(tightest(root + mount, path, quota_v1));
-            }
-        }
-    }
-    return best;
+    return cgroup_tightest(root, CgroupLimit{ "cpu", kCpuMounts, quota_v2, quota_v1 });
 }
 
 CpuBudget cpu_budget(const std::string & root) {

@@ -81,7 +81,8 @@ void DecoderContext::reserve() {
     ggml_cgraph * gf = ggml_new_graph_custom(g.ctx, decoder_graph_max_nodes(model_.hp), false);
     GraphInputs in;
     build_decoder_graph(g.ctx, gf, model_, *kv_, s, in);
-    if (!ggml_backend_sched_reserve(sched_, gf)) fail(LR_ERR_OUT_OF_MEMORY, "could not allocate compute buffers");
+    reserve_graph(sched_, backends_, decoder_graph_max_nodes(model_.hp), gf,
+                  format("a decoder batch of %d tokens over %d cache cells", params_.n_batch, kv_->size()));
 }
 
 void DecoderContext::validate(const std::vector<BatchRow> & rows) const {

@@ -38,8 +38,18 @@ void VisionEncoder::encode_batch(const float * pixels, int32_t n, bool features,
 
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, vision_graph_max_nodes(hp), false);
     VisionGraph g = build_vision_graph(ctx, gf, model_, n);
+    if (n != reserved_batch_) {
+        // measured and reserved before ggml allocates: a graph too big for this machine (absurd image or
+        // patch sizes in a GGUF) is an error here, never a failed allocation inside ggml
+        reserved_batch_ = 0;
+        reserve_graph(sched_, backends_, vision_graph_max_nodes(hp), gf, format("the vision graph for %d image(s)", n));
+        reserved_batch_ = n;
+    }
     ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, gf)) fail(LR_ERR_OUT_OF_MEMORY, "could not allocate the vision graph");
+    if (!ggml_backend_sched_alloc_graph(sched_, gf)) {
+        reserved_batch_ = 0;
+        fail(LR_ERR_OUT_OF_MEMORY, "could not allocate the vision graph");
+    }
     ggml_backend_tensor_set(g.pixels, pixels, 0, ggml_nbytes(g.pixels));
     if (key_mask_.empty()) {
         const int64_t np = vision_padded_positions(hp);

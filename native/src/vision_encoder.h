@@ -29,6 +29,7 @@ private:
     Backends backends_;
     ggml_backend_sched_t sched_ = nullptr;
     std::vector<uint8_t> meta_;
+    int32_t reserved_batch_ = 0; // the batch size whose graph the compute buffers were reserved for (0: none)
     std::vector<float> key_mask_; // the attention mask over padded positions (vision_fill_key_mask)
     std::mutex mu_;
 

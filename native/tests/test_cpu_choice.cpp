@@ -1,7 +1,8 @@
-// The CPU choices made at run time: which ggml CPU module (cpu_variant.h) and how many threads
-// (cpu_threads.h), on made-up module lists and on fake /proc + /sys trees.
+// The CPU choices made at run time: which ggml CPU module (cpu_variant.h), how many threads (cpu_threads.h)
+// and how much memory graphs may take (host_memory.h), on made-up module lists and on fake /proc + /sys trees.
 #include "harness.h"
 #include "cpu_threads.h"
+#include "host_memory.h"
 #include "cpu_variant.h"
 #include "status.h"
 
@@ -140,6 +141,30 @@ TEST("cpu threads: cgroup v1 quota (cpu,cpuacct and cpu mounts), -1 is no limit,
     CHECK(lr::cgroup_cpu_quota(cpu_only.root()) == 1);
     TempTree empty;
     CHECK(lr::cgroup_cpu_quota(empty.root()) == 0);
+}
+
+TEST("host memory: MemTotal, capped by the tightest cgroup memory limit (v2 'max' and v1's huge value are none)") {
+    TempTree t;
+    t.write("proc/meminfo", "MemTotal:       16384000 kB\nMemFree:         1000 kB\n");
+    t.write("proc/self/cgroup", "0::/kubepods/pod1/c1");
+    CHECK(lr::host_memory(t.root()).physical == 16384000ull * 1024);
+    CHECK(lr::host_memory(t.root()).cgroup_limit == 0);
+    CHECK(lr::host_memory(t.root()).limit() == 16384000ull * 1024);
+    t.write("sys/fs/cgroup/kubepods/pod1/c1/memory.max", "max");
+    t.write("sys/fs/cgroup/kubepods/pod1/memory.max", "4294967296");
+    t.write("sys/fs/cgroup/kubepods/memory.max", "8589934592");
+    CHECK(lr::host_memory(t.root()).cgroup_limit == 4294967296ull);
+    CHECK(lr::host_memory(t.root()).limit() == 4294967296ull);
+    TempTree v1;
+    v1.write("proc/meminfo", "MemTotal:       1024 kB\n");
+    v1.write("proc/self/cgroup", "9:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc");
+    v1.write("sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712");
+    CHECK(lr::host_memory(v1.root()).limit() == 1024ull * 1024); // "unlimited" loses to the RAM size
+    v1.write("sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "524288");
+    CHECK(lr::host_memory(v1.root()).limit() == 524288ull);
+    TempTree empty;
+    CHECK(lr::host_memory(empty.root()).limit() == 0); // nothing known: no refusal on this ground
+    CHECK(lr::host_memory().limit() > 0);              // this machine's own
 }
 
 TEST("cpu threads: thread siblings count once; the default is the cores allowed, capped by the quota, at least 1") {
