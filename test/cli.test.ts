@@ -59,6 +59,8 @@ describe('llava-rad (Node CLI)', () => {
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['generate', '--prompt', 'x'], /--model FILE.gguf is required/],
       [['generate', '--model', path.join(tmp, 'none.gguf'), '--prompt', 'x'], /model file not found/],
+      [['generate', '--model', '/dev/zero', '--prompt', 'x'], /--model must name a file, got the character device \/dev\/zero/],
+      [['generate', '--model', tmp, '--prompt', 'x'], /--model must name a file, got the folder /],
       [['generate', '--model', 'MODEL', '--max-tokens', '-3', '--prompt', 'x'], /--max-tokens must be an integer between 1 and 4096, got '-3'/],
       [['generate', '--model', 'MODEL', '--max-tokens', 'abc', '--prompt', 'x'], /--max-tokens must be an integer/],
       [['generate', '--model', 'MODEL', '--temperature', '-1', '--prompt', 'x'], /--temperature must be a number/],

@@ -75,10 +75,18 @@ export function numArg(v: string | boolean | undefined, flag: string, lo: number
   return n;
 }
 
+/** what a path that is not a regular file is, for messages: "the folder X", "the character device X", ... */
+export function describeNonFile(p: string): string {
+  const st = statSync(p);
+  const kind = st.isDirectory() ? 'folder' : st.isCharacterDevice() ? 'character device'
+    : st.isBlockDevice() ? 'block device' : st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : 'special file';
+  return `the ${kind} ${p}`;
+}
+
 export function requireModel(v: string | boolean | undefined, command: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`${command}: --model FILE.gguf is required`);
   if (!existsSync(v)) throw new UsageError(`${command}: model file not found: ${v}`);
-  if (!statSync(v).isFile()) throw new UsageError(`${command}: --model must name a file, got the folder ${v}`);
+  if (!statSync(v).isFile()) throw new UsageError(`${command}: --model must name a file, got ${describeNonFile(v)}`);
   return v;
 }
 

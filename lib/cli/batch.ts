@@ -19,7 +19,7 @@ import { identityKey, type RunParams } from '../batch/record.js';
 import { runStudies } from '../batch/runner.js';
 import { inShard, parseShard, ShardSpecError, type Shard } from '../batch/shard.js';
 import { runWorker, spawnWorkerEngine } from '../batch/workers.js';
-import { asUsage, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
+import { asUsage, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
 
 /** exit status when the run finished but some studies have a failed record */
 export const EXIT_SOME_FAILED = 3;
@@ -140,7 +140,7 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     if (!existsSync(manifestFile) || !statSync(manifestFile).isFile()) throw new UsageError(`batch: manifest not found: ${manifestFile}`);
     if (typeof v.out !== 'string' || v.out === '') throw new UsageError('batch: --out PREDICTIONS.jsonl is required');
     const out = v.out;
-    if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`batch: --out must be a file, got the folder ${out}`);
+    if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`batch: --out must be a file, got ${describeNonFile(out)}`);
     const imageRoot = v['image-root'];
     if (typeof imageRoot === 'string' && (!existsSync(imageRoot) || !statSync(imageRoot).isDirectory())) throw new UsageError(`batch: --image-root must be a folder, got ${imageRoot}`);
     const format = formatArg(v.format);

@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readManifest } from '../batch/manifest.js';
 import { mergePredictions, writePredictions } from '../batch/merge.js';
-import { parseWithPositionals, UsageError, type Command } from './args.js';
+import { describeNonFile, parseWithPositionals, UsageError, type Command } from './args.js';
 import { EXIT_SOME_FAILED, formatArg } from './batch.js';
 
 const list = (ids: string[], n = 10) => ids.slice(0, n).map((id) => JSON.stringify(id)).join(', ') + (ids.length > n ? `, ... (${ids.length - n} more)` : '');
@@ -45,7 +45,7 @@ or failed; 1 an error (e.g. MODEL_MISMATCH, BAD_PREDICTIONS); 2 bad arguments.`,
     for (const f of inputs) {
       if (!existsSync(f) || !statSync(f).isFile()) throw new UsageError(`merge: predictions file not found: ${f}`);
     }
-    if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`merge: OUT must be a file, got the folder ${out}`);
+    if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`merge: OUT must be a file, got ${describeNonFile(out)}`);
     const format = formatArg(v.format);
     let manifestIds: string[] | undefined;
     if (v.manifest !== undefined) {
