@@ -93,11 +93,49 @@ bool Scheduler::owns_seq(int32_t seq) {
     return false;
 }
 
+int32_t Scheduler::cells_needed(const Request & r) const {
+    // the prompt's rows, then every generated token but the last is fed back
+    const int64_t need = (int64_t) r.prompt.size() + (int64_t) r.params.max_tokens - 1;
+    return (int32_t) std::min<int64_t>(need, ctx_.kv().size());
+}
+
+void Scheduler::admit() {
+    KvCache & kv = ctx_.kv();
+    const int32_t n_seq_max = kv.n_seq_max();
+    while (!queue_.empty() && (int32_t) running_.size() < n_seq_max) {
+        // a slot is free when no running request owns it and lr_decode users left it empty; cells that
+        // lr_decode users hold are not the scheduler's to hand out
+        int32_t slot = -1, held_outside = 0;
+        {
+            std::lock_guard<std::mutex> ck(compute_mu_);
+            for (int32_t s = 0; s < n_seq_max; s++) {
+                bool ours = false;
+                for (auto & r : running_) ours = ours || r->seq == s;
+                if (ours) continue;
+                held_outside += kv.seq_length(s);
+                if (slot < 0 && kv.seq_length(s) == 0) slot = s;
+            }
+        }
+        if (slot < 0) break;
+        auto & r = queue_.front();
+        const int32_t need = cells_needed(*r);
+        if (need > kv.size() - reserved_ - held_outside) break; // FIFO: later requests wait behind it
+        r->seq = slot;
+        r->reserved = need;
+        reserved_ += need;
+        r->t_start = Clock::now();
+        running_.push_back(r);
+        queue_.pop_front();
+    }
+}
+
 void Scheduler::finish(Request & r, lr_status status, lr_stop_reason reason, const std::string & error) {
     if (r.finished) return; // a request ends once: on_done may free what its user pointer points to
     r.finished = true;
     {
         std::lock_guard<std::mutex> lk(mu_);
+        reserved_ -= r.reserved;
+        r.reserved = 0;
         running_.erase(std::remove_if(running_.begin(), running_.end(),
             [&](const std::shared_ptr<Request> & x) { return x.get() == &r; }), running_.end());
     }
@@ -151,7 +189,6 @@ void Scheduler::loop() {
 
 bool Scheduler::step() {
     KvCache & kv = ctx_.kv();
-    const int32_t n_seq_max = kv.n_seq_max();
     std::vector<std::shared_ptr<Request>> active;
     std::vector<std::shared_ptr<Request>> cancelled;
     {
@@ -159,21 +196,7 @@ bool Scheduler::step() {
         for (auto it = queue_.begin(); it != queue_.end();) {
             if ((*it)->cancelled) { cancelled.push_back(*it); it = queue_.erase(it); } else ++it;
         }
-        // admit queued requests into free sequence slots (a slot held through lr_decode is not free)
-        while (!queue_.empty() && (int32_t) running_.size() < n_seq_max) {
-            int32_t slot = -1;
-            for (int32_t s = 0; s < n_seq_max && slot < 0; s++) {
-                bool used = kv.seq_length(s) > 0;
-                for (auto & r : running_) used = used || r->seq == s;
-                if (!used) slot = s;
-            }
-            if (slot < 0) break;
-            auto r = queue_.front();
-            queue_.pop_front();
-            r->seq = slot;
-            r->t_start = Clock::now();
-            running_.push_back(r);
-        }
+        admit();
         active = running_;
     }
     for (auto & r : cancelled) finish(*r, LR_ERR_CANCELLED, LR_STOP_CANCELLED, "cancelled");
@@ -192,8 +215,9 @@ bool Scheduler::step() {
     for (auto it = active.begin(); it != active.end();) {
         auto & r = *it;
         if (r->n_fed < r->prompt.size()) { ++it; continue; }
-        if (free_cells == 0) {
-            // no cell for its next token: it ends here and takes no further part in this step
+        if (kv.seq_length(r->seq) >= r->reserved || free_cells == 0) {
+            // no cell for its next token (its prompt and max_tokens exceed the cache; the second test
+            // only guards the reservation): it ends here and takes no further part in this step
             finish(*r, LR_OK, LR_STOP_CTX_FULL, "");
             it = active.erase(it);
             continue;

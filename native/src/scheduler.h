@@ -1,6 +1,12 @@
 // The request scheduler (continuous batching): a thread that runs every request in flight on one
 // decoder context. Each step builds one batch holding one new token per decoding request plus
 // as much pending prompt as fits in n_batch, decodes it, samples, and reports tokens.
+//
+// A request is admitted (FIFO) only when a sequence slot is free and the KV cells it can ever need are
+// unreserved: its prompt plus max_tokens - 1 generated tokens, at most the whole cache. So what it
+// generates never depends on the other requests in flight: it ends by EOS or max_tokens, or with
+// context_full only when its own prompt and max_tokens exceed the cache (then at the same token whatever
+// else runs).
 #pragma once
 
 #include "decoder_context.h"
@@ -48,6 +54,7 @@ private:
         std::atomic<bool> cancelled{false};
         bool finished = false;     // on_done was called (exactly once; scheduler thread only)
         int32_t seq = -1;          // sequence slot while running
+        int32_t reserved = 0;      // KV cells set aside for it while running (cells_needed)
         size_t n_fed = 0;          // prompt rows computed so far
         int32_t n_generated = 0;
         int32_t last_token = -1;   // sampled, not yet fed
@@ -61,11 +68,14 @@ private:
     std::deque<std::shared_ptr<Request>> queue_;
     std::vector<std::shared_ptr<Request>> running_;
     bool stop_ = false;
+    int32_t reserved_ = 0;        // cells reserved by running requests (mu_)
     std::atomic<lr_request_id> next_id_{1};
     std::thread thread_;
 
     void loop();
     bool step(); // false when there was nothing to do
+    void admit(); // moves queued requests into free slots while their cells can be reserved (holds mu_)
+    int32_t cells_needed(const Request & r) const;
     void finish(Request & r, lr_status status, lr_stop_reason reason, const std::string & error);
 };
 
