@@ -26,14 +26,24 @@
 // mapped, so file pages stay in the page cache, outside the process's RSS. A 7B-shaped release (16.2 GB of
 // sources) converts with a peak RSS of about 1.2 GB (bench/convert-memory.mjs). Output files are written under
 // temporary names and renamed into place at the end, so a failed conversion leaves no half-written model behind.
+//
+// Hostile releases (issue #20): everything the release declares is checked before the output folder is
+// created (lib/convert/config-check.ts: every config number inside a documented range, every tensor's shape
+// as its config says, the tensors taken from each checkpoint no larger than its file(s) allow, the output under
+// MAX_OUTPUT_BYTES); the folder is created only then, and removed again on failure when this call created it.
 
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LlavaRadError } from '../errors.js';
+import { LlavaRadError, describeValue } from '../errors.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { GgmlType, GgufValueType, f16BitsToF32, f32ToF16Bits, ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { openCheckpoint, stripModulePrefix, type Checkpoint } from './checkpoint.js';
+import {
+  ADAPTER_LIMITS, CLIP_LIMITS, CLIP_TEXT_LIMITS, CLIP_VISION_LIMITS, IMAGE_MEAN_RULE, IMAGE_STD_RULE, LLAMA_LIMITS, LLAVA_LIMITS,
+  TOWER_LIMITS, checkClaimedBytes, checkConfigNumbers, checkOutputTensors, checkTensorSize, configNumber, configObject, configTriple,
+  readJsonObject, shortName,
+} from './config-check.js';
 import { CONVERT_FILE_TYPE, decoderTensorType, isConvertType, type ConvertType } from './mix.js';
 import { readSentencePiece } from './sentencepiece.js';
 import type { LazyTensor } from './tensor.js';
@@ -91,36 +101,17 @@ const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
 // ------------------------------------------------------------------------------------------------
 // small file helpers
 
-function need(dir: string, file: string, what: string): string {
+/** the largest tokenizer.model read (LLaMA's is 0.5 MB) */
+const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
+
+/** DIR/FILE, which must exist (IO) and be a regular file of at most maxBytes (BAD_CHECKPOINT: a FIFO would block) */
+function need(dir: string, file: string, what: string, maxBytes = Infinity): string {
   const p = path.join(dir, file);
   if (!existsSync(p)) throw new LlavaRadError('IO', `${what}: ${p} is missing`);
+  const st = statSync(p);
+  if (!st.isFile()) throw bad(`${p}: expected a regular file`);
+  if (st.size > maxBytes) throw bad(`${p}: ${st.size} bytes, expected at most ${maxBytes}`);
   return p;
-}
-
-async function readJson(file: string, what: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    const buf = await readFile(file);
-    if (buf.length > 16 * 1024 * 1024) throw bad(`${file}: too large for a ${what}`);
-    text = buf.toString('utf8');
-  } catch (e) {
-    if (e instanceof LlavaRadError) throw e;
-    throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw bad(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(`${file}: expected a JSON object`);
-  return v as Record<string, unknown>;
-}
-
-function int(cfg: Record<string, unknown>, key: string, file: string, def?: number): number {
-  const v = cfg[key] ?? def;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw bad(`${file}: "${key}" must be a positive integer, got ${JSON.stringify(cfg[key])}`);
-  return v;
 }
 
 function firstExisting(dir: string, names: readonly string[]): string | undefined {
@@ -185,15 +176,19 @@ interface PlannedTensor {
   /** ggml order */
   shape: number[];
   type: GgmlType;
+  /** the checkpoint tensors it is made from (checked against their files' sizes before anything is written) */
+  sources: LazyTensor[];
   /** produces the float values (row-major, ggml rows); CPU-heavy steps run on the pool */
   values: (pool: ConvertPool) => Promise<Float32Array>;
 }
 
+interface DecoderHparams {
+  nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number; nVocab: number; nCtx: number;
+  eps: number; ropeBase: number;
+}
+
 interface DecoderPlan {
-  hp: {
-    nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number; nVocab: number; nCtx: number;
-    eps: number; ropeBase: number;
-  };
+  hp: DecoderHparams;
   tensors: PlannedTensor[];
   loraMerged: number;
   loraScale: number;
@@ -212,36 +207,89 @@ const HF_TO_GGUF: ReadonlyArray<[string, string]> = [
   ['mlp.down_proj.weight', 'ffn_down.weight'],
 ];
 
-async function planDecoder(
-  baseCfgFile: string, baseCfg: Record<string, unknown>, base: Checkpoint,
-  adapterCfgFile: string, adapterCfg: Record<string, unknown>, lora: Checkpoint, llavaCfg: Record<string, unknown>, llavaCfgFile: string,
-  type: ConvertType,
-): Promise<DecoderPlan> {
+/**
+ * The decoder's hyperparameters from the base config.json, every number inside LLAMA_LIMITS and consistent
+ * (heads divide the width into even head widths, KV heads divide the heads), and the LLaVA-Rad config's
+ * copies of them equal (it describes the decoder it was trained on). Reads no tensor.
+ */
+function decoderHparams(baseCfgFile: string, baseCfg: Record<string, unknown>, llavaCfg: Record<string, unknown>, llavaCfgFile: string): DecoderHparams {
   const mt = baseCfg.model_type;
-  if (mt !== undefined && mt !== 'llama') throw new LlavaRadError('UNSUPPORTED', `${baseCfgFile}: model_type "${String(mt)}", expected "llama"`);
+  if (mt !== undefined && mt !== 'llama') throw new LlavaRadError('UNSUPPORTED', `${baseCfgFile}: model_type ${describeValue(mt)}, expected "llama"`);
   if (baseCfg.rope_scaling !== undefined && baseCfg.rope_scaling !== null) {
     throw new LlavaRadError('UNSUPPORTED', `${baseCfgFile}: rope_scaling is not supported`);
   }
-  const nEmbd = int(baseCfg, 'hidden_size', baseCfgFile);
-  const nLayer = int(baseCfg, 'num_hidden_layers', baseCfgFile);
-  const nHead = int(baseCfg, 'num_attention_heads', baseCfgFile);
-  const nHeadKv = int(baseCfg, 'num_key_value_heads', baseCfgFile, nHead);
-  const nFf = int(baseCfg, 'intermediate_size', baseCfgFile);
-  const nVocab = int(baseCfg, 'vocab_size', baseCfgFile);
-  const nCtx = int(baseCfg, 'max_position_embeddings', baseCfgFile, 4096);
-  const eps = typeof baseCfg.rms_norm_eps === 'number' ? baseCfg.rms_norm_eps : 1e-6;
-  const ropeBase = typeof baseCfg.rope_theta === 'number' ? baseCfg.rope_theta : 10000;
-  if (nEmbd % nHead !== 0 || nHead % nHeadKv !== 0 || (nEmbd / nHead) % 2 !== 0) {
-    throw bad(`${baseCfgFile}: hidden_size ${nEmbd}, ${nHead} heads, ${nHeadKv} KV heads do not fit together`);
+  checkConfigNumbers(baseCfg, LLAMA_LIMITS, baseCfgFile);
+  const num = (key: keyof typeof LLAMA_LIMITS, def?: number) => configNumber(baseCfg, key, LLAMA_LIMITS[key], baseCfgFile, def);
+  const nEmbd = num('hidden_size');
+  const nLayer = num('num_hidden_layers');
+  const nHead = num('num_attention_heads');
+  const nHeadKv = num('num_key_value_heads', nHead);
+  const nFf = num('intermediate_size');
+  const nVocab = num('vocab_size');
+  const nCtx = num('max_position_embeddings', 4096);
+  const eps = num('rms_norm_eps', 1e-6);
+  const ropeBase = num('rope_theta', 10000);
+  if (nEmbd % nHead !== 0 || (nEmbd / nHead) % 2 !== 0) {
+    throw bad(`${baseCfgFile}: "hidden_size" must be num_attention_heads (${nHead}) times an even head width, got ${nEmbd}`);
+  }
+  if (nHeadKv > nHead || nHead % nHeadKv !== 0) {
+    throw bad(`${baseCfgFile}: "num_key_value_heads" must divide num_attention_heads (${nHead}), got ${nHeadKv}`);
   }
   if (baseCfg.tie_word_embeddings === true) throw new LlavaRadError('UNSUPPORTED', `${baseCfgFile}: tied word embeddings are not expected for LLaMA-2`);
   // the LLaVA-Rad config describes the decoder it was trained on
+  checkConfigNumbers(llavaCfg, { ...LLAMA_LIMITS, ...LLAVA_LIMITS }, llavaCfgFile);
   for (const [k, v] of [['hidden_size', nEmbd], ['num_hidden_layers', nLayer], ['num_attention_heads', nHead],
     ['intermediate_size', nFf], ['vocab_size', nVocab]] as const) {
     if (llavaCfg[k] !== undefined && llavaCfg[k] !== v) {
-      throw bad(`the adapter is for another base: ${llavaCfgFile} has ${k} ${JSON.stringify(llavaCfg[k])}, ${baseCfgFile} has ${v}`);
+      throw bad(`the adapter is for another base: ${llavaCfgFile} has ${k} ${describeValue(llavaCfg[k])}, ${baseCfgFile} has ${v}`);
     }
   }
+  return { nEmbd, nLayer, nHead, nHeadKv, nFf, nVocab, nCtx, eps, ropeBase };
+}
+
+/** one decoder tensor as the hyperparameters and the conversion type say: HF name and shape, GGUF name, shape and type */
+interface DecoderSlot {
+  hf: string;
+  /** PyTorch order */
+  hfShape: number[];
+  gguf: string;
+  /** ggml order */
+  shape: number[];
+  type: GgmlType;
+  /** q / k rows are permuted for ggml's RoPE in heads of this many (0: not permuted) */
+  permuteHeads: number;
+}
+
+/** every tensor of the decoder, in output order (needs no checkpoint: sizes are checked before any is opened) */
+function decoderLayout(hp: DecoderHparams, type: ConvertType): DecoderSlot[] {
+  const { nEmbd, nLayer, nFf, nVocab } = hp;
+  const kvDim = (nEmbd / hp.nHead) * hp.nHeadKv;
+  const layerShapes: Readonly<Record<string, number[]>> = {
+    'attn_norm.weight': [nEmbd], 'ffn_norm.weight': [nEmbd],
+    'attn_q.weight': [nEmbd, nEmbd], 'attn_k.weight': [kvDim, nEmbd], 'attn_v.weight': [kvDim, nEmbd], 'attn_output.weight': [nEmbd, nEmbd],
+    'ffn_gate.weight': [nFf, nEmbd], 'ffn_up.weight': [nFf, nEmbd], 'ffn_down.weight': [nEmbd, nFf],
+  };
+  const slots: DecoderSlot[] = [];
+  const slot = (hf: string, gguf: string, hfShape: number[], permuteHeads = 0): void => {
+    const shape = [...hfShape].reverse();
+    slots.push({ hf, hfShape, gguf, shape, type: decoderTensorType(type, gguf, shape, nLayer), permuteHeads });
+  };
+  slot('model.embed_tokens.weight', 'token_embd.weight', [nVocab, nEmbd]);
+  for (let i = 0; i < nLayer; i++) {
+    for (const [hf, g] of HF_TO_GGUF) {
+      const heads = g === 'attn_q.weight' ? hp.nHead : g === 'attn_k.weight' ? hp.nHeadKv : 0;
+      slot(`model.layers.${i}.${hf}`, `blk.${i}.${g}`, layerShapes[g]!, heads);
+    }
+  }
+  slot('model.norm.weight', 'output_norm.weight', [nEmbd]);
+  slot('lm_head.weight', 'output.weight', [nVocab, nEmbd]);
+  return slots;
+}
+
+async function planDecoder(
+  hp: DecoderHparams, layout: DecoderSlot[], base: Checkpoint, adapterCfgFile: string, adapterCfg: Record<string, unknown>, lora: Checkpoint,
+): Promise<DecoderPlan> {
+  const { nLayer } = hp;
 
   // ---- base tensors ----
   const bt = base.tensors;
@@ -251,53 +299,36 @@ async function planDecoder(
     floatTensor(t, base.path);
     return t;
   };
-  const kvDim = (nEmbd / nHead) * nHeadKv;
-  const hfShapes = new Map<string, number[]>();
-  hfShapes.set('model.embed_tokens.weight', [nVocab, nEmbd]);
-  hfShapes.set('lm_head.weight', [nVocab, nEmbd]);
-  hfShapes.set('model.norm.weight', [nEmbd]);
-  for (let i = 0; i < nLayer; i++) {
-    const p = `model.layers.${i}.`;
-    hfShapes.set(p + 'input_layernorm.weight', [nEmbd]);
-    hfShapes.set(p + 'post_attention_layernorm.weight', [nEmbd]);
-    hfShapes.set(p + 'self_attn.q_proj.weight', [nEmbd, nEmbd]);
-    hfShapes.set(p + 'self_attn.k_proj.weight', [kvDim, nEmbd]);
-    hfShapes.set(p + 'self_attn.v_proj.weight', [kvDim, nEmbd]);
-    hfShapes.set(p + 'self_attn.o_proj.weight', [nEmbd, nEmbd]);
-    hfShapes.set(p + 'mlp.gate_proj.weight', [nFf, nEmbd]);
-    hfShapes.set(p + 'mlp.up_proj.weight', [nFf, nEmbd]);
-    hfShapes.set(p + 'mlp.down_proj.weight', [nEmbd, nFf]);
-  }
+  const hfShapes = new Map(layout.map((s) => [s.hf, s.hfShape]));
   for (const [name, shape] of hfShapes) checkShape(get(name), shape, base.path);
   for (const name of bt.keys()) {
     if (hfShapes.has(name) || name.endsWith('.rotary_emb.inv_freq')) continue;
     const m = /^model\.layers\.(\d+)\./.exec(name);
-    if (m && Number(m[1]) >= nLayer) throw bad(`${base.path}: "${name}" is beyond the ${nLayer} layers config.json declares`);
-    throw bad(`${base.path}: unexpected tensor "${name}" (not part of a LLaMA decoder)`);
+    if (m && Number(m[1]) >= nLayer) throw bad(`${base.path}: "${shortName(name)}" is beyond the ${nLayer} layers config.json declares`);
+    throw bad(`${base.path}: unexpected tensor "${shortName(name)}" (not part of a LLaMA decoder)`);
   }
 
   // ---- LoRA ----
   if (adapterCfg.peft_type !== undefined && adapterCfg.peft_type !== 'LORA') {
-    throw new LlavaRadError('UNSUPPORTED', `${adapterCfgFile}: peft_type "${String(adapterCfg.peft_type)}", expected "LORA"`);
+    throw new LlavaRadError('UNSUPPORTED', `${adapterCfgFile}: peft_type ${describeValue(adapterCfg.peft_type)}, expected "LORA"`);
   }
   if (adapterCfg.use_dora === true) throw new LlavaRadError('UNSUPPORTED', `${adapterCfgFile}: DoRA adapters are not supported`);
   if (adapterCfg.fan_in_fan_out === true) throw new LlavaRadError('UNSUPPORTED', `${adapterCfgFile}: fan_in_fan_out adapters are not supported`);
-  const r = int(adapterCfg, 'r', adapterCfgFile);
-  const alpha = adapterCfg.lora_alpha;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) throw bad(`${adapterCfgFile}: "lora_alpha" must be a number`);
+  const r = configNumber(adapterCfg, 'r', ADAPTER_LIMITS.r, adapterCfgFile);
+  const alpha = configNumber(adapterCfg, 'lora_alpha', ADAPTER_LIMITS.lora_alpha, adapterCfgFile);
   const scale = adapterCfg.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
   const pairs = new Map<string, { a?: LazyTensor; b?: LazyTensor }>();
   for (const [name, t] of lora.tensors) {
     const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
     if (!m) {
-      if (/lora_(embedding_)?[AB]|lora_magnitude/.test(name)) throw new LlavaRadError('UNSUPPORTED', `${lora.path}: unsupported LoRA tensor "${name}"`);
+      if (/lora_(embedding_)?[AB]|lora_magnitude/.test(name)) throw new LlavaRadError('UNSUPPORTED', `${lora.path}: unsupported LoRA tensor "${shortName(name)}"`);
       continue; // e.g. modules_to_save copies: not part of the merge
     }
     const target = `${m[1]}.weight`;
     if (!hfShapes.has(target) || !target.startsWith('model.layers.')) {
       const lm = /^model\.layers\.(\d+)\./.exec(target);
-      if (lm && Number(lm[1]) >= nLayer) throw bad(`the adapter is for another base: ${lora.path} has "${name}" but the base has ${nLayer} layers`);
-      throw bad(`the adapter is for another base: ${lora.path} targets "${target}", which the base does not have`);
+      if (lm && Number(lm[1]) >= nLayer) throw bad(`the adapter is for another base: ${lora.path} has "${shortName(name)}" but the base has ${nLayer} layers`);
+      throw bad(`the adapter is for another base: ${lora.path} targets "${shortName(target)}", which the base does not have`);
     }
     floatTensor(t, lora.path);
     let e = pairs.get(target);
@@ -315,16 +346,14 @@ async function planDecoder(
   if (pairs.size === 0) throw bad(`${lora.path}: no LoRA tensors (base_model.model.*.lora_A.weight / lora_B.weight)`);
 
   // ---- the output tensors ----
-  const tensors: PlannedTensor[] = [];
-  const add = (hf: string, gguf: string, permuteHeads = 0): void => {
+  const tensors = layout.map(({ hf, hfShape, gguf, shape, type, permuteHeads }): PlannedTensor => {
     const src = get(hf);
-    const hfShape = hfShapes.get(hf)!;
-    const shape = [...hfShape].reverse();
     const pair = pairs.get(hf);
-    tensors.push({
+    return {
       name: gguf,
       shape,
-      type: decoderTensorType(type, gguf, shape, nLayer),
+      type,
+      sources: pair ? [src, pair.a!, pair.b!] : [src],
       values: async (pool) => {
         let v = await src.readFloat32();
         if (pair) {
@@ -337,18 +366,9 @@ async function planDecoder(
         if (permuteHeads) v = permuteQK(v, permuteHeads, hfShape[1]!);
         return v;
       },
-    });
-  };
-  add('model.embed_tokens.weight', 'token_embd.weight');
-  for (let i = 0; i < nLayer; i++) {
-    for (const [hf, g] of HF_TO_GGUF) {
-      const heads = g === 'attn_q.weight' ? nHead : g === 'attn_k.weight' ? nHeadKv : 0;
-      add(`model.layers.${i}.${hf}`, `blk.${i}.${g}`, heads);
-    }
-  }
-  add('model.norm.weight', 'output_norm.weight');
-  add('lm_head.weight', 'output.weight');
-  return { hp: { nEmbd, nLayer, nHead, nHeadKv, nFf, nVocab, nCtx, eps, ropeBase }, tensors, loraMerged: pairs.size, loraScale: scale, loraR: r };
+    };
+  });
+  return { hp, tensors, loraMerged: pairs.size, loraScale: scale, loraR: r };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -380,41 +400,54 @@ function planVision(
   };
   const cls = get('cls_token');
   if (cls.shape.length !== 3 || cls.shape[0] !== 1 || cls.shape[1] !== 1) throw bad(`${tower.path}: cls_token has shape [${cls.shape.join(', ')}], expected [1, 1, width]`);
-  const dim = cls.shape[2]!;
+  const dim = checkTensorSize(cls.shape[2]!, TOWER_LIMITS.width, tower.path, "the tower's width (cls_token [1, 1, width])");
   const pw = get('patch_embed.proj.weight');
   if (pw.shape.length !== 4 || pw.shape[0] !== dim || pw.shape[1] !== 3 || pw.shape[2] !== pw.shape[3]) {
     throw bad(`${tower.path}: patch_embed.proj.weight has shape [${pw.shape.join(', ')}], expected [${dim}, 3, P, P]`);
   }
-  const patch = pw.shape[2]!;
-  const vcfg = (clipCfg.vision_cfg ?? {}) as Record<string, unknown>;
-  if (typeof vcfg !== 'object' || vcfg === null) throw bad(`${clipCfgFile}: "vision_cfg" must be an object`);
+  const patch = checkTensorSize(pw.shape[2]!, TOWER_LIMITS.patch, tower.path, 'the patch size (patch_embed.proj.weight [width, 3, P, P])');
+  // the numbers of vision_cfg were range-checked by checkClipConfig
+  const vcfg = visionCfg(clipCfg, clipCfgFile);
+  // open_clip's own ViT is built from width / patch_size / layers (a timm trunk ignores them): they must be the tensors'
+  const named = (key: string, value: number) => {
+    if (typeof vcfg.timm_model_name === 'string') return;
+    if (vcfg[key] !== undefined && vcfg[key] !== null && vcfg[key] !== value) {
+      throw bad(`${clipCfgFile}: "vision_cfg.${key}" is ${describeValue(vcfg[key])} but the tower's tensors have ${value}`);
+    }
+  };
+  named('width', dim);
+  named('patch_size', patch);
   const pos = get('pos_embed');
-  const imageSize = typeof vcfg.image_size === 'number' ? vcfg.image_size : Math.round(Math.sqrt((pos.shape[1] ?? 1) - 1)) * patch;
-  if (!Number.isSafeInteger(imageSize) || imageSize % patch !== 0) throw bad(`${clipCfgFile}: image_size ${String(imageSize)} is not a multiple of the patch size ${patch}`);
+  const imageSize = vcfg.image_size !== undefined && vcfg.image_size !== null
+    ? configNumber(vcfg, 'image_size', CLIP_VISION_LIMITS.image_size, clipCfgFile, undefined, 'vision_cfg.image_size')
+    : Math.round(Math.sqrt((pos.shape[1] ?? 1) - 1)) * patch;
+  if (!Number.isSafeInteger(imageSize) || imageSize % patch !== 0) throw bad(`${clipCfgFile}: image_size ${imageSize} is not a multiple of the patch size ${patch}`);
   const grid = imageSize / patch;
   checkShape(pos, [1, grid * grid + 1, dim], `${tower.path} (image_size ${imageSize}, patch ${patch}: CLS + ${grid}x${grid} positions; interpolation is not supported)`);
-  const headWidth = typeof vcfg.head_width === 'number' ? vcfg.head_width : 64;
+  const headWidth = configNumber(vcfg, 'head_width', CLIP_VISION_LIMITS.head_width, clipCfgFile, 64, 'vision_cfg.head_width');
+  if (dim % headWidth !== 0) throw bad(`${clipCfgFile}: "vision_cfg.head_width" must divide the tower's width ${dim}, got ${headWidth}`);
   const heads = dim / headWidth;
-  if (!Number.isSafeInteger(heads) || heads < 1) throw bad(`${clipCfgFile}: width ${dim} is not a multiple of head_width ${headWidth}`);
   let depth = 0;
   while (trunk.has(`blocks.${depth}.attn.qkv.weight`)) depth++;
   if (depth === 0) throw bad(`${tower.path}: no transformer blocks (visual.trunk.blocks.N.*)`);
+  checkTensorSize(depth, TOWER_LIMITS.blocks, tower.path, 'the number of blocks');
+  named('layers', depth);
   for (const k of trunk.keys()) {
     const m = /^blocks\.(\d+)\./.exec(k);
-    if (m && Number(m[1]) >= depth) throw bad(`${tower.path}: block ${m[1]} without block ${depth} before it`);
+    if (m && Number(m[1]) >= depth) throw bad(`${tower.path}: block ${shortName(m[1]!)} without block ${depth} before it`);
     if (/^(reg_token|register_tokens)/.test(k)) throw new LlavaRadError('UNSUPPORTED', `${tower.path}: register tokens are not supported`);
   }
   if (trunk.has('norm_pre.weight')) throw new LlavaRadError('UNSUPPORTED', `${tower.path}: a pre-norm (norm_pre) is not supported`);
   const fc1 = get('blocks.0.mlp.fc1.weight');
-  const ff = fc1.shape[0]!;
-  const selectLayer = typeof llavaCfg.mm_vision_select_layer === 'number' ? llavaCfg.mm_vision_select_layer : -2;
-  if (!Number.isInteger(selectLayer) || selectLayer >= 0 || -selectLayer > depth) {
+  const ff = checkTensorSize(fc1.shape[0]!, TOWER_LIMITS.ffn, tower.path, 'the MLP width (blocks.0.mlp.fc1.weight [ffn, width])');
+  const selectLayer = configNumber(llavaCfg, 'mm_vision_select_layer', LLAVA_LIMITS.mm_vision_select_layer, llavaCfgFile, -2);
+  if (selectLayer >= 0 || -selectLayer > depth) {
     throw new LlavaRadError('UNSUPPORTED', `${llavaCfgFile}: mm_vision_select_layer ${selectLayer} (expected -1 .. -${depth})`);
   }
   const mmHidden = llavaCfg.mm_hidden_size;
-  if (mmHidden !== undefined && mmHidden !== dim) throw bad(`${llavaCfgFile}: mm_hidden_size ${String(mmHidden)} but the tower's width is ${dim}`);
-  const mean = Array.isArray(vcfg.image_mean) ? (vcfg.image_mean as number[]) : OPENAI_MEAN;
-  const std = Array.isArray(vcfg.image_std) ? (vcfg.image_std as number[]) : OPENAI_STD;
+  if (mmHidden !== undefined && mmHidden !== dim) throw bad(`${llavaCfgFile}: mm_hidden_size ${describeValue(mmHidden)} but the tower's width is ${dim}`);
+  const mean = configTriple(vcfg, 'image_mean', IMAGE_MEAN_RULE, clipCfgFile, OPENAI_MEAN, 'vision_cfg.image_mean');
+  const std = configTriple(vcfg, 'image_std', IMAGE_STD_RULE, clipCfgFile, OPENAI_STD, 'vision_cfg.image_std');
 
   // ---- projector ----
   const proj = stripModulePrefix(projector.tensors);
@@ -439,7 +472,7 @@ function planVision(
   const F32 = GgmlType.F32;
   const plain = (name: string, src: LazyTensor, shape: number[], type: GgmlType, rows?: [number, number]): void => {
     tensors.push({
-      name, shape, type,
+      name, shape, type, sources: [src],
       values: async () => {
         let v = await src.readFloat32();
         if (rows) v = v.slice(rows[0], rows[1]);
@@ -513,9 +546,9 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LlavaRadError('IO', `the ${what} folder ${dir} does not exist`);
   }
 
-  // ---- inputs ----
+  // ---- inputs: every config read and checked before any checkpoint is opened ----
   const baseCfgFile = need(baseDir, 'config.json', 'the base (Vicuna) folder');
-  const tokFile = need(baseDir, 'tokenizer.model', 'the base (Vicuna) folder');
+  const tokFile = need(baseDir, 'tokenizer.model', 'the base (Vicuna) folder', MAX_TOKENIZER_BYTES);
   const weightsFile = firstExisting(baseDir, ['pytorch_model.bin.index.json', 'model.safetensors.index.json', 'pytorch_model.bin', 'model.safetensors']);
   if (!weightsFile) throw new LlavaRadError('IO', `the base folder ${baseDir} has no weights (pytorch_model.bin.index.json, model.safetensors.index.json, pytorch_model.bin or model.safetensors)`);
   const llavaCfgFile = need(adapterDir, 'config.json', 'the LLaVA-Rad folder');
@@ -523,27 +556,32 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   const loraFile = firstExisting(adapterDir, ['adapter_model.bin', 'adapter_model.safetensors']);
   if (!loraFile) throw new LlavaRadError('IO', `the LLaVA-Rad folder ${adapterDir} has no adapter_model.bin / adapter_model.safetensors`);
   const projFile = need(adapterDir, 'non_lora_trainables.bin', 'the LLaVA-Rad folder');
-  const baseCfg = await readJson(baseCfgFile, 'model config');
-  const llavaCfg = await readJson(llavaCfgFile, 'model config');
-  const adapterCfg = await readJson(adapterCfgFile, 'adapter config');
+  const baseCfg = await readJsonObject(baseCfgFile, 'model config');
+  const llavaCfg = await readJsonObject(llavaCfgFile, 'model config');
+  const adapterCfg = await readJsonObject(adapterCfgFile, 'adapter config');
   const clipCfgName = typeof llavaCfg.vision_tower_config === 'string' ? path.basename(llavaCfg.vision_tower_config) : 'biomedclipcxr_518.json';
   const clipCkptName = typeof llavaCfg.vision_tower_checkpoint === 'string' ? path.basename(llavaCfg.vision_tower_checkpoint) : 'biomedclipcxr_518_checkpoint.pt';
   const clipCfgFile = need(adapterDir, clipCfgName, 'the LLaVA-Rad folder');
   const clipCkptFile = need(adapterDir, clipCkptName, 'the LLaVA-Rad folder');
-  const clipCfg = await readJson(clipCfgFile, 'open_clip config');
+  const clipCfg = await readJsonObject(clipCfgFile, 'open_clip config');
   if (llavaCfg.mm_projector_type !== undefined && llavaCfg.mm_projector_type !== 'mlp2x_gelu') {
-    throw new LlavaRadError('UNSUPPORTED', `${llavaCfgFile}: mm_projector_type "${String(llavaCfg.mm_projector_type)}", expected "mlp2x_gelu"`);
+    throw new LlavaRadError('UNSUPPORTED', `${llavaCfgFile}: mm_projector_type ${describeValue(llavaCfg.mm_projector_type)}, expected "mlp2x_gelu"`);
   }
   if (llavaCfg.mm_vision_select_feature !== undefined && llavaCfg.mm_vision_select_feature !== 'patch') {
-    throw new LlavaRadError('UNSUPPORTED', `${llavaCfgFile}: mm_vision_select_feature "${String(llavaCfg.mm_vision_select_feature)}", expected "patch"`);
+    throw new LlavaRadError('UNSUPPORTED', `${llavaCfgFile}: mm_vision_select_feature ${describeValue(llavaCfg.mm_vision_select_feature)}, expected "patch"`);
   }
   for (const k of ['mm_use_im_start_end', 'mm_use_im_patch_token']) {
     if (llavaCfg[k] === true) throw new LlavaRadError('UNSUPPORTED', `${llavaCfgFile}: ${k} true is not supported`);
   }
+  const hp = decoderHparams(baseCfgFile, baseCfg, llavaCfg, llavaCfgFile);
+  const layout = decoderLayout(hp, type);
+  checkOutputTensors(layout.map((t) => ({ name: t.gguf, type: t.type, shape: t.shape })), `${baseCfgFile} (as ${type})`);
+  checkConfigNumbers(adapterCfg, ADAPTER_LIMITS, adapterCfgFile);
+  checkClipConfig(clipCfg, clipCfgFile);
   let addBos = true;
   const tokCfgFile = path.join(baseDir, 'tokenizer_config.json');
   if (existsSync(tokCfgFile)) {
-    const tc = await readJson(tokCfgFile, 'tokenizer config');
+    const tc = await readJsonObject(tokCfgFile, 'tokenizer config');
     if (typeof tc.add_bos_token === 'boolean') addBos = tc.add_bos_token;
   }
   const sp = await readSentencePiece(tokFile);
@@ -557,18 +595,22 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   const outDir = path.resolve(out);
   const decoderName = `llava-rad-decoder-${type}.gguf`;
   const visionName = `llava-rad-vision-${visionType}.gguf`;
+  const manifestName = 'llava-rad.json';
   const tmpTag = `.tmp-${process.pid}-${Date.now()}`;
-  const decTmp = path.join(outDir, decoderName + tmpTag);
-  const visTmp = path.join(outDir, visionName + tmpTag);
+  const temps = [decoderName, visionName, manifestName].map((n) => path.join(outDir, n + tmpTag));
+  const [decTmp, visTmp, manifestTmp] = temps as [string, string, string];
   let dw: GgufWriter | undefined;
   let vw: GgufWriter | undefined;
   let pool: ConvertPool | undefined;
+  /** the first folder this call created (removed again on failure), and the files it moved into place */
+  let createdDir: string | undefined;
+  const placed: string[] = [];
   try {
     const base = await openCk(weightsFile);
     const lora = await openCk(loraFile);
     const projector = await openCk(projFile);
     const towerCk = await openCk(clipCkptFile);
-    const dec = await planDecoder(baseCfgFile, baseCfg, base, adapterCfgFile, adapterCfg, lora, llavaCfg, llavaCfgFile, type);
+    const dec = await planDecoder(hp, layout, base, adapterCfgFile, adapterCfg, lora);
     if (sp.tokens.length !== dec.hp.nVocab) {
       throw bad(`${tokFile} has ${sp.tokens.length} pieces, ${baseCfgFile} declares vocab_size ${dec.hp.nVocab}`);
     }
@@ -576,21 +618,17 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     const vis = planVision(towerCk, projector, clipCfg, clipCfgFile, llavaCfg, llavaCfgFile, dec.hp.nEmbd,
       visionType === 'f16' ? GgmlType.F16 : GgmlType.F32);
 
+    // ---- sizes, before anything is allocated or written ----
+    const used = new Set([...dec.tensors, ...vis.tensors].flatMap((t) => t.sources));
+    for (const ck of opened) checkClaimedBytes(ck, [...ck.tensors.values()].filter((t) => used.has(t)));
+    const bytesTotal = checkOutputTensors([...dec.tensors, ...vis.tensors], `${baseCfgFile} (as ${type}) and the vision tower`);
+
     // provenance
     const sources: SourceFile[] = [];
-    const baseFiles = [baseCfgFile, tokFile, weightsFile];
-    if (weightsFile.endsWith('.index.json')) {
-      const idx = await readJson(weightsFile, 'index');
-      const wm = idx.weight_map as Record<string, string>;
-      for (const f of new Set(Object.values(wm))) baseFiles.push(path.join(baseDir, f));
-    }
-    for (const f of baseFiles) sources.push(sourceEntry(baseDir, 'base', f));
+    for (const f of [baseCfgFile, tokFile, weightsFile, ...(base.format === 'sharded' ? base.files : [])]) sources.push(sourceEntry(baseDir, 'base', f));
     for (const f of [llavaCfgFile, adapterCfgFile, loraFile, projFile, clipCkptFile, clipCfgFile]) sources.push(sourceEntry(adapterDir, 'adapter', f));
 
-    await mkdir(outDir, { recursive: true });
-
     // ---- decoder header ----
-    const hp = dec.hp;
     dw = new GgufWriter(decTmp);
     const U32 = GgufValueType.UINT32;
     dw.addString('general.architecture', 'llama');
@@ -651,8 +689,8 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     addProvenance(vw, visionType, sources);
     for (const t of vis.tensors) vw.addTensorInfo(t.name, t.type, t.shape);
 
-    const size = (ts: PlannedTensor[]) => ts.reduce((a, t) => a + Number(ggmlTensorBytes(t.type, t.shape)), 0);
-    const bytesTotal = size(dec.tensors) + size(vis.tensors);
+    // ---- everything is checked: only now is the output folder created ----
+    createdDir = await makeOutputFolder(outDir);
     let bytesDone = 0;
     const decoderTypes: Record<string, string> = {};
     pool = new ConvertPool({ threads });
@@ -679,10 +717,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
       }
       await w.close();
     }
-    await rename(decTmp, path.join(outDir, decoderName));
-    await rename(visTmp, path.join(outDir, visionName));
-    const manifest = path.join(outDir, 'llava-rad.json');
-    await writeFile(manifest, JSON.stringify({
+    await writeFile(manifestTmp, JSON.stringify({
       decoder: decoderName,
       vision: visionName,
       type,
@@ -691,20 +726,65 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
       sources,
       research_use_only: true,
     }, null, 2) + '\n');
+    for (const [tmp, name] of [[decTmp, decoderName], [visTmp, visionName], [manifestTmp, manifestName]] as const) {
+      const dest = path.join(outDir, name);
+      await rename(tmp, dest);
+      placed.push(dest);
+    }
     return {
-      out: outDir, decoder: path.join(outDir, decoderName), vision: path.join(outDir, visionName), manifest, type,
+      out: outDir, decoder: path.join(outDir, decoderName), vision: path.join(outDir, visionName), manifest: path.join(outDir, manifestName), type,
       decoderTypes, loraMerged: dec.loraMerged, loraScale: dec.loraScale,
     };
   } catch (e) {
     await dw?.abort();
     await vw?.abort();
-    await rm(decTmp, { force: true });
-    await rm(visTmp, { force: true });
+    // no half-made model: neither temporary files, nor some of the three files without the others
+    await Promise.all([...temps, ...placed].map((f) => rm(f, { force: true }).catch(() => {})));
+    if (createdDir !== undefined) await removeCreatedFolders(outDir, createdDir);
     throw e;
   } finally {
     await pool?.close();
     await Promise.all(opened.map((c) => c.close().catch(() => {})));
   }
+}
+
+/** creates the output folder (and its missing parents); returns the first folder it created, if any */
+async function makeOutputFolder(outDir: string): Promise<string | undefined> {
+  try {
+    return await mkdir(outDir, { recursive: true });
+  } catch (e) {
+    throw new LlavaRadError('IO', `cannot create the output folder ${outDir}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** removes outDir and its parents up to `first` (what makeOutputFolder created), each only if it is empty */
+async function removeCreatedFolders(outDir: string, first: string): Promise<void> {
+  for (let d = outDir; ; d = path.dirname(d)) {
+    try {
+      await rmdir(d);
+    } catch {
+      return; // not empty (someone else's files) or gone: leave it and its parents
+    }
+    if (d === first || path.dirname(d) === d) return;
+  }
+}
+
+/** the open_clip config's vision_cfg; open_clip also writes image_size as [h, w]: a square one is read as h */
+function visionCfg(clipCfg: Record<string, unknown>, file: string): Record<string, unknown> {
+  const v = configObject(clipCfg, 'vision_cfg', file);
+  const size = v.image_size;
+  if (Array.isArray(size) && size.length === 2 && size[0] === size[1]) return { ...v, image_size: size[0] };
+  return v;
+}
+
+/** every number of the open_clip config inside its range (config-check.ts), before any checkpoint is opened */
+function checkClipConfig(clipCfg: Record<string, unknown>, file: string): void {
+  checkConfigNumbers(clipCfg, CLIP_LIMITS, file);
+  const vcfg = visionCfg(clipCfg, file);
+  checkConfigNumbers(vcfg, CLIP_VISION_LIMITS, file, 'vision_cfg.');
+  configTriple(vcfg, 'image_mean', IMAGE_MEAN_RULE, file, OPENAI_MEAN, 'vision_cfg.image_mean');
+  configTriple(vcfg, 'image_std', IMAGE_STD_RULE, file, OPENAI_STD, 'vision_cfg.image_std');
+  checkConfigNumbers(configObject(clipCfg, 'text_cfg', file), CLIP_TEXT_LIMITS, file, 'text_cfg.');
 }
 
 function addProvenance(w: GgufWriter, type: string, sources: SourceFile[], lora?: { r: number; scale: number; merged: number }): void {

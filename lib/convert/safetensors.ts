@@ -1,16 +1,22 @@
 // safetensors reader: an 8-byte little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the data section
 // (offsets are relative to its start). The header is validated completely before anything is returned:
-// every tensor must lie inside the data section, its byte size must match dtype x shape, and tensors
-// must not overlap. Tensor data is read on demand, one tensor at a time, by positional reads.
+// the header is at most 100 MB; every shape is a flat array of at most MAX_RANK non-negative safe integers;
+// every dtype is a known one; every tensor must lie inside the data section, its byte size must match
+// dtype x shape, and tensors must not overlap. Messages describe bad values (their type, length, the
+// offending element), never echo them. Tensor data is read on demand, one tensor at a time, by positional reads.
 
 import type { FileHandle } from 'node:fs/promises';
-import { LlavaRadError } from '../errors.js';
+import { LlavaRadError, describeValue } from '../errors.js';
+import { shortName } from './config-check.js';
 import { DTYPE_SIZE, isTensorDtype, openForRead, shapeNumel, toFloat32, type LazyTensor, type TensorDtype } from './tensor.js';
 import { readExactly } from './zip.js';
 
 /** the safetensors library refuses headers over 100 MB; so do we */
 const MAX_HEADER = 100_000_000;
+
+/** the most dimensions a tensor may have (PyTorch allows 64; no model weight has more than a few) */
+export const MAX_RANK = 8;
 
 export interface SafetensorsFile {
   readonly path: string;
@@ -86,35 +92,36 @@ async function readHeader(path: string, fh: FileHandle): Promise<SafetensorsFile
   const ranges: Array<[number, number, string]> = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad(path, '__metadata__ is not an object');
+      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad(path, `__metadata__ must be an object, got ${describeValue(info)}`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw bad(path, `__metadata__.${k} is not a string`);
+        if (typeof v !== 'string') throw bad(path, `__metadata__.${shortName(k)} must be a string, got ${describeValue(v)}`);
         metadata.set(k, v);
       }
       continue;
     }
-    if (info === null || typeof info !== 'object') throw bad(path, `tensor "${name}": entry is not an object`);
+    const what = `tensor "${shortName(name)}"`;
+    if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad(path, `${what}: entry must be an object, got ${describeValue(info)}`);
     const { dtype, shape, data_offsets: offsets } = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof dtype !== 'string' || !isTensorDtype(dtype)) {
-      throw new LlavaRadError(typeof dtype === 'string' ? 'UNSUPPORTED' : 'BAD_CHECKPOINT', `${path}: tensor "${name}": unsupported dtype ${JSON.stringify(dtype)}`);
+      throw new LlavaRadError(typeof dtype === 'string' ? 'UNSUPPORTED' : 'BAD_CHECKPOINT', `${path}: ${what}: unsupported dtype ${describeValue(dtype)}`);
     }
-    if (!Array.isArray(shape) || shape.length > 64 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw bad(path, `tensor "${name}": bad shape ${JSON.stringify(shape)}`);
-    }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-      throw bad(path, `tensor "${name}": bad data_offsets ${JSON.stringify(offsets)}`);
+    const shapeProblem = intListProblem(shape, MAX_RANK);
+    if (shapeProblem) throw bad(path, `${what}: bad shape: expected at most ${MAX_RANK} non-negative integers, got ${shapeProblem}`);
+    const offsetsProblem = intListProblem(offsets, 2);
+    if (offsetsProblem || (offsets as unknown[]).length !== 2) {
+      throw bad(path, `${what}: bad data_offsets: expected [begin, end] (non-negative integers), got ${offsetsProblem ?? describeValue(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
-    const numel = shapeNumel(shape as number[], `${path}: tensor "${name}"`);
+    const numel = shapeNumel(shape as number[], `${path}: ${what}`);
     const nbytes = numel * DTYPE_SIZE[dtype];
-    if (begin > end || end > dataSize) throw bad(path, `tensor "${name}": data_offsets [${begin}, ${end}] outside the data section (${dataSize} bytes)`);
-    if (end - begin !== nbytes) throw bad(path, `tensor "${name}": ${end - begin} bytes for ${dtype} [${(shape as number[]).join(', ')}] (${nbytes} expected)`);
+    if (begin > end || end > dataSize) throw bad(path, `${what}: data_offsets [${begin}, ${end}] outside the data section (${dataSize} bytes)`);
+    if (end - begin !== nbytes) throw bad(path, `${what}: ${end - begin} bytes for ${dtype} [${(shape as number[]).join(', ')}] (${nbytes} expected)`);
     ranges.push([begin, end, name]);
     tensors.set(name, new SafeTensor(name, dtype, Object.freeze([...(shape as number[])]), numel, dataStart + begin, nbytes, read));
   }
   ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i]![0] < ranges[i - 1]![1]) throw bad(path, `tensors "${ranges[i - 1]![2]}" and "${ranges[i]![2]}" overlap`);
+    if (ranges[i]![0] < ranges[i - 1]![1]) throw bad(path, `tensors "${shortName(ranges[i - 1]![2])}" and "${shortName(ranges[i]![2])}" overlap`);
   }
   return {
     path,
@@ -127,4 +134,15 @@ async function readHeader(path: string, fh: FileHandle): Promise<SafetensorsFile
       await fh.close();
     },
   };
+}
+
+/**
+ * Why `v` is not a flat list of at most `maxLength` non-negative safe integers (a short description, never
+ * the value itself: a nested array would not even print), or undefined when it is one.
+ */
+function intListProblem(v: unknown, maxLength: number): string | undefined {
+  if (!Array.isArray(v)) return describeValue(v);
+  if (v.length > maxLength) return `${v.length} of them`;
+  const i = v.findIndex((d) => !(typeof d === 'number' && Number.isSafeInteger(d) && d >= 0));
+  return i < 0 ? undefined : `${describeValue(v[i])} at position ${i}`;
 }
