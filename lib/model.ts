@@ -178,6 +178,21 @@ interface ModelSettings {
 }
 
 /** A loaded model with its context. Create it with {@link loadModel}; free it with {@link LlamaModel.dispose}. */
+/**
+ * @internal Testing only (test/faults.test.ts): `model[DEBUG_FAULT](kind)` makes the engine's next step that
+ * decodes fail the way a real fault would (lr_debug_fault), to check that errors reach the requests.
+ */
+export const DEBUG_FAULT = Symbol('llava-rad.debugFault');
+
+/** lr_fault (native/include/llava_rad.h) */
+export enum NativeFault {
+  None = 0,
+  BackendError = 1,
+  OutOfMemory = 2,
+  Throw = 3,
+  Abort = 4,
+}
+
 export class LlamaModel {
   /** hyperparameters and tokenizer facts */
   readonly info: ModelInfo;
@@ -208,6 +223,12 @@ export class LlamaModel {
     this.parallel = s.parallel;
     this.kvCacheType = s.kvCacheType;
     this.#queue = new SlotQueue(s.parallel);
+  }
+
+  /** @internal testing only: see DEBUG_FAULT */
+  [DEBUG_FAULT](kind: NativeFault): void {
+    this.#assertAlive();
+    this.#ctx.debugFault(kind);
   }
 
   /** true once dispose() was called */

@@ -106,6 +106,8 @@ export interface NativeContext {
     onDone: (result: NativeGenResult) => void,
   ): number;
   cancel(id: number): void;
+  /** testing only (lr_debug_fault): the next scheduler step that decodes fails this way (NativeFault) */
+  debugFault(kind: number): void;
   dispose(): Promise<void>;
   /** the settings in force, as the engine resolved them */
   params(): Required<NativeContextParams> & { kvBytes: number };

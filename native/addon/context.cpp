@@ -221,6 +221,7 @@ private:
     Napi::Value SeqTruncate(const Napi::CallbackInfo & info);
     Napi::Value Submit(const Napi::CallbackInfo & info);
     Napi::Value Cancel(const Napi::CallbackInfo & info);
+    Napi::Value DebugFault(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     Napi::Value Params(const Napi::CallbackInfo & info);
     Napi::Value Pending(const Napi::CallbackInfo & info);
@@ -240,6 +241,7 @@ Napi::Function Context::Define(Napi::Env env) {
                            InstanceMethod<&Context::SeqTruncate>("seqTruncate"),
                            InstanceMethod<&Context::Submit>("submit"),
                            InstanceMethod<&Context::Cancel>("cancel"),
+                           InstanceMethod<&Context::DebugFault>("debugFault"),
                            InstanceMethod<&Context::Dispose>("dispose"),
                            InstanceMethod<&Context::Params>("params"),
                            InstanceAccessor<&Context::Pending>("pending"),
@@ -573,6 +575,17 @@ Napi::Value Context::Cancel(const Napi::CallbackInfo & info) {
     struct Leave { Gate & g; ~Leave() { g.leave(); } } leave{core->gate};
     const lr_status s = lr_cancel(core->ctx, id);
     if (s != LR_OK) throw_status(env, s, "cancel failed");
+    return env.Undefined();
+}
+
+// debugFault(kind): testing only (lr_debug_fault): the next scheduler step that decodes fails this way
+Napi::Value Context::DebugFault(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    const int32_t kind = arg_int32(info[0], "fault", LR_FAULT_NONE, LR_FAULT_ABORT);
+    if (!core->gate.enter()) return env.Undefined();
+    struct Leave { Gate & g; ~Leave() { g.leave(); } } leave{core->gate};
+    const lr_status s = lr_debug_fault(core->ctx, (lr_fault) kind);
+    if (s != LR_OK) throw_status(env, s, "debugFault failed");
     return env.Undefined();
 }
 

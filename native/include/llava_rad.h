@@ -253,11 +253,28 @@ typedef void (*lr_on_done)(void * user, const lr_gen_result * result);
 typedef uint64_t lr_request_id;
 
 /* Validates and queues the request. On LR_OK the callbacks will run; on any other status they won't.
- * Cancellation and errors act between tokens: a step already being computed finishes first. */
+ * A request is admitted when a sequence slot is free and the KV cells it may need (prompt + max_tokens - 1,
+ * at most n_ctx) are not reserved by others, in submission order; so what it generates does not depend on
+ * the other requests in flight. An error in a step ends the requests with rows in it (status set, stop
+ * reason LR_STOP_ERROR); the context stays usable. */
 lr_status lr_submit(lr_context * ctx, const lr_prompt_part * parts, size_t n_parts, const lr_gen_params * params,
                     lr_on_token on_token, lr_on_done on_done, void * user, lr_request_id * out_id);
-/* Stops a request before its next token (no-op if it already finished). */
+/* Stops a request (no-op if it already finished): a CPU graph computing its rows stops after the node in
+ * progress; the other requests of that step run it again. */
 lr_status lr_cancel(lr_context * ctx, lr_request_id id);
+
+/* Testing only: makes the next scheduler step that decodes fail the way a real fault would, so tests can
+ * check that every affected request gets a typed error (and the others go on) and that the context stays
+ * usable. The requests with rows in that step end with the fault's status, except for LR_FAULT_ABORT. */
+typedef enum lr_fault {
+    LR_FAULT_NONE          = 0,
+    LR_FAULT_BACKEND_ERROR = 1, /* the decode fails (LR_ERR_BACKEND) after its rows took their KV cells */
+    LR_FAULT_OUT_OF_MEMORY = 2, /* the same, as an allocation failure (LR_ERR_OUT_OF_MEMORY) */
+    LR_FAULT_THROW         = 3, /* the step throws after the decode, outside its error handling (LR_ERR_INTERNAL) */
+    LR_FAULT_ABORT         = 4, /* the graph is stopped after its first node, as by a cancellation of no
+                                   request: every request runs the step again, with the same results */
+} lr_fault;
+lr_status lr_debug_fault(lr_context * ctx, lr_fault fault);
 
 /* Convenience for the CLI: submit and wait. tokens receives up to capacity ids. */
 lr_status lr_generate(lr_context * ctx, const lr_prompt_part * parts, size_t n_parts, const lr_gen_params * params,

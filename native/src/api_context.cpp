@@ -157,6 +157,14 @@ lr_status lr_cancel(lr_context * ctx, lr_request_id id) {
     });
 }
 
+lr_status lr_debug_fault(lr_context * ctx, lr_fault fault) {
+    return lr::guard_exceptions([&] {
+        LR_REQUIRE_ARG(ctx != nullptr, "lr_debug_fault: ctx is NULL");
+        LR_REQUIRE_ARG(fault >= LR_FAULT_NONE && fault <= LR_FAULT_ABORT, lr::format("lr_debug_fault: unknown fault %d", (int) fault));
+        ctx->scheduler->inject_fault(fault);
+    });
+}
+
 namespace {
 
 struct SyncGeneration {

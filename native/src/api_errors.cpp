@@ -13,18 +13,11 @@ lr_status guard_exceptions(const std::function<void()> & body) {
     try {
         body();
         return LR_OK;
-    } catch (const Error & e) {
-        set_last_error(e.what());
-        return e.code;
-    } catch (const std::bad_alloc &) {
-        set_last_error("out of memory");
-        return LR_ERR_OUT_OF_MEMORY;
-    } catch (const std::exception & e) {
-        set_last_error(std::string("internal error: ") + e.what());
-        return LR_ERR_INTERNAL;
     } catch (...) {
-        set_last_error("internal error: unknown exception");
-        return LR_ERR_INTERNAL;
+        std::string message;
+        const lr_status s = current_exception_status(message);
+        set_last_error(message);
+        return s;
     }
 }
 

@@ -166,6 +166,14 @@ void set_cpu_threads(ggml_backend_t cpu, int n_threads) {
     set(cpu, n_threads);
 }
 
+void set_cpu_abort_callback(ggml_backend_t cpu, ggml_abort_callback cb, void * data) {
+    ggml_backend_dev_t dev = ggml_backend_get_device(cpu);
+    auto set = (ggml_backend_set_abort_callback_t)
+        ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev), "ggml_backend_set_abort_callback");
+    if (!set) fail(LR_ERR_BACKEND, "the CPU backend offers no abort callback");
+    set(cpu, cb, data);
+}
+
 void init_backends(Backends & out, lr_backend want, int n_threads) {
     if (want != LR_BACKEND_AUTO && want != LR_BACKEND_CPU && want != LR_BACKEND_CUDA) {
         fail(LR_ERR_INVALID_ARGUMENT, format("unknown backend %d", (int) want));

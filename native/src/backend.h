@@ -58,6 +58,9 @@ int default_threads();
 // throws LR_ERR_BACKEND
 ggml_backend_t new_cpu_backend(int n_threads);
 void set_cpu_threads(ggml_backend_t cpu, int n_threads);
+// ggml's CPU backend asks `cb(data)` after each graph node and stops the graph (GGML_STATUS_ABORTED)
+// when it returns true
+void set_cpu_abort_callback(ggml_backend_t cpu, ggml_abort_callback cb, void * data);
 
 // Throws LR_ERR_BACKEND when CUDA is asked for but not compiled in or no device is present.
 void init_backends(Backends & out, lr_backend want, int n_threads);

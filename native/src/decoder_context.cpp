@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <unordered_map>
 
 namespace lr {
@@ -119,10 +120,23 @@ void DecoderContext::decode(const std::vector<BatchRow> & rows) {
     for (auto & r : rows) wanted += r.logits;
     logits_.assign((size_t) wanted * (size_t) n_vocab, 0.0f);
     n_out_ = 0;
-    for (size_t i = 0; i < rows.size(); i += (size_t) params_.n_batch) {
-        const int32_t n = (int32_t) std::min(rows.size() - i, (size_t) params_.n_batch);
-        decode_ubatch(rows.data() + i, n);
+    std::unordered_map<int32_t, int32_t> length_before; // per sequence in the batch
+    for (auto & r : rows) length_before.emplace(r.seq, kv_->seq_length(r.seq));
+    try {
+        for (size_t i = 0; i < rows.size(); i += (size_t) params_.n_batch) {
+            const int32_t n = (int32_t) std::min(rows.size() - i, (size_t) params_.n_batch);
+            decode_ubatch(rows.data() + i, n);
+        }
+    } catch (...) {
+        // cells the batch took hold keys and values of a computation that did not finish
+        for (auto & [seq, len] : length_before) kv_->truncate(seq, len);
+        n_out_ = 0;
+        throw;
     }
+}
+
+void DecoderContext::set_abort_callback(ggml_abort_callback cb, void * data) {
+    set_cpu_abort_callback(backends_.cpu, cb, data);
 }
 
 const float * DecoderContext::logits(int32_t i) const {
@@ -161,6 +175,12 @@ void DecoderContext::decode_ubatch(const BatchRow * rows, int32_t n) {
 
     std::vector<int32_t> cells;
     if (!kv_->place(seq_, pos_, cells)) fail(LR_ERR_CONTEXT_FULL, "no free KV cells for the batch");
+    if (fault_ != DecoderFault::None) {
+        const DecoderFault f = fault_;
+        fault_ = DecoderFault::None;
+        if (f == DecoderFault::OutOfMemory) throw std::bad_alloc();
+        fail(LR_ERR_BACKEND, "injected fault: the backend failed (lr_debug_fault)");
+    }
 
     GraphShape s;
     s.n_tokens = n;
@@ -207,7 +227,9 @@ void DecoderContext::decode_ubatch(const BatchRow * rows, int32_t n) {
     if (in.v_rot) ggml_backend_tensor_set(in.v_rot, rot_v_.data(), 0, rot_v_.size() * sizeof(float));
 
     // ---- compute ----
-    if (ggml_backend_sched_graph_compute(sched_, graph_) != GGML_STATUS_SUCCESS) {
+    const ggml_status status = ggml_backend_sched_graph_compute(sched_, graph_);
+    if (status == GGML_STATUS_ABORTED) fail(LR_ERR_CANCELLED, "the computation was aborted");
+    if (status != GGML_STATUS_SUCCESS) {
         drop_graph();
         fail(LR_ERR_BACKEND, "the backend failed to compute the decoder graph");
     }

@@ -22,6 +22,9 @@ struct DecoderContextParams {
     int32_t n_threads = 0;
 };
 
+// faults a test can make the next decode raise (after its rows took their KV cells): see lr_debug_fault
+enum class DecoderFault { None, BackendError, OutOfMemory };
+
 // one row of a batch
 struct BatchRow {
     int32_t token;        // id, or LR_TOKEN_EMBD
@@ -41,8 +44,13 @@ public:
     // Checks every row (ids in range, sequences valid, positions continuing their sequence, room in the
     // cache); throws lr::Error before anything is computed.
     void validate(const std::vector<BatchRow> & rows) const;
-    // Computes the rows (in n_batch chunks). Logits of rows with logits=true are kept in order.
+    // Computes the rows (in n_batch chunks). Logits of rows with logits=true are kept in order. When it
+    // throws, every sequence in the batch is cut back to its length before the call: the cache is as if
+    // the batch never ran. A computation stopped by the abort callback throws LR_ERR_CANCELLED.
     void decode(const std::vector<BatchRow> & rows);
+    // asked after each graph node on the CPU (the GPU's graphs run to the end)
+    void set_abort_callback(ggml_abort_callback cb, void * data);
+    void inject_fault(DecoderFault f) { fault_ = f; }
 
     const float * logits(int32_t i) const; // i-th kept row, or nullptr
     int32_t n_logits() const { return n_out_; }
@@ -74,6 +82,7 @@ private:
     std::vector<float> embd_, mask_;
     std::vector<ggml_fp16_t> mask_f16_;
     std::vector<float> rot_k_, rot_v_;   // Hadamard matrices for a quantized cache
+    DecoderFault fault_ = DecoderFault::None;
 
     void decode_ubatch(const BatchRow * rows, int32_t n);
     void reserve();

@@ -12,6 +12,7 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
 } // namespace
 
 Scheduler::Scheduler(DecoderContext & ctx) : ctx_(ctx) {
+    ctx_.set_abort_callback(abort_requested, this);
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -19,9 +20,20 @@ Scheduler::~Scheduler() {
     {
         std::lock_guard<std::mutex> lk(mu_);
         stop_ = true;
+        stopping_ = true; // a graph in progress stops at its next node
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    try {
+        ctx_.set_abort_callback(nullptr, nullptr);
+    } catch (...) {
+        // cannot fail once the constructor set it; a destructor must not throw either way
+    }
+}
+
+bool Scheduler::abort_requested(void * self) {
+    const Scheduler * s = static_cast<const Scheduler *>(self);
+    return s->abort_.load(std::memory_order_relaxed) || s->stopping_.load(std::memory_order_relaxed);
 }
 
 lr_request_id Scheduler::submit(const lr_prompt_part * parts, size_t n_parts, const lr_gen_params & params,
@@ -72,6 +84,7 @@ lr_request_id Scheduler::submit(const lr_prompt_part * parts, size_t n_parts, co
     {
         std::lock_guard<std::mutex> lk(mu_);
         if (stop_) fail(LR_ERR_CANCELLED, "the context is shutting down");
+        if (!dead_.empty()) fail(LR_ERR_INTERNAL, dead_);
         queue_.push_back(std::move(r));
     }
     cv_.notify_all();
@@ -82,7 +95,12 @@ void Scheduler::cancel(lr_request_id id) {
     {
         std::lock_guard<std::mutex> lk(mu_);
         for (auto & r : queue_) if (r->id == id) r->cancelled = true;
-        for (auto & r : running_) if (r->id == id) r->cancelled = true;
+        for (auto & r : running_) {
+            if (r->id == id) {
+                r->cancelled = true;
+                abort_ = true; // its rows may be in the graph computing now
+            }
+        }
     }
     cv_.notify_all();
 }
@@ -168,7 +186,16 @@ void Scheduler::loop() {
         try {
             worked = step();
         } catch (...) {
-            // step() reports errors per request; nothing may escape the thread
+            std::string message;
+            const lr_status status = current_exception_status(message);
+            try {
+                fail_running(status, message);
+            } catch (...) {
+                // the requests could not even be ended: refuse new ones rather than run on a cache in an
+                // unknown state
+                std::lock_guard<std::mutex> lk(mu_);
+                dead_ = "the context is unusable after an internal error: " + message;
+            }
         }
         if (!worked) {
             // queued requests wait for a sequence slot that lr_decode users still hold
@@ -187,10 +214,21 @@ void Scheduler::loop() {
     for (auto & r : left) finish(*r, LR_ERR_CANCELLED, LR_STOP_CANCELLED, "the context was freed");
 }
 
+void Scheduler::fail_running(lr_status status, const std::string & error) {
+    std::vector<std::shared_ptr<Request>> running;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        running = running_;
+    }
+    // finish() cuts each one's sequence from the cache, so the context is as before they started
+    for (auto & r : running) finish(*r, status, LR_STOP_ERROR, error);
+}
+
 bool Scheduler::step() {
     KvCache & kv = ctx_.kv();
     std::vector<std::shared_ptr<Request>> active;
     std::vector<std::shared_ptr<Request>> cancelled;
+    abort_ = false; // cancellations from here on stop this step's graph; earlier ones are collected below
     {
         std::lock_guard<std::mutex> lk(mu_);
         for (auto it = queue_.begin(); it != queue_.end();) {
@@ -252,19 +290,31 @@ bool Scheduler::step() {
         return true;
     }
 
+    const lr_fault fault = fault_.exchange(LR_FAULT_NONE);
     try {
         std::lock_guard<std::mutex> lk(compute_mu_);
+        if (fault == LR_FAULT_BACKEND_ERROR) ctx_.inject_fault(DecoderFault::BackendError);
+        if (fault == LR_FAULT_OUT_OF_MEMORY) ctx_.inject_fault(DecoderFault::OutOfMemory);
+        if (fault == LR_FAULT_ABORT) abort_ = true;
         ctx_.decode(rows);
-    } catch (const Error & e) {
-        std::vector<Request *> in_batch;
-        for (auto & r : active) in_batch.push_back(r.get());
-        for (auto * r : in_batch) finish(*r, e.code, LR_STOP_ERROR, e.what());
-        return true;
-    } catch (const std::exception & e) {
-        for (auto & r : active) finish(*r, LR_ERR_INTERNAL, LR_STOP_ERROR, e.what());
+    } catch (...) {
+        // decode() left the cache as before the batch
+        std::string message;
+        const lr_status status = current_exception_status(message);
+        if (status == LR_ERR_CANCELLED) {
+            // stopped between graph nodes: the cancelled requests end (next step, or at shutdown); the
+            // others run this step again
+            return true;
+        }
+        std::vector<Request *> in_batch(owners);
+        for (auto & f : fed) in_batch.push_back(f.first);
+        std::sort(in_batch.begin(), in_batch.end());
+        in_batch.erase(std::unique(in_batch.begin(), in_batch.end()), in_batch.end());
+        for (auto * r : in_batch) finish(*r, status, LR_STOP_ERROR, message);
         return true;
     }
     for (auto & f : fed) f.first->n_fed += f.second;
+    if (fault == LR_FAULT_THROW) throw std::runtime_error("injected fault: a step threw (lr_debug_fault)");
 
     const int32_t n_vocab = ctx_.model().hp.n_vocab;
     const int32_t eos = ctx_.model().tokenizer->eos();

@@ -18,6 +18,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -34,6 +35,8 @@ public:
     lr_request_id submit(const lr_prompt_part * parts, size_t n_parts, const lr_gen_params & params,
                          lr_on_token on_token, lr_on_done on_done, void * user);
     void cancel(lr_request_id id);
+    // lr_debug_fault: the next step that decodes fails this way
+    void inject_fault(lr_fault fault) { fault_ = fault; }
 
     // the low-level lr_decode path takes this lock so it never overlaps a scheduler step
     std::mutex & compute_mutex() { return compute_mu_; }
@@ -68,6 +71,10 @@ private:
     std::deque<std::shared_ptr<Request>> queue_;
     std::vector<std::shared_ptr<Request>> running_;
     bool stop_ = false;
+    std::string dead_;            // set when a failure could not be contained: submit refuses with it
+    std::atomic<bool> stopping_{false}; // stop_, readable without mu_ by the abort callback
+    std::atomic<bool> abort_{false};    // a running request was cancelled: stop the graph in progress
+    std::atomic<lr_fault> fault_{LR_FAULT_NONE};
     int32_t reserved_ = 0;        // cells reserved by running requests (mu_)
     std::atomic<lr_request_id> next_id_{1};
     std::thread thread_;
@@ -77,6 +84,9 @@ private:
     void admit(); // moves queued requests into free slots while their cells can be reserved (holds mu_)
     int32_t cells_needed(const Request & r) const;
     void finish(Request & r, lr_status status, lr_stop_reason reason, const std::string & error);
+    // an exception escaped a step: its requests end with its status; the context goes on
+    void fail_running(lr_status status, const std::string & error);
+    static bool abort_requested(void * self); // ggml's abort callback
 };
 
 } // namespace lr

@@ -2,6 +2,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <new>
 #include <vector>
 
 namespace lr {
@@ -25,6 +26,24 @@ std::string format(const char * fmt, ...) {
 
 void fail(lr_status code, const std::string & message) {
     throw Error(code, message);
+}
+
+lr_status current_exception_status(std::string & message) {
+    try {
+        throw;
+    } catch (const Error & e) {
+        message = e.what();
+        return e.code;
+    } catch (const std::bad_alloc &) {
+        message = "out of memory";
+        return LR_ERR_OUT_OF_MEMORY;
+    } catch (const std::exception & e) {
+        message = std::string("internal error: ") + e.what();
+        return LR_ERR_INTERNAL;
+    } catch (...) {
+        message = "internal error: unknown exception";
+        return LR_ERR_INTERNAL;
+    }
 }
 
 } // namespace lr

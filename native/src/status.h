@@ -23,4 +23,8 @@ std::string format(const char * fmt, ...)
 
 [[noreturn]] void fail(lr_status code, const std::string & message);
 
+// the status and message of the exception being handled (call inside a catch block): lr::Error's own code,
+// std::bad_alloc as LR_ERR_OUT_OF_MEMORY, anything else as LR_ERR_INTERNAL
+lr_status current_exception_status(std::string & message);
+
 } // namespace lr
