@@ -207,5 +207,31 @@ export function validateGenerateOptions(options: unknown, limits: GenerateLimits
   };
 }
 
+/**
+ * Most UTF-8 bytes of a reason for the exam (indication) given to generateFindings or in a batch manifest. A
+ * real one is a few sentences; the limit keeps a hostile or mistaken one (a whole report, a file pasted in)
+ * from being tokenized whole before the context check refuses it, and from being copied into records.
+ */
+export const MAX_REASON_BYTES = 4096;
+
+/**
+ * Checks generateFindings' `reason` before anything is tokenized: a string of at most MAX_REASON_BYTES UTF-8
+ * bytes, null or undefined (INVALID_ARGUMENT otherwise; the message gives the length, never the text).
+ * Returns the reason, or null for none ('' included).
+ */
+export function validateReason(reason: unknown): string | null {
+  if (reason === undefined || reason === null) return null;
+  if (typeof reason !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `reason must be a string, null or undefined, got ${typeof reason}`);
+  // UTF-8 never takes fewer bytes than UTF-16 code units, so a short string needs no count
+  if (reason.length * 3 > MAX_REASON_BYTES) {
+    const bytes = Buffer.byteLength(reason, 'utf8');
+    if (bytes > MAX_REASON_BYTES) {
+      throw new LlavaRadError('INVALID_ARGUMENT',
+        `reason must be at most ${MAX_REASON_BYTES} bytes of UTF-8 (a reason for the exam is a few sentences), got a string of ${bytes} bytes`);
+    }
+  }
+  return reason === '' ? null : reason;
+}
+
 /** A piece of a prompt: token ids (fed as given), text (tokenized on its own, no BOS) or embedding rows. */
 export type PromptPart = { tokens: readonly number[] | Int32Array } | { text: string } | { embeddings: Float32Array };

@@ -5,11 +5,47 @@
 //   - JSON: an array of such objects, or the LLaVA-Rad annotation file (chat_test_MIMIC_CXR_*.json), whose
 //     entries are {id, image, reason, conversations: [{from: 'human', ...}, {from: 'gpt', value: REFERENCE}]}.
 // Relative image paths resolve against --image-root, or else the manifest's own folder.
+//
+// Limits (MANIFEST_LIMITS): every field a study's records copy is bounded (UTF-8 bytes: id 256, image path
+// 4096, reason 4096 = MAX_REASON_BYTES, which options.ts's validateReason also applies for generateFindings,
+// reference 65536), and so is one JSONL line or CSV record (1 MiB; the keys or columns that are ignored are
+// bounded by it). JSONL and CSV are read in 1 MiB chunks and a line / record is refused as soon as it passes
+// the limit, so a line without a newline is never buffered whole. Any entry over a limit fails the whole
+// manifest up front with BAD_MANIFEST naming the line, the field and its length (never its contents), before
+// a model is loaded or a study run, as every other malformed entry does: a batch of thousands of studies
+// stops in a second with the line to fix rather than after hours, and no record ever holds a truncated reason
+// or image path. A JSON manifest is one JSON text: it is read whole (at most 1 GiB) and its entries' fields
+// are bounded the same.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError, describeValue } from '../errors.js';
-import { CsvSyntaxError, parseCsv } from './csv.js';
+import { MAX_REASON_BYTES } from '../options.js';
+import { CsvParser, CsvRecordTooLongError, CsvSyntaxError, type CsvRow } from './csv.js';
+import { CHUNK_BYTES, LineSplitter, LineTooLongError, readChunks } from './lines.js';
+
+/** Most UTF-8 bytes of each manifest field, and of one JSONL line / CSV record. */
+export const MANIFEST_LIMITS = {
+  /** a study id */
+  idBytes: 256,
+  /** an image path as the manifest gives it (Linux's PATH_MAX) */
+  imageBytes: 4096,
+  /** the reason for the exam (indication): a few sentences */
+  reasonBytes: MAX_REASON_BYTES,
+  /** the radiologist's findings, for evaluation (MIMIC-CXR's run to a few KB) */
+  referenceBytes: 65536,
+  /** one JSONL line or CSV record, without its newline */
+  lineBytes: 1 << 20,
+  /** a JSON manifest (one JSON text, read whole) */
+  jsonBytes: 1 << 30,
+} as const;
+
+const FIELD_WHY = {
+  id: 'an identifier',
+  image: 'an image path',
+  reason: 'a reason for the exam is a few sentences',
+  reference: 'a findings section is a few KB',
+} as const;
 
 export type ManifestFormat = 'jsonl' | 'csv' | 'json';
 export const MANIFEST_FORMATS: readonly ManifestFormat[] = ['jsonl', 'csv', 'json'];
@@ -68,49 +104,40 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function rawEntries(file: string, text: string, format: ManifestFormat): RawEntry[] {
-  if (format === 'jsonl') {
-    const out: RawEntry[] = [];
-    text.replace(/^\uFEFF/, '').split('\n').forEach((l, i) => {
-      if (l.trim() === '') return;
-      let v: unknown;
-      try {
-        v = JSON.parse(l);
-      } catch (e) {
-        throw bad(file, i + 1, `not JSON (${(e as Error).message})`);
-      }
-      if (!isObject(v)) throw bad(file, i + 1, `each line must be a JSON object, got ${describeValue(v)}`);
-      out.push({ line: i + 1, obj: v });
-    });
-    return out;
-  }
-  if (format === 'json') {
-    let v: unknown;
-    try {
-      v = JSON.parse(text.replace(/^\uFEFF/, ''));
-    } catch (e) {
-      throw bad(file, null, `not JSON (${(e as Error).message})`);
-    }
-    if (!Array.isArray(v)) throw bad(file, null, `a JSON manifest must be an array of studies, got ${describeValue(v)}`);
-    return v.map((o, i) => {
-      if (!isObject(o)) throw bad(file, i + 1, `entry ${i + 1} must be an object, got ${describeValue(o)}`);
-      return { line: i + 1, obj: o };
-    });
-  }
-  let rows;
+/** a short quote of text for messages: at most 40 characters, else its start and its length */
+function clip(text: string): string {
+  return text.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, 40))}... (${text.length} characters)`;
+}
+
+function jsonlEntry(file: string, text: string, line: number, out: RawEntry[]): void {
+  if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.trim() === '') return;
+  let v: unknown;
   try {
-    rows = parseCsv(text);
+    v = JSON.parse(text);
   } catch (e) {
-    if (e instanceof CsvSyntaxError) throw bad(file, e.line, e.message);
-    throw e;
+    throw bad(file, line, `not JSON (${(e as Error).message})`);
   }
-  const header = rows.shift();
-  if (!header) throw bad(file, null, 'the CSV is empty (expected a header row: id,image[,reason][,reference])');
-  const names = header.fields.map((f) => f.trim().toLowerCase());
-  for (const need of ['id', 'image']) {
-    if (!names.includes(need)) throw bad(file, header.line, `the CSV header must name the columns id and image, got ${JSON.stringify(header.fields.join(','))}`);
-  }
-  return rows.map((r) => {
+  if (!isObject(v)) throw bad(file, line, `each line must be a JSON object, got ${describeValue(v)}`);
+  out.push({ line, obj: v });
+}
+
+/** Turns CSV rows (the header first) into entries, one row at a time. */
+class CsvEntries {
+  names: string[] | null = null;
+  constructor(readonly file: string, readonly out: RawEntry[]) {}
+
+  row(r: CsvRow): void {
+    const file = this.file;
+    if (this.names === null) {
+      const names = r.fields.map((f) => f.trim().toLowerCase());
+      for (const need of ['id', 'image']) {
+        if (!names.includes(need)) throw bad(file, r.line, `the CSV header must name the columns id and image, got ${clip(r.fields.join(','))}`);
+      }
+      this.names = names;
+      return;
+    }
+    const names = this.names;
     if (r.fields.length !== names.length) throw bad(file, r.line, `expected ${names.length} fields as in the header, got ${r.fields.length}`);
     const obj: Record<string, unknown> = {};
     names.forEach((n, i) => {
@@ -118,8 +145,94 @@ function rawEntries(file: string, text: string, format: ManifestFormat): RawEntr
       // an empty reason / reference cell means "none"
       obj[n] = v === '' && n !== 'id' && n !== 'image' ? null : v;
     });
-    return { line: r.line, obj };
+    this.out.push({ line: r.line, obj });
+  }
+
+  end(): void {
+    if (this.names === null) throw bad(this.file, null, 'the CSV is empty (expected a header row: id,image[,reason][,reference])');
+  }
+}
+
+function jsonEntries(file: string, text: string): RawEntry[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (e) {
+    throw bad(file, null, `not JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(v)) throw bad(file, null, `a JSON manifest must be an array of studies, got ${describeValue(v)}`);
+  return v.map((o, i) => {
+    if (!isObject(o)) throw bad(file, i + 1, `entry ${i + 1} must be an object, got ${describeValue(o)}`);
+    return { line: i + 1, obj: o };
   });
+}
+
+/**
+ * Reads the entries from `fd` (its first chunk already read: `first`). JSONL and CSV stream with the
+ * line / record limit; JSON is read whole up to MANIFEST_LIMITS.jsonBytes.
+ */
+function rawEntries(file: string, fd: number, first: Buffer, format: ManifestFormat): RawEntry[] {
+  const L = MANIFEST_LIMITS;
+  const read = (onChunk: (chunk: Buffer) => void) => {
+    if (first.length === 0) return;
+    onChunk(first);
+    try {
+      readChunks(fd, onChunk);
+    } catch (e) {
+      if (e instanceof LlavaRadError || e instanceof LineTooLongError || e instanceof CsvSyntaxError) throw e;
+      throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
+    }
+  };
+  const out: RawEntry[] = [];
+  if (format === 'jsonl') {
+    const lines = new LineSplitter((text, line) => jsonlEntry(file, text, line, out), L.lineBytes);
+    try {
+      read((chunk) => lines.push(chunk));
+      lines.end(true);
+    } catch (e) {
+      if (e instanceof LineTooLongError) throw bad(file, e.line, `a line longer than ${L.lineBytes} bytes (the most one study's line may be; MANIFEST_LIMITS.lineBytes)`);
+      throw e;
+    }
+    return out;
+  }
+  if (format === 'csv') {
+    const entries = new CsvEntries(file, out);
+    const csv = new CsvParser((r) => entries.row(r), L.lineBytes);
+    try {
+      read((chunk) => csv.push(chunk));
+      csv.end();
+    } catch (e) {
+      if (e instanceof CsvRecordTooLongError) {
+        throw bad(file, e.line, `a record longer than ${e.limit} bytes (the most one study's record may be; MANIFEST_LIMITS.lineBytes)${e.inQuotes ? ': is a quote not closed?' : ''}`);
+      }
+      if (e instanceof CsvSyntaxError) throw bad(file, e.line, e.message);
+      throw e;
+    }
+    entries.end();
+    return out;
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  read((chunk) => {
+    total += chunk.length;
+    if (total > L.jsonBytes) throw bad(file, null, `a JSON manifest larger than ${L.jsonBytes} bytes (MANIFEST_LIMITS.jsonBytes): give the studies as JSONL, which is read line by line`);
+    chunks.push(Buffer.from(chunk));
+  });
+  let text: string;
+  try {
+    text = Buffer.concat(chunks, total).toString('utf8');
+  } catch (e) {
+    throw bad(file, null, `too large to read as one JSON text (${total} bytes: ${(e as Error).message}): give the studies as JSONL`);
+  }
+  return jsonEntries(file, text);
+}
+
+/** "field" must be at most `max` UTF-8 bytes; says the length, never the contents */
+function bounded(file: string, line: number, field: keyof typeof FIELD_WHY, value: string, max: number): void {
+  // UTF-8 never takes fewer bytes than UTF-16 code units, so a short string needs no count
+  if (value.length * 3 <= max) return;
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > max) throw bad(file, line, `"${field}" must be at most ${max} bytes of UTF-8 (${FIELD_WHY[field]}), got ${bytes} bytes`);
 }
 
 function referenceOf(o: Record<string, unknown>): unknown {
@@ -138,27 +251,44 @@ function toStudy(file: string, e: RawEntry, root: string, mimic: boolean): Study
   const o = e.obj;
   const id = typeof o.id === 'number' && Number.isSafeInteger(o.id) ? String(o.id) : o.id;
   if (typeof id !== 'string' || id.trim() === '') throw bad(file, e.line, `"id" must be a non-empty string, got ${describeValue(o.id)}`);
+  bounded(file, e.line, 'id', id, MANIFEST_LIMITS.idBytes);
   const image = o.image;
   if (typeof image !== 'string' || image.trim() === '') throw bad(file, e.line, `"image" must be a non-empty path, got ${describeValue(o.image)}`);
+  bounded(file, e.line, 'image', image, MANIFEST_LIMITS.imageBytes);
   let source = image;
   if (mimic && source.startsWith('mimic/')) source = source.slice('mimic/'.length);
   const reason = o.reason ?? null;
   if (reason !== null && typeof reason !== 'string') throw bad(file, e.line, `"reason" must be a string or null, got ${describeValue(reason)}`);
+  if (reason !== null) bounded(file, e.line, 'reason', reason, MANIFEST_LIMITS.reasonBytes);
   const reference = referenceOf(o) ?? null;
   if (reference !== null && typeof reference !== 'string') throw bad(file, e.line, `"reference" must be a string or null, got ${describeValue(reference)}`);
+  if (reference !== null) bounded(file, e.line, 'reference', reference, MANIFEST_LIMITS.referenceBytes);
   return { id, image: path.resolve(root, source), source, reason: reason === '' ? null : reason, reference, line: e.line };
 }
 
 /** Reads and checks a manifest. Throws BAD_MANIFEST (with the line) or IO. */
 export function readManifest(file: string, options: ManifestOptions = {}): Manifest {
-  let text: string;
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (e) {
     throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
   }
-  const format = options.format ?? detectFormat(file, text);
-  let entries = rawEntries(file, text, format);
+  let format: ManifestFormat;
+  let entries: RawEntry[];
+  try {
+    // the first chunk names the format when the extension does not (works on a pipe: nothing is read twice)
+    let first = Buffer.allocUnsafe(CHUNK_BYTES);
+    try {
+      first = first.subarray(0, readSync(fd, first, 0, first.length, null));
+    } catch (e) {
+      throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
+    }
+    format = options.format ?? detectFormat(file, first.toString('utf8'));
+    entries = rawEntries(file, fd, first, format);
+  } finally {
+    closeSync(fd);
+  }
   const before = entries.length;
   if (options.mimicTestFilter) entries = entries.filter((e) => keepOfficialTest(e.obj));
   const root = path.resolve(options.imageRoot ?? path.dirname(file));
