@@ -1,19 +1,74 @@
-// OUT.lock: one batch process per predictions file (two would run the same studies twice). The lock holds
-// the owner's pid and host and is touched every few seconds. A lock is stale, and taken over, when its
-// owner is a dead process on this host, is this very process id (a restarted container reuses pids), or
-// has not been touched for STALE_MS (a killed job on another node of a shared file system).
+// OUT.lock: one batch process per predictions file (two would run the same studies twice).
+//
+// The lock file holds its owner's pid, host name, boot id (Linux), a random token and the start time, and is
+// never seen half-written: its content goes to a temporary file with a unique name first, which is then
+// hard-linked to OUT.lock (link(2) fails when OUT.lock exists: an exclusive create, with the content in place).
+// Its mtime is touched every few seconds (a heartbeat that only informs the error message: clocks of
+// different machines are not compared).
+//
+// Stale: a lock is taken over only when its owner is certainly gone — a process of this host that is not
+// alive, a process of an earlier boot of this host (another boot id), or this very process id without this
+// process holding it (a restarted container reuses pids). A lock of another host is never taken over
+// automatically (its pids cannot be checked from here): the message names the owner and asks to delete the
+// lock if that job is gone. A lock file that is not ours (unreadable, not JSON) is not taken over either.
+//
+// Takeover, race-free: the starters that find the same stale lock first each try to create a claim file
+// named after a hash of that lock's content, exclusively (O_EXCL): one wins. The winner reads OUT.lock again,
+// and only when it still holds the same content unlinks it, then deletes its claim and tries the link again;
+// the others give up at once (IO: the lock is being taken over). Why only one starter ever owns OUT.lock:
+//   - OUT.lock is created only by link(), which never replaces a file;
+//   - it is removed only by its owner (release, which checks the token first) or by the holder of the claim
+//     on its content, after reading that content at OUT.lock while holding the claim. Lock contents are never
+//     repeated (the token is random), so once a stale lock is removed, a later claim on it finds other
+//     content and removes nothing; and while one process holds the claim, no other can, so between its read
+//     and its unlink nobody else removes or replaces that file (its owner is dead; link() does not replace);
+//   - a live owner is never judged stale, so its lock is never claimed.
+// After a takeover, starters race for the link like on a free lock: exactly one link succeeds. A starter
+// that dies while holding a claim leaves OUT.lock stuck (the error names both files to delete).
 
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
 
 const HEARTBEAT_MS = 5_000;
-const STALE_MS = 30_000;
+/** a lock file is a line of JSON; anything longer is not ours */
+const MAX_LOCK_BYTES = 4096;
+/** link/take-over rounds before giving up (each round but the last removed a stale lock) */
+const ATTEMPTS = 8;
 
 interface LockInfo {
   pid: number;
   host: string;
+  /** Linux boot id ('' elsewhere): tells a lock of an earlier boot of this host */
+  boot?: string;
+  /** random: makes every lock's content unique */
+  token?: string;
   started: string;
+}
+
+interface ReadLock {
+  info: LockInfo | null;
+  /** sha256 of the file's bytes (names the claim to take this lock over) */
+  hash: string;
+  /** last heartbeat (owner's clock), for messages */
+  mtime: Date;
+}
+
+/** tokens of the locks this process holds */
+const held = new Set<string>();
+
+let bootIdCache: string | undefined;
+function bootId(): string {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      bootIdCache = '';
+    }
+  }
+  return bootIdCache;
 }
 
 function alive(pid: number): boolean {
@@ -25,66 +80,175 @@ function alive(pid: number): boolean {
   }
 }
 
-function staleReason(lock: string): string | null {
-  let info: Partial<LockInfo> = {};
-  let mtime: number;
+const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/** Reads a lock file (not following a symbolic link). null when it does not exist. */
+function readLock(file: string): ReadLock | null {
+  let fd: number;
   try {
-    mtime = statSync(lock).mtimeMs;
-    info = JSON.parse(readFileSync(lock, 'utf8')) as Partial<LockInfo>;
-  } catch {
-    return 'unreadable';
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (code(e) === 'ENOENT') return null;
+    if (code(e) === 'ELOOP') return { info: null, hash: 'symlink', mtime: new Date(0) };
+    throw new LlavaRadError('IO', `cannot read the lock ${file}: ${(e as Error).message}`);
   }
-  if (Date.now() - mtime > STALE_MS) return 'no heartbeat';
-  if (info.host === hostname() && typeof info.pid === 'number' && (info.pid === process.pid || !alive(info.pid))) return 'dead owner';
-  return null;
+  try {
+    const st = fstatSync(fd);
+    const buf = Buffer.alloc(MAX_LOCK_BYTES + 1);
+    let n = 0;
+    for (let k; n < buf.length && (k = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += k;
+    const bytes = buf.subarray(0, n);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    let info: LockInfo | null = null;
+    if (st.isFile() && n <= MAX_LOCK_BYTES) {
+      try {
+        const v = JSON.parse(bytes.toString('utf8')) as Partial<LockInfo>;
+        if (typeof v.pid === 'number' && Number.isSafeInteger(v.pid) && v.pid > 0 && typeof v.host === 'string' && typeof v.started === 'string') info = v as LockInfo;
+      } catch {
+        // not ours
+      }
+    }
+    return { info, hash, mtime: st.mtime };
+  } catch (e) {
+    throw new LlavaRadError('IO', `cannot read the lock ${file}: ${(e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
-/** Takes OUT.lock; returns its release function. Throws IO when another live process holds it. */
+/** Why the lock's owner is certainly gone, or null when it may be alive (or cannot be checked from here). */
+function staleReason(info: LockInfo): string | null {
+  if (info.host !== hostname()) return null;
+  const boot = bootId();
+  if (info.boot && boot && info.boot !== boot) return 'its owner ran before this host restarted';
+  if (info.pid === process.pid) return info.token !== undefined && held.has(info.token) ? null : 'its owner had this process id (a restarted container)';
+  return alive(info.pid) ? null : `its owner, process ${info.pid}, is not running`;
+}
+
+/** Creates `file` exclusively with `text`. false when it exists. */
+function createExclusive(file: string, text: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    if (code(e) === 'EEXIST') return false;
+    throw new LlavaRadError('IO', `cannot create ${file}: ${(e as Error).message}`);
+  }
+  try {
+    writeSync(fd, text);
+  } catch (e) {
+    closeSync(fd);
+    unlinkQuietly(file);
+    throw new LlavaRadError('IO', `cannot write ${file}: ${(e as Error).message}`);
+  }
+  closeSync(fd);
+  return true;
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // already gone
+  }
+}
+
+/** Makes `lock` a link to `tmp` unless `lock` exists. false when it exists. */
+function linkExclusive(tmp: string, lock: string, text: string): boolean {
+  try {
+    linkSync(tmp, lock);
+    return true;
+  } catch (e) {
+    if (code(e) === 'EEXIST') return false;
+    // a file system without hard links: an exclusive create, the content written just after (a reader in
+    // between finds an empty file: not ours, so it is refused, never taken over)
+    if (['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK'].includes(code(e) ?? '')) return createExclusive(lock, text);
+    throw new LlavaRadError('IO', `cannot create ${lock}: ${(e as Error).message}`);
+  }
+}
+
+function ownerWords(r: ReadLock): string {
+  const i = r.info!;
+  return `process ${i.pid} on ${i.host} (since ${i.started}; last heartbeat ${r.mtime.toISOString()})`;
+}
+
+/**
+ * Takes OUT.lock (creating OUT's folder if needed); returns its release function. Throws IO when another process holds it (or is taking a
+ * stale one over), or when OUT.lock is not a lock of llava-rad batch.
+ */
 export function acquireLock(out: string): () => void {
   const lock = `${out}.lock`;
-  for (let attempt = 0; ; attempt++) {
-    let fd: number;
-    try {
-      fd = openSync(lock, 'wx');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new LlavaRadError('IO', `cannot create ${lock}: ${(e as Error).message}`);
-      if (attempt < 2 && staleReason(lock) !== null) {
-        try {
-          unlinkSync(lock);
-        } catch {
-          // another process took it over first; the next open tells
-        }
-        continue;
-      }
-      let owner = 'another process';
-      try {
-        const i = JSON.parse(readFileSync(lock, 'utf8')) as LockInfo;
-        owner = `process ${i.pid} on ${i.host} (since ${i.started})`;
-      } catch {
-        // keep the generic words
-      }
-      throw new LlavaRadError('IO',
-        `${out} is being written by ${owner}: one batch per output file. If that process is gone, the lock ${lock} is taken over ${STALE_MS / 1000} s after its last heartbeat, or delete it`);
-    }
-    const info: LockInfo = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
-    writeSync(fd, JSON.stringify(info) + '\n');
-    closeSync(fd);
-    const beat = setInterval(() => {
-      try {
-        const now = new Date();
-        utimesSync(lock, now, now);
-      } catch {
-        // a lost lock file only weakens the check
-      }
-    }, HEARTBEAT_MS);
-    beat.unref();
-    return () => {
-      clearInterval(beat);
-      try {
-        unlinkSync(lock);
-      } catch {
-        // already gone
-      }
-    };
+  const token = randomBytes(16).toString('hex');
+  const info: LockInfo = { pid: process.pid, host: hostname(), boot: bootId(), token, started: new Date().toISOString() };
+  const text = JSON.stringify(info) + '\n';
+  const tmp = `${lock}.${token}.tmp`;
+  try {
+    mkdirSync(path.dirname(path.resolve(lock)), { recursive: true }); // the journal creates OUT's folder too
+  } catch (e) {
+    throw new LlavaRadError('IO', `cannot create the folder of ${lock}: ${(e as Error).message}`);
   }
+  createExclusive(tmp, text);
+  try {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      if (linkExclusive(tmp, lock, text)) return owned(lock, token);
+      const cur = readLock(lock);
+      if (cur === null) continue; // released meanwhile: try again
+      if (cur.info?.token === token) return owned(lock, token); // our link went through after all (NFS)
+      if (cur.info === null) {
+        throw new LlavaRadError('IO',
+          `${lock} exists and is not a lock of llava-rad batch (unreadable or not its JSON): one batch per output file. If no batch is writing ${out}, delete ${lock}`);
+      }
+      const why = staleReason(cur.info);
+      if (why === null) {
+        const words = cur.info.host !== hostname()
+          ? `a lock of another machine is not taken over automatically: if that job is gone, delete ${lock}`
+          : cur.info.pid === process.pid ? 'this process already holds it' : `stop that process first, or write to another --out`;
+        throw new LlavaRadError('IO', `${out} is being written by ${ownerWords(cur)}: one batch per output file; ${words}`);
+      }
+      // stale: one starter takes it over (see the top of this file)
+      const claim = `${lock}.takeover-${cur.hash.slice(0, 32)}`;
+      if (!createExclusive(claim, text)) {
+        let claimant = 'another process';
+        const c = readLock(claim);
+        if (c?.info) claimant = `process ${c.info.pid} on ${c.info.host}`;
+        throw new LlavaRadError('IO',
+          `${out}: the stale lock of ${ownerWords(cur)} is being taken over by ${claimant}: one batch per output file. If no batch is running, delete ${lock} and ${claim}`);
+      }
+      try {
+        const again = readLock(lock);
+        if (again !== null && again.hash === cur.hash) unlinkSync(lock);
+      } finally {
+        unlinkQuietly(claim);
+      }
+    }
+    throw new LlavaRadError('IO', `cannot take ${lock}: it was replaced ${ATTEMPTS} times while trying; one batch per output file`);
+  } finally {
+    unlinkQuietly(tmp);
+  }
+}
+
+function owned(lock: string, token: string): () => void {
+  held.add(token);
+  const beat = setInterval(() => {
+    try {
+      const now = new Date();
+      utimesSync(lock, now, now);
+    } catch {
+      // a lost lock file only weakens the check
+    }
+  }, HEARTBEAT_MS);
+  beat.unref();
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    clearInterval(beat);
+    held.delete(token);
+    try {
+      // only our own lock (never one that replaced it)
+      if (readLock(lock)?.info?.token === token) unlinkSync(lock);
+    } catch {
+      // already gone
+    }
+  };
 }

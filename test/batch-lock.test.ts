@@ -1,0 +1,231 @@
+// Issue #14 item 4: OUT.lock is taken over atomically. 50 processes start at once on a stale lock (its owner
+// a process that has exited): exactly one wins, the others get IO, and only the winner writes. Then the
+// staleness rules one by one: a live owner, another host, this process, an earlier boot, a lock that is not
+// ours, a symbolic link, a takeover left half done, a release that finds another lock in its place.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { acquireLock } from '../lib/batch/lock.js';
+import { LlavaRadError } from '../lib/errors.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-lock-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** the pid of a process that has exited */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '']);
+  expect(r.status).toBe(0);
+  return r.pid!;
+}
+
+/** a lock as the earlier lock.ts wrote it (pid, host, started): every version takes this one over */
+function staleLock(out: string): string {
+  const lock = `${out}.lock`;
+  writeFileSync(lock, JSON.stringify({ pid: deadPid(), host: hostname(), started: new Date(Date.now() - 60_000).toISOString() }) + '\n');
+  return lock;
+}
+
+function lockError(out: string): LlavaRadError {
+  try {
+    acquireLock(out)();
+  } catch (e) {
+    expect(e).toBeInstanceOf(LlavaRadError);
+    return e as LlavaRadError;
+  }
+  throw new Error(`acquireLock(${out}) succeeded`);
+}
+
+const lockFiles = (dir: string) => readdirSync(dir).filter((f) => f.includes('.lock')).sort();
+
+describe('takeover of a stale lock by racing starters', () => {
+  // the processes start once; each round plants a stale lock and releases all 50 at once
+  const N = 50;
+  const ROUNDS = 4;
+
+  it(`${N} processes at once on a stale lock, ${ROUNDS} rounds: each round exactly one wins, ${N - 1} get IO, one writer`, async () => {
+    const dir = path.join(tmp, 'race');
+    mkdirSync(dir);
+    const out = path.join(dir, 'predictions.jsonl');
+
+    const racers: { child: ChildProcessWithoutNullStreams; next: () => Promise<string>; closed: Promise<number | null> }[] = [];
+    for (let i = 0; i < N; i++) {
+      const child = spawn(process.execPath, ['--import', pathToFileURL(path.join(root, 'scripts', 'ts-hooks.mjs')).href,
+        path.join(here, 'helpers', 'lock-racer.mjs'), path.join(root, 'lib', 'batch', 'lock.ts'), out], { cwd: root });
+      const lines: string[] = [];
+      let buf = '';
+      let err = '';
+      let exited = false;
+      const waiters: (() => void)[] = [];
+      const wake = () => waiters.splice(0).forEach((w) => w());
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+          lines.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+        wake();
+      });
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const closed = new Promise<number | null>((resolve) => child.on('close', (c) => {
+        exited = true;
+        wake();
+        resolve(c);
+      }));
+      const next = async (): Promise<string> => {
+        while (lines.length === 0) {
+          if (exited) throw new Error(`racer ${i} exited: ${err}`);
+          await new Promise<void>((r) => waiters.push(r));
+        }
+        return lines.shift()!;
+      };
+      racers.push({ child, next, closed });
+    }
+    try {
+      for (const r of racers) expect(await r.next()).toBe('READY');
+      for (let round = 0; round < ROUNDS; round++) {
+        const shared = path.join(dir, `writers-${round}.txt`);
+        writeFileSync(shared, '');
+        staleLock(out);
+        // every starter is blocked reading stdin: release them together
+        for (const r of racers) r.child.stdin.write(`go ${shared}\n`);
+        const results = await Promise.all(racers.map((r) => r.next()));
+        const won = results.filter((l) => l === 'WON');
+        const lost = results.filter((l) => l.startsWith('LOST '));
+        expect(won.length, `round ${round}:\n${results.join('\n')}`).toBe(1);
+        expect(lost.length).toBe(N - 1);
+        for (const l of lost) expect(l, l).toMatch(/^LOST IO .*(is being written by process \d+ on |is being taken over by )/);
+        // the winner still holds the lock here: only it has written
+        expect(readFileSync(shared, 'utf8').trim().split('\n')).toHaveLength(1);
+        expect(lockFiles(dir)).toEqual(['predictions.jsonl.lock']);
+        for (const r of racers) r.child.stdin.write('end\n');
+        for (const r of racers) expect(await r.next()).toBe('DONE');
+        // released: no lock, no temporary or claim file left
+        expect(lockFiles(dir)).toEqual([]);
+      }
+    } finally {
+      for (const r of racers) r.child.stdin.end();
+      await Promise.all(racers.map((r) => r.closed));
+    }
+  }, 300_000);
+});
+
+describe('which locks are taken over', () => {
+  let n = 0;
+  const fresh = () => {
+    const dir = path.join(tmp, `case-${n++}`);
+    mkdirSync(dir);
+    return { dir, out: path.join(dir, 'p.jsonl') };
+  };
+
+  it('a free lock is taken and released; the lock file holds pid, host, boot id and a random token', () => {
+    const { dir, out } = fresh();
+    const release = acquireLock(out);
+    const info = JSON.parse(readFileSync(`${out}.lock`, 'utf8')) as Record<string, unknown>;
+    expect(info).toMatchObject({ pid: process.pid, host: hostname(), token: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(typeof info.boot).toBe('string');
+    expect(lockFiles(dir)).toEqual(['p.jsonl.lock']);
+    release();
+    release();
+    expect(lockFiles(dir)).toEqual([]);
+  });
+
+  it('a dead owner on this host is taken over (the earlier lock format too)', () => {
+    const { dir, out } = fresh();
+    staleLock(out);
+    const release = acquireLock(out);
+    expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid });
+    release();
+    expect(lockFiles(dir)).toEqual([]);
+  });
+
+  it('a live owner on this host is not: IO naming it, the lock untouched', async () => {
+    const { out } = fresh();
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const text = JSON.stringify({ pid: sleeper.pid, host: hostname(), token: 'a'.repeat(32), started: 'then' }) + '\n';
+      writeFileSync(`${out}.lock`, text);
+      const e = lockError(out);
+      expect(e.code).toBe('IO');
+      expect(e.message).toMatch(new RegExp(`is being written by process ${sleeper.pid} on .*stop that process first`));
+      expect(readFileSync(`${out}.lock`, 'utf8')).toBe(text);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
+
+  it('a lock of another host is never taken over automatically, even with its heartbeat long gone', () => {
+    const { out } = fresh();
+    const text = JSON.stringify({ pid: deadPid(), host: `${hostname()}-elsewhere`, token: 'b'.repeat(32), started: '2020-01-01T00:00:00.000Z' }) + '\n';
+    writeFileSync(`${out}.lock`, text);
+    const e = lockError(out);
+    expect(e.code).toBe('IO');
+    expect(e.message).toMatch(/is being written by process \d+ on .*-elsewhere .*another machine is not taken over automatically: if that job is gone, delete .*p\.jsonl\.lock$/);
+    expect(readFileSync(`${out}.lock`, 'utf8')).toBe(text);
+  });
+
+  it('this host before a restart (another boot id) is taken over; this process cannot take its own lock twice', () => {
+    const { dir, out } = fresh();
+    const release = acquireLock(out);
+    const mine = JSON.parse(readFileSync(`${out}.lock`, 'utf8')) as { boot: string };
+    expect(lockError(out).message).toMatch(/this process already holds it/);
+    release();
+    if (mine.boot !== '') {
+      // alive pid (ours), but an earlier boot
+      writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), boot: 'earlier-boot', token: 'c'.repeat(32), started: 'then' }) + '\n');
+      acquireLock(out)();
+    }
+    // this process id without this process holding it: a restarted container
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'd'.repeat(32), started: 'then' }) + '\n');
+    acquireLock(out)();
+    expect(lockFiles(dir)).toEqual([]);
+  });
+
+  it('a lock that is not ours (empty, not JSON, a symbolic link) is refused, not taken over', () => {
+    const { out } = fresh();
+    for (const text of ['', 'garbage', '{"pid":"x"}']) {
+      writeFileSync(`${out}.lock`, text);
+      const e = lockError(out);
+      expect(e.code).toBe('IO');
+      expect(e.message).toMatch(/p\.jsonl\.lock exists and is not a lock of llava-rad batch/);
+      expect(readFileSync(`${out}.lock`, 'utf8')).toBe(text);
+    }
+    rmSync(`${out}.lock`);
+    const target = path.join(path.dirname(out), 'target');
+    writeFileSync(target, JSON.stringify({ pid: deadPid(), host: hostname(), started: 'then' }));
+    symlinkSync(target, `${out}.lock`);
+    expect(lockError(out).message).toMatch(/is not a lock of llava-rad batch/);
+    expect(existsSync(target)).toBe(true);
+  });
+
+  it('a takeover left half done (a claim whose maker died) stops with the files to delete', () => {
+    const { dir, out } = fresh();
+    staleLock(out);
+    // the claim a starter makes on that stale lock (named by a hash of its content), its maker since dead
+    const hash = createHash('sha256').update(readFileSync(`${out}.lock`)).digest('hex').slice(0, 32);
+    const claim = `${out}.lock.takeover-${hash}`;
+    writeFileSync(claim, JSON.stringify({ pid: deadPid(), host: hostname(), started: 'then' }));
+    const e = lockError(out);
+    expect(e.code).toBe('IO');
+    expect(e.message).toMatch(/the stale lock of process \d+ .* is being taken over by process \d+ on .*If no batch is running, delete .*p\.jsonl\.lock and .*takeover-[0-9a-f]{32}$/);
+    rmSync(claim);
+    acquireLock(out)();
+    expect(lockFiles(dir)).toEqual([]);
+  });
+
+  it('release removes only its own lock', () => {
+    const { out } = fresh();
+    const release = acquireLock(out);
+    // deleted by hand and taken by another batch meanwhile
+    const other = JSON.stringify({ pid: process.ppid, host: hostname(), token: 'e'.repeat(32), started: 'now' }) + '\n';
+    rmSync(`${out}.lock`);
+    writeFileSync(`${out}.lock`, other);
+    release();
+    expect(readFileSync(`${out}.lock`, 'utf8')).toBe(other);
+  });
+});
