@@ -14,9 +14,14 @@
 // (_codecs.encode, bytes, bytearray). Every other global (os.system, builtins.eval, subprocess.Popen, ...)
 // is refused with LlavaRadError 'UNSAFE_PICKLE'. Tensors become lazy descriptors {dtype, shape, stride,
 // storage offset, storage}; a storage's bytes are read from its zip entry (or legacy file offset) on demand.
+//
+// Hostile files end in typed errors, in bounded time and memory: the pickle is at most MAX_PICKLE_BYTES
+// (64 MiB) before it is inflated or parsed, the unpickler's own caps are PICKLE_LIMITS (unpickler.ts), and
+// nothing here recurses into what a pickle built (state dicts are walked with an explicit stack, a depth
+// limit and cycle detection; values are described in messages with describeValue, never stringified).
 
 import type { FileHandle } from 'node:fs/promises';
-import { LlavaRadError } from '../errors.js';
+import { LlavaRadError, describeValue } from '../errors.js';
 import {
   DTYPE_SIZE, gatherStrided, isContiguous, openForRead, shapeNumel, toFloat32, type LazyTensor, type TensorDtype,
 } from './tensor.js';
@@ -89,7 +94,7 @@ function badPickle(label: string, msg: string): LlavaRadError {
 
 function intArg(label: string, v: unknown, what: string): number {
   const i = pyInt(v);
-  if (typeof i !== 'number' || i < 0) throw badPickle(label, `${what} must be a non-negative integer, got ${String(v)}`);
+  if (typeof i !== 'number' || i < 0) throw badPickle(label, `${what} must be a non-negative integer, got ${describeValue(v)}`);
   return i;
 }
 
@@ -97,6 +102,30 @@ function intTuple(label: string, v: unknown, what: string): number[] {
   if (!Array.isArray(v)) throw badPickle(label, `${what} must be a tuple of integers`);
   if (v.length > 64) throw badPickle(label, `${what} has ${v.length} dimensions`);
   return v.map((x, i) => intArg(label, x, `${what}[${i}]`));
+}
+
+/** torch.device('cuda', 0) -> 'cuda:0'; only short strings and integers are accepted */
+function torchDevice(label: string, args: readonly unknown[]): string {
+  if (args.length > 2) throw badPickle(label, `torch.device takes a type and an index, got ${args.length} arguments`);
+  return args.map((a) => {
+    if ((typeof a === 'string' && a.length <= 64) || (typeof a === 'number' && Number.isSafeInteger(a))) return String(a);
+    throw badPickle(label, `torch.device arguments must be a short string and an integer, got ${describeValue(a)}`);
+  }).join(':');
+}
+
+/**
+ * The cache key of a legacy storage view (PyTorch < 1.0: (view key, offset, size)): a short tuple of
+ * strings and integers, keyed without recursing into anything the pickle built.
+ */
+function viewKey(label: string, key: string, view: unknown): string {
+  if (!Array.isArray(view) || view.length > 8) {
+    throw badPickle(label, `storage "${key}" has view metadata that is not a short tuple (got ${describeValue(view)})`);
+  }
+  return `${key}#${view.map((x) => {
+    if (typeof x === 'string' && x.length <= 256) return JSON.stringify(x);
+    if (typeof x === 'number' || typeof x === 'bigint') return String(x);
+    throw badPickle(label, `storage "${key}" view metadata holds ${describeValue(x)} (expected strings and integers)`);
+  }).join(',')}`;
 }
 
 function iterableArg(label: string, v: unknown, what: string): unknown[] {
@@ -162,7 +191,7 @@ export function torchGlobals(label: string): (module: string, name: string) => P
       const e = typeof encoding === 'string' ? encoding.toLowerCase().replace(/[-_]/g, '') : 'utf8';
       if (e === 'latin1' || e === 'iso88591') return new Uint8Array(Buffer.from(v, 'latin1'));
       if (e === 'utf8' || e === 'ascii') return new Uint8Array(Buffer.from(v, 'utf8'));
-      throw badPickle(label, `unsupported bytes encoding ${String(encoding)}`);
+      throw badPickle(label, `unsupported bytes encoding ${describeValue(encoding)}`);
     }
     if (v instanceof Uint8Array) return new Uint8Array(v);
     const items = iterableArg(label, v, 'bytes');
@@ -190,10 +219,10 @@ export function torchGlobals(label: string): (module: string, name: string) => P
         return new PyGlobal(module, name, (args) => {
           const [func, newType, fargs] = args;
           if (!(func instanceof PyGlobal) || !rebuilders.has(func.toString()) || !func.call) {
-            throw new LlavaRadError('UNSAFE_PICKLE', `${label}: _rebuild_from_type_v2 over ${String(func)} refused`);
+            throw new LlavaRadError('UNSAFE_PICKLE', `${label}: _rebuild_from_type_v2 over ${func instanceof PyGlobal ? func.toString() : describeValue(func)} refused`);
           }
           if (!(newType instanceof PyGlobal) || (newType.toString() !== 'torch.Tensor' && newType.toString() !== 'torch.nn.parameter.Parameter')) {
-            throw new LlavaRadError('UNSAFE_PICKLE', `${label}: _rebuild_from_type_v2 into ${String(newType)} refused`);
+            throw new LlavaRadError('UNSAFE_PICKLE', `${label}: _rebuild_from_type_v2 into ${newType instanceof PyGlobal ? newType.toString() : describeValue(newType)} refused`);
           }
           if (!Array.isArray(fargs)) throw badPickle(label, '_rebuild_from_type_v2 arguments are not a tuple');
           return func.call(fargs, 'reduce');
@@ -205,7 +234,7 @@ export function torchGlobals(label: string): (module: string, name: string) => P
       case 'torch.Size':
         return new PyGlobal(module, name, (args) => Object.freeze(intTuple(label, iterableArg(label, args[0], 'torch.Size'), 'torch.Size')));
       case 'torch.device':
-        return new PyGlobal(module, name, (args) => args.map(String).join(':'));
+        return new PyGlobal(module, name, (args) => torchDevice(label, args));
       case 'builtins.set':
         return new PyGlobal(module, name, (args) => new Set(iterableArg(label, args[0], 'set')));
       case 'builtins.frozenset':
@@ -243,17 +272,20 @@ export function unpickleTorch(
     resolveGlobal: torchGlobals(label),
     persistentLoad: (pid) => {
       if (!isPyTuple(pid) || pid[0] !== 'storage' || pid.length < 5) {
-        throw badPickle(label, `unsupported persistent id ${Array.isArray(pid) ? `(${String(pid[0])}, ...)` : typeof pid}`);
+        throw badPickle(label, `unsupported persistent id ${isPyTuple(pid) ? `(${describeValue(pid[0])}, ...)` : describeValue(pid)}`);
       }
       const [, type, keyV, location, numelV, view] = pid;
       let dtype: TensorDtype;
       if (type instanceof TorchStorageType) dtype = type.dtype;
       else if (type instanceof TorchDtype) dtype = type.dtype; // (newer) storage typed by a dtype
-      else throw badPickle(label, `persistent id names an unknown storage type ${String(type)}`);
+      else throw badPickle(label, `persistent id names an unknown storage type ${type instanceof PyGlobal ? type.toString() : describeValue(type)}`);
       const key = typeof keyV === 'number' ? String(keyV) : keyV;
       if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw badPickle(label, 'bad storage key');
       const numel = intArg(label, numelV, 'storage size');
-      const cacheKey = view == null ? key : `${key}#${JSON.stringify(view)}`;
+      if (typeof location !== 'string' || location.length > 256) {
+        throw badPickle(label, `storage "${key}" has location ${describeValue(location)} (expected a device name such as "cpu")`);
+      }
+      const cacheKey = view == null ? key : viewKey(label, key, view);
       const cached = storages.get(cacheKey);
       if (cached) {
         if (cached.dtype !== dtype || cached.numel !== numel) {
@@ -261,7 +293,7 @@ export function unpickleTorch(
         }
         return cached;
       }
-      const s = makeStorage(key, dtype, typeof location === 'string' ? location : String(location), numel, view);
+      const s = makeStorage(key, dtype, location, numel, view);
       storages.set(cacheKey, s);
       return s;
     },
@@ -276,7 +308,7 @@ export interface ExtractOptions {
   wrappers?: readonly string[];
   /** how deep nested dicts are flattened (default 32) */
   maxDepth?: number;
-  /** the most dict entries visited while flattening (default 10 million) */
+  /** the most dict entries visited while flattening (default 1 million; a real state dict has thousands) */
   maxEntries?: number;
 }
 
@@ -313,24 +345,54 @@ export function extractStateDict(root: unknown, label = 'checkpoint', options: E
   const tensors = new Map<string, TorchTensor>();
   const skipped: string[] = [];
   // the memo lets a pickle share one dict many times over (a DAG of 2^n paths); bound the work
-  let budget = options.maxEntries ?? 10_000_000;
-  const walk = (d: PyDict, prefix: string, depth: number): void => {
-    if (depth > maxDepth) throw badPickle(label, `state dict nested deeper than ${maxDepth}`);
-    for (const [k, v] of d) {
-      if (--budget < 0) throw badPickle(label, 'the state dict has too many entries (shared sub-dicts?)');
-      const name = prefix + (typeof k === 'string' ? k : String(k));
-      if (v instanceof TorchTensor) {
-        if (tensors.has(name)) throw badPickle(label, `two tensors are named "${name}"`);
-        tensors.set(name, v);
-      } else if (v instanceof PyDict) {
-        walk(v, `${name}.`, depth + 1);
-      } else {
-        skipped.push(name);
-      }
-    }
+  let budget = options.maxEntries ?? 1_000_000;
+  let chars = MAX_NAME_CHARS;
+  // depth first, in pickle order, with an explicit stack (no recursion, however deep the pickle nests);
+  // a dict met again on its own path is a cycle
+  const path: Array<{ dict: PyDict; items: Iterator<[unknown, unknown]>; prefix: string }> = [];
+  const onPath = new Set<PyDict>();
+  const enter = (d: PyDict, prefix: string): void => {
+    if (onPath.has(d)) throw badPickle(label, `the state dict contains itself (a cycle at "${prefix.slice(0, -1)}")`);
+    if (path.length > maxDepth) throw badPickle(label, `state dict nested deeper than ${maxDepth}`);
+    path.push({ dict: d, items: d.entries(), prefix });
+    onPath.add(d);
   };
-  walk(cur, '', 0);
+  enter(cur, '');
+  while (path.length > 0) {
+    const level = path[path.length - 1]!;
+    const next = level.items.next();
+    if (next.done) {
+      path.pop();
+      onPath.delete(level.dict);
+      continue;
+    }
+    const [k, v] = next.value;
+    if (--budget < 0) throw badPickle(label, 'the state dict has too many entries (shared sub-dicts?)');
+    const name = level.prefix + keyName(k);
+    if (name.length > MAX_NAME) throw badPickle(label, `a state dict name is ${name.length} characters long (at most ${MAX_NAME})`);
+    if ((chars -= name.length) < 0) throw badPickle(label, `the state dict's names add up to more than ${MAX_NAME_CHARS} characters (shared sub-dicts?)`);
+    if (v instanceof TorchTensor) {
+      if (tensors.has(name)) throw badPickle(label, `two tensors are named "${name}"`);
+      tensors.set(name, v);
+    } else if (v instanceof PyDict) {
+      enter(v, `${name}.`);
+    } else {
+      skipped.push(name);
+    }
+  }
   return { tensors, skipped };
+}
+
+/** the longest dotted state-dict name accepted (real ones are under 200 characters) */
+const MAX_NAME = 4096;
+/** the most characters all state-dict names may add up to (real ones: well under a million) */
+const MAX_NAME_CHARS = 1 << 26;
+
+/** a state-dict key as a name part: strings as they are, numbers as digits, anything else described */
+function keyName(k: unknown): string {
+  if (typeof k === 'string') return k;
+  if (k === null || (typeof k !== 'object' && typeof k !== 'function')) return String(k);
+  return `<${describeValue(k)}>`;
 }
 
 /**
@@ -397,7 +459,12 @@ export interface TorchCheckpoint {
   close(): Promise<void>;
 }
 
-const MAX_PICKLE = 256 * 1024 * 1024;
+/**
+ * The largest pickle read: a zip checkpoint's data.pkl (its inflated size, checked before inflating) or
+ * the pickles at the head of a legacy file. A real one is at most a few MB (it holds names, shapes and
+ * storage keys; the weights are stored apart), so anything bigger is refused as a pickle bomb.
+ */
+export const MAX_PICKLE_BYTES = 64 * 1024 * 1024;
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 
@@ -466,7 +533,11 @@ async function openZipCheckpoint(path: string, options: ExtractOptions): Promise
       const order = (await zip.readAll(`${prefix}byteorder`, 16)).toString('latin1');
       if (order !== 'little') throw new LlavaRadError('UNSUPPORTED', `${path}: byte order "${order}" (only little-endian checkpoints are supported)`);
     }
-    const pkl = await zip.readAll(pkls[0]!, MAX_PICKLE);
+    if (pkls[0]!.uncompressedSize > MAX_PICKLE_BYTES) {
+      throw new LlavaRadError('BAD_CHECKPOINT',
+        `${path}: ${pkls[0]!.name} is ${pkls[0]!.uncompressedSize} bytes (inflated); a checkpoint's pickle may be at most ${MAX_PICKLE_BYTES} bytes (64 MiB)`);
+    }
+    const pkl = await zip.readAll(pkls[0]!, MAX_PICKLE_BYTES);
     const { value } = unpickleTorch(pkl, `${path}: ${pkls[0]!.name}`, (key, dtype, location, numel, view) => {
       if (view != null) throw badPickle(path, `storage "${key}" has view metadata (legacy only)`);
       const entryName = `${prefix}data/${key}`;
@@ -508,7 +579,7 @@ async function openLegacyCheckpoint(path: string, fh: FileHandle, size: number, 
       const magic = unpickle(buf, plain);
       if (magic.value !== LEGACY_MAGIC) throw new LlavaRadError('BAD_CHECKPOINT', `${path}: a pickle, but not a PyTorch checkpoint (no legacy magic number)`);
       const proto = unpickle(buf, plain, magic.end);
-      if (proto.value !== LEGACY_PROTOCOL) throw new LlavaRadError('UNSUPPORTED', `${path}: legacy protocol version ${String(proto.value)}`);
+      if (proto.value !== LEGACY_PROTOCOL) throw new LlavaRadError('UNSUPPORTED', `${path}: legacy protocol version ${describeValue(proto.value)}`);
       const sys = unpickle(buf, plain, proto.end);
       if (sys.value instanceof PyDict && sys.value.get('little_endian') === false) {
         throw new LlavaRadError('UNSUPPORTED', `${path}: big-endian checkpoint`);
@@ -552,8 +623,12 @@ async function openLegacyCheckpoint(path: string, fh: FileHandle, size: number, 
       };
       return makeCheckpoint(path, 'legacy', obj.value, bytes, options, () => counted, () => fh.close());
     } catch (e) {
-      if (e instanceof LlavaRadError && TRUNCATED.has(e) && want < size && want < MAX_PICKLE) {
-        want = Math.min(size, want * 4, MAX_PICKLE);
+      if (e instanceof LlavaRadError && TRUNCATED.has(e) && want < size) {
+        if (want >= MAX_PICKLE_BYTES) {
+          throw new LlavaRadError('BAD_CHECKPOINT',
+            `${path}: the legacy checkpoint's pickles run past their first ${MAX_PICKLE_BYTES} bytes (64 MiB, the limit for a checkpoint's pickle)`, { cause: e });
+        }
+        want = Math.min(size, want * 4, MAX_PICKLE_BYTES);
         continue;
       }
       throw e;

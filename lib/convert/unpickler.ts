@@ -12,8 +12,13 @@
 //   an allowed global named as a value (e.g. torch.float16) -> PyGlobal.
 // A malformed pickle (truncated, unknown opcode, stack underflow, missing memo key, lengths past the end)
 // is a LlavaRadError 'BAD_CHECKPOINT'.
+//
+// Hostile pickles (bombs) are bounded: the work is linear in the pickle's length (no opcode decodes
+// byte by byte into growing strings or BigInts), every length is checked against the bytes left before
+// anything is allocated, and what a pickle may build is capped (PICKLE_LIMITS below; each overrun is a
+// BAD_CHECKPOINT naming the limit). A real PyTorch data.pkl of a few MB stays far below every cap.
 
-import { LlavaRadError } from '../errors.js';
+import { LlavaRadError, describeValue } from '../errors.js';
 
 /** dict / OrderedDict */
 export class PyDict extends Map<unknown, unknown> {
@@ -77,11 +82,42 @@ const PY2_MODULES: Readonly<Record<string, string>> = {
   _abcoll: 'collections.abc',
 };
 
+/**
+ * The unpickler's caps. Each one is far above what a real checkpoint's pickle needs (LLaVA-Rad's are at
+ * most a few MB with a few hundred thousand values) and keeps a hostile pickle's memory and time bounded.
+ */
+export const PICKLE_LIMITS = Object.freeze({
+  /** items on the stack plus open MARKs (real pickles: hundreds; Python batches APPENDS/SETITEMS by 1000) */
+  stackItems: 1 << 20,
+  /** memo entries (real pickles: about ten per tensor) */
+  memoEntries: 1 << 22,
+  /**
+   * values built, in units of roughly 25 bytes of heap: a number or string 1, a list or tuple 2, a dict,
+   * set, bytes object, global or anything else an allowed call builds 8, plus 1 for every item stored in
+   * a container (2 per dict entry), plus the size of every call's arguments (the work it may do). Bounds
+   * the heap a pickle can fill (measured: under 400 MB, however its opcodes are combined); real pickles
+   * spend less than one unit per byte.
+   */
+  values: 1 << 24,
+  /** bytes produced by allowed calls (bytes(), bytearray(), _codecs.encode) in all */
+  builtBytes: 64 * 1024 * 1024,
+  /** bytes of one LONG1 / LONG4 integer (real pickles: at most 10, the legacy magic number) */
+  longBytes: 256,
+  /** characters of one protocol-0 INT / LONG literal */
+  intDigits: 1024,
+});
+
+/** a two's complement little-endian integer, decoded in linear time */
 function toIntFromLE(b: Uint8Array): number | bigint {
-  if (b.length === 0) return 0;
-  let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
-  if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
+  const n = b.length;
+  if (n === 0) return 0;
+  if (n <= 6) {
+    let v = 0;
+    for (let i = n - 1; i >= 0; i--) v = v * 256 + b[i]!;
+    return b[n - 1]! & 0x80 ? v - 2 ** (8 * n) : v;
+  }
+  let v = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
+  if (b[n - 1]! & 0x80) v -= 1n << BigInt(8 * n);
   return normInt(v);
 }
 
@@ -97,46 +133,110 @@ export function pyInt(v: unknown): number | bigint | undefined {
   return undefined;
 }
 
-/** decodes a Python string literal body (protocol 0 STRING) */
-function decodeEscapes(s: string, raw: boolean): string | undefined {
-  let out = '';
+const HEX = /^[0-9a-fA-F]+$/;
+const SIMPLE_ESCAPES: Readonly<Record<number, number>> = {
+  0x6e: 0x0a, 0x74: 0x09, 0x72: 0x0d, 0x5c: 0x5c, 0x27: 0x27, 0x22: 0x22, 0x61: 0x07, 0x62: 0x08, 0x66: 0x0c, 0x76: 0x0b,
+};
+
+/** reads `len` hex digits at `at` of `s` (undefined when they are not all there) */
+function hexAt(s: Buffer, at: number, len: number): number | undefined {
+  if (at + len > s.length) return undefined;
+  const h = s.toString('latin1', at, at + len);
+  return HEX.test(h) ? parseInt(h, 16) : undefined;
+}
+
+/**
+ * Decodes the body of a protocol-0 STRING literal (a Python 2 str repr: \n \x41 \101 ... escapes) to
+ * its bytes, in one pass into one buffer (escapes only shrink the text).
+ */
+function decodeStringLiteral(s: Buffer): Buffer | undefined {
+  const out = Buffer.allocUnsafe(s.length);
+  let o = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s[i]!;
-    if (c !== '\\') { out += c; continue; }
-    const n = s[++i];
-    if (n === undefined) return undefined;
-    if (raw) {
-      if (n === 'u' || n === 'U') {
-        const len = n === 'u' ? 4 : 8;
-        const hex = s.slice(i + 1, i + 1 + len);
-        if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len) return undefined;
-        const cp = parseInt(hex, 16);
-        if (cp > 0x10ffff) return undefined;
-        out += String.fromCodePoint(cp);
-        i += len;
-      } else {
-        out += '\\' + n;
-      }
-      continue;
-    }
-    const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '\n': '' };
-    if (n in simple) { out += simple[n]; continue; }
-    if (n === 'x') {
-      const hex = s.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
-      out += String.fromCharCode(parseInt(hex, 16));
+    if (c !== 0x5c) { out[o++] = c; continue; }
+    if (++i >= s.length) return undefined;
+    const n = s[i]!;
+    const simple = SIMPLE_ESCAPES[n];
+    if (simple !== undefined) { out[o++] = simple; continue; }
+    if (n === 0x0a) continue; // an escaped newline is a line continuation
+    if (n === 0x78) { // \xHH
+      const v = hexAt(s, i + 1, 2);
+      if (v === undefined) return undefined;
+      out[o++] = v;
       i += 2;
       continue;
     }
-    if (/[0-7]/.test(n)) {
-      let oct = n;
-      while (oct.length < 3 && /[0-7]/.test(s[i + 1] ?? '')) oct += s[++i];
-      out += String.fromCharCode(parseInt(oct, 8) & 0xff);
+    if (n >= 0x30 && n <= 0x37) { // \ooo
+      let v = n - 0x30;
+      for (let k = 0; k < 2 && i + 1 < s.length && s[i + 1]! >= 0x30 && s[i + 1]! <= 0x37; k++) v = v * 8 + (s[++i]! - 0x30);
+      out[o++] = v & 0xff;
       continue;
     }
-    out += '\\' + n;
+    out[o++] = 0x5c;
+    out[o++] = n;
   }
-  return out;
+  return out.subarray(0, o);
+}
+
+/**
+ * Decodes a protocol-0 UNICODE line (raw-unicode-escape: bytes are Latin-1 characters, \uXXXX and
+ * \UXXXXXXXX escapes) in one pass into one UTF-16 buffer (every input byte gives at most one code unit).
+ */
+function decodeRawUnicodeEscape(s: Buffer): string | undefined {
+  const out = Buffer.allocUnsafe(2 * s.length);
+  let o = 0;
+  const unit = (u: number): void => { out[o++] = u & 0xff; out[o++] = u >>> 8; };
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c !== 0x5c) { unit(c); continue; }
+    if (++i >= s.length) return undefined;
+    const n = s[i]!;
+    if (n !== 0x75 && n !== 0x55) { unit(0x5c); unit(n); continue; }
+    const len = n === 0x75 ? 4 : 8;
+    const cp = hexAt(s, i + 1, len);
+    if (cp === undefined || cp > 0x10ffff) return undefined;
+    i += len;
+    if (cp < 0x10000) unit(cp);
+    else { unit(0xd800 + ((cp - 0x10000) >> 10)); unit(0xdc00 + ((cp - 0x10000) & 0x3ff)); }
+  }
+  return out.toString('utf16le', 0, o);
+}
+
+/** a name from the pickle for a message: short ones as they are, long ones cut */
+function shortName(s: string): string {
+  return s.length <= 120 ? s : `${s.slice(0, 60)}... (${s.length} characters)`;
+}
+
+/** PICKLE_LIMITS.values units of a list or tuple, and of a dict, set, bytes object or other object */
+const SEQ_COST = 2;
+const OBJECT_COST = 8;
+
+/**
+ * The cost of the work an allowed call may do over its arguments (it may walk each container or string
+ * argument once): without it, one memoized million-item list passed to set() a million times would be
+ * a hang that builds nothing.
+ */
+function argsCost(args: readonly unknown[]): number {
+  let n = args.length;
+  for (const a of args) {
+    if (Array.isArray(a)) n += a.length;
+    else if (a instanceof Map || a instanceof Set) n += a.size;
+    else if (a instanceof Uint8Array) n += a.byteLength >> 4;
+    else if (typeof a === 'string') n += a.length >> 4;
+  }
+  return n;
+}
+
+/** the cost, in PICKLE_LIMITS.values units, of a value an allowed call returned */
+function valueCost(v: unknown): number {
+  if (Array.isArray(v)) return SEQ_COST + v.length;
+  if (v instanceof Map) return OBJECT_COST + 2 * v.size;
+  if (v instanceof Set) return OBJECT_COST + v.size;
+  if (typeof v === 'string') return 1 + (v.length >> 4);
+  if (v === null || typeof v === 'boolean' || v === undefined) return 0;
+  if (typeof v === 'object') return OBJECT_COST;
+  return 1;
 }
 
 /** Runs the pickle that starts at `start` in `buf` and returns its value. */
@@ -144,18 +244,35 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
   const data = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const L = opts.label;
   const enc = opts.byteStringEncoding ?? 'utf8';
+  const LIM = PICKLE_LIMITS;
   let pos = start;
   let opPos = start;
   let stack: unknown[] = [];
   const metastack: unknown[][] = [];
+  /** items in the stacks saved by MARK, plus one per MARK */
+  let held = 0;
   const memo = new Map<number, unknown>();
+  let values = 0;
+  let builtBytes = 0;
 
   const fail = (msg: string): LlavaRadError =>
     new LlavaRadError('BAD_CHECKPOINT', `${L}: malformed pickle at byte ${opPos}: ${msg}`);
+  const overLimit = (what: string): LlavaRadError =>
+    new LlavaRadError('BAD_CHECKPOINT',
+      `${L}: pickle refused at byte ${opPos}: ${what} (a checkpoint's pickle stays far below this limit; a pickle bomb?)`);
   const truncated = (): LlavaRadError => {
     const e = new LlavaRadError('BAD_CHECKPOINT', `${L}: malformed pickle: truncated at byte ${data.length} (opcode at ${opPos})`);
     TRUNCATED.add(e);
     return e;
+  };
+  /** counts `n` units of PICKLE_LIMITS.values */
+  const spend = (n: number): void => {
+    values += n;
+    if (values > LIM.values) throw overLimit(`it builds more than ${LIM.values} values (containers, their items, strings, numbers)`);
+  };
+  const push = (v: unknown, cost = 1): void => {
+    spend(cost);
+    stack.push(v);
   };
   const need = (n: number): void => {
     if (!(n >= 0) || pos + n > data.length) throw truncated();
@@ -177,12 +294,24 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
     // anything past the buffer is truncation; keep the number exact for the bounds check
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
   };
-  const line = (): string => {
+  /** the bytes up to the next newline (a protocol-0 argument), without it */
+  const lineBytes = (): Buffer => {
     const nl = data.indexOf(0x0a, pos);
     if (nl < 0) throw truncated();
-    const s = data.toString('utf8', pos, nl);
+    const b = data.subarray(pos, nl);
     pos = nl + 1;
-    return s;
+    return b;
+  };
+  const line = (): string => lineBytes().toString('utf8');
+  /** a protocol-0 decimal integer literal (INT, LONG, GET, PUT) */
+  const decimal = (s: string, what: string): number | bigint => {
+    if (s.length > LIM.intDigits) throw overLimit(`${what} literal of ${s.length} characters (at most ${LIM.intDigits})`);
+    if (!/^[-+]?\d+$/.test(s)) throw fail(`bad ${what} literal (${s.length} characters, not a decimal integer)`);
+    return normInt(BigInt(s));
+  };
+  const longBytes = (n: number, what: string): Buffer => {
+    if (n > LIM.longBytes) throw overLimit(`a ${what} integer of ${n} bytes is too large (at most ${LIM.longBytes})`);
+    return take(n);
   };
   const pop = (): unknown => {
     if (stack.length === 0) throw fail('stack underflow');
@@ -197,6 +326,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
     const prev = metastack.pop();
     if (prev === undefined) throw fail('no MARK on the stack');
     stack = prev;
+    held -= prev.length + 1;
     return items;
   };
   const checkNoMark = (v: unknown): unknown => {
@@ -205,46 +335,73 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
   };
   const global = (rawModule: string, name: string): PyGlobal => {
     // Python 3 reads protocol 0-2 pickles with fix_imports: Python 2 module names map to Python 3 ones
-    const module = PY2_MODULES[rawModule] ?? rawModule;
+    const module = Object.prototype.hasOwnProperty.call(PY2_MODULES, rawModule) ? PY2_MODULES[rawModule]! : rawModule;
     const g = opts.resolveGlobal(module, name);
     if (!g) {
       const as = module === rawModule ? '' : ` (written as ${rawModule}.${name})`;
       throw new LlavaRadError('UNSAFE_PICKLE',
-        `${L}: the pickle asks for the global ${module}.${name}${as}, which is not on the allowlist of data-only types; refused (nothing was executed)`);
+        `${L}: the pickle asks for the global ${shortName(`${module}.${name}`)}${shortName(as)}, which is not on the allowlist of data-only types; refused (nothing was executed)`);
     }
+    spend(OBJECT_COST);
     return g;
   };
+  /** charges what an allowed call (or BUILD) made: its items, and its bytes against builtBytes */
+  const made = (v: unknown): unknown => {
+    if (v instanceof Uint8Array) {
+      builtBytes += v.byteLength;
+      if (builtBytes > LIM.builtBytes) throw overLimit(`its calls build more than ${LIM.builtBytes} bytes of bytes objects`);
+    }
+    spend(valueCost(v));
+    return v;
+  };
   const call = (callable: unknown, args: unknown, how: 'reduce' | 'newobj'): unknown => {
-    if (!(callable instanceof PyGlobal)) throw fail(`${how === 'reduce' ? 'REDUCE' : 'NEWOBJ'} on a non-callable value`);
+    if (!(callable instanceof PyGlobal)) throw fail(`${how === 'reduce' ? 'REDUCE' : 'NEWOBJ'} on a non-callable value (${describeValue(callable)})`);
     if (!Array.isArray(args)) throw fail(`arguments of ${callable.toString()} are not a tuple`);
     if (!callable.call) {
       throw new LlavaRadError('UNSAFE_PICKLE', `${L}: the pickle calls ${callable.toString()}, which is allowed only as a value; refused`);
     }
-    return callable.call(args, how);
+    spend(argsCost(args));
+    return made(callable.call(args, how));
   };
   const setItems = (d: unknown, items: unknown[]): void => {
     if (!(d instanceof PyDict)) throw fail('SETITEM(S) on a value that is not a dict');
     if (items.length % 2 !== 0) throw fail('SETITEMS with an odd number of items');
+    spend(items.length);
     for (let i = 0; i < items.length; i += 2) d.set(checkNoMark(items[i]), checkNoMark(items[i + 1]));
   };
   const appendItems = (l: unknown, items: unknown[]): void => {
     if (!Array.isArray(l) || Object.isFrozen(l)) throw fail('APPEND(S) on a value that is not a list');
+    spend(items.length);
     for (const it of items) l.push(checkNoMark(it));
   };
   const addItems = (s: unknown, items: unknown[]): void => {
-    if (!(s instanceof Set)) throw fail('ADDITEMS on a value that is not a set');
+    if (!(s instanceof Set) || Object.isFrozen(s)) throw fail('ADDITEMS on a value that is not a set');
+    spend(items.length);
     for (const it of items) s.add(checkNoMark(it));
   };
-  const memoGet = (i: number): unknown => {
-    if (!memo.has(i)) throw fail(`memo key ${i} is not defined`);
+  /** a tuple (or list) of `items` */
+  const seq = (items: unknown[], frozen: boolean): unknown[] | readonly unknown[] => {
+    spend(SEQ_COST + items.length);
+    const out = items.map(checkNoMark);
+    return frozen ? tuple(out) : out;
+  };
+  const memoGet = (i: number | bigint): unknown => {
+    if (typeof i !== 'number' || !memo.has(i)) throw fail(`memo key ${i} is not defined`);
     return memo.get(i);
   };
-  const memoPut = (i: number): void => {
+  const memoPut = (i: number | bigint): void => {
+    if (typeof i !== 'number' || i < 0) throw fail(`bad memo key ${i}`);
+    if (memo.size >= LIM.memoEntries && !memo.has(i)) throw overLimit(`more than ${LIM.memoEntries} memo entries`);
     memo.set(i, checkNoMark(top()));
   };
-  const bytesOut = (b: Buffer): Uint8Array => new Uint8Array(b); // copy: never keep the whole pickle alive
+  const bytesOut = (b: Buffer): Uint8Array => { // copy: never keep the whole pickle alive
+    spend(OBJECT_COST);
+    return new Uint8Array(b);
+  };
+  const str = (b: Buffer, encoding: BufferEncoding): void => push(b.toString(encoding));
 
   for (;;) {
+    if (stack.length + held > LIM.stackItems) throw overLimit(`more than ${LIM.stackItems} items and MARKs on the stack`);
     opPos = pos;
     const op = u8();
     switch (op) {
@@ -253,7 +410,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         if (v > 5) throw fail(`unsupported pickle protocol ${v}`);
         break;
       }
-      case 0x95: { // FRAME
+      case 0x95: { // FRAME (only a length: the bytes it announces must be there)
         const n = u64();
         need(n);
         break;
@@ -262,8 +419,10 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         const v = checkNoMark(pop());
         return { value: v, end: pos };
       }
-      case 0x28: // MARK
+      case 0x28: // MARK (a new stack: a list's worth)
+        spend(SEQ_COST);
         metastack.push(stack);
+        held += stack.length + 1;
         stack = [];
         break;
       case 0x30: // POP
@@ -279,77 +438,66 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
       case 0x4e: stack.push(null); break; // NONE
       case 0x88: stack.push(true); break; // NEWTRUE
       case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: { // LONG1
-        const n = u8();
-        stack.push(toIntFromLE(take(n)));
-        break;
-      }
+      case 0x4a: push(i32()); break; // BININT
+      case 0x4b: push(u8()); break; // BININT1
+      case 0x4d: push(u16()); break; // BININT2
+      case 0x8a: push(toIntFromLE(longBytes(u8(), 'LONG1'))); break; // LONG1
       case 0x8b: { // LONG4
         const n = i32();
         if (n < 0) throw fail('negative LONG4 length');
-        if (n > 1 << 20) { need(n); throw fail(`LONG4 of ${n} bytes is too large`); }
-        stack.push(toIntFromLE(take(n)));
+        push(toIntFromLE(longBytes(n, 'LONG4')));
         break;
       }
       case 0x49: { // INT (text)
         const s = line();
         if (s === '01') stack.push(true);
         else if (s === '00') stack.push(false);
-        else {
-          if (!/^[-+]?\d+$/.test(s)) throw fail(`bad INT literal ${JSON.stringify(s.slice(0, 40))}`);
-          stack.push(normInt(BigInt(s)));
-        }
+        else push(decimal(s, 'INT'));
         break;
       }
       case 0x4c: { // LONG (text)
-        const s = line().replace(/L$/, '');
-        if (!/^[-+]?\d+$/.test(s)) throw fail(`bad LONG literal ${JSON.stringify(s.slice(0, 40))}`);
-        stack.push(normInt(BigInt(s)));
+        const s = line();
+        push(decimal(s.endsWith('L') ? s.slice(0, -1) : s, 'LONG'));
         break;
       }
       case 0x46: { // FLOAT (text)
         const s = line().trim();
         const v = /^(nan|[-+]?inf)$/i.test(s) ? (s.toLowerCase() === 'nan' ? NaN : s.startsWith('-') ? -Infinity : Infinity) : Number(s);
-        if (Number.isNaN(v) && s.toLowerCase() !== 'nan') throw fail(`bad FLOAT literal ${JSON.stringify(s.slice(0, 40))}`);
-        stack.push(v);
+        if (Number.isNaN(v) && s.toLowerCase() !== 'nan') throw fail(`bad FLOAT literal (${s.length} characters)`);
+        push(v);
         break;
       }
       case 0x47: { // BINFLOAT (big-endian)
         need(8);
-        stack.push(data.readDoubleBE(pos));
+        push(data.readDoubleBE(pos));
         pos += 8;
         break;
       }
       case 0x53: { // STRING (text, quoted)
-        const s = line();
+        const s = lineBytes();
         const q = s[0];
-        if (s.length < 2 || (q !== "'" && q !== '"') || s[s.length - 1] !== q) throw fail('bad STRING literal');
-        const d = decodeEscapes(s.slice(1, -1), false);
+        if (s.length < 2 || (q !== 0x27 && q !== 0x22) || s[s.length - 1] !== q) throw fail('bad STRING literal');
+        const d = decodeStringLiteral(s.subarray(1, -1));
         if (d === undefined) throw fail('bad escape in STRING literal');
-        stack.push(Buffer.from(d, 'latin1').toString(enc));
+        str(d, enc);
         break;
       }
       case 0x54: { // BINSTRING
         const n = i32();
         if (n < 0) throw fail('negative BINSTRING length');
-        stack.push(take(n).toString(enc));
+        str(take(n), enc);
         break;
       }
-      case 0x55: stack.push(take(u8()).toString(enc)); break; // SHORT_BINSTRING
+      case 0x55: str(take(u8()), enc); break; // SHORT_BINSTRING
       case 0x56: { // UNICODE (raw-unicode-escape)
-        const s = line();
-        const raw = Buffer.from(s, 'utf8').toString('latin1');
-        const d = decodeEscapes(raw, true);
+        const d = decodeRawUnicodeEscape(lineBytes());
         if (d === undefined) throw fail('bad escape in UNICODE literal');
-        stack.push(d);
+        push(d);
         break;
       }
-      case 0x58: stack.push(take(u32()).toString('utf8')); break; // BINUNICODE
-      case 0x8c: stack.push(take(u8()).toString('utf8')); break; // SHORT_BINUNICODE
-      case 0x8d: stack.push(take(u64()).toString('utf8')); break; // BINUNICODE8
+      case 0x58: str(take(u32()), 'utf8'); break; // BINUNICODE
+      case 0x8c: str(take(u8()), 'utf8'); break; // SHORT_BINUNICODE
+      case 0x8d: str(take(u64()), 'utf8'); break; // BINUNICODE8
       case 0x42: stack.push(bytesOut(take(u32()))); break; // BINBYTES
       case 0x43: stack.push(bytesOut(take(u8()))); break; // SHORT_BINBYTES
       case 0x8e: stack.push(bytesOut(take(u64()))); break; // BINBYTES8
@@ -359,43 +507,45 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
       case 0x98: // READONLY_BUFFER
         top();
         break;
-      case 0x29: stack.push(tuple([])); break; // EMPTY_TUPLE
-      case 0x85: stack.push(tuple([checkNoMark(pop())])); break; // TUPLE1
+      case 0x29: push(tuple([]), SEQ_COST); break; // EMPTY_TUPLE
+      case 0x85: stack.push(seq([pop()], true)); break; // TUPLE1
       case 0x86: { // TUPLE2
-        const b = checkNoMark(pop());
-        const a = checkNoMark(pop());
-        stack.push(tuple([a, b]));
+        const b = pop();
+        const a = pop();
+        stack.push(seq([a, b], true));
         break;
       }
       case 0x87: { // TUPLE3
-        const c = checkNoMark(pop());
-        const b = checkNoMark(pop());
-        const a = checkNoMark(pop());
-        stack.push(tuple([a, b, c]));
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(seq([a, b, c], true));
         break;
       }
       case 0x74: { // TUPLE (popMark replaces `stack`: take the items before pushing)
         const items = popMark();
-        stack.push(tuple(items.map(checkNoMark)));
+        stack.push(seq(items, true));
         break;
       }
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
+      case 0x5d: push([], SEQ_COST); break; // EMPTY_LIST
       case 0x6c: { // LIST
         const items = popMark();
-        stack.push(items.map(checkNoMark));
+        stack.push(seq(items, false));
         break;
       }
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
+      case 0x7d: push(new PyDict(), OBJECT_COST); break; // EMPTY_DICT
       case 0x64: { // DICT
         const items = popMark();
         const d = new PyDict();
+        spend(OBJECT_COST);
         setItems(d, items);
         stack.push(d);
         break;
       }
-      case 0x8f: stack.push(new Set()); break; // EMPTY_SET
+      case 0x8f: push(new Set(), OBJECT_COST); break; // EMPTY_SET
       case 0x91: { // FROZENSET
         const s = new Set<unknown>();
+        spend(OBJECT_COST);
         addItems(s, popMark());
         stack.push(Object.freeze(s));
         break;
@@ -426,15 +576,10 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         addItems(top(), items);
         break;
       }
-      case 0x67: stack.push(memoGet(Number(line()))); break; // GET (text)
+      case 0x67: stack.push(memoGet(decimal(line(), 'GET'))); break; // GET (text)
       case 0x68: stack.push(memoGet(u8())); break; // BINGET
       case 0x6a: stack.push(memoGet(u32())); break; // LONG_BINGET
-      case 0x70: { // PUT (text)
-        const s = line();
-        if (!/^\d+$/.test(s)) throw fail('bad PUT index');
-        memoPut(Number(s));
-        break;
-      }
+      case 0x70: memoPut(decimal(line(), 'PUT')); break; // PUT (text)
       case 0x71: memoPut(u8()); break; // BINPUT
       case 0x72: memoPut(u32()); break; // LONG_BINPUT
       case 0x94: memoPut(memo.size); break; // MEMOIZE
@@ -480,13 +625,13 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         const name = line();
         const g = global(module, name);
         const args = popMark();
-        stack.push(call(g, tuple(args.map(checkNoMark)), 'newobj'));
+        stack.push(call(g, seq(args, true), 'newobj'));
         break;
       }
       case 0x6f: { // OBJ
         const items = popMark().map(checkNoMark);
         if (items.length === 0) throw fail('OBJ without a class');
-        stack.push(call(items[0], tuple(items.slice(1)), 'newobj'));
+        stack.push(call(items[0], seq(items.slice(1), true), 'newobj'));
         break;
       }
       case 0x62: { // BUILD
@@ -499,18 +644,18 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         }
         const builder = builders.get(inst as object);
         if (!builder) throw fail('BUILD on a value that takes no state');
-        stack[stack.length - 1] = builder(inst, state);
+        stack[stack.length - 1] = made(builder(inst, state));
         break;
       }
       case 0x50: { // PERSID (text)
         if (!opts.persistentLoad) throw fail('persistent id without a persistent loader');
-        stack.push(opts.persistentLoad(line()));
+        push(opts.persistentLoad(line()), OBJECT_COST);
         break;
       }
       case 0x51: { // BINPERSID
         const pid = checkNoMark(pop());
         if (!opts.persistentLoad) throw fail('persistent id without a persistent loader');
-        stack.push(opts.persistentLoad(pid));
+        push(opts.persistentLoad(pid), OBJECT_COST);
         break;
       }
       default:

@@ -9,8 +9,10 @@
 // 4 GB), the central directory (with zip64 extra fields), each entry's local header (to find where its data
 // starts). Entries are read by file handle at an offset: nothing larger than the requested range is loaded.
 // STORED entries (what torch writes) are read in place; DEFLATE entries up to 256 MiB can be read whole
-// (inflated in memory); any other method, encryption, or a multi-disk archive is refused. A malformed
-// archive is a LlavaRadError 'BAD_CHECKPOINT', never an out-of-range read or a hang.
+// (inflated in memory; the last entry read in part stays inflated, so the many tensors viewing one
+// compressed storage inflate it once, not once each); any other method, encryption, or a multi-disk
+// archive is refused. A malformed archive is a LlavaRadError 'BAD_CHECKPOINT', never an out-of-range read
+// or a hang.
 
 import type { FileHandle } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
@@ -110,6 +112,8 @@ export class ZipReader {
   private readonly byName = new Map<string, ZipEntry>();
   private readonly list: ZipEntry[] = [];
   private readonly dataOffsets = new Map<string, number>();
+  /** the last DEFLATE entry read in part, inflated (a storage that several tensors view) */
+  private inflated: { name: string; data: Promise<Buffer> } | undefined;
   private closed = false;
 
   private constructor(
@@ -311,19 +315,34 @@ export class ZipReader {
       if (entry.uncompressedSize > MAX_INFLATE) {
         throw new LlavaRadError('UNSUPPORTED', `${this.label}: compressed entry "${entry.name}" is too large (${entry.uncompressedSize} bytes); re-save the checkpoint uncompressed`);
       }
-      const raw = await this.readAt(off, entry.compressedSize);
-      let out: Buffer;
-      try {
-        out = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
-      } catch (e) {
-        throw bad(this.label, `entry "${entry.name}" does not inflate: ${(e as Error).message}`);
+      const whole = start === 0 && len === entry.uncompressedSize;
+      if (this.inflated?.name === entry.name) {
+        // a copy: what read() returns is the caller's to keep or change
+        return Buffer.from((await this.inflated.data).subarray(start, start + len));
       }
-      if (out.length !== entry.uncompressedSize) {
-        throw bad(this.label, `entry "${entry.name}" inflates to ${out.length} bytes, expected ${entry.uncompressedSize}`);
-      }
-      return out.subarray(start, start + len);
+      if (whole) return this.inflate(entry, off); // read once: not worth keeping
+      const cached = { name: entry.name, data: this.inflate(entry, off) };
+      this.inflated = cached;
+      cached.data.catch(() => {
+        if (this.inflated === cached) this.inflated = undefined;
+      });
+      return Buffer.from((await cached.data).subarray(start, start + len));
     }
     throw new LlavaRadError('UNSUPPORTED', `${this.label}: entry "${entry.name}" uses compression method ${entry.method} (only stored and deflate are supported)`);
+  }
+
+  private async inflate(entry: ZipEntry, off: number): Promise<Buffer> {
+    const raw = await this.readAt(off, entry.compressedSize);
+    let out: Buffer;
+    try {
+      out = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
+    } catch (e) {
+      throw bad(this.label, `entry "${entry.name}" does not inflate: ${(e as Error).message}`);
+    }
+    if (out.length !== entry.uncompressedSize) {
+      throw bad(this.label, `entry "${entry.name}" inflates to ${out.length} bytes, expected ${entry.uncompressedSize}`);
+    }
+    return out;
   }
 
   /**
@@ -346,6 +365,7 @@ export class ZipReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.inflated = undefined;
     if (this.ownsSource) await this.src.close?.();
   }
 }
