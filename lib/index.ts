@@ -39,6 +39,7 @@ export {
 } from './model.js';
 export type { CpuInfo } from './native.js';
 export type { LoadModelOptions, GenerateOptions, TokenEvent, PromptPart, Backend, KvCacheType } from './options.js';
+export { MAX_REASON_BYTES } from './options.js';
 export {
   preprocessImage,
   preprocessImageU8,

@@ -7,7 +7,7 @@ import { LlavaRadError } from './errors.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import { readImageFile } from './image/read-file.js';
 import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
-import type { Backend, GenerateOptions, KvCacheType } from './options.js';
+import { validateReason, type Backend, type GenerateOptions, type KvCacheType } from './options.js';
 import { loadVisionModel, type VisionModel } from './vision.js';
 import { VisionBatcher } from './vision-batcher.js';
 
@@ -100,6 +100,9 @@ interface ModelFiles {
   vision: string;
 }
 
+/** llava-rad.json names two files: anything bigger is not one */
+const MAX_FOLDER_MANIFEST_BYTES = 1 << 20;
+
 /** the two GGUFs of a converted model folder */
 export function resolveModelFolder(dir: string): ModelFiles {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -107,6 +110,11 @@ export function resolveModelFolder(dir: string): ModelFiles {
   }
   const manifest = path.join(dir, 'llava-rad.json');
   if (existsSync(manifest)) {
+    const st = statSync(manifest);
+    if (!st.isFile() || st.size > MAX_FOLDER_MANIFEST_BYTES) {
+      throw new LlavaRadError('INVALID_ARGUMENT',
+        `${manifest} must be a regular file of at most ${MAX_FOLDER_MANIFEST_BYTES} bytes, got ${st.isFile() ? `${st.size} bytes` : 'a folder or special file'}`);
+    }
     let m: { decoder?: unknown; vision?: unknown };
     try {
       m = JSON.parse(readFileSync(manifest, 'utf8')) as typeof m;
@@ -139,15 +147,18 @@ export class LlavaRad {
   readonly decoder: LlamaModel;
   readonly vision: VisionModel;
   readonly files: ModelFiles;
+  /** KV cells one study may use (loadLlavaRad's contextSize) */
+  readonly contextSize: number;
   #encoder: VisionBatcher;
   #before = new Map<string, number[]>();
   #after = new Map<string, number[]>();
 
   /** @internal use loadLlavaRad() */
-  constructor(decoder: LlamaModel, vision: VisionModel, files: ModelFiles, visionBatch = 1) {
+  constructor(decoder: LlamaModel, vision: VisionModel, files: ModelFiles, visionBatch = 1, contextSize = decoder.contextSize) {
     this.decoder = decoder;
     this.vision = vision;
     this.files = files;
+    this.contextSize = contextSize;
     this.#encoder = new VisionBatcher(vision, visionBatch);
   }
 
@@ -180,18 +191,25 @@ export class LlavaRad {
     if (!(image instanceof Uint8Array)) {
       throw new LlavaRadError('INVALID_ARGUMENT', `image must be a Buffer or Uint8Array of image file bytes, got ${image === null ? 'null' : typeof image}`);
     }
-    if (reason !== undefined && reason !== null && typeof reason !== 'string') {
-      throw new LlavaRadError('INVALID_ARGUMENT', `reason must be a string, null or undefined, got ${typeof reason}`);
-    }
-    const why = reason ? reason : null;
+    const why = validateReason(reason);
     const { before, after } = this.promptTokens(why);
     const info = this.vision.info;
+    // A study's cells are its own: one whose prompt and maxTokens exceed them fails here, before any work,
+    // rather than ending early with context_full (the decoder's cache is shared by `parallel` studies, so
+    // how early would depend on what else runs)
+    const maxTokens = options.maxTokens ?? DEFAULT_FINDINGS_MAX_TOKENS;
+    const cells = before.length + info.nPatches + after.length + maxTokens - 1;
+    if (Number.isInteger(maxTokens) && maxTokens >= 1 && cells > this.contextSize) {
+      throw new LlavaRadError('CONTEXT_FULL',
+        `the study needs ${cells} KV cells (${before.length + after.length} prompt tokens, ${info.nPatches} image rows, maxTokens ${maxTokens}) ` +
+        `but contextSize is ${this.contextSize}: shorten the reason, lower maxTokens or raise contextSize`);
+    }
     const pre = await preprocessImage(image, { ...options.image, imageSize: info.imageSize, mean: info.imageMean, std: info.imageStd });
     const t1 = performance.now();
     const rows = await this.#encoder.encode(pre.pixels, options.signal);
     const t2 = performance.now();
     const r = await this.decoder.generate([{ tokens: before }, { embeddings: rows }, { tokens: after }], {
-      maxTokens: options.maxTokens ?? DEFAULT_FINDINGS_MAX_TOKENS,
+      maxTokens,
       temperature: options.temperature ?? 0,
       ...(options.topK !== undefined ? { topK: options.topK } : {}),
       ...(options.topP !== undefined ? { topP: options.topP } : {}),
@@ -294,5 +312,5 @@ export async function loadLlavaRad(options: LoadLlavaRadOptions): Promise<LlavaR
     throw new LlavaRadError('INVALID_ARGUMENT',
       `the vision GGUF projects to ${vision.info.nOut} values per row but the decoder's embedding width is ${decoder.info.nEmbd}: they are not one model`);
   }
-  return new LlavaRad(decoder, vision, files, visionBatch);
+  return new LlavaRad(decoder, vision, files, visionBatch, perStudy);
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  MAX_REASON_BYTES,
   LlavaRadError,
   findingsPromptText,
   loadLlavaRad,
@@ -137,6 +138,20 @@ describe('generateFindings', () => {
     }
     await expect(model.generateFindings(portrait, 42 as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const ok = await model.generateFindings(portrait, undefined, { maxTokens: 4 });
+    expect(ok.tokens.length).toBe(4);
+  }, 60_000);
+
+  it('a reason over MAX_REASON_BYTES is refused before tokenizing; one that fits may still exceed the study\'s cells', async () => {
+    const tooLong = 'é'.repeat(MAX_REASON_BYTES / 2 + 1); // 2 bytes each
+    const err = await model.generateFindings(portrait, tooLong, { maxTokens: 4 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((err as Error).message).toMatch(new RegExp(`at most ${MAX_REASON_BYTES} bytes .* got a string of ${MAX_REASON_BYTES + 2} bytes`));
+    expect((err as Error).message.length).toBeLessThan(300); // the reason is not echoed
+    // 1369 image rows + the prompt + 600 tokens > 2048 cells per study: refused up front, whatever else runs
+    const full = await model.generateFindings(portrait, 'Cough. '.repeat(40), { maxTokens: 600 }).catch((e: unknown) => e);
+    expect(full).toMatchObject({ code: 'CONTEXT_FULL' });
+    expect((full as Error).message).toMatch(/the study needs \d+ KV cells .* but contextSize is 2048/);
+    const ok = await model.generateFindings(portrait, 'Cough.', { maxTokens: 4 });
     expect(ok.tokens.length).toBe(4);
   }, 60_000);
 });
