@@ -5,8 +5,10 @@
 // - the converted model, loaded by loadLlavaRad, matches the golden of the OFFICIAL pipeline (PyTorch float64,
 //   LoRA merged as builder.py does, HF rotate_half RoPE on the un-permuted weights) under teacher forcing:
 //   at every step our logits of the reference's top-1 and top-2 tokens are within TOL[type] of the
-//   reference's, and our greedy tokens equal the reference's while its margin is comfortable;
-// - the decoder GGUF runs in llama.cpp (node-llama-cpp) with the same greedy tokens as our `generate`;
+//   reference's and our largest logit exceeds our logit of the reference's token by at most GAP_TOL[type];
+//   our free-running greedy tokens equal the reference's up to the first near tie (at least MIN_GREEDY);
+// - the decoder GGUF runs in llama.cpp (node-llama-cpp) with the same greedy tokens as our `generate` up to
+//   llama.cpp's first near tie, and teacher-forced along llama.cpp's tokens our gaps stay within LLAMACPP_GAP;
 // - damaged, malicious or inconsistent releases are refused with typed errors and leave no output.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
@@ -31,12 +33,32 @@ interface Case { image: string; reason: string | null; prompt_tokens: { before: 
 const golden = JSON.parse(readFileSync(path.join(REL, 'golden.json'), 'utf8')) as { max_new_tokens: number; cases: Case[] };
 
 /**
- * teacher-forcing tolerance on logits (the vision GGUF is f16 in every case). The tiny model is badly
- * conditioned (logits ~40, near-hard attention over 1369 image rows): measured worst differences were f32
- * 0.09-0.29, f16 0.32, q8_0 3.4 (0.6-0.9 on text-only prompts), q4_k_m ~47 (its 32-wide rows fall back to
- * q5_0 with one scale per row), so q4_k_m is checked against llama.cpp only, not against the reference.
+ * Teacher forcing against the reference. The f32 decoder is converted with an f32 vision tower (as the README's
+ * "f32 (vision f32)" records), the others with the default f16 tower. The tiny model is badly conditioned
+ * (logits ~40, near-hard attention over 1369 image rows), so the f16 tower's rounding alone moves logits by
+ * ~0.3. Measured on an AMD EPYC (Zen 4) with ggml's zen4, skylakex, haswell and x64 modules (q8_0 also with
+ * LLAVA_RAD_CPU_KERNELS=ggml), worst over both cases and 32 steps each:
+ *   f32 (vision f32): logits within 0.0009 of the reference's, gap 0 (every arg-max is the reference's token)
+ *   f16:              logits within 0.15-0.32, gap 0
+ *   q8_0:             logits within 2.3-3.7, gap 1.2-3.7 (arg-max the reference's at 28-29 of 32 steps)
+ *   q4_k_m:           logits off by ~47 (its 32-wide rows fall back to q5_0 with one scale per row): checked
+ *                     against llama.cpp only, not against the reference.
+ * TOL and GAP_TOL are ~2x those (f32's 0.005 is 5x: room for another SIMD path's summation order); the gaps of
+ * f32 and f16 are held to the README's criteria (0.02, 0.06) for releases the tests never saw.
  */
-const TOL: Record<string, number> = { f32: 0.5, f16: 0.6, q8_0: 6 };
+const TOL: Record<string, number> = { f32: 0.005, f16: 0.7, q8_0: 7.5 };
+const GAP_TOL: Record<string, number> = { f32: 0.02, f16: 0.06, q8_0: 7.5 };
+/** teacher-forced steps whose arg-max must be the reference's token, of 32 (q8_0 measured 28-29; f32 and f16 all) */
+const MIN_ARGMAX: Record<string, number> = { f32: 32, f16: 32, q8_0: 24 };
+/**
+ * Free-running greedy tokens are compared up to the first step where, teacher-forced, our arg-max is not the
+ * reference's token or either margin (the reference's or ours) is below NEAR_TIE: there the KV-cache decode and
+ * the whole-prefix evaluation may round differently. Measured: 11 and 27 steps (f32, f16), 11 and 21 (q8_0); the
+ * old rule (reference margins above 2 * TOL) compared 2 and 3 (f32, f16) and 0 and 0 (q8_0).
+ */
+const NEAR_TIE = 0.1;
+const MIN_GREEDY = 8;
+const VISION_TYPE: Record<string, 'f16' | 'f32'> = { f32: 'f32' };
 const TYPES: ConvertType[] = ['f32', 'f16', 'q8_0', 'q5_k_m', 'q4_k_m'];
 const CHECKED: ConvertType[] = ['f32', 'f16', 'q8_0'];
 
@@ -46,7 +68,7 @@ const outs: Record<string, string> = {};
 beforeAll(async () => {
   for (const type of TYPES) {
     outs[type] = path.join(tmp, type);
-    await convertRelease({ base: BASE, adapter: ADAPTER, out: outs[type]!, type });
+    await convertRelease({ base: BASE, adapter: ADAPTER, out: outs[type]!, type, visionType: VISION_TYPE[type] ?? 'f16' });
   }
 }, 120_000);
 
@@ -107,18 +129,22 @@ describe('permutation', () => {
 
 describe('converted model vs the official pipeline (tiny release)', () => {
   for (const type of CHECKED) {
-    it(`${type}: teacher-forced logits within ${TOL[type]} and greedy tokens`, async () => {
+    it(`${type}: teacher-forced logits within ${TOL[type]}, gaps within ${GAP_TOL[type]}, and greedy tokens`, async () => {
       const manifest = JSON.parse(readFileSync(path.join(outs[type]!, 'llava-rad.json'), 'utf8'));
-      expect(manifest).toMatchObject({ type, vision_type: 'f16', research_use_only: true });
+      expect(manifest).toMatchObject({ type, vision_type: VISION_TYPE[type] ?? 'f16', research_use_only: true });
       const rad = await loadLlavaRad({ model: outs[type]! });
       try {
         let worst = 0;
+        let worstGap = 0;
+        const report: string[] = [];
         for (const c of golden.cases) {
           const bytes = readFileSync(path.join(IMAGES, c.image));
           const info = rad.vision.info;
           const pre = await preprocessImage(bytes, { imageSize: info.imageSize, mean: info.imageMean, std: info.imageStd });
           const [rows] = await rad.vision.encode(pre.pixels);
           const ref = c.steps.map((s) => s.token);
+          let agree = 0;
+          let confident = -1; // the first step that ends the greedy comparison
           for (let i = 0; i < c.steps.length; i++) {
             const s = c.steps[i]!;
             const logits = await rad.decoder.evaluate([
@@ -126,25 +152,31 @@ describe('converted model vs the official pipeline (tiny release)', () => {
             ], { addBos: false });
             const d1 = Math.abs(logits[s.token]! - s.logit);
             const d2 = Math.abs(logits[s.top2_token]! - s.top2_logit);
+            let top = 0;
+            for (let k = 1; k < logits.length; k++) if (logits[k]! > logits[top]!) top = k;
+            let second = -Infinity;
+            for (let k = 0; k < logits.length; k++) if (k !== top && logits[k]! > second) second = logits[k]!;
+            const gap = logits[top]! - logits[s.token]!;
             worst = Math.max(worst, d1, d2);
-            expect(d1, `${c.image} step ${i}: logit of the reference's top-1 ${s.token}`).toBeLessThan(TOL[type]!);
-            expect(d2, `${c.image} step ${i}: logit of the reference's top-2 ${s.top2_token}`).toBeLessThan(TOL[type]!);
-            if (s.margin > 2 * TOL[type]!) {
-              let arg = 0;
-              for (let k = 1; k < logits.length; k++) if (logits[k]! > logits[arg]!) arg = k;
-              expect(arg, `${c.image} step ${i}: arg-max (reference margin ${s.margin})`).toBe(s.token);
-            }
+            worstGap = Math.max(worstGap, gap);
+            expect(d1, `${c.image} step ${i} of ${c.steps.length}: logit of the reference's top-1 ${s.token}`).toBeLessThan(TOL[type]!);
+            expect(d2, `${c.image} step ${i} of ${c.steps.length}: logit of the reference's top-2 ${s.top2_token}`).toBeLessThan(TOL[type]!);
+            expect(gap, `${c.image} step ${i} of ${c.steps.length}: teacher-forcing gap (our arg-max ${top}, reference margin ${s.margin})`).toBeLessThanOrEqual(GAP_TOL[type]!);
+            if (top === s.token) agree++;
+            if (confident < 0 && (top !== s.token || s.margin < NEAR_TIE || logits[top]! - second < NEAR_TIE)) confident = i;
           }
-          // free-running greedy findings: equal to the reference while its margin is comfortable
+          expect(agree, `${c.image}: our teacher-forced arg-max is the reference's token at ${agree} of ${c.steps.length} steps`).toBeGreaterThanOrEqual(MIN_ARGMAX[type]!);
+          // free-running greedy findings: equal to the reference up to the first near tie
           const r = await rad.generateFindings(bytes, c.reason, { maxTokens: golden.max_new_tokens });
           expect(r.prompt.before).toEqual(c.prompt_tokens.before);
           expect(r.prompt.after).toEqual(c.prompt_tokens.after);
           const ours = r.stopReason === 'eos' ? [...r.tokens, 2] : r.tokens;
-          const low = c.steps.findIndex((s) => s.margin <= 2 * TOL[type]!);
-          const n = low < 0 ? ref.length : low;
-          expect(ours.slice(0, n), `${c.image}: greedy tokens before the first reference margin <= ${2 * TOL[type]!}`).toEqual(ref.slice(0, n));
+          const n = confident < 0 ? ref.length : confident;
+          expect(ours.slice(0, n), `${c.image}: greedy tokens before the first near tie or different arg-max (step ${n} of ${ref.length})`).toEqual(ref.slice(0, n));
+          expect(n, `${type} ${c.image}: compared ${n} of ${ref.length} greedy steps`).toBeGreaterThanOrEqual(MIN_GREEDY);
+          report.push(`${c.image} greedy ${n} of ${ref.length}, arg-max ${agree} of ${c.steps.length}`);
         }
-        console.log(`${type}: worst teacher-forced logit difference ${worst.toFixed(4)}`);
+        console.log(`${type}: teacher-forced logits within ${worst.toFixed(4)}, largest gap ${worstGap.toFixed(4)}; ${report.join('; ')}`);
       } finally {
         await rad.dispose();
       }
@@ -153,6 +185,10 @@ describe('converted model vs the official pipeline (tiny release)', () => {
 });
 
 describe('the decoder GGUF in llama.cpp', () => {
+  /** the CPU matrix's bound (test/cpu-matrix.test.ts: up to 0.13 on ggml's other CPU modules); measured here on
+   *  a Zen 4: 0.0000 for all five types over 72 steps each, where the greedy prefixes are 1 + 13 + 18 (q8_0) and
+   *  24 + 15 + 0 (q4_k_m) of 72 */
+  const LLAMACPP_GAP = 0.25;
   const PROMPTS = ['The lungs are clear. No pleural effusion.', 'Heart size is normal and the mediastinum is unremarkable.', 'Findings:'];
   for (const type of ['f32', 'f16', 'q8_0', 'q5_k_m', 'q4_k_m'] as const) {
     it(`${type}: node-llama-cpp's greedy tokens equal our generate()`, async () => {
@@ -161,15 +197,37 @@ describe('the decoder GGUF in llama.cpp', () => {
       const model = await loadModel({ model: gguf });
       try {
         let compared = 0;
+        let total = 0;
+        let forcedSteps = 0;
+        let worstGap = 0;
+        const each: number[] = [];
         for (const text of PROMPTS) {
           const ids = [1, ...model.tokenize(text, { addBos: false })];
           const ours = await model.generate([{ tokens: ids }], { maxTokens: 24, addBos: false });
           const ref = await referenceGreedyDetailed(gguf, ids, 24, { contextSize: 256 });
           const n = confidentPrefixLength(ref, 0.1);
           compared += n;
-          expect(ours.tokens.slice(0, n), `${type} "${text}"`).toEqual(ref.tokens.slice(0, n));
+          total += ref.tokens.length;
+          each.push(n);
+          expect(ours.tokens.slice(0, n), `${type} "${text}": compared ${n} of ${ref.tokens.length}`).toEqual(ref.tokens.slice(0, n));
+          // every step, near ties included: fed llama.cpp's tokens, our arg-max is its token or within LLAMACPP_GAP
+          const forced = ref.stoppedAtEos ? [...ref.tokens, 2] : ref.tokens;
+          const context = [...ids];
+          for (let i = 0; i < forced.length; i++) {
+            const logits = await model.evaluate([{ tokens: context }], { addBos: false });
+            let top = 0;
+            for (let k = 1; k < logits.length; k++) if (logits[k]! > logits[top]!) top = k;
+            const gap = logits[top]! - logits[forced[i]!]!;
+            worstGap = Math.max(worstGap, gap);
+            expect(gap, `${type} "${text}": teacher-forcing gap at step ${i} of ${forced.length} (llama.cpp's margin ${ref.steps[i]?.margin})`).toBeLessThanOrEqual(LLAMACPP_GAP);
+            context.push(forced[i]!);
+          }
+          forcedSteps += forced.length;
         }
-        expect(compared, 'tokens compared before llama.cpp margins fell under 0.1').toBeGreaterThan(8);
+        console.log(`${type}: greedy tokens equal to llama.cpp's before its margins fall under 0.1: ${each.join(' + ')} of ${total}; ` +
+          `${forcedSteps} teacher-forced steps, largest gap ${worstGap.toFixed(4)}`);
+        expect(forcedSteps, `${type}: teacher-forced ${forcedSteps} steps`).toBeGreaterThanOrEqual(PROMPTS.length * 8);
+        expect(compared, `${type}: compared ${compared} of ${total} tokens (${each.join(' + ')}) before llama.cpp's margins fell under 0.1`).toBeGreaterThan(8);
       } finally {
         await model.dispose();
       }
