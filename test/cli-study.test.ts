@@ -34,7 +34,12 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe.runIf(existsSync(exe))('llava-rad-cli study', () => {
+// The C++ CLI is built with the addon (CMakeLists.txt: LLAVA_RAD_CLI, on by default): missing is a failure
+describe('llava-rad-cli study', () => {
+  beforeAll(() => {
+    expect(existsSync(exe), `${exe} was not built (npm run build:native, or set LLAVA_RAD_BUILD_DIR)`).toBe(true);
+  });
+
   const base = () => ['study', '--model', decoder, '--mmproj', VISION, '--threads', '2', '--max-tokens', '4', '--latency-runs', '1'];
 
   it('P=1: every study generates exactly T tokens; the JSON fields; the official prompt split around the image rows', async () => {

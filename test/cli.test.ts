@@ -156,7 +156,12 @@ describe('llava-rad (Node CLI)', () => {
   });
 });
 
-describe.runIf(existsSync(cppCli))('llava-rad-cli (C++)', () => {
+// The C++ CLI is built with the addon (CMakeLists.txt: LLAVA_RAD_CLI, on by default): missing is a failure
+describe('llava-rad-cli (C++)', () => {
+  beforeAll(() => {
+    expect(existsSync(cppCli), `${cppCli} was not built (npm run build:native, or set LLAVA_RAD_BUILD_DIR)`).toBe(true);
+  });
+
   it('usage errors exit 2, engine errors exit 1', () => {
     expect(run([], {}, cppCli).code).toBe(2);
     expect(run(['--version'], {}, cppCli).code).toBe(0);
