@@ -414,9 +414,19 @@ describe('LlamaModel on the tiny LLaMA', () => {
 
   it('aborting a queued request removes it without disturbing the running ones', async () => {
     const ac = new AbortController();
-    const running = [model.generate('Hello', { maxTokens: 30, ignoreEos: true }), model.generate('Hi', { maxTokens: 30, ignoreEos: true })];
+    // state, not time: once both running requests have produced a token (neither can have finished: 30 each),
+    // the third is in the queue
+    let started = 0;
+    let bothRunning!: () => void;
+    const running2 = new Promise<void>((resolve) => (bothRunning = resolve));
+    const first = (ev: { index: number }) => { if (ev.index === 0 && ++started === 2) bothRunning(); };
+    const running = [
+      model.generate('Hello', { maxTokens: 30, ignoreEos: true, onToken: first }),
+      model.generate('Hi', { maxTokens: 30, ignoreEos: true, onToken: first }),
+    ];
     const queued = model.generate('Hello', { maxTokens: 5, signal: ac.signal });
-    await sleep(5);
+    await running2;
+    expect(model.activeRequests).toBe(2);
     expect(model.queuedRequests).toBe(1);
     ac.abort();
     expectCode(await rejection(queued), 'ABORTED');
@@ -425,25 +435,29 @@ describe('LlamaModel on the tiny LLaMA', () => {
   });
 
   it('the event loop keeps running during generation', async () => {
-    let ticks = 0;
-    let last = performance.now();
-    let maxGap = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
-      last = now;
-      ticks++;
-    }, 5);
-    const t0 = performance.now();
-    try {
-      await model.generate('Hello', { maxTokens: 120, ignoreEos: true });
-    } finally {
-      clearInterval(timer);
-    }
-    const elapsed = performance.now() - t0;
-    expect(elapsed).toBeGreaterThan(20);
-    expect(ticks).toBeGreaterThan(Math.floor(elapsed / 5 / 4));
-    expect(maxGap).toBeLessThan(250);
+    // counted in event-loop turns, not milliseconds: from the first token on, a chain of TURNS setImmediate
+    // callbacks (one per turn) runs and then aborts the generation. Only an event loop that runs while the
+    // generation is in flight gets there before its 400 tokens are done: the generation ends ABORTED, with the
+    // chain complete. (Blocking the loop, it would resolve with 400 tokens and the chain not yet started.)
+    const TURNS = 100;
+    const ac = new AbortController();
+    let turns = 0;
+    let tokens = 0;
+    const spin = () => {
+      if (++turns === TURNS) ac.abort();
+      else setImmediate(spin);
+    };
+    const p = model.generate('Hello', {
+      maxTokens: 400,
+      ignoreEos: true,
+      signal: ac.signal,
+      onToken: () => { if (++tokens === 1) setImmediate(spin); },
+    });
+    const e = await rejection(p);
+    expect(turns, `event-loop turns while the generation was in flight (${tokens} tokens by then)`).toBe(TURNS);
+    expectCode(e, 'ABORTED');
+    expect(tokens).toBeGreaterThanOrEqual(1);
+    expect(tokens).toBeLessThan(400);
   });
 });
 
@@ -485,10 +499,13 @@ describe('dispose', () => {
     const a = native();
     const m = await a.loadModel(file, { threads: 1 });
     const c = await m.createContext({ contextSize: 256 });
+    // disposed once it has produced a token (not after a sleep): it is running then, with 249 tokens to go
+    let firstToken!: () => void;
+    const running = new Promise<void>((resolve) => (firstToken = resolve));
     const done = new Promise<{ status: string }>((resolve) => {
-      c.submit([Int32Array.from([1, 15043])], { maxTokens: 250, ignoreEos: true }, null, resolve);
+      c.submit([Int32Array.from([1, 15043])], { maxTokens: 250, ignoreEos: true }, () => firstToken(), resolve);
     });
-    await sleep(10);
+    await running;
     await m.dispose();
     expect((await done).status).toBe('LR_ERR_CANCELLED');
     expect(c.disposed).toBe(true);
