@@ -304,10 +304,30 @@ describe('PyTorch zip checkpoints', () => {
     }
     parts.push(P.raw('.'));
     const v = runTorchPickle(Buffer.concat(parts)).value;
-    const t0 = Date.now();
+    // counted in steps, not milliseconds: every step of the walk over the 31 distinct dicts (own entries() on
+    // each instance); refused at its budget, the walk has taken about that many steps, not 2^31
+    let steps = 0;
+    const counted = new Set<PyDict>();
+    const count = (d: unknown): void => {
+      if (!(d instanceof PyDict) || counted.has(d)) return;
+      counted.add(d);
+      const entries = d.entries.bind(d);
+      d.entries = () => {
+        const it = entries();
+        const stepping = { next: () => { steps++; return it.next(); }, [Symbol.iterator]: () => stepping };
+        return stepping as unknown as ReturnType<typeof entries>;
+      };
+      for (const x of d.values()) count(x);
+    };
+    count(v);
+    expect(counted.size).toBe(31);
     await expectCode(() => extractStateDict(v, 'dag', { maxEntries: 100_000 }), 'BAD_CHECKPOINT', /too many entries/);
+    // 100,001 entries, and at most one end-of-dict step per entry
+    expect(steps, `steps of the walk refused at 100,000 entries`).toBeGreaterThan(100_000);
+    expect(steps, `steps of the walk refused at 100,000 entries`).toBeLessThanOrEqual(2 * 100_001);
+    steps = 0;
     await expectCode(() => extractStateDict(v, 'dag', { maxDepth: 10 }), 'BAD_CHECKPOINT', /deeper/);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(steps, 'steps of the walk refused deeper than 10').toBeLessThanOrEqual(12);
   });
 
   it('a zip entry whose bytes do not match its CRC-32 is refused', async () => {
