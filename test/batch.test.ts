@@ -1,9 +1,9 @@
 // `llava-rad batch` and `llava-rad merge` (issue #5): manifests, sharding, the journal, and the CLI run as a
 // child process on the tiny models — resume after SIGKILL (three kills mid-run), SIGINT, torn lines,
 // sharding + merge equal to one run, several worker processes (--devices cpu,cpu), --retry-failed.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,6 @@ const VISION = path.join(here, 'fixtures', 'vision', 'tiny-vision-f32.gguf');
 const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-batch-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
 function lines(file: string): string[] {
@@ -273,15 +272,35 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
       child.on('close', (code, signal) => resolve({ code, signal, stderr })));
     return { child, exited };
   }
-  async function waitForLines(file: string, n: number, exited: Promise<unknown>): Promise<number> {
-    let over = false;
-    void exited.then(() => (over = true));
-    for (let i = 0; i < 12_000 && !over; i++) {
-      const k = lines(file).length;
-      if (k >= n) return k;
-      await sleep(10);
-    }
-    throw new Error(`${file} did not reach ${n} records before the process ended`);
+  /**
+   * Freezes the child (SIGSTOP) as soon as `file` holds n records, on the change event of its folder (inotify;
+   * a 50 ms poll as a fallback), and returns the records it holds then. While frozen the child writes nothing, so
+   * what the test asserts next is that state, not a race with the rest of the run (the record that triggers the
+   * event comes 12 or more studies before the last one).
+   */
+  async function freezeAt(child: ChildProcess, file: string, n: number, exited: Promise<unknown>): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      let settled = false;
+      const watcher = watch(path.dirname(file), () => check());
+      const poll = setInterval(() => check(), 50);
+      const finish = () => {
+        settled = true;
+        watcher.close();
+        clearInterval(poll);
+      };
+      function check() {
+        if (settled || lines(file).length < n) return;
+        child.kill('SIGSTOP');
+        finish();
+        resolve(lines(file).length);
+      }
+      void exited.then(() => {
+        if (settled) return;
+        finish();
+        reject(new Error(`${file} did not reach ${n} records before the process ended (${lines(file).length})`));
+      });
+      check();
+    });
   }
 
   beforeAll(async () => {
@@ -393,13 +412,13 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     let have = 0;
     for (let kill = 0; kill < 3; kill++) {
       const { child, exited } = start(batch(out, '--concurrency', '2', '--quiet'));
-      const seen = await waitForLines(out, have + 3, exited);
+      const frozen = await freezeAt(child, out, have + 3, exited);
+      expect(frozen, `killed mid-run: frozen with ${frozen} of 15 records`).toBeLessThan(15);
       child.kill('SIGKILL');
       const end = await exited;
       expect(end.signal, end.stderr).toBe('SIGKILL');
       have = lines(out).length;
-      expect(seen).toBeLessThan(15); // killed mid-run
-      expect(have).toBeLessThan(15);
+      expect(have, 'records after the kill: those of the frozen process').toBe(frozen);
       expect(new Set(records(out).map((x) => x.id)).size).toBe(have); // no duplicates so far
     }
     const last = run(batch(out, '--concurrency', '2'));
@@ -444,17 +463,19 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
   it('SIGINT with two worker processes (--devices cpu,cpu): complete lines, exit 130; a second batch on the same file is refused; the re-run finishes equal', async () => {
     const out = path.join(dir, 'interrupted.jsonl');
     const { child, exited } = start(batch(out, '--devices', 'cpu,cpu', '--concurrency', '1'));
-    await waitForLines(out, 2, exited);
-    const second = run(batch(out));
+    const frozen = await freezeAt(child, out, 2, exited);
+    const second = run(batch(out)); // while the first is frozen, holding the lock
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/error \[IO\]: .*interrupted\.jsonl is being written by process \d+ on /);
-    child.kill('SIGINT');
+    child.kill('SIGINT'); // handled once it runs again: at most the 2 studies in flight are still recorded
+    child.kill('SIGCONT');
     const end = await exited;
     expect(end.code, end.stderr).toBe(130);
     expect(end.stderr).toMatch(/interrupted: re-run the same command to resume/);
     const text = readFileSync(out, 'utf8');
     expect(text.endsWith('\n')).toBe(true);
     const partial = records(out);
+    expect(partial.length, `records: ${frozen} when frozen, then at most the 2 in flight`).toBeLessThanOrEqual(frozen + 2);
     expect(partial.length).toBeLessThan(15);
     expect(new Set(partial.map((x) => x.device))).toEqual(new Set(['cpu']));
     expect(existsSync(`${out}.lock`)).toBe(false);
@@ -473,14 +494,15 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
   it('SIGTERM (a scheduler stopping the job) stops as cleanly: exit 143, complete lines, no lock left', async () => {
     const out = path.join(dir, 'terminated.jsonl');
     const { child, exited } = start(batch(out, '--concurrency', '2'));
-    await waitForLines(out, 1, exited);
-    child.kill('SIGTERM');
+    const frozen = await freezeAt(child, out, 1, exited);
+    child.kill('SIGTERM'); // handled once it runs again: at most the 2 studies in flight are still recorded
+    child.kill('SIGCONT');
     const end = await exited;
     expect(end.code, end.stderr).toBe(143);
     expect(end.stderr).toMatch(/terminated: re-run the same command to resume/);
     expect(readFileSync(out, 'utf8').endsWith('\n')).toBe(true);
     const rs = records(out);
-    expect(rs.length).toBeLessThan(15);
+    expect(rs.length, `records: ${frozen} when frozen, then at most the 2 in flight`).toBeLessThanOrEqual(frozen + 2);
     for (const r of rs) expect(essence(r)).toEqual(expected[r.id]);
     expect(existsSync(`${out}.lock`)).toBe(false);
   }, 240_000);
