@@ -146,6 +146,8 @@ export interface NativeVisionInfo {
 export interface NativeVision {
   info(): NativeVisionInfo;
   encode(pixels: Float32Array, nImages: number, output?: 'projected' | 'features'): Promise<Float32Array>;
+  /** stops every encode submitted and not finished (each rejects with LR_ERR_CANCELLED); later ones run normally */
+  cancel(): void;
   dispose(): Promise<void>;
   readonly disposed: boolean;
 }

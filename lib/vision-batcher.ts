@@ -27,7 +27,8 @@ export class VisionBatcher {
     this.maxBatch = maxBatch;
   }
 
-  /** the projected rows of one preprocessed image; rejects with ABORTED if signal fires while queued */
+  /** the projected rows of one preprocessed image; rejects with ABORTED if signal fires while queued, or
+   *  while its batch computes once every image of the batch is aborted (the encode is then stopped) */
   encode(pixels: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
     if (signal?.aborted) return Promise.reject(abortedError(signal, 'the image encode'));
     return new Promise((resolve, reject) => {
@@ -53,10 +54,20 @@ export class VisionBatcher {
     const batch = this.#queue.splice(0, this.maxBatch);
     for (const p of batch) if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
     this.batchSizes.push(batch.length);
-    this.#vision.encode(batch.map((p) => p.pixels)).then(
+    // nobody left wanting the batch (SIGTERM in `batch` aborts every study): stop its computation
+    const stop = new AbortController();
+    let aborted = 0;
+    const onAbort = () => { if (++aborted === batch.length) stop.abort(); };
+    for (const p of batch) {
+      if (p.signal?.aborted) aborted++;
+      else p.signal?.addEventListener('abort', onAbort, { once: true });
+    }
+    if (aborted === batch.length) stop.abort();
+    this.#vision.encode(batch.map((p) => p.pixels), { signal: stop.signal }).then(
       (rows) => batch.forEach((p, i) => p.resolve(rows[i]!)),
-      (e: unknown) => batch.forEach((p) => p.reject(e)),
+      (e: unknown) => batch.forEach((p) => p.reject(p.signal?.aborted ? abortedError(p.signal, 'the image encode') : e)),
     ).finally(() => {
+      for (const p of batch) p.signal?.removeEventListener('abort', onAbort);
       this.#running = false;
       this.#pump();
     });

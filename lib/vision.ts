@@ -1,5 +1,5 @@
 // The vision tower + projector: preprocessed images in, the embeddings the decoder takes out.
-import { LlavaRadError, fromNative } from './errors.js';
+import { LlavaRadError, abortedError, fromNative } from './errors.js';
 import { native, type NativeVision, type NativeVisionInfo } from './native.js';
 
 export type VisionInfo = Readonly<NativeVisionInfo>;
@@ -19,6 +19,13 @@ export interface LoadVisionOptions {
 export interface EncodeOptions {
   /** 'projected' (default): n_patches rows of the decoder's width; 'features': the tower's selected layer */
   output?: 'projected' | 'features';
+  /** rejects with ABORTED; an encode computing stops after the graph node in progress (CPU) */
+  signal?: AbortSignal;
+}
+
+interface Waiter {
+  go: () => void;
+  fail: (e: unknown) => void;
 }
 
 /** A loaded vision GGUF. */
@@ -26,6 +33,9 @@ export class VisionModel {
   readonly info: VisionInfo;
   readonly #native: NativeVision;
   #disposed?: Promise<void>;
+  // one native encode at a time (the engine serializes them anyway), so a cancel names the one computing
+  #busy = false;
+  #waiting: Waiter[] = [];
 
   /** @internal use loadVisionModel() */
   constructor(nativeVision: NativeVision) {
@@ -59,21 +69,63 @@ export class VisionModel {
     if (output !== 'projected' && output !== 'features') {
       throw new LlavaRadError('INVALID_ARGUMENT', `output must be 'projected' or 'features', got ${JSON.stringify(output)}`);
     }
+    const signal = options.signal;
+    if (signal?.aborted) throw abortedError(signal, 'the image encode');
     const packed = new Float32Array(per * list.length);
     list.forEach((im, i) => packed.set(im, i * per));
+    await this.#acquire(signal);
+    const onAbort = () => this.#native.cancel();
     let out: Float32Array;
     try {
+      if (this.#disposed) throw new LlavaRadError('DISPOSED', 'the vision model was disposed');
+      if (signal?.aborted) throw abortedError(signal, 'the image encode');
+      signal?.addEventListener('abort', onAbort, { once: true });
       out = await this.#native.encode(packed, list.length, output);
     } catch (e) {
-      throw fromNative(e);
+      const err = e instanceof LlavaRadError ? e : fromNative(e);
+      if (err.code === 'ABORTED' && signal?.aborted) throw abortedError(signal, 'the image encode');
+      if (err.code === 'ABORTED' && this.#disposed) throw new LlavaRadError('DISPOSED', 'the vision model was disposed during the encode');
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#release();
     }
     const n = out.length / list.length;
     return list.map((_, i) => out.subarray(i * n, (i + 1) * n));
   }
 
-  /** frees the weights (waits for encodes in flight); idempotent */
+  #acquire(signal: AbortSignal | undefined): Promise<void> {
+    if (!this.#busy) {
+      this.#busy = true;
+      return Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.#waiting.indexOf(w);
+        if (i >= 0) this.#waiting.splice(i, 1);
+        reject(abortedError(signal, 'the image encode'));
+      };
+      const w: Waiter = {
+        go: () => { signal?.removeEventListener('abort', onAbort); resolve(); },
+        fail: (e) => { signal?.removeEventListener('abort', onAbort); reject(e); },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(w);
+    });
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next.go();
+    else this.#busy = false;
+  }
+
+  /** stops the encode computing (it rejects with DISPOSED), refuses those waiting, frees the weights; idempotent */
   dispose(): Promise<void> {
-    this.#disposed ??= this.#native.dispose().catch((e) => { throw fromNative(e); });
+    if (!this.#disposed) {
+      for (const w of this.#waiting.splice(0)) w.fail(new LlavaRadError('DISPOSED', 'the vision model was disposed'));
+      this.#disposed = this.#native.dispose().catch((e) => { throw fromNative(e); });
+    }
     return this.#disposed;
   }
 }

@@ -1,14 +1,25 @@
-// Vision: loadVision (async), info (sync), encode (async: images -> embeddings), dispose.
+// Vision: loadVision (async), info (sync), encode (async: images -> embeddings), cancel (sync), dispose.
 #include "addon.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace lra {
+
+// one encode's stop flag, read by the engine while it computes (lr_vision_encode_abortable)
+using StopFlag = std::shared_ptr<std::atomic<int>>;
 
 struct VisionCore {
     lr_vision *    vision = nullptr;
     lr_vision_info info{};
     Gate           gate;
+    std::mutex            stops_mu;
+    std::vector<StopFlag> stops; // of the encodes submitted and not finished
+    void stop_all() {
+        std::lock_guard<std::mutex> lock(stops_mu);
+        for (auto & s : stops) s->store(1);
+    }
     void free_now() {
         gate.drain();
         if (vision) lr_vision_free(vision);
@@ -26,6 +37,7 @@ public:
 private:
     Napi::Value Info(const Napi::CallbackInfo & info);
     Napi::Value Encode(const Napi::CallbackInfo & info);
+    Napi::Value Cancel(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     Napi::Value IsDisposed(const Napi::CallbackInfo & info);
 };
@@ -35,6 +47,7 @@ Napi::Function Vision::Define(Napi::Env env) {
                        {
                            InstanceMethod<&Vision::Info>("info"),
                            InstanceMethod<&Vision::Encode>("encode"),
+                           InstanceMethod<&Vision::Cancel>("cancel"),
                            InstanceMethod<&Vision::Dispose>("dispose"),
                            InstanceAccessor<&Vision::IsDisposed>("disposed"),
                        });
@@ -107,11 +120,21 @@ Napi::Value Vision::Encode(const Napi::CallbackInfo & info) {
     auto out = std::make_shared<std::vector<float>>();
     auto vc = core;
     auto op = gate_op(env, vc, "the vision model");
+    StopFlag stop = std::make_shared<std::atomic<int>>(0);
+    {
+        std::lock_guard<std::mutex> lock(vc->stops_mu);
+        vc->stops.push_back(stop);
+    }
     return PromiseWorker::Queue(
         env, "llava_rad.Vision.encode",
-        [vc, op, pixels, out, out_n, n, which](Failure & f) {
+        [vc, op, pixels, out, out_n, n, which, stop](Failure & f) {
             out->resize(out_n);
-            const lr_status s = lr_vision_encode(vc->vision, pixels->data(), n, which, out->data(), out->size());
+            const lr_abort_callback stopped = [](void * u) { return static_cast<std::atomic<int> *>(u)->load(); };
+            const lr_status s = lr_vision_encode_abortable(vc->vision, pixels->data(), n, which, out->data(), out->size(), stopped, stop.get());
+            {
+                std::lock_guard<std::mutex> lock(vc->stops_mu);
+                vc->stops.erase(std::remove(vc->stops.begin(), vc->stops.end(), stop), vc->stops.end());
+            }
             if (s != LR_OK) f.capture(s, "could not encode the images");
         },
         [out](Napi::Env env) -> Napi::Value {
@@ -121,7 +144,15 @@ Napi::Value Vision::Encode(const Napi::CallbackInfo & info) {
         });
 }
 
-// dispose(): Promise<void>; idempotent; waits for encodes in flight
+// cancel(): stops every encode submitted and not finished (each rejects with LR_ERR_CANCELLED; one computing
+// stops after the graph node in progress); encodes submitted later run normally
+Napi::Value Vision::Cancel(const Napi::CallbackInfo & info) {
+    core->stop_all();
+    return info.Env().Undefined();
+}
+
+// dispose(): Promise<void>; idempotent; stops the encode in flight (it rejects with LR_ERR_CANCELLED), then
+// waits for it to leave and frees
 Napi::Value Vision::Dispose(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto vc = core;
@@ -129,6 +160,7 @@ Napi::Value Vision::Dispose(const Napi::CallbackInfo & info) {
         std::lock_guard<std::mutex> lock(vc->gate.mu);
         vc->gate.disposed = true;
     }
+    vc->stop_all();
     return PromiseWorker::Queue(env, "llava_rad.Vision.dispose", [vc](Failure &) { vc->free_now(); }, nullptr);
 }
 

@@ -317,6 +317,12 @@ typedef enum lr_vision_output {
  * serialized; it may be used from any thread. */
 lr_status lr_vision_encode(lr_vision * vision, const float * pixels, int32_t n_images, lr_vision_output which,
                            float * out, size_t capacity);
+/* returns nonzero to stop the operation it was given to; called from the computing thread */
+typedef int (*lr_abort_callback)(void * user);
+/* lr_vision_encode that stops with LR_ERR_CANCELLED once should_abort(user) returns nonzero: asked before each
+ * batch of images and, on the CPU, after each node of the graph (so within a fraction of a second) */
+lr_status lr_vision_encode_abortable(lr_vision * vision, const float * pixels, int32_t n_images, lr_vision_output which,
+                                     float * out, size_t capacity, lr_abort_callback should_abort, void * user);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* quantization (ggml's own quantizers)                                                           */

@@ -38,6 +38,8 @@ lr_status lr_vision_load(const char * path, const lr_model_params * params, int3
 
 void lr_vision_free(lr_vision * vision) { delete vision; }
 
+
+
 lr_status lr_vision_get_info(const lr_vision * vision, lr_vision_info * out) {
     return lr::guard_exceptions([&] {
         LR_REQUIRE_ARG(vision != nullptr && out != nullptr, "lr_vision_get_info: NULL argument");
@@ -62,8 +64,8 @@ lr_status lr_vision_get_info(const lr_vision * vision, lr_vision_info * out) {
     });
 }
 
-lr_status lr_vision_encode(lr_vision * vision, const float * pixels, int32_t n_images, lr_vision_output which,
-                           float * out, size_t capacity) {
+lr_status lr_vision_encode_abortable(lr_vision * vision, const float * pixels, int32_t n_images, lr_vision_output which,
+                                     float * out, size_t capacity, lr_abort_callback should_abort, void * user) {
     return lr::guard_exceptions([&] {
         LR_REQUIRE_ARG(vision != nullptr && pixels != nullptr && out != nullptr, "lr_vision_encode: NULL argument");
         LR_REQUIRE_ARG(n_images > 0 && n_images <= kMaxImages, lr::format("n_images must be in [1, %d], got %d", kMaxImages, n_images));
@@ -79,8 +81,13 @@ lr_status lr_vision_encode(lr_vision * vision, const float * pixels, int32_t n_i
         for (size_t i = 0; i < n_in; i++) {
             if (!std::isfinite(pixels[i])) lr::fail(LR_ERR_INVALID_ARGUMENT, lr::format("pixel value %zu is not finite", i));
         }
-        vision->encoder->encode(pixels, n_images, which == LR_VISION_FEATURES, out);
+        vision->encoder->encode(pixels, n_images, which == LR_VISION_FEATURES, out, should_abort, user);
     });
+}
+
+lr_status lr_vision_encode(lr_vision * vision, const float * pixels, int32_t n_images, lr_vision_output which,
+                           float * out, size_t capacity) {
+    return lr_vision_encode_abortable(vision, pixels, n_images, which, out, capacity, nullptr, nullptr);
 }
 
 } // extern "C"

@@ -12,19 +12,31 @@ VisionEncoder::VisionEncoder(const VisionModel & model, int32_t max_batch, int32
     const size_t max_nodes = vision_graph_max_nodes(model.hp);
     sched_ = new_scheduler(backends_, max_nodes);
     meta_.resize(ggml_tensor_overhead() * max_nodes + ggml_graph_overhead_custom(max_nodes, false));
+    set_cpu_abort_callback(backends_.cpu, abort_requested, this);
+}
+
+bool VisionEncoder::abort_requested(void * self) {
+    return static_cast<const VisionEncoder *>(self)->aborted();
 }
 
 VisionEncoder::~VisionEncoder() {
     if (sched_) ggml_backend_sched_free(sched_);
 }
 
-void VisionEncoder::encode(const float * pixels, int32_t n_images, bool features, float * out) {
+void VisionEncoder::encode(const float * pixels, int32_t n_images, bool features, float * out,
+                           lr_abort_callback should_abort, void * user) {
     std::lock_guard<std::mutex> lk(mu_);
+    struct Callback {
+        VisionEncoder & e;
+        Callback(VisionEncoder & e, lr_abort_callback f, void * u) : e(e) { e.should_abort_ = f; e.abort_user_ = u; }
+        ~Callback() { e.should_abort_ = nullptr; e.abort_user_ = nullptr; }
+    } callback(*this, should_abort, user);
     const VisionHParams & hp = model_.hp;
     const size_t in_per = (size_t) 3 * hp.image_size * hp.image_size;
     const size_t out_per = (size_t) hp.n_patches() * (size_t) (features ? hp.n_embd : hp.n_out);
     for (int32_t i = 0; i < n_images; i += max_batch_) {
         const int32_t n = std::min(max_batch_, n_images - i);
+        if (aborted()) fail(LR_ERR_CANCELLED, "the encode was cancelled");
         encode_batch(pixels + (size_t) i * in_per, n, features, out + (size_t) i * out_per);
     }
 }
@@ -57,9 +69,9 @@ void VisionEncoder::encode_batch(const float * pixels, int32_t n, bool features,
         vision_fill_key_mask(hp, key_mask_.data());
     }
     ggml_backend_tensor_set(g.key_mask, key_mask_.data(), 0, ggml_nbytes(g.key_mask));
-    if (ggml_backend_sched_graph_compute(sched_, gf) != GGML_STATUS_SUCCESS) {
-        fail(LR_ERR_BACKEND, "the backend failed to compute the vision graph");
-    }
+    const ggml_status status = ggml_backend_sched_graph_compute(sched_, gf);
+    if (status == GGML_STATUS_ABORTED) fail(LR_ERR_CANCELLED, "the encode was cancelled");
+    if (status != GGML_STATUS_SUCCESS) fail(LR_ERR_BACKEND, "the backend failed to compute the vision graph");
     ggml_tensor * result = features ? g.features : g.projected;
     ggml_backend_tensor_get(result, out, 0, ggml_nbytes(result));
 }

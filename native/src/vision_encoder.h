@@ -20,7 +20,10 @@ public:
     VisionEncoder & operator=(const VisionEncoder &) = delete;
 
     // pixels: n_images x 3 x S x S floats (CHW, normalized). out: n_images x n_patches x (n_out or n_embd).
-    void encode(const float * pixels, int32_t n_images, bool features, float * out);
+    // Throws LR_ERR_CANCELLED once should_abort(user) returns nonzero (asked before each batch of images
+    // and, on the CPU, after each graph node); should_abort may be null.
+    void encode(const float * pixels, int32_t n_images, bool features, float * out,
+                lr_abort_callback should_abort = nullptr, void * user = nullptr);
     int32_t max_batch() const { return max_batch_; }
 
 private:
@@ -32,6 +35,10 @@ private:
     int32_t reserved_batch_ = 0; // the batch size whose graph the compute buffers were reserved for (0: none)
     std::vector<float> key_mask_; // the attention mask over padded positions (vision_fill_key_mask)
     std::mutex mu_;
+    lr_abort_callback should_abort_ = nullptr; // the encode in progress's (mu_)
+    void * abort_user_ = nullptr;
+    bool aborted() const { return should_abort_ && should_abort_(abort_user_) != 0; }
+    static bool abort_requested(void * self); // ggml's abort callback
 
     void encode_batch(const float * pixels, int32_t n, bool features, float * out);
 };
