@@ -36,7 +36,7 @@ async function convertRefused(rel: ReleaseCopy, code: string, ...msgs: RegExp[])
   return err;
 }
 
-const hasMkfifo = process.platform !== 'win32' && spawnSync('mkfifo', ['--version']).status === 0;
+const hasFifos = process.platform !== 'win32'; // mkfifo(1) is part of every POSIX system
 const mkfifo = (p: string) => expect(spawnSync('mkfifo', [p]).status).toBe(0);
 
 // ================================================================================================
@@ -85,7 +85,7 @@ describe('sharded indexes (item 4)', () => {
     await refused(openShardedCheckpoint(p), 'BAD_CHECKPOINT', /huge\.index\.json/, /too large/);
   });
 
-  it.runIf(hasMkfifo)('a shard or a config that is a FIFO is refused instead of blocking', { timeout: 30000 }, async () => {
+  it.runIf(hasFifos)('a shard or a config that is a FIFO is refused instead of blocking', { timeout: 30000 }, async () => {
     const fifo = path.join(dir, 'fifo.bin');
     mkfifo(fifo);
     await refused(openShardedCheckpoint(index('fifo.index.json', { x: 'fifo.bin' })), 'BAD_CHECKPOINT', /fifo\.bin/, /regular file/);

@@ -282,7 +282,11 @@ describe.each(VOCABULARIES)('tokenizer parity ($name vocabulary)', (vocab) => {
 
 const LLAMA_SPM_VOCAB = llamaSpmVocabPath();
 
-describe.skipIf(!LLAMA_SPM_VOCAB)("LLaMA's own tokenizer.model (llama.cpp's ggml-vocab-llama-spm.gguf)", () => {
+describe("LLaMA's own tokenizer.model (llama.cpp's ggml-vocab-llama-spm.gguf)", () => {
+  it('is in the llama.cpp checkout the native build made (a missing file fails, never skips)', () => {
+    expect(LLAMA_SPM_VOCAB, 'build/llama.cpp/models/ggml-vocab-llama-spm.gguf with its .inp/.out cases').toBeDefined();
+  });
+
   it('has exactly the pieces, types and scores of the "sentencepiece" vocabulary', async () => {
     const info = await readGgufFileInfo(LLAMA_SPM_VOCAB!, { readTensorInfo: false });
     const t = (info.metadata as unknown as { tokenizer: { ggml: { tokens: string[]; scores: number[]; token_type: number[] } } }).tokenizer.ggml;
