@@ -317,6 +317,11 @@ LR_VNNI void step_q4_K(const BlockQ4Kx8 & blk, const BlockXK * x, int64_t stride
         4, -1, 12, -1, 4, -1, 12, -1, 5, -1, 13, -1, 5, -1, 13, -1,
         6, -1, 14, -1, 6, -1, 14, -1, 7, -1, 15, -1, 7, -1, 15, -1 };
     const __m512i pair_ctl = _mm512_loadu_si512(kPairCtl);
+    // 128-bit lane `chunk` of the scales x4, with the immediates spelled out: `chunk * 0x55` is an immediate only
+    // once the chunk loop is unrolled, which -O0 / -O1 builds (debug, sanitizers) do not do
+    const __m512i sc_lanes[4] = {
+        _mm512_shuffle_i32x4(bytes.sc, bytes.sc, 0x00), _mm512_shuffle_i32x4(bytes.sc, bytes.sc, 0x55),
+        _mm512_shuffle_i32x4(bytes.sc, bytes.sc, 0xAA), _mm512_shuffle_i32x4(bytes.sc, bytes.sc, 0xFF) };
     __m512i isum[NC];
     LR_UNROLL for (int c = 0; c < NC; c++) isum[c] = _mm512_setzero_si512();
     LR_UNROLL for (int chunk = 0; chunk < 4; chunk++) {
@@ -326,8 +331,7 @@ LR_VNNI void step_q4_K(const BlockQ4Kx8 & blk, const BlockXK * x, int64_t stride
             lo[t] = _mm512_and_si512(raw, low4);
             hi[t] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
         }
-        const __m512i lane = _mm512_shuffle_i32x4(bytes.sc, bytes.sc, chunk * 0x55); // 128-bit lane `chunk` x4
-        const __m512i scale_pairs = _mm512_shuffle_epi8(lane, pair_ctl);
+        const __m512i scale_pairs = _mm512_shuffle_epi8(sc_lanes[chunk], pair_ctl);
         LR_UNROLL for (int c = 0; c < NC; c++) {
             int64_t xq[8];
             std::memcpy(xq, x[c * stride].q + 64 * chunk, sizeof(xq));
