@@ -1,0 +1,315 @@
+// The fuzz targets: for each, the seed files, how one input is made from (rng, temp folder), and how it is
+// run through the library's real entry point (the bundle of lib/, `L`). A target's run() resolves when the
+// library accepted the input and rejects with whatever the library threw.
+import { cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { root } from './bundle.mjs';
+import { mutateBytes } from './bytes.mjs';
+import { mutateDicom } from './dicom.mjs';
+import { mutateGguf } from './gguf.mjs';
+import { mutateImage } from './image.mjs';
+import { jsonBytes, mutateJsonValue } from './json.mjs';
+import { makeManifest } from './manifest.mjs';
+import { mutatePickle } from './pickle.mjs';
+import { mutateSafetensors } from './safetensors.mjs';
+import { mutateZipStructure, readZip, writeZip } from './zip.mjs';
+
+const fx = (...p) => path.join(root, 'test', ...p);
+const cache = new Map();
+const read = (file) => {
+  if (!cache.has(file)) cache.set(file, readFileSync(file));
+  return cache.get(file);
+};
+const seedsIn = (dir, re) => readdirSync(dir).filter((f) => re.test(f)).sort().map((f) => path.join(dir, f));
+
+const TORCH_ZIPS = [
+  fx('fixtures/checkpoints/adapter_model.bin'), fx('fixtures/checkpoints/open_clip_like.pt'), fx('fixtures/checkpoints/parameters.pt'),
+  fx('fixtures/checkpoints/state_dict.pt'), fx('fixtures/checkpoints/state_dict_deflated.pt'),
+  fx('fixtures/release/llava-rad/non_lora_trainables.bin'), fx('fixtures/release/llava-rad/adapter_model.bin'), fx('fixtures/release/llava-rad/biomedclipcxr_518_checkpoint.pt'),
+];
+const DECODERS = [fx('.fixtures/tiny-llama-base-q4_k-303570da.gguf'), fx('.fixtures/tiny-llama-base-q4_0-303570da.gguf'), fx('.fixtures/tiny-llama-base-q8_0-303570da.gguf')];
+const VISIONS = [fx('fixtures/vision/tiny-vision-f16.gguf'), fx('fixtures/vision/tiny-vision-f32.gguf')];
+
+/** reads every tensor of a checkpoint, as the converter does */
+async function readCheckpoint(L, file) {
+  const ck = await L.openCheckpoint(file);
+  try {
+    for (const t of ck.tensors.values()) await t.readFloat32();
+  } finally {
+    await ck.close();
+  }
+}
+
+/**
+ * A copy of a sharded checkpoint fixture (test/fixtures/checkpoints/<name>) with its index JSON mutated
+ * (probability pIndex) or one shard passed through mutateShard; returns the index's path.
+ */
+function shardedInput(rng, dir, name, indexName, shardExt, pIndex, mutateShard) {
+  const src = fx('fixtures/checkpoints', name);
+  cpSync(src, dir, { recursive: true });
+  const idx = path.join(dir, indexName);
+  if (rng.chance(pIndex)) writeFileSync(idx, jsonBytes(mutateJsonValue(JSON.parse(read(path.join(src, indexName)).toString()), rng), rng));
+  else {
+    const shard = path.join(dir, rng.pick(readdirSync(src).filter((f) => f.endsWith(shardExt))));
+    writeFileSync(shard, mutateShard(readFileSync(shard)));
+  }
+  return idx;
+}
+
+function torchInput(rng, dir) {
+  const v = rng.weighted({ pickle: 45, storage: 8, zip: 15, raw: 15, legacy: 12, index: 5 });
+  rng.note(v);
+  const out = path.join(dir, 'model.pt');
+  if (v === 'legacy') {
+    let b = mutatePickle(read(fx('fixtures/checkpoints/legacy.pt')), rng, 5);
+    if (rng.chance(0.2)) b = mutateBytes(b, rng, { count: 1 });
+    writeFileSync(out, b);
+    return out;
+  }
+  if (v === 'index') {
+    return shardedInput(rng, dir, 'sharded', 'pytorch_model.bin.index.json', '.bin', 0.7, (b) => {
+      const entries = readZip(b);
+      const pkl = entries.find((e) => e.name.endsWith('data.pkl'));
+      pkl.data = mutatePickle(pkl.data, rng);
+      return writeZip(entries).buf;
+    });
+  }
+  const seed = rng.pick(TORCH_ZIPS);
+  rng.note(path.basename(seed));
+  if (v === 'raw') {
+    writeFileSync(out, mutateBytes(read(seed), rng));
+    return out;
+  }
+  const entries = readZip(read(seed));
+  const pkl = entries.find((e) => e.name.endsWith('data.pkl'));
+  if (v === 'pickle' || (v === 'zip' && rng.chance(0.3))) pkl.data = mutatePickle(pkl.data, rng);
+  if (v === 'storage') {
+    const prefix = pkl.name.slice(0, -'data.pkl'.length);
+    const storages = entries.filter((e) => e.name.startsWith(`${prefix}data/`));
+    const s = rng.pick(storages);
+    switch (rng.int(6)) {
+      case 0: s.data = s.data.subarray(0, rng.int(s.data.length + 1)); break;
+      case 1: entries.splice(entries.indexOf(s), 1); break;
+      case 2: entries.push({ name: `${prefix}constants.pkl`, data: Buffer.from([0x80, 2, 0x29, 0x2e]) }); break;
+      case 3: entries.push({ name: `${prefix}byteorder`, data: Buffer.from(rng.pick(['big', 'little', '', 'x'.repeat(100)])) }); break;
+      case 4: entries.push({ ...s }); break; // a duplicate entry name
+      default: s.data = Buffer.alloc(rng.pick([1 << 20, 64 << 20]), 0); s.method = 8; break; // a big (deflated) storage
+    }
+  }
+  const z = writeZip(entries, { method: rng.chance(0.3) ? 8 : 0 });
+  writeFileSync(out, v === 'zip' ? mutateZipStructure(z, rng) : z.buf);
+  return out;
+}
+
+function safetensorsInput(rng, dir) {
+  if (rng.chance(0.15)) {
+    return shardedInput(rng, dir, 'sharded-safetensors', 'model.safetensors.index.json', '.safetensors', 0.6, (b) => mutateSafetensors(b, rng));
+  }
+  const seed = rng.pick([fx('fixtures/checkpoints/model.safetensors'), ...seedsIn(fx('fixtures/checkpoints/sharded-safetensors'), /\.safetensors$/)]);
+  rng.note(path.basename(seed));
+  // named .safetensors, or .bin so that openCheckpoint has to recognise it by content
+  const out = path.join(dir, rng.chance(0.8) ? 'model.safetensors' : 'model.bin');
+  writeFileSync(out, mutateSafetensors(read(seed), rng));
+  return out;
+}
+
+function ggufInput(seeds) {
+  return (rng, dir) => {
+    const out = path.join(dir, 'model.gguf');
+    const seed = rng.pick(seeds);
+    rng.note(path.basename(seed));
+    writeFileSync(out, mutateGguf(read(seed), rng));
+    return out;
+  };
+}
+
+const DICOMS = () => seedsIn(fx('fixtures/dicom'), /\.dcm$/);
+const IMAGES = () => [...seedsIn(fx('fixtures/images'), /\.(png|jpg|gif|tif|webp)$/), ...seedsIn(fx('fixtures/findings'), /\.(png|jpg)$/)];
+
+function imageOptions(rng) {
+  const o = {};
+  if (rng.chance(0.3)) o.autoOrient = rng.chance(0.5);
+  if (rng.chance(0.3)) o.firstFrame = true;
+  if (rng.chance(0.3)) o.highBitDepth = rng.pick(['msb', 'minmax', 'pil']);
+  return o;
+}
+
+/** a model folder: llava-rad.json (mutated) and/or GGUF names; the GGUFs are links to the tiny fixtures */
+function folderInput(rng, dir) {
+  const link = (name, target) => {
+    try {
+      symlinkSync(target, path.join(dir, name));
+    } catch {
+      /* a name the file system refuses, or one given twice */
+    }
+  };
+  if (rng.chance(0.7)) {
+    const base = { decoder: 'decoder.gguf', vision: 'vision.gguf', type: 'q4_k', vision_type: 'f16', converter: { name: 'llava-rad', version: 1 }, research_use_only: true };
+    const m = rng.chance(0.8) ? mutateJsonValue(base, rng) : base;
+    const text = jsonBytes(m, rng);
+    rng.note(`llava-rad.json ${JSON.stringify(text.toString('latin1').slice(0, 60))}`);
+    writeFileSync(path.join(dir, 'llava-rad.json'), text);
+    link('decoder.gguf', DECODERS[0]);
+    link('vision.gguf', VISIONS[0]);
+    if (m && typeof m === 'object') for (const k of ['decoder', 'vision']) if (typeof m[k] === 'string' && m[k].length < 200 && !m[k].includes('/')) link(m[k], k === 'decoder' ? DECODERS[0] : VISIONS[0]);
+  } else {
+    rng.note('GGUF names, no llava-rad.json');
+    const names = ['decoder.gguf', 'vision.gguf', 'mmproj.GGUF', 'x-vision.gguf', 'Model.Gguf', 'a.gguf.txt', 'VISION.gguf', '.gguf'];
+    for (let i = rng.range(0, 3); i > 0; i--) {
+      const n = rng.pick(names);
+      try {
+        if (rng.chance(0.15)) mkdirSync(path.join(dir, n));
+        else link(n, /vision|mmproj/i.test(n) ? VISIONS[0] : DECODERS[0]);
+      } catch {
+        /* the name is taken already */
+      }
+    }
+  }
+  return dir;
+}
+
+/** a special file where a regular one is expected: FIFO, folder, device, symlink loop, dangling link, empty */
+const SPECIAL_KINDS = ['fifo', 'dir', 'devzero', 'devnull', 'loop', 'dangling', 'empty', 'devurandom'];
+const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision'];
+function special(kind, p) {
+  if (kind === 'fifo') execFileSync('mkfifo', [p]);
+  else if (kind === 'dir') mkdirSync(p);
+  else if (kind === 'devzero') symlinkSync('/dev/zero', p);
+  else if (kind === 'devnull') symlinkSync('/dev/null', p);
+  else if (kind === 'devurandom') symlinkSync('/dev/urandom', p);
+  else if (kind === 'loop') {
+    symlinkSync(`${p}.b`, p);
+    symlinkSync(p, `${p}.b`);
+  } else if (kind === 'dangling') symlinkSync(`${p}.missing`, p);
+  else writeFileSync(p, '');
+}
+
+export const TARGETS = {
+  // the harness's own check, not in the default set: seed mod 5 = ok, untyped, signal, hang, peak
+  selftest: {
+    manual: true,
+    count: 5,
+    what: 'the harness itself: an accepted input, an untyped error, SIGSEGV, an endless loop, 5 GiB of RSS',
+    make: (rng, dir, seed) => seed % 5,
+    run: async (L, k) => {
+      if (k === 1) throw new TypeError('selftest: an untyped error');
+      if (k === 2) process.kill(process.pid, 'SIGSEGV');
+      if (k === 3) for (;;);
+      if (k === 4) {
+        const keep = [];
+        for (let i = 0; i < 40; i++) keep.push(Buffer.alloc(128 << 20, 1));
+        await new Promise((r) => setTimeout(r, 60_000));
+      }
+    },
+  },
+  torch: {
+    weight: 2.5,
+    what: 'PyTorch checkpoints (zip: data.pkl re-wrapped in a valid zip, storages, zip records; legacy pickles; shard indexes): openCheckpoint + readFloat32 of every tensor',
+    make: torchInput,
+    run: (L, file) => readCheckpoint(L, file),
+  },
+  safetensors: {
+    weight: 1.5,
+    what: 'safetensors (JSON header, length prefix, data; shard indexes): openCheckpoint + readFloat32 of every tensor',
+    make: safetensorsInput,
+    run: (L, file) => readCheckpoint(L, file),
+  },
+  gguf: {
+    weight: 1,
+    what: 'decoder GGUFs (tiny LLaMA q4_k / q4_0 / q8_0; KV section and tensor infos first): loadModel + generate 3 tokens + tokenize / detokenize',
+    make: ggufInput(DECODERS),
+    run: async (L, file, rng) => {
+      const m = await L.loadModel({ model: file, threads: 1, ...(rng.chance(0.5) ? { contextSize: 256 } : {}) });
+      try {
+        await m.generate([1, 15043, 3186], { maxTokens: 3 });
+        m.detokenize(m.tokenize('Hello world, no acute process.'));
+      } finally {
+        await m.dispose();
+      }
+    },
+  },
+  vision: {
+    weight: 1,
+    what: 'vision GGUFs (tiny ViT f16 / f32): loadVisionModel + encode one image',
+    make: ggufInput(VISIONS),
+    run: async (L, file) => {
+      const v = await L.loadVisionModel({ model: file, threads: 1 });
+      try {
+        // an image size the header accepted but no radiograph pipeline uses is not encoded (the harness
+        // would allocate it, not the library); such acceptances are counted as 'ok' with this note
+        if (v.info.imageSize <= 1036) await v.encode(new Float32Array(v.pixelsPerImage));
+      } finally {
+        await v.dispose();
+      }
+    },
+  },
+  dicom: {
+    weight: 1.5,
+    what: 'DICOM (element lengths / VRs / tags / pixel attributes / transfer syntax / fragments / pixel data; deflate bombs): readImageFile + preprocessImage',
+    make: (rng, dir) => {
+      const out = path.join(dir, 'image.dcm');
+      const seed = rng.pick(DICOMS());
+      rng.note(path.basename(seed));
+      writeFileSync(out, mutateDicom(read(seed), rng));
+      return out;
+    },
+    run: async (L, file, rng) => L.preprocessImage(await L.readImageFile(file), { ...(rng.chance(0.3) ? { dicomWindow: true } : {}), ...(rng.chance(0.1) ? { dicomRefuseLateral: true } : {}) }),
+  },
+  image: {
+    weight: 1.5,
+    what: 'PNG / JPEG / GIF / TIFF / WebP (header fields, chunks with fixed CRCs, segments, IFDs, pixel bombs): readImageFile + preprocessImage',
+    make: (rng, dir) => {
+      const seed = rng.pick(IMAGES());
+      rng.note(path.basename(seed));
+      const out = path.join(dir, `image${path.extname(seed)}`);
+      writeFileSync(out, mutateImage(read(seed), rng));
+      return out;
+    },
+    run: async (L, file, rng) => L.preprocessImage(await L.readImageFile(file), imageOptions(rng)),
+  },
+  manifest: {
+    weight: 2,
+    what: 'batch manifests (JSONL, CSV, JSON array, annotation JSON; limits, quoting, NULs, invalid UTF-8, huge lines): readManifest',
+    make: (rng, dir) => {
+      const m = makeManifest(rng);
+      const out = path.join(dir, `manifest${m.ext}`);
+      writeFileSync(out, m.bytes);
+      return { file: out, options: m.options };
+    },
+    run: async (L, input) => L.readManifest(input.file, input.options),
+  },
+  folder: {
+    weight: 1,
+    what: 'model folders (llava-rad.json mutated as JSON, or GGUF names): resolveModelFolder, then loadLlavaRad when it resolves to two files',
+    make: folderInput,
+    run: async (L, dir) => {
+      const files = L.resolveModelFolder(dir);
+      const lr = await L.loadLlavaRad({ decoder: files.decoder, vision: files.vision, contextSize: 256, threads: 1 });
+      await lr.dispose();
+    },
+  },
+  special: {
+    weight: 0,
+    count: SPECIAL_KINDS.length * SPECIAL_USES.length,
+    what: `a FIFO / folder / device / symlink loop / dangling link / empty file in place of each input file (${SPECIAL_KINDS.length} x ${SPECIAL_USES.length} cases, seed mod ${SPECIAL_KINDS.length * SPECIAL_USES.length})`,
+    make: (rng, dir, seed) => {
+      const n = SPECIAL_KINDS.length * SPECIAL_USES.length;
+      const i = ((seed % n) + n) % n;
+      const kind = SPECIAL_KINDS[i % SPECIAL_KINDS.length];
+      const use = SPECIAL_USES[Math.floor(i / SPECIAL_KINDS.length)];
+      const name = { checkpoint: 'model.pt', safetensors: 'model.safetensors', manifest: 'm.jsonl', image: 'x.png', folder: 'llava-rad.json', gguf: 'm.gguf', vision: 'v.gguf' }[use];
+      rng.note(`${use} as ${kind}`);
+      special(kind, path.join(dir, name));
+      return { use, kind, file: path.join(dir, name), dir };
+    },
+    run: async (L, s) => {
+      if (s.use === 'checkpoint' || s.use === 'safetensors') return readCheckpoint(L, s.file);
+      if (s.use === 'manifest') return L.readManifest(s.file);
+      if (s.use === 'image') return L.preprocessImage(await L.readImageFile(s.file));
+      if (s.use === 'folder') return L.resolveModelFolder(s.dir);
+      if (s.use === 'gguf') return (await L.loadModel({ model: s.file, threads: 1, contextSize: 256 })).dispose();
+      return (await L.loadVisionModel({ model: s.file, threads: 1 })).dispose();
+    },
+  },
+};
