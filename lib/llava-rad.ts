@@ -121,7 +121,7 @@ export function resolveModelFolder(dir: string): ModelFiles {
     } catch (e) {
       throw new LlavaRadError('INVALID_ARGUMENT', `${manifest} is not valid JSON: ${(e as Error).message}`);
     }
-    if (typeof m.decoder !== 'string' || typeof m.vision !== 'string') {
+    if (m === null || typeof m !== 'object' || typeof m.decoder !== 'string' || typeof m.vision !== 'string') {
       throw new LlavaRadError('INVALID_ARGUMENT', `${manifest} must name "decoder" and "vision" GGUF files`);
     }
     // the folder's own files only: a bare file name, no path (a manifest must not reach ../../etc/passwd)

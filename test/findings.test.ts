@@ -187,6 +187,19 @@ describe('loading', () => {
       expect(err).toMatchObject({ code: 'BAD_GGUF', message: expect.stringMatching(/secret\.txt: not a GGUF file/) });
       expect(err.message).not.toMatch(/72 6f|root/);
       rmSync(secret);
+      // JSON that is not an object (the fuzz harness found null giving a TypeError)
+      for (const text of ['null', '42', '"x"', '[]']) {
+        writeFileSync(path.join(dir, 'llava-rad.json'), text);
+        await expect(loadLlavaRad({ model: dir, threads: 1 }), text).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT', message: expect.stringMatching(/must name "decoder" and "vision" GGUF files/),
+        });
+      }
+      // a FIFO named as a GGUF is refused at once instead of waiting for a writer
+      const fifo = path.join(dir, 'fifo.gguf');
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      writeFileSync(path.join(dir, 'llava-rad.json'), JSON.stringify({ decoder: 'fifo.gguf', vision: 'vision-f32.gguf' }));
+      await expect(loadLlavaRad({ model: dir, threads: 1 })).rejects.toMatchObject({ code: 'IO', message: expect.stringMatching(/not a regular file/) });
+      rmSync(fifo);
 
       rmSync(path.join(dir, 'llava-rad.json'));
       await expect(loadLlavaRad({ model: dir })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });

@@ -177,13 +177,15 @@ const char * gguf_type_name(GgufType t) {
 std::unique_ptr<GgufFile> GgufFile::open(const std::string & path) {
     std::unique_ptr<GgufFile> f(new GgufFile());
     f->path_ = path;
-    f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // non-blocking: a FIFO named as a model opens at once (and is refused below) instead of waiting for a writer
+    f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (f->fd_ < 0) {
         fail(LR_ERR_IO, format("cannot open '%s': %s", path.c_str(), std::strerror(errno)));
     }
     struct stat st;
     if (fstat(f->fd_, &st) != 0) fail(LR_ERR_IO, format("cannot stat '%s': %s", path.c_str(), std::strerror(errno)));
     if (!S_ISREG(st.st_mode)) fail(LR_ERR_IO, format("'%s' is not a regular file", path.c_str()));
+    fcntl(f->fd_, F_SETFL, fcntl(f->fd_, F_GETFL) & ~O_NONBLOCK);
     f->size_ = (size_t) st.st_size;
     if (f->size_ < 24) {
         fail(LR_ERR_BAD_GGUF, format("%s: not a GGUF file (%zu bytes; a GGUF header alone is 24)", path.c_str(), f->size_));
