@@ -5,7 +5,7 @@
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32 } from '../../lib/convert/zip.js';
+import { zip } from './hostile-pickle.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const RELEASE = path.join(here, '..', 'fixtures', 'release');
@@ -86,41 +86,9 @@ export function torchZip(tensors: Record<string, TorchTensorSpec>): Buffer {
   return storedZip([['archive/data.pkl', pkl], ['archive/byteorder', Buffer.from('little')], ...entries]);
 }
 
-/** a zip record: the signature, then from `at` version 2.0 needed, the CRC, both sizes and the name length */
-function zipRecord(size: number, signature: number, at: number, crc: number, dataLength: number, nameLength: number): Buffer {
-  const b = Buffer.alloc(size);
-  b.writeUInt32LE(signature, 0);
-  b.writeUInt16LE(20, at);
-  b.writeUInt32LE(crc, at + 10);
-  b.writeUInt32LE(dataLength, at + 14);
-  b.writeUInt32LE(dataLength, at + 18);
-  b.writeUInt16LE(nameLength, at + 22);
-  return b;
-}
-
-/** a zip of stored (uncompressed) entries */
+/** a zip of stored (uncompressed) entries, as torch writes */
 function storedZip(entries: Array<[string, Buffer]>): Buffer {
-  const parts: Buffer[] = [];
-  const central: Buffer[] = [];
-  let pos = 0;
-  for (const [name, data] of entries) {
-    const n = Buffer.from(name);
-    const crc = crc32(data);
-    const cen = zipRecord(46, 0x02014b50, 6, crc, data.length, n.length);
-    cen.writeUInt16LE(20, 4); // version made by
-    cen.writeUInt32LE(pos, 42); // local header offset
-    parts.push(zipRecord(30, 0x04034b50, 4, crc, data.length, n.length), n, data);
-    central.push(cen, n);
-    pos += 30 + n.length + data.length;
-  }
-  const cd = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(pos, 16);
-  return Buffer.concat([...parts, cd, end]);
+  return zip(entries.map(([name, data]) => ({ name, data })));
 }
 
 // ------------------------------------------------------------------------------------------------
