@@ -4,14 +4,17 @@
 // manifest is refused up front (BAD_MANIFEST with the line, the field and its length, never its contents).
 // A line without a newline is refused as it streams in: a FIFO whose writer never closes shows the error
 // comes before the end of the input. generateFindings' reason check (validateReason) is the same limit.
+// Issue #20 (hostile files): a named pipe is a legitimate manifest (mkfifo, a shell's <(...)), but one that
+// no process opens for writing must not hold the reader forever: its first writer is waited for a bounded
+// time (fifoWaitMs / LLAVA_RAD_FIFO_WAIT_MS), then IO names the path; a slow writer is read to its end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../lib/batch/csv.js';
-import { MANIFEST_LIMITS, readManifest, type ManifestFormat } from '../lib/batch/manifest.js';
+import { MANIFEST_FIFO_WAIT_MS, MANIFEST_LIMITS, fifoWaitMs, readManifest, type ManifestFormat } from '../lib/batch/manifest.js';
 import { scanLines } from '../lib/batch/lines.js';
 import { LlavaRadError } from '../lib/errors.js';
 import { MAX_REASON_BYTES, validateReason } from '../lib/options.js';
@@ -230,6 +233,176 @@ setTimeout(() => { fs.writeFileSync(${JSON.stringify(closed)}, 'closed'); fs.clo
       child.kill('SIGKILL');
     }
   }, 60_000);
+});
+
+describe.skipIf(process.platform === 'win32')('a named pipe as the manifest: its writer is waited for a bounded time', () => {
+  const hooks = pathToFileURL(path.join(root, 'scripts', 'ts-hooks.mjs')).href;
+  /** a shell word */
+  const sh = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+
+  function mkfifo(name: string): string {
+    const fifo = path.join(tmp, name);
+    const mk = spawnSync('mkfifo', [fifo]);
+    expect(mk.status, String(mk.stderr)).toBe(0);
+    return fifo;
+  }
+
+  /**
+   * A hang guard: after `ms` a child opens the FIFO for writing and closes it at once, so a reader stuck in
+   * a blocking open gets an empty input (and the test fails on what it read) rather than hanging vitest.
+   */
+  function guard(fifo: string, ms: number): ChildProcess {
+    const script = `setTimeout(() => require('node:fs').closeSync(require('node:fs').openSync(${JSON.stringify(fifo)}, 'w')), ${ms});`;
+    return spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  }
+
+  /** whether this process has `file` open (its descriptors, as /proc/self/fd names them) */
+  function holds(file: string): boolean {
+    return readdirSync('/proc/self/fd').some((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  function errorOf(f: () => unknown): LlavaRadError {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LlavaRadError);
+      return e as LlavaRadError;
+    }
+    throw new Error('no error');
+  }
+
+  /** a shell writing `pieces` into the FIFO: it opens it after `openAfterS`, then sleeps `gapS` between pieces */
+  function slowWriter(fifo: string, openAfterS: number, gapS: number, pieces: string[]): ChildProcess {
+    const script = `sleep ${openAfterS}; exec 3>${sh(fifo)}; ${pieces.map((p) => `printf '%s' ${sh(p)} >&3`).join(`; sleep ${gapS}; `)}; exec 3>&-`;
+    return spawn('sh', ['-c', script], { stdio: 'ignore' });
+  }
+
+  const valid = [
+    '{"id":"s1","image":"a.png"}\n',
+    '{"id":"s2","image":"b.png","reason":"Cough."}\n',
+    '{"id":"s3","image":"c.png","reference":"Clear lungs."}',
+  ];
+  const expected = ['s1', 's2', 's3'];
+
+  it('the wait: fifoWaitMs, else $LLAVA_RAD_FIFO_WAIT_MS, else 10 s; anything but a count of ms is INVALID_ARGUMENT', () => {
+    expect(MANIFEST_FIFO_WAIT_MS).toBe(10_000);
+    expect(fifoWaitMs({}, {})).toBe(10_000);
+    expect(fifoWaitMs({}, { LLAVA_RAD_FIFO_WAIT_MS: '250' })).toBe(250);
+    expect(fifoWaitMs({ fifoWaitMs: 0 }, { LLAVA_RAD_FIFO_WAIT_MS: '250' })).toBe(0);
+    for (const bad of [{ fifoWaitMs: -1 }, { fifoWaitMs: Number.NaN }, { fifoWaitMs: '300' as unknown as number }]) {
+      expect(errorOf(() => fifoWaitMs(bad, {})).code).toBe('INVALID_ARGUMENT');
+    }
+    const e = errorOf(() => fifoWaitMs({}, { LLAVA_RAD_FIFO_WAIT_MS: 'soon' }));
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.message).toMatch(/^LLAVA_RAD_FIFO_WAIT_MS must be a number of milliseconds >= 0/);
+  });
+
+  it('no process opens the FIFO for writing: IO naming it after the wait, the FIFO closed, the process reads on', () => {
+    const fifo = mkfifo('no-writer.jsonl');
+    const g = guard(fifo, 20_000);
+    try {
+      const t0 = performance.now();
+      const e = errorOf(() => readManifest(fifo, { fifoWaitMs: 300 }));
+      const ms = performance.now() - t0;
+      expect(e.code).toBe('IO');
+      expect(e.message).toBe(`cannot read the manifest ${fifo}: it is a named pipe that no process opened for writing within 0.3 s ` +
+        '(or its writer closed it without writing anything); fifoWaitMs / LLAVA_RAD_FIFO_WAIT_MS sets the wait');
+      expect(ms).toBeGreaterThanOrEqual(300); // it waited the whole bound
+      expect(ms).toBeLessThan(15_000); // hang guard (the guard child would end a blocking open at 20 s)
+      expect(holds(fifo)).toBe(false);
+      // healthy after: a file is read, and so is the same FIFO once a process writes it
+      expect(readManifest(write('after-fifo', 'jsonl', [ok])).studies.map((s) => s.id)).toEqual(['ok']);
+      const w = slowWriter(fifo, 0, 0, valid);
+      try {
+        expect(readManifest(fifo, { fifoWaitMs: 10_000 }).studies.map((s) => s.id)).toEqual(expected);
+      } finally {
+        w.kill('SIGKILL');
+      }
+    } finally {
+      g.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('a writer that comes after ~200 ms and writes slowly, in pieces split inside lines, is read to its end', () => {
+    // no extension: the format is sniffed, past a first piece of blanks only
+    const fifo = mkfifo('slow-writer');
+    const g = guard(fifo, 30_000);
+    const text = `\n${valid.join('')}`;
+    const pieces = [text.slice(0, 1), text.slice(1, 12), text.slice(12, 40), text.slice(40, 70), text.slice(70, 71), text.slice(71)];
+    expect(pieces.join('')).toBe(text);
+    // the writer is done ~1.2 s after it opens, longer than the wait: once a writer is seen there is no time limit
+    const w = slowWriter(fifo, 0.2, 0.2, pieces);
+    try {
+      const m = readManifest(fifo, { fifoWaitMs: 1000 });
+      expect(m.format).toBe('jsonl');
+      expect(m.studies.map((s) => [s.id, s.reason, s.reference])).toEqual([['s1', null, null], ['s2', 'Cough.', null], ['s3', null, 'Clear lungs.']]);
+      expect(holds(fifo)).toBe(false);
+    } finally {
+      w.kill('SIGKILL');
+      g.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('a slow writer still meets the line limit: an endless line is refused as it streams in', () => {
+    const fifo = mkfifo('slow-endless.jsonl');
+    const g = guard(fifo, 30_000);
+    const w = spawn('sh', ['-c', `sleep 0.2; exec 3>${sh(fifo)}; printf '%s' ${sh(valid[0]!)} >&3; sleep 0.3; head -c 3000000 /dev/zero | tr '\\0' x >&3; exec sleep 30`], { stdio: 'ignore' });
+    try {
+      const e = errorOf(() => readManifest(fifo, { fifoWaitMs: 5000 }));
+      expect(e.code).toBe('BAD_MANIFEST');
+      expect(e.message).toBe(`${fifo}:2: a line longer than ${MANIFEST_LIMITS.lineBytes} bytes (the most one study's line may be; MANIFEST_LIMITS.lineBytes)`);
+    } finally {
+      w.kill('SIGKILL');
+      g.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('process substitution (/dev/fd/N, an anonymous pipe): read to its end; an empty one ends at once, without the wait', () => {
+    const script = path.join(tmp, 'read-manifest.mjs');
+    writeFileSync(script, `import { readManifest } from ${JSON.stringify(pathToFileURL(path.join(root, 'lib', 'batch', 'manifest.ts')).href)};
+try {
+  const m = readManifest(process.argv[2]);
+  console.log(JSON.stringify({ file: m.file, format: m.format, ids: m.studies.map((s) => s.id) }));
+} catch (e) {
+  console.log(JSON.stringify({ code: e.code, message: e.message }));
+}`);
+    const run = (producer: string) => {
+      const r = spawnSync('bash', ['-c', `exec ${sh(process.execPath)} --import ${sh(hooks)} ${sh(script)} <(${producer})`], {
+        encoding: 'utf8', timeout: 30_000, env: { ...process.env, LLAVA_RAD_FIFO_WAIT_MS: '60000' },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout);
+    };
+    const got = run(`printf '%s' ${sh(valid[0]!)}; sleep 0.5; printf '%s' ${sh(valid[1]! + valid[2]!)}`);
+    expect(got.file).toMatch(/^\/dev\/fd\/\d+$/);
+    expect(got).toMatchObject({ format: 'jsonl', ids: expected });
+    // nothing written: the writer is gone (an anonymous pipe's cannot come back), so it is the end, not a
+    // wait of LLAVA_RAD_FIFO_WAIT_MS (60 s, past spawnSync's 30 s guard)
+    expect(run('true')).toMatchObject({ code: 'BAD_MANIFEST', message: expect.stringMatching(/the CSV is empty/) });
+  }, 90_000);
+
+  it('llava-rad batch with a FIFO no process writes: exits 1 with IO after LLAVA_RAD_FIFO_WAIT_MS, before a model is loaded', () => {
+    const fifo = mkfifo('cli-no-writer.jsonl');
+    const g = guard(fifo, 40_000);
+    const out = path.join(tmp, 'cli-fifo-out.jsonl');
+    try {
+      const r = spawnSync(process.execPath, ['--import', hooks, path.join(root, 'lib', 'cli.ts'),
+        'batch', fifo, '--model', VISION, '--mmproj', VISION, '--out', out, '--quiet'],
+      { cwd: tmp, encoding: 'utf8', timeout: 60_000, env: { ...process.env, LLAVA_RAD_FIFO_WAIT_MS: '300' } });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/IO.*cli-no-writer\.jsonl: it is a named pipe that no process opened for writing within 0\.3 s/);
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(`${out}.lock`)).toBe(false);
+    } finally {
+      g.kill('SIGKILL');
+    }
+  }, 90_000);
 });
 
 describe('generateFindings\' reason: validateReason', () => {

@@ -2,6 +2,14 @@
 // synchronously. An optional limit on a line's length is checked as the bytes arrive: a line longer than it
 // is refused after at most one more chunk is read, never buffered whole (a file with no newline at all is
 // not read to its end).
+//
+// ChunkSource reads a descriptor opened with O_NONBLOCK (a manifest may be a named pipe or a shell's
+// process substitution, /dev/fd/N): a blocking open of a FIFO waits for a writer without end, so the FIFO is
+// opened non-blocking and the writer is waited for here, a bounded time. On Linux a non-blocking read of a
+// FIFO returns 0 while no writer has opened it and EAGAIN while a writer has it open with nothing written;
+// until a byte or an EAGAIN shows a writer, 0 is "no writer yet", not the end, and after `writerWaitMs` of
+// that NoWriterError is thrown. Once a writer is seen the input is read to its end with no overall time
+// limit (a slow producer is legitimate), EAGAIN polled with a short backoff (5 ms doubling to 100 ms).
 
 import { closeSync, openSync, readSync } from 'node:fs';
 
@@ -92,6 +100,89 @@ export function readChunks(fd: number, onChunk: (chunk: Buffer) => void): void {
     const n = readSync(fd, buf, 0, buf.length, null);
     if (n === 0) return;
     onChunk(buf.subarray(0, n));
+  }
+}
+
+/** Blocks the thread for `ms` milliseconds (the reads here are synchronous). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** A FIFO was not opened for writing (nor anything read from it) within the wait. */
+export class NoWriterError extends Error {
+  constructor(readonly waitMs: number) {
+    super(`no process opened the named pipe for writing within ${waitMs} ms`);
+  }
+}
+
+export interface ChunkSourceOptions {
+  /**
+   * the descriptor is a FIFO / pipe: a read of 0 bytes before any writer is seen means "no writer yet"
+   * (waited for up to writerWaitMs), not the end
+   */
+  fifo?: boolean;
+  /** how long to wait for a FIFO's first writer (default 10 s) */
+  writerWaitMs?: number;
+  /** the pipe has a writer already (e.g. an anonymous pipe, whose writer cannot come later) */
+  writerSeen?: boolean;
+}
+
+const POLL_FIRST_MS = 5;
+const POLL_MAX_MS = 100;
+
+/**
+ * Chunks of an open descriptor, from its current offset to its end, for a descriptor opened with or without
+ * O_NONBLOCK: EAGAIN is polled with a backoff; on a FIFO, the first writer is waited for a bounded time.
+ */
+export class ChunkSource {
+  readonly #fd: number;
+  readonly #fifo: boolean;
+  readonly #waitMs: number;
+  readonly #buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  #writerSeen: boolean;
+  #ended = false;
+  readonly #since = performance.now();
+
+  constructor(fd: number, options: ChunkSourceOptions = {}) {
+    this.#fd = fd;
+    this.#fifo = options.fifo === true;
+    this.#waitMs = options.writerWaitMs ?? 10_000;
+    this.#writerSeen = options.writerSeen === true;
+  }
+
+  /**
+   * The next bytes (a view of a buffer the next call overwrites: copy what is kept), or null at the end.
+   * Throws NoWriterError (a FIFO nobody opened for writing in time) or the read's own error.
+   */
+  next(): Buffer | null {
+    if (this.#ended) return null;
+    let pause = POLL_FIRST_MS;
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(this.#fd, this.#buf, 0, this.#buf.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') throw e;
+        // a writer has the pipe open and has written nothing yet (or a device has nothing now)
+        this.#writerSeen = true;
+        sleepSync(pause);
+        pause = Math.min(POLL_MAX_MS, pause * 2);
+        continue;
+      }
+      if (n > 0) {
+        this.#writerSeen = true;
+        return this.#buf.subarray(0, n);
+      }
+      if (!this.#fifo || this.#writerSeen) {
+        this.#ended = true;
+        return null;
+      }
+      const left = this.#since + this.#waitMs - performance.now();
+      if (left <= 0) throw new NoWriterError(this.#waitMs);
+      sleepSync(Math.min(pause, left));
+      pause = Math.min(POLL_MAX_MS, pause * 2);
+    }
   }
 }
 

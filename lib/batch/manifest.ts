@@ -16,13 +16,20 @@
 // stops in a second with the line to fix rather than after hours, and no record ever holds a truncated reason
 // or image path. A JSON manifest is one JSON text: it is read whole (at most 1 GiB) and its entries' fields
 // are bounded the same.
+//
+// Named pipes: a manifest may be a FIFO (mkfifo, fed by another process) or a shell's process substitution
+// (`--manifest <(make-manifest)` passes /dev/fd/63, a pipe). The manifest is opened non-blocking, so a FIFO
+// that no process ever opens for writing cannot hold the reader (nor the process's exit) forever: its first
+// writer is waited for at most fifoWaitMs (default 10 s, LLAVA_RAD_FIFO_WAIT_MS), then IO names the path.
+// Once a writer is seen the pipe is read to its end with no time limit, under the same line / record limits.
+// An anonymous pipe (/dev/fd/N, /proc/self/fd/N) has its writer from the start: an empty one ends at once.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError, describeValue } from '../errors.js';
 import { MAX_REASON_BYTES } from '../options.js';
 import { CsvParser, CsvRecordTooLongError, CsvSyntaxError, type CsvRow } from './csv.js';
-import { CHUNK_BYTES, LineSplitter, LineTooLongError, readChunks } from './lines.js';
+import { CHUNK_BYTES, ChunkSource, LineSplitter, LineTooLongError, NoWriterError } from './lines.js';
 
 /** Most UTF-8 bytes of each manifest field, and of one JSONL line / CSV record. */
 export const MANIFEST_LIMITS = {
@@ -72,6 +79,28 @@ export interface ManifestOptions {
    * view AP or PA, a reference that is a string) and drop a leading "mimic/" from image paths, as it does
    */
   mimicTestFilter?: boolean;
+  /**
+   * a named pipe's first writer is waited for this long (ms), then the read fails with IO (default:
+   * $LLAVA_RAD_FIFO_WAIT_MS, else MANIFEST_FIFO_WAIT_MS); once a writer is seen there is no time limit
+   */
+  fifoWaitMs?: number;
+}
+
+/** How long (ms) a named-pipe manifest's first writer is waited for, unless fifoWaitMs / LLAVA_RAD_FIFO_WAIT_MS say. */
+export const MANIFEST_FIFO_WAIT_MS = 10_000;
+
+/** fifoWaitMs, else $LLAVA_RAD_FIFO_WAIT_MS, else MANIFEST_FIFO_WAIT_MS; INVALID_ARGUMENT when not a count of ms */
+export function fifoWaitMs(options: ManifestOptions = {}, env: NodeJS.ProcessEnv = process.env): number {
+  const check = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+      throw new LlavaRadError('INVALID_ARGUMENT', `${what} must be a number of milliseconds >= 0, got ${describeValue(v)}`);
+    }
+    return v;
+  };
+  if (options.fifoWaitMs !== undefined) return check(options.fifoWaitMs, 'fifoWaitMs');
+  const e = env.LLAVA_RAD_FIFO_WAIT_MS;
+  if (e !== undefined && e.trim() !== '') return check(/^\s*\d+(\.\d+)?\s*$/.test(e) ? Number(e) : e, 'LLAVA_RAD_FIFO_WAIT_MS');
+  return MANIFEST_FIFO_WAIT_MS;
 }
 
 export interface Manifest {
@@ -91,11 +120,17 @@ function bad(file: string, line: number | null, msg: string): LlavaRadError {
   return new LlavaRadError('BAD_MANIFEST', `${file}${line === null ? '' : `:${line}`}: ${msg}`);
 }
 
-export function detectFormat(file: string, text: string): ManifestFormat {
+function formatOfExtension(file: string): ManifestFormat | null {
   const ext = path.extname(file).toLowerCase();
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
   if (ext === '.csv') return 'csv';
   if (ext === '.json') return 'json';
+  return null;
+}
+
+export function detectFormat(file: string, text: string): ManifestFormat {
+  const byExt = formatOfExtension(file);
+  if (byExt) return byExt;
   const first = text.replace(/^\uFEFF/, '').trimStart()[0];
   return first === '[' ? 'json' : first === '{' ? 'jsonl' : 'csv';
 }
@@ -167,20 +202,33 @@ function jsonEntries(file: string, text: string): RawEntry[] {
   });
 }
 
+/** IO for a failed read; a named pipe that no process opened for writing says so */
+function readError(file: string, e: unknown): LlavaRadError {
+  if (e instanceof NoWriterError) {
+    return new LlavaRadError('IO', `cannot read the manifest ${file}: it is a named pipe that no process opened for writing within ` +
+      `${e.waitMs / 1000} s (or its writer closed it without writing anything); fifoWaitMs / LLAVA_RAD_FIFO_WAIT_MS sets the wait`);
+  }
+  return new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
+}
+
 /**
- * Reads the entries from `fd` (its first chunk already read: `first`). JSONL and CSV stream with the
+ * Reads the entries from `src` (its first bytes already read: `first`). JSONL and CSV stream with the
  * line / record limit; JSON is read whole up to MANIFEST_LIMITS.jsonBytes.
  */
-function rawEntries(file: string, fd: number, first: Buffer, format: ManifestFormat): RawEntry[] {
+function rawEntries(file: string, src: ChunkSource, first: Buffer, format: ManifestFormat): RawEntry[] {
   const L = MANIFEST_LIMITS;
   const read = (onChunk: (chunk: Buffer) => void) => {
     if (first.length === 0) return;
     onChunk(first);
-    try {
-      readChunks(fd, onChunk);
-    } catch (e) {
-      if (e instanceof LlavaRadError || e instanceof LineTooLongError || e instanceof CsvSyntaxError) throw e;
-      throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
+    for (;;) {
+      let chunk: Buffer | null;
+      try {
+        chunk = src.next();
+      } catch (e) {
+        throw readError(file, e);
+      }
+      if (chunk === null) return;
+      onChunk(chunk);
     }
   };
   const out: RawEntry[] = [];
@@ -266,26 +314,56 @@ function toStudy(file: string, e: RawEntry, root: string, mimic: boolean): Study
   return { id, image: path.resolve(root, source), source, reason: reason === '' ? null : reason, reference, line: e.line };
 }
 
-/** Reads and checks a manifest. Throws BAD_MANIFEST (with the line) or IO. */
+/** whether `file` is a link to an anonymous pipe (/dev/fd/N, /proc/self/fd/N on Linux: "pipe:[inode]") */
+function anonymousPipe(file: string): boolean {
+  try {
+    return readlinkSync(file).startsWith('pipe:');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads and checks a manifest (a file, or a named pipe: see fifoWaitMs). Throws BAD_MANIFEST (with the
+ * line), IO, or INVALID_ARGUMENT (fifoWaitMs).
+ */
 export function readManifest(file: string, options: ManifestOptions = {}): Manifest {
+  const waitMs = fifoWaitMs(options);
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // non-blocking: a FIFO's open does not wait for a writer (ChunkSource does, a bounded time); no
+    // effect on a regular file
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
   }
   let format: ManifestFormat;
   let entries: RawEntry[];
   try {
-    // the first chunk names the format when the extension does not (works on a pipe: nothing is read twice)
-    let first = Buffer.allocUnsafe(CHUNK_BYTES);
+    let src: ChunkSource;
     try {
-      first = first.subarray(0, readSync(fd, first, 0, first.length, null));
+      const fifo = fstatSync(fd).isFIFO();
+      src = new ChunkSource(fd, { fifo, writerWaitMs: waitMs, writerSeen: fifo && anonymousPipe(file) });
     } catch (e) {
-      throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
+      throw readError(file, e);
     }
+    // the first bytes name the format when the extension does not (works on a pipe: nothing is read twice);
+    // a slow writer's first bytes may be blanks only, so they are read until a character that is not
+    const sniff = options.format === undefined && formatOfExtension(file) === null;
+    const parts: Buffer[] = [];
+    let total = 0;
+    try {
+      for (let c = src.next(); c !== null; c = sniff && total < CHUNK_BYTES ? src.next() : null) {
+        parts.push(Buffer.from(c));
+        total += c.length;
+        if (c.toString('utf8').replace(/^\uFEFF/, '').trimStart() !== '') break;
+      }
+    } catch (e) {
+      throw readError(file, e);
+    }
+    const first = Buffer.concat(parts, total);
     format = options.format ?? detectFormat(file, first.toString('utf8'));
-    entries = rawEntries(file, fd, first, format);
+    entries = rawEntries(file, src, first, format);
   } finally {
     closeSync(fd);
   }

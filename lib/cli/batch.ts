@@ -74,7 +74,8 @@ MANIFEST lists the studies: JSONL (one {"id", "image", "reason"?, "reference"?} 
 columns, or the LLaVA-Rad annotation JSON (chat_test_MIMIC_CXR_*.json; the reference is the "gpt" turn).
 Each study becomes one line of PREDICTIONS.jsonl, appended and fsync'd as it finishes; re-running the same
 command skips the studies already there. The official evaluation's fields (id, query, reference,
-prediction) are written when the manifest gives a reference.
+prediction) are written when the manifest gives a reference. MANIFEST may be a named pipe or <(command):
+its first writer is waited for at most $LLAVA_RAD_FIFO_WAIT_MS ms (default 10000), then it is read to its end.
 
 Options:
   -m, --model DIR|FILE    a folder written by 'llava-rad convert', or the decoder GGUF (with --mmproj);
@@ -137,7 +138,9 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     }
     const manifestFile = positionals[0];
     if (!manifestFile) throw new UsageError('batch: the MANIFEST file is required');
-    if (!existsSync(manifestFile) || !statSync(manifestFile).isFile()) throw new UsageError(`batch: manifest not found: ${manifestFile}`);
+    // a named pipe too (mkfifo, or a shell's <(...)): readManifest waits a bounded time for its writer
+    const manifestStat = existsSync(manifestFile) ? statSync(manifestFile) : null;
+    if (!manifestStat || !(manifestStat.isFile() || manifestStat.isFIFO())) throw new UsageError(`batch: manifest not found: ${manifestFile}`);
     if (typeof v.out !== 'string' || v.out === '') throw new UsageError('batch: --out PREDICTIONS.jsonl is required');
     const out = v.out;
     if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`batch: --out must be a file, got ${describeNonFile(out)}`);
