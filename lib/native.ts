@@ -1,13 +1,16 @@
-// Loading the native addon (build/Release/llava_rad.node) and its TypeScript view. The addon only wraps
-// the C API in native/include/llava_rad.h; all policy lives in the TypeScript around it.
+// Loading the native addon (llava_rad.node) and its TypeScript view. The addon only wraps the C API in
+// native/include/llava_rad.h; all policy lives in the TypeScript around it.
 //
-// Where the addon is looked for:
-//   1. the file named by the environment variable LLAVA_RAD_ADDON, if set;
-//   2. <package root>/build/Release/llava_rad.node, the package root being found from this module's own
-//      location (lib/ when run from source, dist/ when built; both sit one level below the root).
-// A missing or unloadable addon gives LlavaRadError code NATIVE_LOAD explaining how to build it.
+// Where the addon is looked for, first loadable wins:
+//   1. LLAVA_RAD_BINARY (or its older name LLAVA_RAD_ADDON): a llava_rad.node file, or a folder holding one
+//      (directly or in Release/). When set, it is the only place tried.
+//   2. the prebuilt platform packages npm installs beside this one: llava-rad-linux-x64-cuda (x86-64 Linux, when
+//      the user installed it), then llava-rad-<os>-<arch> (an optional dependency); their addon is Release/llava_rad.node.
+//   3. a source build in this package: <package root>/build/Release/llava_rad.node, the package root being found
+//      from this module's own location (lib/ when run from source, dist/ when built).
+// If none loads, LlavaRadError NATIVE_LOAD lists each place tried, why it failed, and how to build from source.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,42 +228,125 @@ export function packageVersion(): string {
   }
 }
 
-/** Where the addon will be loaded from (LLAVA_RAD_ADDON, else build/Release/llava_rad.node). */
-export function addonPath(): string {
-  const fromEnv = process.env.LLAVA_RAD_ADDON;
-  if (fromEnv !== undefined && fromEnv !== '') return path.resolve(fromEnv);
-  return path.join(packageRoot(), 'build', 'Release', 'llava_rad.node');
+/** One place the addon may come from, and what happened there. */
+export interface AddonCandidate {
+  /** what this place is, for messages ("LLAVA_RAD_BINARY", "the platform package llava-rad-linux-x64", ...) */
+  source: string;
+  /** the llava_rad.node path, when the place exists */
+  file?: string;
+  /** why it was not used; absent for the one that loaded */
+  failure?: string;
+}
+
+/** The prebuilt platform packages that fit this process, most specific first. */
+export function platformPackages(platform: string = process.platform, arch: string = process.arch): string[] {
+  const base = `llava-rad-${platform}-${arch}`;
+  return platform === 'linux' && arch === 'x64' ? [`${base}-cuda`, base] : [base];
+}
+
+function binaryFromEnv(): { name: string; value: string } | undefined {
+  for (const name of ['LLAVA_RAD_BINARY', 'LLAVA_RAD_ADDON']) {
+    const value = process.env[name];
+    if (value !== undefined && value !== '') return { name, value };
+  }
+  return undefined;
+}
+
+/** a llava_rad.node given as itself or as a folder holding it (directly or in Release/) */
+function addonIn(fileOrDir: string): string | undefined {
+  let st;
+  try {
+    st = statSync(fileOrDir);
+  } catch {
+    return undefined;
+  }
+  if (!st.isDirectory()) return fileOrDir;
+  for (const rel of ['llava_rad.node', path.join('Release', 'llava_rad.node')]) {
+    const f = path.join(fileOrDir, rel);
+    if (existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+/** The places tried, in order (nothing is loaded). */
+export function addonCandidates(): AddonCandidate[] {
+  const fromEnv = binaryFromEnv();
+  if (fromEnv) {
+    const given = path.resolve(fromEnv.value);
+    const file = addonIn(given);
+    return [{ source: fromEnv.name, file: file ?? given, failure: file ? undefined : `${given} does not exist or holds no llava_rad.node` }];
+  }
+  const out: AddonCandidate[] = [];
+  const req = createRequire(import.meta.url);
+  for (const pkg of platformPackages()) {
+    const source = `the platform package ${pkg}`;
+    let dir: string;
+    try {
+      dir = path.dirname(req.resolve(`${pkg}/package.json`));
+    } catch {
+      out.push({ source, failure: 'not installed' });
+      continue;
+    }
+    const file = path.join(dir, 'Release', 'llava_rad.node');
+    out.push({ source, file, failure: existsSync(file) ? undefined : `${file} is missing` });
+  }
+  const built = path.join(packageRoot(), 'build', 'Release', 'llava_rad.node');
+  out.push({ source: 'a source build', file: built, failure: existsSync(built) ? undefined : `${built} does not exist` });
+  return out;
 }
 
 let cached: NativeAddon | undefined;
+let loadedFrom: AddonCandidate | undefined;
 
 function buildHint(root: string): string {
-  return `Build it with \`npm run build:native\` in ${root} (needs CMake and a C++17 compiler), or set LLAVA_RAD_ADDON to the path of a built llava_rad.node.`;
+  return `To build from source (CMake >= 3.18, a C++17 compiler and git): \`npm explore llava-rad -- npm run build\` ` +
+    `in an app, or \`npm run build:native\` in ${root}; or set LLAVA_RAD_BINARY to a built llava_rad.node.`;
 }
 
-/** Loads the addon once; throws LlavaRadError NATIVE_LOAD when it is missing or cannot be loaded. */
-export function native(): NativeAddon {
-  if (cached) return cached;
-  const file = addonPath();
-  const root = packageRoot();
-  const fromEnv = !!process.env.LLAVA_RAD_ADDON;
-  const where = fromEnv ? `${file} (from LLAVA_RAD_ADDON)` : file;
-  if (!existsSync(file)) {
-    throw new LlavaRadError('NATIVE_LOAD', `llava-rad: the native addon was not found at ${where}. ${buildHint(root)}`);
-  }
+function tryLoad(c: AddonCandidate): NativeAddon | undefined {
   let mod: unknown;
   try {
-    mod = createRequire(import.meta.url)(file);
+    mod = createRequire(import.meta.url)(c.file!);
   } catch (e) {
-    const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    throw new LlavaRadError('NATIVE_LOAD', `llava-rad: the native addon at ${where} could not be loaded: ${reason}. ${buildHint(root)}`, { cause: e });
+    c.failure = `could not be loaded: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+    return undefined;
   }
   const m = mod as Partial<NativeAddon>;
   if (typeof m?.loadModel !== 'function' || typeof m.quantize !== 'function' || typeof m.buildInfo !== 'function') {
-    throw new LlavaRadError('NATIVE_LOAD', `llava-rad: ${where} is not the llava-rad addon (or it is out of date). ${buildHint(root)}`);
+    c.failure = 'is not the llava-rad addon (or it is out of date)';
+    return undefined;
   }
-  cached = m as NativeAddon;
-  return cached;
+  return m as NativeAddon;
+}
+
+/** Loads the addon once; throws LlavaRadError NATIVE_LOAD when no place has a loadable one. */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const tried = addonCandidates();
+  for (const c of tried) {
+    if (c.failure) continue;
+    const m = tryLoad(c);
+    if (m) {
+      loadedFrom = c;
+      return (cached = m);
+    }
+  }
+  const lines = tried.map((c) => `  - ${c.source}${c.file && !c.failure!.includes(c.file) ? ` (${c.file})` : ''}: ${c.failure}`);
+  const what = tried.length === 1 && tried[0]!.file && /does not exist|missing/.test(tried[0]!.failure!)
+    ? `the native addon was not found at ${tried[0]!.file}` : 'no native addon could be loaded';
+  throw new LlavaRadError('NATIVE_LOAD',
+    `llava-rad: ${what} (${process.platform}-${process.arch}). Tried:\n${lines.join('\n')}\n${buildHint(packageRoot())}`);
+}
+
+/** The addon that native() loaded (loading it if needed): its file and where it came from. */
+export function loadedAddon(): { file: string; source: string } {
+  native();
+  return { file: loadedFrom!.file!, source: loadedFrom!.source };
+}
+
+/** The path of the addon in use (worker threads load the same file). */
+export function addonPath(): string {
+  return loadedAddon().file;
 }
 
 /** Same as native(), named for readability at call sites. */

@@ -87,7 +87,7 @@ describe('llava-rad (Node CLI)', () => {
     expect(r.stderr).toMatch(/^llava-rad: error \[BAD_GGUF\]: /);
     const n = run(['generate', '--model', model, '--prompt', 'x'], { LLAVA_RAD_ADDON: path.join(tmp, 'nope.node') });
     expect(n.code).toBe(1);
-    expect(n.stderr).toMatch(/error \[NATIVE_LOAD\]: .*npm run build:native/);
+    expect(n.stderr).toMatch(/error \[NATIVE_LOAD\]: the native addon was not found at .*nope\.node[^]*LLAVA_RAD_ADDON: [^]*npm run build:native/);
   });
 
   it('generate --json: the last line is one JSON object with the contract fields', async () => {

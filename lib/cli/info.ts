@@ -1,7 +1,7 @@
 // `llava-rad info`: the build and the CPU code in use, and a model's hyperparameters, as JSON.
 
 import { loadModel, type LlamaModel, type ModelInfo } from '../model.js';
-import { native } from '../native.js';
+import { loadedAddon, native } from '../native.js';
 import { fromNative } from '../errors.js';
 import type { LoadModelOptions } from '../options.js';
 import { backendArg, intArg, parse, requireModel, type Command } from './args.js';
@@ -59,7 +59,8 @@ export const infoCommand: Command = {
   summary: "print the build, the CPU code in use and a model's hyperparameters as JSON",
   usage: `Usage: llava-rad info [--model FILE.gguf] [--backend B] [--threads N]
 
-Prints one JSON object: "build" (the native library), "cpu" (ggml's CPU variant chosen for this CPU, its
+Prints one JSON object: "build" (the native library), "binary" (the addon file loaded and where it came from:
+LLAVA_RAD_BINARY, a platform package or a source build), "cpu" (ggml's CPU variant chosen for this CPU, its
 features, the matrix kernels, the default thread count) and, with --model, "model" (its hyperparameters,
 loaded with a small context).`,
   async run(args, io) {
@@ -72,7 +73,8 @@ loaded with a small context).`,
       io.out(this.usage + '\n');
       return 0;
     }
-    const out: Record<string, unknown> = { build: native().buildInfo(), cpu: cpuJson() };
+    const addon = loadedAddon();
+    const out: Record<string, unknown> = { build: native().buildInfo(), binary: { file: addon.file, source: addon.source }, cpu: cpuJson() };
     if (v.model === undefined) {
       io.out(JSON.stringify(out) + '\n');
       return 0;
