@@ -1,0 +1,271 @@
+#!/usr/bin/env node
+// Writes the publishable npm tarballs (`npm run package`, which builds dist/ first):
+//
+//   <out>/llava-rad-VERSION.tgz               the library, the CLI and the engine's sources (for source builds);
+//                                             the platform packages below are its optionalDependencies
+//   <out>/llava-rad-linux-x64-VERSION.tgz     the prebuilt engine from build/ (the portable CPU build: every
+//                                             x86-64 CPU module, one chosen at run time); on an arm64 machine,
+//                                             llava-rad-linux-arm64 from build/ instead
+//   <out>/llava-rad-linux-arm64-VERSION.tgz   with --arm64: cross-compiled here with Debian's aarch64 toolchain
+//                                             into build-pkg-arm64/ and smoke-tested under qemu-aarch64
+//   <out>/llava-rad-linux-x64-cuda-VERSION.tgz with --cuda: ggml's CUDA backend plus the CPU modules, built into
+//                                             build-pkg-cuda/ (needs the CUDA toolkit with cuBLAS)
+//
+// A platform package holds what a build folder holds, laid out the same way: Release/llava_rad.node (the addon),
+// Release/libggml*.so (ggml, its CPU modules, CUDA), and llava-rad-cli (the C++ CLI, whose run path is
+// $ORIGIN/Release); lib/native.ts loads Release/llava_rad.node from it.
+//
+// Usage: node scripts/package.mjs [--out DIR] [--no-main] [--no-host] [--arm64] [--cuda]
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opt } = parseArgs({
+  options: {
+    out: { type: 'string', default: path.join(root, 'pkg') },
+    'no-main': { type: 'boolean', default: false },
+    'no-host': { type: 'boolean', default: false },
+    'no-x64': { type: 'boolean', default: false }, // older name of --no-host
+    arm64: { type: 'boolean', default: false },
+    cuda: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opt.help) {
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  process.exit(0);
+}
+
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+const version = pkg.version;
+const outDir = path.resolve(opt.out);
+const stageRoot = path.join(outDir, '.stage');
+const PLATFORMS = {
+  'linux-x64': { os: 'linux', cpu: 'x64', buildDir: 'build', what: 'portable CPU build: every x86-64 CPU module, one chosen at run time' },
+  // from build/ on an arm64 machine; cross-compiled into build-pkg-arm64/ on x86-64 (--arm64)
+  'linux-arm64': { os: 'linux', cpu: 'arm64', buildDir: os.arch() === 'arm64' ? 'build' : 'build-pkg-arm64', what: 'arm64 CPU build' },
+  'linux-x64-cuda': { os: 'linux', cpu: 'x64', buildDir: 'build-pkg-cuda', what: "ggml's CUDA backend (CUDA 12 runtime) and the portable CPU modules" },
+};
+
+function die(msg) {
+  console.error(`package: ${msg}`);
+  process.exit(1);
+}
+
+function run(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...options });
+  if (r.status !== 0) die(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}, signal ${r.signal}`})`);
+  return r;
+}
+
+function npmPack(stageDir) {
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const r = spawnSync(npm, ['pack', stageDir, '--pack-destination', outDir, '--json', '--ignore-scripts'], { cwd: outDir, encoding: 'utf8' });
+  if (r.status !== 0) die(`npm pack ${stageDir} failed: ${r.stderr}`);
+  const [info] = JSON.parse(r.stdout);
+  const file = path.join(outDir, info.filename);
+  console.log(`package: ${path.relative(process.cwd(), file) || file} (${(info.size / 2 ** 20).toFixed(1)} MB packed, ` +
+    `${(info.unpackedSize / 2 ** 20).toFixed(1)} MB unpacked, ${info.entryCount} files)`);
+  return file;
+}
+
+function freshStage(name) {
+  const dir = path.join(stageRoot, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const COMMON = {
+  version,
+  license: pkg.license,
+  author: pkg.author,
+  homepage: pkg.homepage,
+  repository: pkg.repository,
+  bugs: pkg.bugs,
+};
+
+// ---- the main package -------------------------------------------------------------------------------------
+
+function mainPackage() {
+  for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/cli.js']) {
+    if (!existsSync(path.join(root, f))) die(`${f} is missing: run \`npm run build:ts\` first (npm run package does)`);
+  }
+  const stage = freshStage('llava-rad');
+  cpSync(path.join(root, 'dist'), path.join(stage, 'dist'), { recursive: true });
+  for (const d of ['include', 'src', 'addon', 'cli', 'tools']) cpSync(path.join(root, 'native', d), path.join(stage, 'native', d), { recursive: true });
+  mkdirSync(path.join(stage, 'scripts'));
+  copyFileSync(path.join(root, 'scripts', 'build-native.mjs'), path.join(stage, 'scripts', 'build-native.mjs'));
+  for (const f of ['CMakeLists.txt', 'README.md', 'LICENSE']) copyFileSync(path.join(root, f), path.join(stage, f));
+  const nodeLlamaCpp = pkg.devDependencies?.['node-llama-cpp'];
+  if (!/^\d+\.\d+\.\d+$/.test(nodeLlamaCpp ?? '')) die(`package.json must pin node-llama-cpp exactly in devDependencies, got ${nodeLlamaCpp}`);
+  const manifest = {
+    name: pkg.name,
+    description: pkg.description,
+    keywords: pkg.keywords,
+    ...COMMON,
+    type: pkg.type,
+    main: pkg.main,
+    module: pkg.module,
+    types: pkg.types,
+    exports: pkg.exports,
+    bin: pkg.bin,
+    files: ['dist', 'native', 'scripts/build-native.mjs', 'CMakeLists.txt'],
+    engines: pkg.engines,
+    // no install script: the engine comes prebuilt in a platform package; `npm explore llava-rad -- npm run build`
+    // builds it from source (README, "Building from source")
+    scripts: { build: 'node scripts/build-native.mjs --force' },
+    dependencies: pkg.dependencies,
+    optionalDependencies: Object.fromEntries(['linux-x64', 'linux-arm64'].map((p) => [`llava-rad-${p}`, version])),
+    // where a source build takes ggml from: this exact node-llama-cpp's llama.cpp bundle (scripts/build-native.mjs)
+    llavaRad: { nodeLlamaCpp },
+    binary: pkg.binary,
+  };
+  writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return npmPack(stage);
+}
+
+// ---- platform packages ------------------------------------------------------------------------------------
+
+function cmakeCache(buildDir) {
+  const file = path.join(buildDir, 'CMakeCache.txt');
+  if (!existsSync(file)) return undefined;
+  const cache = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^([A-Za-z0-9_]+):[A-Z]+=(.*)$/.exec(line);
+    if (m) cache[m[1]] = m[2];
+  }
+  return cache;
+}
+
+function onOff(v) {
+  return /^(1|on|true|yes)$/i.test(v ?? '');
+}
+
+/** Checks that a build folder holds the build this platform package promises. */
+function checkBuild(name, buildDir) {
+  const cache = cmakeCache(buildDir);
+  const release = path.join(buildDir, 'Release');
+  if (!cache || !existsSync(path.join(release, 'llava_rad.node'))) {
+    die(`${buildDir} holds no built addon (Release/llava_rad.node): build it first (npm run build:native)`);
+  }
+  const p = PLATFORMS[name];
+  if (onOff(cache.LLAVA_RAD_NATIVE)) die(`${buildDir} is a -march=native build (LLAVA_RAD_NATIVE=ON): it would not run on other CPUs`);
+  if ((cache.LLAVA_RAD_SANITIZE ?? '') !== '') die(`${buildDir} is a sanitizer build`);
+  if (onOff(cache.LLAVA_RAD_CUDA) !== name.endsWith('-cuda')) die(`${buildDir} was built with LLAVA_RAD_CUDA=${cache.LLAVA_RAD_CUDA}, not what ${name} needs`);
+  const proc = cache.CMAKE_SYSTEM_PROCESSOR || os.arch();
+  const isArm = /aarch64|arm64/i.test(proc);
+  if (isArm !== (p.cpu === 'arm64')) die(`${buildDir} was built for ${proc}, not ${p.cpu}`);
+  if (!existsSync(path.join(buildDir, 'llava-rad-cli'))) die(`${buildDir} has no llava-rad-cli`);
+}
+
+/** strip(1) for the target, or undefined when there is none (the files then go in unstripped) */
+function stripTool(cpu) {
+  const names = cpu === 'arm64' && os.arch() !== 'arm64' ? ['aarch64-linux-gnu-strip'] : ['strip'];
+  for (const n of names) if (spawnSync(n, ['--version'], { stdio: 'ignore' }).status === 0) return n;
+  return undefined;
+}
+
+function platformPackage(name) {
+  const p = PLATFORMS[name];
+  const buildDir = path.join(root, p.buildDir);
+  checkBuild(name, buildDir);
+  const stage = freshStage(`llava-rad-${name}`);
+  const release = path.join(buildDir, 'Release');
+  const outRelease = path.join(stage, 'Release');
+  mkdirSync(outRelease);
+  // the addon and every library beside it; a versioned library goes in under the name its users ask for
+  // (libggml.so.0: the SONAME), as one file, since npm tarballs carry no symbolic links
+  const files = [];
+  for (const e of readdirSync(release, { withFileTypes: true })) {
+    const isLib = /\.so(\.\d+)*$/.test(e.name) || e.name === 'llava_rad.node';
+    if (!isLib) continue;
+    if (e.isSymbolicLink() && !/\.so\.\d+$/.test(e.name)) continue; // libggml.so -> libggml.so.0: for linkers only
+    if (!e.isSymbolicLink() && /\.so\.\d+\.\d+/.test(e.name)) continue; // libggml.so.0.23.0: shipped as libggml.so.0
+    const dest = path.join(outRelease, e.name);
+    copyFileSync(realpathSync(path.join(release, e.name)), dest);
+    files.push(dest);
+  }
+  const cli = path.join(stage, 'llava-rad-cli');
+  copyFileSync(path.join(buildDir, 'llava-rad-cli'), cli);
+  files.push(cli);
+  const strip = stripTool(p.cpu);
+  if (strip) for (const f of files) run(strip, ['--strip-unneeded', f]);
+  else console.log(`package: no strip(1) for ${p.cpu}: ${name}'s binaries go in unstripped`);
+  // ggml / llama.cpp's license travels with the compiled ggml
+  const ggmlLicense = path.join(buildDir, 'llama.cpp', 'LICENSE');
+  if (!existsSync(ggmlLicense)) die(`${ggmlLicense} is missing (the llama.cpp source the build cloned)`);
+  writeFileSync(path.join(stage, 'THIRD_PARTY_NOTICES'),
+    'The libraries in Release/ named libggml* are ggml, compiled from the llama.cpp source in node-llama-cpp ' +
+    `${pkg.devDependencies['node-llama-cpp']}; its license:\n\n${readFileSync(ggmlLicense, 'utf8')}`);
+  copyFileSync(path.join(root, 'LICENSE'), path.join(stage, 'LICENSE'));
+  const manifest = {
+    name: `llava-rad-${name}`,
+    description: `Prebuilt native engine of llava-rad for ${p.os} ${p.cpu} (${p.what})`,
+    ...COMMON,
+    os: [p.os],
+    cpu: [p.cpu],
+    libc: ['glibc'],
+    files: ['Release', 'llava-rad-cli', 'THIRD_PARTY_NOTICES'],
+    engines: pkg.engines,
+  };
+  writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
+  writeFileSync(path.join(stage, 'README.md'), `# llava-rad-${name}\n\nThe prebuilt native engine of [llava-rad](https://www.npmjs.com/package/llava-rad) ` +
+    `for ${p.os} ${p.cpu} with glibc (${p.what}). Install \`llava-rad\`, not this package; npm picks this one for the machine.\n`);
+  return npmPack(stage);
+}
+
+// ---- builds made here for other targets -------------------------------------------------------------------
+
+function buildNative(buildDir, env, extraArgs = []) {
+  run(process.execPath, [path.join(root, 'scripts', 'build-native.mjs'), '--force', ...extraArgs],
+    { env: { ...process.env, LLAVA_RAD_BUILD_DIR: buildDir, LLAVA_RAD_NATIVE: '0', ...env } });
+}
+
+function buildArm64() {
+  for (const t of ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++']) {
+    if (spawnSync(t, ['--version'], { stdio: 'ignore' }).status !== 0) die(`--arm64 needs ${t} (Debian: apt install g++-aarch64-linux-gnu)`);
+  }
+  buildNative(PLATFORMS['linux-arm64'].buildDir, {
+    LLAVA_RAD_CMAKE_ARGS: ['-DCMAKE_SYSTEM_NAME=Linux', '-DCMAKE_SYSTEM_PROCESSOR=aarch64',
+      '-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc', '-DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++'].join(' '),
+  });
+  // smoke test: the C++ CLI reports its build and runs a model under qemu-aarch64
+  const dir = path.join(root, PLATFORMS['linux-arm64'].buildDir);
+  if (spawnSync('qemu-aarch64', ['--version'], { stdio: 'ignore' }).status !== 0) die('--arm64 smoke test needs qemu-aarch64 (Debian: apt install qemu-user)');
+  run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', path.join(dir, 'llava-rad-cli'), 'info']);
+}
+
+function buildCuda() {
+  if (spawnSync('nvcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    die('--cuda needs the CUDA toolkit (nvcc and cuBLAS) on PATH; the CUDA package cannot be built on this machine');
+  }
+  buildNative(PLATFORMS['linux-x64-cuda'].buildDir, { LLAVA_RAD_CUDA: '1' });
+}
+
+// ---- main -------------------------------------------------------------------------------------------------
+
+mkdirSync(outDir, { recursive: true });
+const made = [];
+if (!opt['no-main']) made.push(mainPackage());
+const host = `${process.platform}-${os.arch()}`;
+if (!opt['no-x64'] && !opt['no-host']) {
+  // the platform package of this machine, from build/
+  if (!PLATFORMS[host]) die(`no platform package is defined for ${host} (--no-host to skip)`);
+  made.push(platformPackage(host));
+}
+if (opt.arm64 && host !== 'linux-arm64') {
+  buildArm64();
+  made.push(platformPackage('linux-arm64'));
+}
+if (opt.cuda) {
+  buildCuda();
+  made.push(platformPackage('linux-x64-cuda'));
+}
+rmSync(stageRoot, { recursive: true, force: true });
+console.log(`package: ${made.length} tarball(s) in ${outDir}`);
