@@ -1,6 +1,7 @@
 // `llava-rad batch` and `llava-rad merge` (issue #5): manifests, sharding, the journal, and the CLI run as a
-// child process on the tiny models — resume after SIGKILL (three kills mid-run), SIGINT, torn lines,
-// sharding + merge equal to one run, several worker processes (--devices cpu,cpu), --retry-failed.
+// child process on the tiny models — resume after SIGKILL (three kills at the journal's LLAVA_RAD_TEST_PAUSE
+// points), SIGINT, torn lines, sharding + merge equal to one run, several worker processes (--devices cpu,cpu),
+// --retry-failed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCsv } from '../lib/batch/csv.js';
 import { parseDevices } from '../lib/batch/devices.js';
-import { Journal, readPredictions } from '../lib/batch/journal.js';
+import { Journal, readPredictions, testPauseSpec } from '../lib/batch/journal.js';
 import { writePredictions } from '../lib/batch/merge.js';
 import { readManifest } from '../lib/batch/manifest.js';
 import { officialQuery, type PredictionRecord } from '../lib/batch/record.js';
@@ -263,8 +264,8 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
   }
   const batch = (out: string, ...more: string[]) => ['batch', manifest, ...model, '--out', out, '--max-tokens', MAX_TOKENS, ...more];
 
-  function start(args: string[]) {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: dir });
+  function start(args: string[], env: NodeJS.ProcessEnv = process.env) {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: dir, env });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.resume();
@@ -274,12 +275,13 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
   }
   /**
    * Freezes the child (SIGSTOP) as soon as `file` holds n records, on the change event of its folder (inotify;
-   * a 50 ms poll as a fallback), and returns the records it holds then. While frozen the child writes nothing, so
-   * what the test asserts next is that state, not a race with the rest of the run (the record that triggers the
-   * event comes 12 or more studies before the last one).
+   * a 50 ms poll as a fallback), waits until the kernel shows it stopped (/proc/PID/stat state T: kill() returns
+   * before a child running on another core has stopped, and it could append one more record in between), and
+   * returns the records the file holds then. While frozen the child writes nothing, so what the test asserts
+   * next is that state, not a race with the rest of the run.
    */
   async function freezeAt(child: ChildProcess, file: string, n: number, exited: Promise<unknown>): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
       let settled = false;
       const watcher = watch(path.dirname(file), () => check());
       const poll = setInterval(() => check(), 50);
@@ -292,7 +294,7 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
         if (settled || lines(file).length < n) return;
         child.kill('SIGSTOP');
         finish();
-        resolve(lines(file).length);
+        resolve();
       }
       void exited.then(() => {
         if (settled) return;
@@ -301,6 +303,41 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
       });
       check();
     });
+    const stat = `/proc/${child.pid}/stat`;
+    if (existsSync(stat)) {
+      // the state is the field after the command's parenthesised name
+      const state = () => readFileSync(stat, 'utf8').replace(/^.*\) /s, '')[0];
+      for (let i = 0; state() !== 'T'; i++) {
+        if (i > 2000) throw new Error(`process ${child.pid} not stopped 10 s after SIGSTOP (state ${state()})`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    } else {
+      await new Promise((r) => setTimeout(r, 200)); // no procfs: give the signal time to land
+    }
+    return lines(file).length;
+  }
+
+  const PAUSED = /llava-rad: test pause at ([a-z-]+):(\d+) \(study ("(?:[^"\\]|\\.)*"); (\d+) records in .*?(?:; (\d+) bytes of its line written)?\)\n/;
+  /**
+   * Runs `batch` with LLAVA_RAD_TEST_PAUSE=spec (the journal's test-only hook): the process reports the point on
+   * stderr and blocks there, its event loop included, so the SIGKILL sent on that report lands exactly at that
+   * point, whatever the speed of the machine. Returns what it reported and how it ended.
+   */
+  async function killAtPause(out: string, spec: string, ...more: string[]) {
+    const { child, exited } = start(batch(out, ...more), { ...process.env, LLAVA_RAD_TEST_PAUSE: spec });
+    let seen = '';
+    const m = await new Promise<RegExpExecArray>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        const hit = PAUSED.exec(seen);
+        if (hit) resolve(hit);
+      });
+      void exited.then((e) => reject(new Error(`batch with LLAVA_RAD_TEST_PAUSE=${spec} ended (code ${e.code}, signal ${e.signal}) without pausing: ${e.stderr}`)));
+    });
+    child.kill('SIGKILL');
+    const end = await exited;
+    const pause = { point: `${m[1]}:${m[2]}`, id: JSON.parse(m[3]!) as string, records: Number(m[4]), tornBytes: m[5] === undefined ? 0 : Number(m[5]) };
+    return { pause, end };
   }
 
   beforeAll(async () => {
@@ -408,28 +445,82 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
   }, 120_000);
 
   it('killed with SIGKILL three times mid-run and restarted: exactly one record per study, each equal to the uninterrupted run\'s', async () => {
+    // three kills at points the journal's test-only hook (LLAVA_RAD_TEST_PAUSE) stops the process at, then an
+    // uninterrupted restart: after a record is durable, in the middle of a record's line, and after a study is
+    // done but before its record is written
     const out = path.join(dir, 'killed.jsonl');
-    let have = 0;
-    for (let kill = 0; kill < 3; kill++) {
-      const { child, exited } = start(batch(out, '--concurrency', '2', '--quiet'));
-      const frozen = await freezeAt(child, out, have + 3, exited);
-      expect(frozen, `killed mid-run: frozen with ${frozen} of 15 records`).toBeLessThan(15);
-      child.kill('SIGKILL');
-      const end = await exited;
-      expect(end.signal, end.stderr).toBe('SIGKILL');
-      have = lines(out).length;
-      expect(have, 'records after the kill: those of the frozen process').toBe(frozen);
-      expect(new Set(records(out).map((x) => x.id)).size).toBe(have); // no duplicates so far
-    }
+    const ids_ = (file: string) => records(file).map((x) => x.id);
+    const assertClean = (what: string) => {
+      const notJson = lines(out).filter((l) => { try { JSON.parse(l); return false; } catch { return true; } });
+      expect(notJson.map((l) => l.slice(0, 80)), `${what}: lines of the file that are not JSON (a torn line left in)`).toEqual([]);
+      const rs = records(out);
+      expect(new Set(rs.map((x) => x.id)).size, `${what}: distinct ids against records in the file`).toBe(rs.length);
+      for (const r of rs) expect(essence(r), `${what}: record of ${r.id} against the uninterrupted run's`).toEqual(expected[r.id]);
+    };
+
+    // 1. killed just after its 4th record was appended and fsync'd: all 4 are in the file, whole
+    const a = await killAtPause(out, 'after-record:4', '--concurrency', '2');
+    expect(a.end.signal, `first run's end against SIGKILL: ${a.end.stderr}`).toBe('SIGKILL');
+    expect(a.pause, 'first run: where it paused against after-record:4 with 4 records').toMatchObject({ point: 'after-record:4', records: 4, tornBytes: 0 });
+    expect(lines(out).length, 'first run: complete lines in the file against the 4 appended').toBe(4);
+    expect(readFileSync(out, 'utf8').endsWith('\n'), 'first run: the file ends with a newline').toBe(true);
+    assertClean('after the first kill');
+    expect(ids_(out).at(-1), 'first run: the last line\'s id against the study the pause reported').toBe(a.pause.id);
+
+    // 2. restarted, killed in the middle of its 3rd record's line: 2 more whole records, then a torn line
+    const before2 = readFileSync(out).length;
+    const b = await killAtPause(out, 'mid-record:3', '--concurrency', '2');
+    expect(b.end.signal, `second run's end against SIGKILL: ${b.end.stderr}`).toBe('SIGKILL');
+    expect(b.end.stderr, 'second run: the resume line against 4 already in').toMatch(/15 studies, 4 already in .*killed\.jsonl, 11 to run/);
+    expect(b.pause, 'second run: where it paused against mid-record:3 with 6 records').toMatchObject({ point: 'mid-record:3', records: 6 });
+    expect(b.pause.tornBytes, 'second run: bytes of the torn line it wrote').toBeGreaterThan(0);
+    expect(lines(out).length, 'second run: complete lines in the file against 4 + 2').toBe(6);
+    const text2 = readFileSync(out, 'utf8');
+    const tail = text2.slice(text2.lastIndexOf('\n') + 1);
+    expect(Buffer.byteLength(tail), 'second run: bytes after the last newline against the torn bytes the pause reported').toBe(b.pause.tornBytes);
+    expect(tail.startsWith(`{"id":${JSON.stringify(b.pause.id)},`), `second run: the torn line ${JSON.stringify(tail.slice(0, 40))} against the start of ${b.pause.id}'s record`).toBe(true);
+    expect(readFileSync(out).length, 'second run: file length against the first run\'s + 2 lines + the torn part').toBeGreaterThan(before2 + b.pause.tornBytes);
+    assertClean('after the second kill');
+    expect(ids_(out), 'second run: the torn study has no complete record').not.toContain(b.pause.id);
+
+    // 3. restarted: the torn line is cut off; killed once its 2nd study is done but before its record is written
+    const c = await killAtPause(out, 'before-record:2', '--concurrency', '2');
+    expect(c.end.signal, `third run's end against SIGKILL: ${c.end.stderr}`).toBe('SIGKILL');
+    expect(c.end.stderr, 'third run: the cut reported against the torn bytes of the second run')
+      .toMatch(new RegExp(`cut off a damaged last line of .*killed\\.jsonl \\(${b.pause.tornBytes} bytes: a last line without a newline`));
+    expect(c.end.stderr, 'third run: the resume line against 6 already in').toMatch(/15 studies, 6 already in .*killed\.jsonl, 9 to run/);
+    expect(c.pause, 'third run: where it paused against before-record:2 with 7 records').toMatchObject({ point: 'before-record:2', records: 7, tornBytes: 0 });
+    expect(lines(out).length, 'third run: complete lines in the file against 6 + 1').toBe(7);
+    expect(readFileSync(out, 'utf8').endsWith('\n'), 'third run: the file ends with a newline (the torn line cut, nothing torn since)').toBe(true);
+    assertClean('after the third kill');
+    expect(ids_(out), 'third run: the study done but not written has no record').not.toContain(c.pause.id);
+
+    // 4. an uninterrupted restart finishes the rest
     const last = run(batch(out, '--concurrency', '2'));
-    expect(last.code, last.stderr).toBe(3);
-    expect(last.stderr).toMatch(new RegExp(`${have} already in`));
+    expect(last.code, `last run's exit code against 3 (two studies fail): ${last.stderr}`).toBe(3);
+    expect(last.stderr, 'last run: the resume line against 7 already in').toMatch(/15 studies, 7 already in .*killed\.jsonl, 8 to run/);
+    expect(last.stderr, 'last run: nothing to cut').not.toMatch(/cut off/);
+    expect(readFileSync(out, 'utf8').endsWith('\n'), 'last run: the file ends with a newline').toBe(true);
     const rs = records(out);
-    expect(readFileSync(out, 'utf8').endsWith('\n')).toBe(true);
-    expect(rs.length).toBe(15);
-    expect(rs.map((x) => x.id).sort()).toEqual([...ids].sort());
-    expect(byId(rs)).toEqual(expected);
+    expect(rs.length, 'records in the file against the 15 studies').toBe(15);
+    expect(rs.map((x) => x.id).sort(), 'ids in the file against the manifest\'s').toEqual([...ids].sort());
+    for (const id of [b.pause.id, c.pause.id]) expect(rs.filter((x) => x.id === id).length, `records of ${id} (torn / done but unwritten when killed)`).toBe(1);
+    expect(byId(rs), 'every record against the uninterrupted run\'s').toEqual(expected);
   }, 240_000);
+
+  it('LLAVA_RAD_TEST_PAUSE (test-only): parsed once; a value that does not parse stops batch with INVALID_ARGUMENT, nothing written', () => {
+    expect(testPauseSpec(undefined)).toBeNull();
+    expect(testPauseSpec('')).toBeNull();
+    expect(testPauseSpec('mid-record:5')).toEqual({ point: 'mid-record', n: 5 });
+    for (const bad of ['mid-record', 'after-record:0', 'during-record:3', 'before-record:-1', 'after-record:2x']) {
+      expect(testPauseSpec(bad), bad).toBeInstanceOf(Error);
+    }
+    const out = path.join(dir, 'bad-pause.jsonl');
+    const r = spawnSync(process.execPath, [cli, ...batch(out)], { cwd: dir, encoding: 'utf8', env: { ...process.env, LLAVA_RAD_TEST_PAUSE: 'after-record' } });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/error \[INVALID_ARGUMENT\]: LLAVA_RAD_TEST_PAUSE \(test-only\) must be/);
+    expect(existsSync(out), 'no predictions file created').toBe(false);
+  }, 60_000);
 
   it('a torn last line is cut off on restart; a bad line elsewhere stops the run with BAD_PREDICTIONS, file untouched', () => {
     const full = lines(path.join(dir, 'full.jsonl'));

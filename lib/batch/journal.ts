@@ -3,6 +3,7 @@
 // damaged tail (bytes after the last newline, or a last line that is not a record) is cut off; a bad line
 // anywhere else means the file was edited or is not ours, and nothing is touched (BAD_PREDICTIONS).
 // Readers take the LAST record of each id (a failed study retried with --retry-failed appends a newer one).
+// LLAVA_RAD_TEST_PAUSE (test-only, see testPauseSpec below) stops the process at a named point of that append.
 
 import { closeSync, constants, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
@@ -65,11 +66,16 @@ export class Journal {
   #fd: number;
   #size: number;
   #broken: Error | null = null;
+  /** records in the file (the valid lines found on open, then one per append) */
+  #records: number;
+  /** records appended by this process */
+  #appended = 0;
 
-  private constructor(file: string, fd: number, size: number) {
+  private constructor(file: string, fd: number, size: number, records: number) {
     this.file = file;
     this.#fd = fd;
     this.#size = size;
+    this.#records = records;
   }
 
   /**
@@ -87,6 +93,7 @@ export class Journal {
       throw new LlavaRadError('IO', `${file} is a symbolic link; give the predictions file's real path`);
     }
     if (st && !st.isFile()) throw new LlavaRadError('IO', `${file} is not a regular file`);
+    if (TEST_PAUSE instanceof Error) throw TEST_PAUSE;
     try {
       mkdirSync(dir, { recursive: true });
       if (existed) predictions = readPredictions(file);
@@ -100,7 +107,7 @@ export class Journal {
         fsyncSync(fd);
       }
       if (!existed) fsyncDir(dir);
-      return { journal: new Journal(file, fd, predictions.goodBytes), predictions };
+      return { journal: new Journal(file, fd, predictions.goodBytes, predictions.records), predictions };
     } catch (e) {
       if (e instanceof LlavaRadError) throw e;
       throw new LlavaRadError('IO', `cannot open ${file} for appending: ${(e as Error).message}`);
@@ -113,9 +120,12 @@ export class Journal {
     const buf = Buffer.from(JSON.stringify(record) + '\n', 'utf8');
     try {
       let off = 0;
+      if (TEST_PAUSE !== null) this.testPause('mid-record', record, buf);
       while (off < buf.length) off += writeSync(this.#fd, buf, off, buf.length - off);
       fsyncSync(this.#fd);
       this.#size += buf.length;
+      this.#records++;
+      this.#appended++;
     } catch (e) {
       try {
         ftruncateSync(this.#fd, this.#size);
@@ -125,6 +135,35 @@ export class Journal {
       this.#broken = new LlavaRadError('IO', `cannot append to ${this.file}: ${(e as Error).message}`);
       throw this.#broken;
     }
+    if (TEST_PAUSE !== null) this.testPause('after-record', record);
+  }
+
+  /**
+   * Test-only (LLAVA_RAD_TEST_PAUSE): if the spec names this point and this record, reports it on stderr and
+   * blocks the whole process (its event loop included: nothing more is written) until a test SIGKILLs it.
+   * `before-record` is called by the runner once a study's outcome is in and its record made, before append;
+   * `mid-record` writes the first half of the line (no newline), fsyncs it, then blocks; `after-record` blocks
+   * once the record is written and fsync'd. N counts this process's appends: the N-th record of this run.
+   * Costs one comparison when the variable is unset.
+   */
+  testPause(point: TestPausePoint, record: PredictionRecord, line?: Buffer): void {
+    if (TEST_PAUSE === null || TEST_PAUSE instanceof Error || TEST_PAUSE.point !== point) return;
+    const n = point === 'after-record' ? this.#appended : this.#appended + 1;
+    if (n !== TEST_PAUSE.n) return;
+    let torn = '';
+    if (point === 'mid-record') {
+      if (!line) return;
+      const part = Math.max(1, Math.floor((line.length - 1) / 2));
+      let off = 0;
+      while (off < part) off += writeSync(this.#fd, line, off, part - off);
+      fsyncSync(this.#fd);
+      torn = `; ${part} bytes of its line written`;
+    }
+    writeSync(2, `llava-rad: test pause at ${point}:${n} (study ${JSON.stringify(record.id)}; ${this.#records} records in ${this.file}${torn})\n`);
+    // blocks the main thread; a test that never kills us must not leave the process behind for ever
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, TEST_PAUSE_LIMIT_MS);
+    writeSync(2, `llava-rad: test pause at ${point}:${n} not ended by a kill within ${TEST_PAUSE_LIMIT_MS / 1000} s: killing itself\n`);
+    process.kill(process.pid, 'SIGKILL');
   }
 
   close(): void {
@@ -132,6 +171,31 @@ export class Journal {
     this.#fd = -1;
   }
 }
+
+// ---- test-only ----------------------------------------------------------------------------------------
+// LLAVA_RAD_TEST_PAUSE=<point>:<n>, point one of before-record | mid-record | after-record, makes the process
+// stop at that point of its n-th record (see Journal.testPause) so that a test can SIGKILL it exactly there
+// (test/batch.test.ts, the crash-resume test). For tests only; inert when unset (read once, at load). A value
+// that does not parse makes Journal.open fail with INVALID_ARGUMENT rather than run without the pause.
+
+export type TestPausePoint = 'before-record' | 'mid-record' | 'after-record';
+export interface TestPause {
+  point: TestPausePoint;
+  n: number;
+}
+const TEST_PAUSE_LIMIT_MS = 600_000;
+
+/** parses a LLAVA_RAD_TEST_PAUSE value: null when unset or empty, an Error when it does not parse */
+export function testPauseSpec(value: string | undefined): TestPause | Error | null {
+  if (value === undefined || value === '') return null;
+  const m = /^(before-record|mid-record|after-record):([1-9][0-9]{0,8})$/.exec(value);
+  if (!m) {
+    return new LlavaRadError('INVALID_ARGUMENT',
+      `LLAVA_RAD_TEST_PAUSE (test-only) must be before-record:N, mid-record:N or after-record:N with N >= 1, got ${JSON.stringify(value.slice(0, 60))}`);
+  }
+  return { point: m[1] as TestPausePoint, n: Number(m[2]) };
+}
+const TEST_PAUSE = testPauseSpec(process.env.LLAVA_RAD_TEST_PAUSE);
 
 function lstatOrNull(file: string): Stats | null {
   try {

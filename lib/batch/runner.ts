@@ -39,6 +39,7 @@ export async function runStudies(o: RunOptions): Promise<RunSummary> {
 
   const record = (r: PredictionRecord) => {
     try {
+      o.journal.testPause('before-record', r); // test-only (LLAVA_RAD_TEST_PAUSE): the study is done, its record not written
       o.journal.append(r);
     } catch (e) {
       fatalError ??= e;
