@@ -163,7 +163,7 @@ const WIDE_WEIGHT_TYPES = new Set([0, 1, 8, 30]);
  * weights an f16 cache's rounding of every key and value is a sizeable share of what separates the engine
  * from the official pipeline: it flipped near-ties of f32 models, and it alone took q8_0 findings past the
  * 0.4 teacher-forcing criterion where float64 arithmetic with llama.cpp's q8_0 roundings stayed within it
- * (README, issue #4). 4- and 5-bit weights dominate the error, and there the f16 cache halves the memory.
+ * (docs/validation.md). 4- and 5-bit weights dominate the error, and there the f16 cache halves the memory.
  */
 export function autoKvType(weightType: number): KvCacheType {
   return WIDE_WEIGHT_TYPES.has(weightType) ? 'f32' : 'f16';

@@ -26,7 +26,7 @@ export interface LoadModelOptions {
   kvCacheType?: KvCacheType | 'auto';
   /** true: weights the CPU uses as stored are computed straight from the file mapping (pages shared with other
    * processes); false (default): every weight is copied into private memory backed by transparent huge pages,
-   * which decodes faster on the CPU (bench/README.md) */
+   * which decodes faster on the CPU (docs/benchmarks.md) */
   mmap?: boolean;
   /** fused flash attention; default false (always on for a q8_0 KV cache) */
   flashAttention?: boolean;

@@ -33,7 +33,7 @@ interface Case { image: string; reason: string | null; prompt_tokens: { before: 
 const golden = JSON.parse(readFileSync(path.join(REL, 'golden.json'), 'utf8')) as { max_new_tokens: number; cases: Case[] };
 
 /**
- * Teacher forcing against the reference. The f32 decoder is converted with an f32 vision tower (as the README's
+ * Teacher forcing against the reference. The f32 decoder is converted with an f32 vision tower (as docs/validation.md's
  * "f32 (vision f32)" records), the others with the default f16 tower. The tiny model is badly conditioned
  * (logits ~40, near-hard attention over 1369 image rows), so the f16 tower's rounding alone moves logits by
  * ~0.3. Measured on an AMD EPYC (Zen 4) with ggml's zen4, skylakex, haswell and x64 modules (q8_0 also with
@@ -44,7 +44,7 @@ const golden = JSON.parse(readFileSync(path.join(REL, 'golden.json'), 'utf8')) a
  *   q4_k_m:           logits off by ~47 (its 32-wide rows fall back to q5_0 with one scale per row): checked
  *                     against llama.cpp only, not against the reference.
  * TOL and GAP_TOL are ~2x those (f32's 0.005 is 5x: room for another SIMD path's summation order); the gaps of
- * f32 and f16 are held to the README's criteria (0.02, 0.06) for releases the tests never saw.
+ * f32 and f16 are held to docs/validation.md's criteria (0.02, 0.06) for releases the tests never saw.
  */
 const TOL: Record<string, number> = { f32: 0.005, f16: 0.7, q8_0: 7.5 };
 const GAP_TOL: Record<string, number> = { f32: 0.02, f16: 0.06, q8_0: 7.5 };

@@ -121,7 +121,7 @@ describe('DICOM transfer syntaxes', () => {
 describe('12-bit lossy JPEG (process 4) and colour JPEG lossless: IJG 6b through dcmjs-codecs', () => {
   // Reference: dcmtk's own decoder (dcmdjpeg, IJG 6b libijg12) on the file that dcmcjpeg +ee wrote.
   // dcmjs-codecs runs the same IJG code (its integer inverse DCT), so the stored values are demanded identical
-  // to dcmtk's (the README says bit-identical), and then the MIMIC 8-bit image (min-max + equalizeHist, the
+  // to dcmtk's (docs/validation.md says bit-identical), and then the MIMIC 8-bit image (min-max + equalizeHist, the
   // reference's numpy + OpenCV) too: every value is compared and the differing ones counted.
   for (const ref of manifest.decoded) {
     it(`${ref.file} (${ref.transferSyntax}) -> ${ref.decoder}'s stored values and MIMIC image`, async () => {

@@ -43,14 +43,14 @@ function describeError(e: unknown): string {
   return `${(e as Error)?.constructor?.name ?? typeof e}: ${String((e as Error)?.message ?? e)}`;
 }
 
-/** README.md, "How correctness is checked": "167 malformed GGUF files ... rejected with typed errors in-process
+/** docs/validation.md, "Malformed GGUFs": "167 malformed GGUF files ... rejected with typed errors in-process
  *  and in a child process". A case added or removed changes that sentence too. */
-const README_CASES = 167;
+const DOCUMENTED_CASES = 167;
 
 describe('malformed GGUF files', () => {
-  it(`there are ${README_CASES} cases, as the README says`, () => {
-    expect(corruptCases().length, 'cases in test/helpers/corrupt-gguf.ts (update README.md with the count)').toBe(README_CASES);
-    expect(new Set(corruptCases().map((c) => c.name)).size, 'distinct case names').toBe(README_CASES);
+  it(`there are ${DOCUMENTED_CASES} cases, as docs/validation.md says`, () => {
+    expect(corruptCases().length, 'cases in test/helpers/corrupt-gguf.ts (update docs/validation.md with the count)').toBe(DOCUMENTED_CASES);
+    expect(new Set(corruptCases().map((c) => c.name)).size, 'distinct case names').toBe(DOCUMENTED_CASES);
   });
 
   it('the valid base of the corruptions loads and generates', async () => {
@@ -142,7 +142,7 @@ process.stdout.write(JSON.stringify({ results, generated: r.tokens.length }));
     expect({ code, signal }, `child died during ${lastCase}\n${err.slice(-3000)}`).toEqual({ code: 0, signal: null });
     const res = JSON.parse(out) as { results: { name: string; code: string; ok: boolean }[]; generated: number };
     expect(res.results.filter((r) => !r.ok)).toEqual([]);
-    expect(res.results.length, `cases run in the child, of ${README_CASES}`).toBe(README_CASES);
+    expect(res.results.length, `cases run in the child, of ${DOCUMENTED_CASES}`).toBe(DOCUMENTED_CASES);
     expect(res.generated).toBeGreaterThan(0);
   }, 600_000);
 });
