@@ -1,0 +1,131 @@
+// `evaluate`: the report-generation metrics of the official LLaVA-Rad evaluation
+// (llava/eval/rrg_eval/run.py with bootstrap_ci=True), computed here with the same numbers:
+//
+//   bleu1, bleu4  sacrebleu BLEU (13a, exp smoothing) with max_ngram_order 1 and 4; `score` is the corpus
+//                 score, `ci` the bootstrap mean -/+ sacrebleu's half-width (0..100)
+//   rougeL        rouge_score ROUGE-L F-measure; `score` is the median of the bootstrap means, `ci` the
+//                 2.5th and 97.5th percentiles (0..1)
+
+import { describeValue, LlavaRadError } from '../errors.js';
+import { bleuCorpusStats, corpusBleu } from './bleu.js';
+import { bleuBootstrap, rougeBootstrap, sacrebleuIndices } from './bootstrap.js';
+import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type ScoredPair } from './read-predictions.js';
+import { rougeL } from './rouge.js';
+import { fsum } from './text.js';
+
+/** metric families: "bleu" gives bleu1 and bleu4, "rouge" gives rougeL */
+export const EVAL_METRICS = ['bleu', 'rouge'] as const;
+export type EvalMetric = (typeof EVAL_METRICS)[number];
+/** metrics of issue #16 that are not implemented yet */
+const PLANNED_METRICS = ['chexbert', 'radgraph', 'bertscore', 'chexprompt', 'green'];
+
+export const DEFAULT_BOOTSTRAP = 500;
+export const MAX_BOOTSTRAP = 100_000;
+
+export interface EvaluateOptions {
+  /** which metric families (default: all of EVAL_METRICS) */
+  metrics?: readonly EvalMetric[];
+  /** bootstrap resamples (default 500, as the official evaluation); an integer from 2 to 100000 */
+  bootstrap?: number;
+}
+
+export interface MetricResult {
+  /** the value the official evaluation reports */
+  score: number;
+  /** the 95% interval as the official evaluation reports it */
+  ci: [number, number];
+}
+
+export interface BleuResult extends MetricResult {
+  /** mean of the bootstrap scores (sacrebleu's `_mean`) */
+  mean: number;
+  /** n-gram precisions of the corpus score, in percent */
+  precisions: number[];
+  /** brevity penalty of the corpus score */
+  bp: number;
+}
+
+export interface RougeResult extends MetricResult {
+  /** the plain mean F-measure over the studies (no resampling) */
+  mean: number;
+}
+
+export interface EvaluateResult {
+  /** studies scored */
+  n: number;
+  /** records skipped because they carry an error (failed studies) */
+  skipped: number;
+  bootstrap: number;
+  metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult };
+}
+
+export interface ResolvedOptions {
+  metrics: EvalMetric[];
+  bootstrap: number;
+}
+
+/** checks evaluate()'s options (INVALID_ARGUMENT / UNSUPPORTED) */
+export function resolveOptions(options: EvaluateOptions = {}): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw new LlavaRadError('INVALID_ARGUMENT', `options must be an object, got ${describeValue(options)}`);
+  const bootstrap = options.bootstrap ?? DEFAULT_BOOTSTRAP;
+  if (typeof bootstrap !== 'number' || !Number.isInteger(bootstrap) || bootstrap < 2 || bootstrap > MAX_BOOTSTRAP) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `bootstrap must be an integer between 2 and ${MAX_BOOTSTRAP}, got ${describeValue(bootstrap)}`);
+  }
+  const metrics = options.metrics ?? [...EVAL_METRICS];
+  if (!Array.isArray(metrics) || metrics.length === 0) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `metrics must be a non-empty array of ${EVAL_METRICS.join(', ')}, got ${describeValue(metrics)}`);
+  }
+  for (const m of metrics) {
+    if (typeof m === 'string' && PLANNED_METRICS.includes(m)) throw new LlavaRadError('UNSUPPORTED', `the ${m} metric is not implemented yet (available: ${EVAL_METRICS.join(', ')})`);
+    if (!EVAL_METRICS.includes(m)) throw new LlavaRadError('INVALID_ARGUMENT', `metrics must be among ${EVAL_METRICS.join(', ')}, got ${describeValue(m)}`);
+  }
+  return { metrics: [...new Set(metrics)], bootstrap };
+}
+
+/** the scorable pairs of a path or of records in memory */
+export function loadPairs(input: string | readonly EvalRecord[]): ReadPredictions {
+  if (typeof input === 'string') return readPredictions(input);
+  return pairsOf(input);
+}
+
+function noPairs(skipped: number): LlavaRadError {
+  return new LlavaRadError('BAD_PREDICTIONS', `no records to score${skipped ? ` (all ${skipped} records carry an error)` : ''}`);
+}
+
+/** scores pairs already read and checked */
+export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions): EvaluateResult['metrics'] {
+  const refs = pairs.map((p) => p.reference);
+  const preds = pairs.map((p) => p.prediction);
+  const metrics: EvaluateResult['metrics'] = {};
+  if (opts.metrics.includes('bleu')) {
+    // both BLEU orders resample with a fresh default_rng(12345), i.e. the same indices
+    const indices = sacrebleuIndices(pairs.length, opts.bootstrap);
+    for (const order of [1, 4] as const) {
+      const stats = bleuCorpusStats(preds, refs, order);
+      const corpus = corpusBleu(stats, order);
+      const bs = bleuBootstrap(stats, order, opts.bootstrap, indices);
+      metrics[order === 1 ? 'bleu1' : 'bleu4'] = { score: corpus.score, ci: bs.ci, mean: bs.mean, precisions: corpus.precisions, bp: corpus.bp };
+    }
+  }
+  if (opts.metrics.includes('rouge')) {
+    const f = pairs.map((p) => rougeL(p.reference, p.prediction).fmeasure);
+    const bs = rougeBootstrap(f, opts.bootstrap);
+    metrics.rougeL = { score: bs.median, ci: [bs.low, bs.high], mean: fsum(f) / f.length };
+  }
+  return metrics;
+}
+
+/**
+ * Scores predictions against references with the official evaluation's metrics and bootstrap.
+ * `input` is a JSONL path or an array of records ({reference, prediction} or batch's {reference, findings};
+ * records with `error` are skipped and counted).
+ */
+export async function evaluate(input: string | readonly EvalRecord[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
+  const opts = resolveOptions(options);
+  if (typeof input !== 'string' && !Array.isArray(input)) throw new LlavaRadError('INVALID_ARGUMENT', `input must be a predictions file path or an array of records, got ${describeValue(input)}`);
+  const { pairs, skipped } = loadPairs(input);
+  if (pairs.length === 0) throw noPairs(skipped);
+  return { n: pairs.length, skipped, bootstrap: opts.bootstrap, metrics: scorePairs(pairs, opts) };
+}
+
+export { noPairs as noPairsError };

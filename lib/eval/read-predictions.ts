@@ -1,0 +1,97 @@
+// The input of `evaluate`: JSONL lines with a reference and a prediction. Both the official evaluation's
+// records ({id, query, reference, prediction}) and `llava-rad batch` records ({id, findings, reference?,
+// prediction?, error?}) are accepted; a record with an `error` (a study that failed) is skipped and
+// counted. Anything else is a BAD_PREDICTIONS error naming the file, the line and what was expected.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { describeValue, LlavaRadError } from '../errors.js';
+
+/** one record as a caller may pass it to evaluate() */
+export interface EvalRecord {
+  id?: string;
+  reference?: string;
+  /** the official evaluation's field */
+  prediction?: string;
+  /** `llava-rad batch`'s field (used when `prediction` is absent) */
+  findings?: string;
+  /** a failed study (batch): skipped */
+  error?: unknown;
+}
+
+/** a record ready to score */
+export interface ScoredPair {
+  id: string | undefined;
+  reference: string;
+  prediction: string;
+}
+
+export interface ReadPredictions {
+  pairs: ScoredPair[];
+  /** records with an `error` (failed studies), not scored */
+  skipped: number;
+}
+
+/** checks one parsed record; `where` names it in errors ("FILE line 3", "record 2") */
+export function toPair(rec: unknown, where: string): ScoredPair | null {
+  if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) {
+    throw new LlavaRadError('BAD_PREDICTIONS', `${where}: expected a JSON object with "reference" and "prediction" (or "findings"), got ${describeValue(rec)}`);
+  }
+  const r = rec as Record<string, unknown>;
+  if (r.error !== undefined && r.error !== null) return null;
+  if (typeof r.reference !== 'string') {
+    throw new LlavaRadError('BAD_PREDICTIONS', `${where}: expected a string "reference" (the ground-truth findings; batch writes it when the manifest has a reference), got ${describeValue(r.reference)}`);
+  }
+  const prediction = r.prediction !== undefined ? r.prediction : r.findings;
+  if (typeof prediction !== 'string') {
+    const field = r.prediction !== undefined ? '"prediction"' : '"prediction" or "findings"';
+    throw new LlavaRadError('BAD_PREDICTIONS', `${where}: expected a string ${field}, got ${describeValue(prediction)}`);
+  }
+  if (r.id !== undefined && typeof r.id !== 'string' && typeof r.id !== 'number') {
+    throw new LlavaRadError('BAD_PREDICTIONS', `${where}: expected "id" to be a string, got ${describeValue(r.id)}`);
+  }
+  return { id: r.id === undefined ? undefined : String(r.id), reference: r.reference, prediction };
+}
+
+/** reads a predictions JSONL file (blank lines are ignored) */
+export function readPredictions(path: string): ReadPredictions {
+  if (!existsSync(path)) throw new LlavaRadError('IO', `predictions file not found: ${path}`);
+  if (!statSync(path).isFile()) throw new LlavaRadError('IO', `predictions must be a file: ${path}`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new LlavaRadError('IO', `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const pairs: ScoredPair[] = [];
+  let skipped = 0;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.replace(/\r$/, '');
+    if (line.trim() === '') continue;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(line);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new LlavaRadError('BAD_PREDICTIONS', `${path} line ${i + 1}: not JSON (${why}); expected one JSON object per line`);
+    }
+    const pair = toPair(rec, `${path} line ${i + 1}`);
+    if (pair === null) skipped++;
+    else pairs.push(pair);
+  }
+  return { pairs, skipped };
+}
+
+/** the pairs of records given in memory */
+export function pairsOf(records: readonly EvalRecord[]): ReadPredictions {
+  if (!Array.isArray(records)) throw new LlavaRadError('INVALID_ARGUMENT', `records must be an array or a file path, got ${describeValue(records)}`);
+  const pairs: ScoredPair[] = [];
+  let skipped = 0;
+  records.forEach((rec, i) => {
+    const pair = toPair(rec, `record ${i}`);
+    if (pair === null) skipped++;
+    else pairs.push(pair);
+  });
+  return { pairs, skipped };
+}
