@@ -154,3 +154,4 @@ export { decoderTensorType, fallbackType, useMoreBits } from './convert/mix.js';
 export { pull, VICUNA_REPO, LLAVA_RAD_REPO, type PullOptions, type PullResult, type PullProgress, type PulledFile } from './pull/pull.js';
 export { llavaRadHome, modelFolder, defaultModelFolder } from './pull/home.js';
 export { LICENSE_TERMS, licenseAccepted } from './pull/license.js';
+export { evaluate, evaluatePaired, EVAL_METRICS, DEFAULT_BOOTSTRAP, type EvalMetric, type EvalRecord, type EvalOptions, type EvalResult, type MetricResult, type BleuResult, type RougeResult, type PairedResult, type PairedMetric } from './eval/index.js';

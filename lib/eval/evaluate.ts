@@ -22,7 +22,7 @@ const PLANNED_METRICS = ['chexbert', 'radgraph', 'bertscore', 'chexprompt', 'gre
 export const DEFAULT_BOOTSTRAP = 500;
 export const MAX_BOOTSTRAP = 100_000;
 
-export interface EvaluateOptions {
+export interface EvalOptions {
   /** which metric families (default: all of EVAL_METRICS) */
   metrics?: readonly EvalMetric[];
   /** bootstrap resamples (default 500, as the official evaluation); an integer from 2 to 100000 */
@@ -50,7 +50,7 @@ export interface RougeResult extends MetricResult {
   mean: number;
 }
 
-export interface EvaluateResult {
+export interface EvalResult {
   /** studies scored */
   n: number;
   /** records skipped because they carry an error (failed studies) */
@@ -65,7 +65,7 @@ export interface ResolvedOptions {
 }
 
 /** checks evaluate()'s options (INVALID_ARGUMENT / UNSUPPORTED) */
-export function resolveOptions(options: EvaluateOptions = {}): ResolvedOptions {
+export function resolveOptions(options: EvalOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw new LlavaRadError('INVALID_ARGUMENT', `options must be an object, got ${describeValue(options)}`);
   const bootstrap = options.bootstrap ?? DEFAULT_BOOTSTRAP;
   if (typeof bootstrap !== 'number' || !Number.isInteger(bootstrap) || bootstrap < 2 || bootstrap > MAX_BOOTSTRAP) {
@@ -93,10 +93,10 @@ function noPairs(skipped: number): LlavaRadError {
 }
 
 /** scores pairs already read and checked */
-export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions): EvaluateResult['metrics'] {
+export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions): EvalResult['metrics'] {
   const refs = pairs.map((p) => p.reference);
   const preds = pairs.map((p) => p.prediction);
-  const metrics: EvaluateResult['metrics'] = {};
+  const metrics: EvalResult['metrics'] = {};
   if (opts.metrics.includes('bleu')) {
     // both BLEU orders resample with a fresh default_rng(12345), i.e. the same indices
     const indices = sacrebleuIndices(pairs.length, opts.bootstrap);
@@ -120,12 +120,10 @@ export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions):
  * `input` is a JSONL path or an array of records ({reference, prediction} or batch's {reference, findings};
  * records with `error` are skipped and counted).
  */
-export async function evaluate(input: string | readonly EvalRecord[], options: EvaluateOptions = {}): Promise<EvaluateResult> {
+export async function evaluate(input: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<EvalResult> {
   const opts = resolveOptions(options);
   if (typeof input !== 'string' && !Array.isArray(input)) throw new LlavaRadError('INVALID_ARGUMENT', `input must be a predictions file path or an array of records, got ${describeValue(input)}`);
   const { pairs, skipped } = loadPairs(input);
   if (pairs.length === 0) throw noPairs(skipped);
   return { n: pairs.length, skipped, bootstrap: opts.bootstrap, metrics: scorePairs(pairs, opts) };
 }
-
-export { noPairs as noPairsError };

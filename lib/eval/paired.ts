@@ -14,7 +14,7 @@
 import { LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, bleuFromStats, corpusBleu } from './bleu.js';
 import { percentile, sacrebleuIndices } from './bootstrap.js';
-import { loadPairs, resolveOptions, type EvaluateOptions } from './evaluate.js';
+import { loadPairs, resolveOptions, type EvalOptions } from './evaluate.js';
 import type { EvalRecord, ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { fsum } from './text.js';
@@ -60,7 +60,7 @@ function summarize(a: number, b: number, diffs: number[]): PairedMetric {
 }
 
 /** paired bootstrap of B - A (see the procedure above) */
-export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvaluateOptions = {}): Promise<PairedResult> {
+export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
   const opts = resolveOptions(options);
   const A = loadPairs(inputA);
   const B = loadPairs(inputB);
