@@ -1,5 +1,6 @@
 // `llava-rad eval` as a library: the official LLaVA-Rad evaluation's report metrics (BLEU-1, BLEU-4,
-// ROUGE-L with the official bootstrap) and a paired bootstrap of two systems.
+// ROUGE-L with the official bootstrap), a paired bootstrap of two systems, the CheXbert F1 scoring (from
+// CheXbert labels) with scipy.stats.bootstrap as the official code calls it, and the HTML report.
 
 export {
   evaluate,
@@ -14,3 +15,42 @@ export {
 } from './evaluate.js';
 export { evaluatePaired, type PairedResult, type PairedMetric } from './paired.js';
 export type { EvalRecord } from './read-predictions.js';
+export {
+  chexbertF1,
+  classificationReport,
+  averageF1,
+  binaryMatrix,
+  normalizeChexbertLabels,
+  toBinary,
+  CHEXBERT_CONDITIONS,
+  CHEXBERT_CONDITIONS_5,
+  CHEXBERT_CLASS,
+  CHEXBERT_SUMMARY_KEYS,
+  type ChexbertF1Result,
+  type ChexbertF1Options,
+  type ChexbertLabels,
+  type ChexbertLabelValue,
+  type ChexbertClass,
+  type ChexbertCondition,
+  type ChexbertSummaryKey,
+  type ChexbertSummaryScore,
+  type ClassificationReport,
+  type LabelScores,
+  type AverageScores,
+  type BinaryMatrix,
+  type BinaryMode,
+} from './chexbert-f1.js';
+export {
+  scipyBootstrap,
+  scipyBootstrapIndices,
+  radgraphMeanStatistic,
+  pairwiseSum,
+  numpyMean,
+  numpyMedian,
+  numpyStd,
+  SCIPY_BOOTSTRAP_SEED,
+  SCIPY_BOOTSTRAP_RESAMPLES,
+  type ScipyBootstrapOptions,
+  type ScipyBootstrapResult,
+} from './scipy-bootstrap.js';
+export { renderEvalHtml, escapeHtml, type EvalHtmlInput, type EvalHtmlStudy } from './html-report.js';
