@@ -150,9 +150,14 @@ describe('llava-rad (Node CLI)', () => {
     expect(cpu.variants).toContain(cpu.variant);
     expect(['vnni', 'ggml']).toContain(cpu.kernels);
     expect(j.build).toMatch(new RegExp(`CPU variant: ${cpu.variant}; CPU kernels: ${cpu.kernels}`));
+    // which addon file was loaded: this checkout's source build (no platform package is installed here), unless
+    // the run names one
+    const named = process.env.LLAVA_RAD_BINARY ? 'LLAVA_RAD_BINARY' : process.env.LLAVA_RAD_ADDON ? 'LLAVA_RAD_ADDON' : undefined;
+    if (named) expect(j.binary).toMatchObject({ source: named });
+    else expect(j.binary).toEqual({ file: path.join(root, 'build', 'Release', 'llava_rad.node'), source: 'a source build' });
     const bare = run(['info']);
     expect(bare.code, bare.stderr).toBe(0);
-    expect(lastJson(bare.stdout)).toEqual({ build: j.build, cpu: j.cpu });
+    expect(lastJson(bare.stdout)).toEqual({ build: j.build, binary: j.binary, cpu: j.cpu });
   });
 });
 
