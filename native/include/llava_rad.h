@@ -325,6 +325,35 @@ lr_status lr_vision_encode_abortable(lr_vision * vision, const float * pixels, i
                                      float * out, size_t capacity, lr_abort_callback should_abort, void * user);
 
 /* ---------------------------------------------------------------------------------------------- */
+/* BERT encoder + CheXbert heads (a BERT GGUF from lib/convert/chexbert.ts, see native/src/bert_model.h) */
+
+typedef struct lr_bert lr_bert;
+
+typedef struct lr_bert_info {
+    char    name[128];
+    char    backend[32];
+    int32_t n_vocab;
+    int32_t n_ctx;        /* the most token ids one call takes (position embeddings: 512) */
+    int32_t n_embd;
+    int32_t n_block;
+    int32_t n_head;
+    int32_t n_heads_cls;  /* classification heads (CheXbert: 14; 0 for a plain encoder) */
+    int32_t n_logits;     /* all heads' classes together (CheXbert: 13 x 4 + 2 = 54) */
+    int64_t n_params;
+} lr_bert_info;
+
+/* params->n_threads and backend as for models */
+lr_status lr_bert_load(const char * path, const lr_model_params * params, lr_bert ** out_bert);
+void      lr_bert_free(lr_bert * bert);
+lr_status lr_bert_get_info(const lr_bert * bert, lr_bert_info * out_info);
+
+/* ids: n_ids token ids ([CLS] first; 1..n_ctx ids, each < n_vocab), one segment, no padding.
+ * cls: the last layer's hidden state at [CLS] (n_embd floats); logits (may be NULL): every head's logits,
+ * head after head (n_logits floats). Calls on one lr_bert are serialized; it may be used from any thread. */
+lr_status lr_bert_encode(lr_bert * bert, const int32_t * ids, int32_t n_ids, float * cls, size_t cls_capacity,
+                         float * logits, size_t logits_capacity);
+
+/* ---------------------------------------------------------------------------------------------- */
 /* quantization (ggml's own quantizers)                                                           */
 
 /* ggml type id for a name such as "f32", "f16", "q8_0", "q4_0", "q4_k"; -1 if unknown */

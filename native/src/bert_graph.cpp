@@ -1,0 +1,108 @@
+// BERT (transformers' BertModel, eval mode) for one sequence of T tokens, D = width, H heads of hd = D / H:
+//
+//   x = LayerNorm(tok_embd[ids] + pos_embd[0..T-1] + type_embd[0])    embeddings, [D, T]
+//   for each block:
+//       a = softmax(Q K^T / sqrt(hd)) V, heads merged, then dense     self-attention, every key real
+//       x = LayerNorm(x + a)                                          post-norm (BERT's "add & norm")
+//       f = down(gelu_erf(up(x)))                                     feed-forward
+//       x = LayerNorm(x + f)
+//   cls = x[:, 0]                                                     the [CLS] row, [D]
+//   logits = [head_0(cls) | head_1(cls) | ...]                        CheXbert's 14 linear heads
+//
+// One sequence a graph and no padding, so no attention mask: CheXbert's evaluators pad a batch and mask the
+// padding with -10000, which gives the unpadded result (exp(-10000) is 0 in float32).
+#include "bert_graph.h"
+
+#include <cmath>
+
+namespace lr {
+
+namespace {
+
+// per-block node budget: matmuls, adds, norms, permutes (generous)
+constexpr int kNodesPerBlock = 48;
+constexpr int kNodesOutside = 64;
+
+ggml_tensor * layer_norm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b, float eps) {
+    return ggml_add(ctx, ggml_mul(ctx, ggml_norm(ctx, x, eps), w), b);
+}
+
+ggml_tensor * linear(ggml_context * ctx, ggml_tensor * x, ggml_tensor * w, ggml_tensor * b) {
+    return ggml_add(ctx, ggml_mul_mat(ctx, w, x), b);
+}
+
+// multi-head self-attention over all T positions: x [D, T] -> [D, T]
+ggml_tensor * self_attention(ggml_context * ctx, ggml_tensor * x, const BertBlock & blk, const BertHParams & hp) {
+    const int64_t D = hp.n_embd, H = hp.n_head, hd = D / H, T = x->ne[1];
+    const float scale = 1.0f / std::sqrt((float) hd);
+
+    ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, x, blk.q_w, blk.q_b), hd, H, T);
+    ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, x, blk.k_w, blk.k_b), hd, H, T);
+    ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, x, blk.v_w, blk.v_b), hd, H, T);
+    q = ggml_cont(ctx, ggml_permute(ctx, q, 0, 2, 1, 3));  // [hd, T, H]
+    k = ggml_cont(ctx, ggml_permute(ctx, k, 0, 2, 1, 3));  // [hd, T, H]
+    v = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [T, hd, H]
+
+    ggml_tensor * scores = ggml_mul_mat(ctx, k, q);        // [T(keys), T(queries), H]
+    ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
+    ggml_tensor * weights = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
+    ggml_tensor * context = ggml_mul_mat(ctx, v, weights);  // [hd, T, H]
+    ggml_tensor * merged = ggml_cont_2d(ctx, ggml_permute(ctx, context, 0, 2, 1, 3), D, T); // [D, T]
+    return linear(ctx, merged, blk.o_w, blk.o_b);
+}
+
+} // namespace
+
+size_t bert_graph_max_nodes(const BertHParams & hp) {
+    return (size_t) (hp.n_block * kNodesPerBlock + kNodesOutside + 4 * (int) hp.head_classes.size());
+}
+
+BertGraph build_bert_graph(ggml_context * ctx, ggml_cgraph * gf, const BertModel & m, int32_t n_tokens) {
+    const BertHParams & hp = m.hp;
+    const int64_t D = hp.n_embd, T = n_tokens;
+    BertGraph g;
+
+    g.ids = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
+    ggml_set_name(g.ids, "inp_ids");
+    ggml_set_input(g.ids);
+    g.positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
+    ggml_set_name(g.positions, "inp_positions");
+    ggml_set_input(g.positions);
+    g.types = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
+    ggml_set_name(g.types, "inp_types");
+    ggml_set_input(g.types);
+
+    // embeddings: [D, T]
+    ggml_tensor * tokens = ggml_get_rows(ctx, m.tok_embd, g.ids);
+    ggml_tensor * positions = ggml_get_rows(ctx, m.pos_embd, g.positions);
+    ggml_tensor * types = ggml_get_rows(ctx, m.type_embd, g.types);
+    ggml_tensor * x = ggml_add(ctx, ggml_add(ctx, tokens, positions), types);
+    x = layer_norm(ctx, x, m.embd_norm_w, m.embd_norm_b, hp.eps);
+
+    for (const BertBlock & blk : m.blocks) {
+        ggml_tensor * attended = self_attention(ctx, x, blk, hp);
+        x = layer_norm(ctx, ggml_add(ctx, x, attended), blk.attn_norm_w, blk.attn_norm_b, hp.eps);
+        ggml_tensor * ffn = linear(ctx, ggml_gelu_erf(ctx, linear(ctx, x, blk.up_w, blk.up_b)), blk.down_w, blk.down_b);
+        x = layer_norm(ctx, ggml_add(ctx, x, ffn), blk.out_norm_w, blk.out_norm_b, hp.eps);
+    }
+
+    // the [CLS] row: [D]
+    g.cls = ggml_cont(ctx, ggml_view_1d(ctx, x, D, 0));
+    ggml_set_name(g.cls, "bert_cls");
+    ggml_set_output(g.cls);
+    ggml_build_forward_expand(gf, g.cls);
+
+    // the heads, concatenated: [n_logits]
+    for (const BertHead & head : m.heads) {
+        ggml_tensor * logits = linear(ctx, g.cls, head.w, head.b); // [C]
+        g.logits = g.logits ? ggml_concat(ctx, g.logits, logits, 0) : logits;
+    }
+    if (g.logits) {
+        ggml_set_name(g.logits, "chexbert_logits");
+        ggml_set_output(g.logits);
+        ggml_build_forward_expand(gf, g.logits);
+    }
+    return g;
+}
+
+} // namespace lr
