@@ -28,9 +28,11 @@ export type LlavaRadErrorCode =
   | 'INVALID_DICOM'
   /** a DICOM's ViewPosition is lateral and the caller asked to refuse non-frontal views */
   | 'NON_FRONTAL_VIEW'
-  /** `pull`: a download failed (network, HTTP status) or a file's size / sha256 differs from Hugging Face's */
+  /** `pull`: a download failed (network, HTTP status) or a file's size / sha256 differs from Hugging Face's;
+   *  `eval`'s judge: its endpoint failed (network, HTTP status, timeout) after the retries */
   | 'DOWNLOAD'
-  /** `pull`: Hugging Face answered 401/403 (accept the model's terms on Hugging Face, set HF_TOKEN) */
+  /** `pull`: Hugging Face answered 401/403 (accept the model's terms on Hugging Face, set HF_TOKEN); `eval`'s judge:
+   *  its endpoint answered 401/403 (the key in OPENAI_API_KEY / AZURE_OPENAI_API_KEY) */
   | 'ACCESS_DENIED'
   /** `pull`: the weights' license terms have not been accepted (acceptLicense / --accept-license) */
   | 'LICENSE_NOT_ACCEPTED'
@@ -39,14 +41,16 @@ export type LlavaRadErrorCode =
   /** `batch` / `merge`: a predictions file has a line that is not a record (edited, or not ours) */
   | 'BAD_PREDICTIONS'
   /** `batch` / `merge`: predictions of another model (GGUF sha256) or other settings cannot be mixed */
-  | 'MODEL_MISMATCH';
+  | 'MODEL_MISMATCH'
+  /** `eval`'s judge: the endpoint's reply is not a chat completion, or its answer is not in the judge's format */
+  | 'BAD_JUDGE_RESPONSE';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
   'INTERNAL', 'DISPOSED', 'NATIVE_LOAD', 'UNSAFE_PICKLE', 'BAD_CHECKPOINT',
   'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
   'DOWNLOAD', 'ACCESS_DENIED', 'LICENSE_NOT_ACCEPTED',
-  'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH',
+  'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH', 'BAD_JUDGE_RESPONSE',
 ];
 
 export interface LlavaRadErrorOptions {

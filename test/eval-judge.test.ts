@@ -388,7 +388,7 @@ describe('chexpromptJudge', () => {
     const [json, prose, once] = result.studies;
     expect(json).toMatchObject({ requests: 2, rating: { clinically_significant: { omission_finding: 1 } } });
     expect(json!.error).toBeUndefined();
-    expect(prose).toMatchObject({ requests: 2, text: 'The candidate looks fine to me.', error: { code: 'BACKEND' } });
+    expect(prose).toMatchObject({ requests: 2, text: 'The candidate looks fine to me.', error: { code: 'BAD_JUDGE_RESPONSE' } });
     expect(prose!.rating).toEqual({ clinically_significant: null, clinically_insignificant: null });
     expect(once).toMatchObject({ requests: 2 });
     expect(once!.error).toBeUndefined();
@@ -399,7 +399,7 @@ describe('chexpromptJudge', () => {
     const r0 = await chexpromptJudge(records(['prose']), {
       url: `${srv.base}/v1`, model: 'm', chexpromptDir: cxpDir, rpm: Infinity, ratingRetries: 0, client: { env: keyEnv, ...fast }, bootstrap: 0,
     });
-    expect(r0.studies[0]).toMatchObject({ requests: 1, error: { code: 'BACKEND' } });
+    expect(r0.studies[0]).toMatchObject({ requests: 1, error: { code: 'BAD_JUDGE_RESPONSE' } });
   });
 
   it('keeps at most `concurrency` requests in flight and spaces starts by 60 s / rpm', async () => {

@@ -329,13 +329,13 @@ export class ChatClient {
       try {
         json = JSON.parse(text);
       } catch {
-        throw new LlavaRadError('BACKEND', `${where} answered HTTP ${res.status} with a body that is not JSON (${text.length} bytes)`);
+        throw new LlavaRadError('BAD_JUDGE_RESPONSE', `${where} answered HTTP ${res.status} with a body that is not JSON (${text.length} bytes)`);
       }
       const choice = (json as { choices?: unknown } | null)?.choices;
       const first = Array.isArray(choice) ? (choice[0] as { message?: { content?: unknown }; finish_reason?: unknown } | undefined) : undefined;
       const content = first?.message?.content;
       if (first === undefined || first.message === undefined || (content !== null && typeof content !== 'string')) {
-        throw new LlavaRadError('BACKEND', `${where} answered JSON without choices[0].message.content`);
+        throw new LlavaRadError('BAD_JUDGE_RESPONSE', `${where} answered JSON without choices[0].message.content`);
       }
       return {
         done: {

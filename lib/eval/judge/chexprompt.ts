@@ -197,13 +197,13 @@ export async function chexpromptJudge(records: readonly JudgeRecord[], options: 
         study.rating = parseChexpromptCompletion(completion.content);
         delete study.error;
         if (study.rating.clinically_significant && study.rating.clinically_insignificant) break;
-        study.error = { code: 'BACKEND', message: `the judge's answer is not in CheXprompt's format (${completion.content.length} characters${completion.finishReason === 'length' ? ', cut at max_tokens' : ''})` };
+        study.error = { code: 'BAD_JUDGE_RESPONSE', message: `the judge's answer is not in CheXprompt's format (${completion.content.length} characters${completion.finishReason === 'length' ? ', cut at max_tokens' : ''})` };
       } catch (e) {
         if (run.signal.aborted) throw abortedError(run.signal, 'CheXprompt');
         if (!isLlavaRadError(e)) throw e;
         study.error = { code: e.code, message: e.message };
         // a refused key or request will be refused again; a malformed answer is asked again, as chexprompt does
-        if (e.code !== 'BACKEND') break;
+        if (e.code !== 'BAD_JUDGE_RESPONSE') break;
       }
     }
     studies[index] = study;
