@@ -1,12 +1,18 @@
 // CheXbert's labeler on our engine: a report -> WordPiece ids (as the official evaluation makes them) ->
 // the BERT encoder and 14 heads (native lr_bert_*) -> one class per observation, plus the [CLS] hidden state
 // (SembScore's embedding).
+//
+// The GGUF (lib/convert/chexbert.ts) carries its WordPiece vocabulary (tokenizer.ggml.tokens), which load()
+// reads; a vocabulary may be passed instead. Encodes of one model run one at a time (lr_bert_encode holds a
+// mutex; the addon runs each on a libuv worker), so labelMany() keeps two in flight: one computing, the next
+// tokenized and queued, without tying up more of libuv's threads.
 
-import { LlavaRadError, fromNative } from '../errors.js';
+import { abortedError, describeValue, invalidArgument, LlavaRadError, fromNative } from '../errors.js';
+import { ggufNumber, ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
 import { native, type NativeModelParams } from '../native.js';
-import { chexbertInputIds } from './chexbert-input.js';
+import { chexbertInputIds, cleanChexbertReport } from './chexbert-input.js';
 import { chexbertConditions, type ChexbertCondition } from './chexbert-labels.js';
-import { BertTokenizer, type WordPieceVocab } from './wordpiece.js';
+import { BertTokenizer, WordPieceVocab } from './wordpiece.js';
 
 /** what the addon's loadBert / Bert expose (native/addon/bert.cpp) */
 interface NativeBert {
@@ -29,6 +35,43 @@ export interface ChexbertResult {
   labels: number[];
 }
 
+export interface ChexbertLoadOptions extends NativeModelParams {
+  /** the WordPiece vocabulary to use instead of the GGUF's own (tokenizer.ggml.tokens) */
+  vocab?: WordPieceVocab;
+}
+
+export interface ChexbertLabelManyOptions {
+  /** stops between encodes with an ABORTED error */
+  signal?: AbortSignal;
+  /** called after each distinct text is labeled: (done, total distinct texts) */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** the GGUF key of the WordPiece pieces (llama.cpp's) */
+export const CHEXBERT_VOCAB_KEY = 'tokenizer.ggml.tokens';
+
+/** reads the WordPiece vocabulary a CheXbert GGUF carries (BAD_GGUF when it has none) */
+export async function readChexbertVocab(ggufPath: string): Promise<WordPieceVocab> {
+  const meta = await readGgufMetadata(ggufPath);
+  const pieces = ggufStringArray(meta, CHEXBERT_VOCAB_KEY, ggufPath);
+  if (pieces === undefined) throw new LlavaRadError('BAD_GGUF', `${ggufPath}: no ${CHEXBERT_VOCAB_KEY} (not a GGUF from convertChexbert / llava-rad convert-chexbert; pass the vocabulary as the vocab option)`);
+  const conditions = ggufStringArray(meta, 'chexbert.conditions', ggufPath);
+  if (conditions !== undefined && conditions.join('\n') !== chexbertConditions().join('\n')) {
+    throw new LlavaRadError('BAD_GGUF', `${ggufPath}: chexbert.conditions are not CheXbert's 14 observations in the labeler's order`);
+  }
+  let vocab: WordPieceVocab;
+  try {
+    vocab = new WordPieceVocab(pieces);
+  } catch (e) {
+    throw new LlavaRadError('BAD_GGUF', `${ggufPath}: ${(e as Error).message}`, { cause: e });
+  }
+  for (const [key, piece] of [['tokenizer.ggml.cls_token_id', '[CLS]'], ['tokenizer.ggml.seperator_token_id', '[SEP]']] as const) {
+    const id = ggufNumber(meta, key, ggufPath);
+    if (id !== undefined && id !== vocab.specialId(piece)) throw new LlavaRadError('BAD_GGUF', `${ggufPath}: ${key} is ${id}, but ${piece} is piece ${vocab.specialId(piece)}`);
+  }
+  return vocab;
+}
+
 export class ChexbertLabeler {
   readonly tokenizer: BertTokenizer;
   readonly conditions: readonly ChexbertCondition[] = chexbertConditions();
@@ -41,11 +84,23 @@ export class ChexbertLabeler {
     this.#headClasses = headClasses;
   }
 
-  /** loads a GGUF from lib/convert/chexbert.ts; `vocab` is bert-base-uncased's (the GGUF's own vocabulary) */
-  static async load(ggufPath: string, vocab: WordPieceVocab, params: NativeModelParams = {}): Promise<ChexbertLabeler> {
+  /**
+   * Loads a GGUF from lib/convert/chexbert.ts (llava-rad convert-chexbert) with the vocabulary it carries.
+   * `load(path, vocab, params)` (a vocabulary second) is the older form of `load(path, { vocab, ...params })`.
+   */
+  static async load(ggufPath: string, options?: ChexbertLoadOptions | WordPieceVocab, params?: NativeModelParams): Promise<ChexbertLabeler> {
+    if (typeof ggufPath !== 'string' || ggufPath === '') throw invalidArgument('the CheXbert GGUF path', 'a non-empty string', ggufPath);
+    let opts: ChexbertLoadOptions;
+    if (options instanceof WordPieceVocab) opts = { ...(params ?? {}), vocab: options };
+    else if (options === undefined) opts = { ...(params ?? {}) };
+    else if (options !== null && typeof options === 'object') opts = options;
+    else throw invalidArgument('options', 'an object', options);
+    const { vocab: vocabOverride, ...nativeParams } = opts;
+    if (vocabOverride !== undefined && !(vocabOverride instanceof WordPieceVocab)) throw invalidArgument('vocab', 'a WordPieceVocab', vocabOverride);
+    const vocab = vocabOverride ?? (await readChexbertVocab(ggufPath));
     let nb: NativeBert;
     try {
-      nb = await (native() as unknown as NativeBertAddon).loadBert(ggufPath, params);
+      nb = await (native() as unknown as NativeBertAddon).loadBert(ggufPath, nativeParams);
     } catch (e) {
       throw fromNative(e);
     }
@@ -64,7 +119,11 @@ export class ChexbertLabeler {
   }
 
   async label(report: string): Promise<ChexbertResult> {
-    const ids = chexbertInputIds(this.tokenizer, report);
+    if (typeof report !== 'string') throw invalidArgument('report', 'a string', report);
+    return this.#encode(chexbertInputIds(this.tokenizer, report));
+  }
+
+  async #encode(ids: number[]): Promise<ChexbertResult> {
     let out: { cls: Float32Array; logits: Float32Array };
     try {
       out = await this.#native.encode(Int32Array.from(ids));
@@ -79,6 +138,50 @@ export class ChexbertLabeler {
     }
     const labels = logits.map((row) => row.indexOf(Math.max(...row)));
     return { ids, cls: out.cls, logits, labels };
+  }
+
+  /**
+   * Labels many reports, in order. Texts the official cleaning makes identical are encoded once (their
+   * entries are the same object); two encodes are kept in flight (the model runs one at a time).
+   */
+  async labelMany(reports: readonly string[], options: ChexbertLabelManyOptions = {}): Promise<ChexbertResult[]> {
+    if (!Array.isArray(reports)) throw invalidArgument('reports', 'an array of strings', reports);
+    if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options);
+    const { signal, onProgress } = options;
+    reports.forEach((r, i) => {
+      if (typeof r !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `reports[${i}] must be a string, got ${describeValue(r)}`);
+    });
+    const slot = new Map<string, number>();
+    const distinct: string[] = [];
+    const which = reports.map((r) => {
+      const key = cleanChexbertReport(r);
+      let k = slot.get(key);
+      if (k === undefined) {
+        k = distinct.length;
+        slot.set(key, k);
+        distinct.push(r);
+      }
+      return k;
+    });
+    const results = new Array<ChexbertResult>(distinct.length);
+    const IN_FLIGHT = 2;
+    let next = 0;
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (next < distinct.length) {
+        if (signal?.aborted) throw abortedError(signal, 'CheXbert labeling');
+        const k = next++;
+        results[k] = await this.#encode(chexbertInputIds(this.tokenizer, distinct[k]!));
+        done++;
+        onProgress?.(done, distinct.length);
+      }
+    };
+    const workers = Array.from({ length: Math.min(IN_FLIGHT, distinct.length) }, worker);
+    const settled = await Promise.allSettled(workers);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (signal?.aborted) throw abortedError(signal, 'CheXbert labeling');
+    return which.map((k) => results[k]!);
   }
 
   async dispose(): Promise<void> {
