@@ -5,25 +5,31 @@
 //                 score, `ci` the bootstrap mean -/+ sacrebleu's half-width (0..100)
 //   rougeL        rouge_score ROUGE-L F-measure; `score` is the median of the bootstrap means, `ci` the
 //                 2.5th and 97.5th percentiles (0..1)
+//   chexbert      CheXbert F1 (rrg_eval/chexbert.py, run.py's eight numbers with scipy.stats.bootstrap, and the
+//                 per-condition reports) from CheXbert's labels of each reference and prediction (0..1)
+//   sembScore     SembScore: mean cosine similarity of the CheXbert [CLS] states (chexbert-metric.ts)
 
 import { describeValue, LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, corpusBleu } from './bleu.js';
 import { bleuBootstrap, rougeBootstrap, sacrebleuIndices } from './bootstrap.js';
+import { chexbertMetrics, labelPairs, withChexbert, type ChexbertMetricOptions, type ChexbertMetricResult, type SembScoreResult } from './chexbert-metric.js';
 import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { fsum } from './text.js';
 
-/** metric families: "bleu" gives bleu1 and bleu4, "rouge" gives rougeL */
-export const EVAL_METRICS = ['bleu', 'rouge'] as const;
+/** metric families: "bleu" gives bleu1 and bleu4, "rouge" gives rougeL, "chexbert" gives chexbert and sembScore */
+export const EVAL_METRICS = ['bleu', 'rouge', 'chexbert'] as const;
 export type EvalMetric = (typeof EVAL_METRICS)[number];
+/** the families scored when none are named (chexbert needs a model, so it is asked for by name) */
+export const DEFAULT_METRICS: readonly EvalMetric[] = ['bleu', 'rouge'];
 /** metrics of issue #16 that are not implemented yet */
-const PLANNED_METRICS = ['chexbert', 'radgraph', 'bertscore', 'chexprompt', 'green'];
+const PLANNED_METRICS = ['radgraph', 'bertscore', 'chexprompt', 'green'];
 
 export const DEFAULT_BOOTSTRAP = 500;
 export const MAX_BOOTSTRAP = 100_000;
 
-export interface EvalOptions {
-  /** which metric families (default: all of EVAL_METRICS) */
+export interface EvalOptions extends ChexbertMetricOptions {
+  /** which metric families (default: bleu and rouge; chexbert needs the `chexbert` option) */
   metrics?: readonly EvalMetric[];
   /** bootstrap resamples (default 500, as the official evaluation); an integer from 2 to 100000 */
   bootstrap?: number;
@@ -56,10 +62,10 @@ export interface EvalResult {
   /** records skipped because they carry an error (failed studies) */
   skipped: number;
   bootstrap: number;
-  metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult };
+  metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult; chexbert?: ChexbertMetricResult; sembScore?: SembScoreResult };
 }
 
-export interface ResolvedOptions {
+export interface ResolvedOptions extends ChexbertMetricOptions {
   metrics: EvalMetric[];
   bootstrap: number;
 }
@@ -71,7 +77,7 @@ export function resolveOptions(options: EvalOptions = {}): ResolvedOptions {
   if (typeof bootstrap !== 'number' || !Number.isInteger(bootstrap) || bootstrap < 2 || bootstrap > MAX_BOOTSTRAP) {
     throw new LlavaRadError('INVALID_ARGUMENT', `bootstrap must be an integer between 2 and ${MAX_BOOTSTRAP}, got ${describeValue(bootstrap)}`);
   }
-  const metrics = options.metrics ?? [...EVAL_METRICS];
+  const metrics = options.metrics ?? [...DEFAULT_METRICS];
   if (!Array.isArray(metrics) || metrics.length === 0) {
     throw new LlavaRadError('INVALID_ARGUMENT', `metrics must be a non-empty array of ${EVAL_METRICS.join(', ')}, got ${describeValue(metrics)}`);
   }
@@ -79,7 +85,18 @@ export function resolveOptions(options: EvalOptions = {}): ResolvedOptions {
     if (typeof m === 'string' && PLANNED_METRICS.includes(m)) throw new LlavaRadError('UNSUPPORTED', `the ${m} metric is not implemented yet (available: ${EVAL_METRICS.join(', ')})`);
     if (!EVAL_METRICS.includes(m)) throw new LlavaRadError('INVALID_ARGUMENT', `metrics must be among ${EVAL_METRICS.join(', ')}, got ${describeValue(m)}`);
   }
-  return { metrics: [...new Set(metrics)], bootstrap };
+  const unique = [...new Set(metrics)];
+  if (unique.includes('chexbert') && options.chexbert === undefined) {
+    throw new LlavaRadError('INVALID_ARGUMENT', 'the chexbert metric needs a CheXbert labeler: pass chexbert (a GGUF path from llava-rad convert-chexbert, or a ChexbertLabeler)');
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new LlavaRadError('INVALID_ARGUMENT', `signal must be an AbortSignal, got ${describeValue(options.signal)}`);
+  return {
+    metrics: unique,
+    bootstrap,
+    ...(options.chexbert !== undefined ? { chexbert: options.chexbert } : {}),
+    ...(options.chexbertParams !== undefined ? { chexbertParams: options.chexbertParams } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  };
 }
 
 /** the scorable pairs of a path or of records in memory */
@@ -92,7 +109,15 @@ function noPairs(skipped: number): LlavaRadError {
   return new LlavaRadError('BAD_PREDICTIONS', `no records to score${skipped ? ` (all ${skipped} records carry an error)` : ''}`);
 }
 
-/** scores pairs already read and checked */
+/** the chexbert family (async: the labeler runs on the engine) */
+export async function scoreChexbert(pairs: readonly ScoredPair[], opts: ResolvedOptions): Promise<Pick<EvalResult['metrics'], 'chexbert' | 'sembScore'>> {
+  return withChexbert(opts, async (labeler) => {
+    const { refs, preds } = await labelPairs(labeler, pairs.map((p) => p.reference), pairs.map((p) => p.prediction), opts.signal);
+    return chexbertMetrics(refs, preds, opts.bootstrap);
+  });
+}
+
+/** scores pairs already read and checked (the bleu and rouge families; chexbert: scoreChexbert) */
 export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions): EvalResult['metrics'] {
   const refs = pairs.map((p) => p.reference);
   const preds = pairs.map((p) => p.prediction);
@@ -125,5 +150,7 @@ export async function evaluate(input: string | readonly EvalRecord[], options: E
   if (typeof input !== 'string' && !Array.isArray(input)) throw new LlavaRadError('INVALID_ARGUMENT', `input must be a predictions file path or an array of records, got ${describeValue(input)}`);
   const { pairs, skipped } = loadPairs(input);
   if (pairs.length === 0) throw noPairs(skipped);
-  return { n: pairs.length, skipped, bootstrap: opts.bootstrap, metrics: scorePairs(pairs, opts) };
+  const metrics = scorePairs(pairs, opts);
+  if (opts.metrics.includes('chexbert')) Object.assign(metrics, await scoreChexbert(pairs, opts));
+  return { n: pairs.length, skipped, bootstrap: opts.bootstrap, metrics };
 }

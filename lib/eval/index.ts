@@ -1,10 +1,12 @@
 // `llava-rad eval` as a library: the official LLaVA-Rad evaluation's report metrics (BLEU-1, BLEU-4,
 // ROUGE-L with the official bootstrap), a paired bootstrap of two systems, the CheXbert F1 scoring (from
-// CheXbert labels) with scipy.stats.bootstrap as the official code calls it, and the HTML report.
+// CheXbert labels) with scipy.stats.bootstrap as the official code calls it, the chexbert metric and
+// SembScore (CheXbert's labeler run on the texts), and the HTML report.
 
 export {
   evaluate,
   EVAL_METRICS,
+  DEFAULT_METRICS,
   DEFAULT_BOOTSTRAP,
   type EvalMetric,
   type EvalOptions,
@@ -13,6 +15,13 @@ export {
   type BleuResult,
   type RougeResult,
 } from './evaluate.js';
+export {
+  cosineSimilarity,
+  type ChexbertSource,
+  type ChexbertMetricResult,
+  type ChexbertMetricOptions,
+  type SembScoreResult,
+} from './chexbert-metric.js';
 export { evaluatePaired, type PairedResult, type PairedMetric } from './paired.js';
 export type { EvalRecord } from './read-predictions.js';
 export {

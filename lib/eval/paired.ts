@@ -8,13 +8,19 @@
 //   3. For resample r (row idx[r]): BLEU-k of A and of B are the corpus BLEU of the summed sacrebleu
 //      segment statistics of the rows' studies; ROUGE-L of A and of B are the mean rouge_score F-measure
 //      over the rows' studies (summed in row order, divided by n). d[r] = B - A.
+//      CheXbert (the chexbert family): each study's reference and both predictions are labeled by CheXbert;
+//      for each of run.py's eight scores (Micro-/Macro-F1-14, -5, and the "+" four), F1 of A and of B are
+//      sklearn's micro / macro F1 over the rows' studies (binarised as chexbert-f1.ts does); SembScore of A
+//      and of B are the mean cosine similarity over the rows' studies.
 //   4. Reported: `a`, `b`, `diff` on all n studies; `mean` = mean of d; `ci` = np.percentile(d, [2.5, 97.5])
 //      (linear interpolation); `bBelowA` = the share of resamples with d < 0.
 
 import { LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, bleuFromStats, corpusBleu } from './bleu.js';
 import { percentile, sacrebleuIndices } from './bootstrap.js';
-import { loadPairs, resolveOptions, type EvalOptions } from './evaluate.js';
+import { averageF1, binaryMatrix, CHEXBERT_CONDITIONS, CHEXBERT_CONDITIONS_5, normalizeChexbertLabels, type BinaryMode, type ChexbertSummaryKey } from './chexbert-f1.js';
+import { cosineSimilarity, labelPairs, withChexbert } from './chexbert-metric.js';
+import { loadPairs, resolveOptions, type EvalOptions, type ResolvedOptions } from './evaluate.js';
 import type { EvalRecord, ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { fsum } from './text.js';
@@ -41,7 +47,57 @@ export interface PairedResult {
   /** studies scored in one file only (by id), left out */
   unmatched: { a: number; b: number };
   bootstrap: number;
-  metrics: { bleu1?: PairedMetric; bleu4?: PairedMetric; rougeL?: PairedMetric };
+  metrics: { bleu1?: PairedMetric; bleu4?: PairedMetric; rougeL?: PairedMetric; chexbert?: Record<ChexbertSummaryKey, PairedMetric>; sembScore?: PairedMetric };
+}
+
+/** the chexbert family's paired bootstrap over the resamples `idx` (B x n, row-major) */
+async function pairedChexbert(pa: readonly ScoredPair[], pb: readonly ScoredPair[], idx: Int32Array, B: number, opts: ResolvedOptions): Promise<Pick<PairedResult['metrics'], 'chexbert' | 'sembScore'>> {
+  const n = pa.length;
+  const { refs, preds } = await withChexbert(opts, (labeler) => labelPairs(labeler, pa.map((p) => p.reference), [...pa.map((p) => p.prediction), ...pb.map((p) => p.prediction)], opts.signal));
+  const predsA = preds.slice(0, n);
+  const predsB = preds.slice(n);
+  const norm = (rs: typeof refs) => rs.map((r, i) => normalizeChexbertLabels(r.labels, `labels[${i}]`));
+  const [yR, yA, yB] = [norm(refs), norm(predsA), norm(predsB)];
+  const all = CHEXBERT_CONDITIONS.map((_, i) => i);
+  const five = CHEXBERT_CONDITIONS_5.map((c) => CHEXBERT_CONDITIONS.indexOf(c));
+  const rows = (r: number) => idx.subarray(r * n, (r + 1) * n);
+  const chexbert = {} as Record<ChexbertSummaryKey, PairedMetric>;
+  for (const [suffix, mode, cols] of [['14', 'rrg', all], ['5', 'rrg', five], ['14+', 'rrg+', all], ['5+', 'rrg+', five]] as Array<[string, BinaryMode, number[]]>) {
+    const t = binaryMatrix(yR, mode, cols);
+    const a = binaryMatrix(yA, mode, cols);
+    const b = binaryMatrix(yB, mode, cols);
+    for (const avg of ['micro', 'macro'] as const) {
+      const diffs: number[] = [];
+      for (let r = 0; r < B; r++) diffs.push(averageF1(t, b, avg, rows(r)) - averageF1(t, a, avg, rows(r)));
+      chexbert[`${avg === 'micro' ? 'Micro' : 'Macro'}-F1-${suffix}` as ChexbertSummaryKey] = summarize(averageF1(t, a, avg), averageF1(t, b, avg), diffs);
+    }
+  }
+  const ca = refs.map((r, i) => cosineSimilarity(r.cls, predsA[i]!.cls));
+  const cb = refs.map((r, i) => cosineSimilarity(r.cls, predsB[i]!.cls));
+  return { chexbert, sembScore: meanDiffs(ca, cb, idx, B) };
+}
+
+/** paired bootstrap of per-study values averaged over the studies (ROUGE-L, SembScore) */
+function meanDiffs(fa: readonly number[], fb: readonly number[], idx: Int32Array, B: number): PairedMetric {
+  const n = fa.length;
+  const diffs: number[] = [];
+  for (let r = 0; r < B; r++) {
+    let x = 0;
+    let y = 0;
+    for (let i = 0; i < n; i++) {
+      const j = idx[r * n + i]!;
+      x += fa[j]!;
+      y += fb[j]!;
+    }
+    diffs.push(y / n - x / n);
+  }
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += fa[i]!;
+    mb += fb[i]!;
+  }
+  return summarize(ma / n, mb / n, diffs);
 }
 
 function byId(pairs: readonly ScoredPair[], which: string): Map<string, ScoredPair> {
@@ -111,25 +167,9 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
   if (opts.metrics.includes('rouge')) {
     const fa = pa.map((p) => rougeL(p.reference, p.prediction).fmeasure);
     const fb = pb.map((p) => rougeL(p.reference, p.prediction).fmeasure);
-    const diffs: number[] = [];
-    for (let r = 0; r < B_; r++) {
-      let x = 0;
-      let y = 0;
-      for (let i = 0; i < n; i++) {
-        const j = idx[r * n + i]!;
-        x += fa[j]!;
-        y += fb[j]!;
-      }
-      diffs.push(y / n - x / n);
-    }
-    let ma = 0;
-    let mb = 0;
-    for (let i = 0; i < n; i++) {
-      ma += fa[i]!;
-      mb += fb[i]!;
-    }
-    metrics.rougeL = summarize(ma / n, mb / n, diffs);
+    metrics.rougeL = meanDiffs(fa, fb, idx, B_);
   }
+  if (opts.metrics.includes('chexbert')) Object.assign(metrics, await pairedChexbert(pa, pb, idx, B_, opts));
   return {
     n,
     skipped: { a: A.skipped, b: B.skipped },
