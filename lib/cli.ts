@@ -9,6 +9,7 @@ import { UsageError, type Command, type Io } from './cli/args.js';
 import { batchCommand } from './cli/batch.js';
 import { mergeCommand } from './cli/merge.js';
 import { convertCommand } from './cli/convert.js';
+import { convertChexbertCommand } from './cli/convert-chexbert.js';
 import { evalCommand } from './cli/eval.js';
 import { findingsCommand } from './cli/findings.js';
 import { generateCommand } from './cli/generate.js';
@@ -16,7 +17,7 @@ import { infoCommand } from './cli/info.js';
 import { pullCommand } from './cli/pull.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -4,9 +4,11 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
-import { DEFAULT_BOOTSTRAP, EVAL_METRICS, evaluate, loadPairs, MAX_BOOTSTRAP, type EvalMetric, type EvalResult } from '../eval/evaluate.js';
+import { CHEXBERT_SUMMARY_KEYS } from '../eval/chexbert-f1.js';
+import { DEFAULT_BOOTSTRAP, DEFAULT_METRICS, EVAL_METRICS, evaluate, loadPairs, MAX_BOOTSTRAP, type EvalMetric, type EvalResult } from '../eval/evaluate.js';
+import { llavaRadHome } from '../pull/home.js';
 import { renderEvalHtml, type EvalHtmlInput } from '../eval/html-report.js';
-import { evaluatePaired, type PairedResult } from '../eval/paired.js';
+import { evaluatePaired, type PairedMetric, type PairedResult } from '../eval/paired.js';
 import { rougeL } from '../eval/rouge.js';
 import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
 
@@ -17,6 +19,28 @@ function metricsArg(v: string | boolean | undefined): EvalMetric[] | undefined {
   const names = String(v).split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (names.length === 0) throw new UsageError(`--metrics must list some of ${EVAL_METRICS.join(', ')}, got '${String(v)}'`);
   return names as EvalMetric[]; // the library checks the names (INVALID_ARGUMENT -> usage error; UNSUPPORTED for planned ones)
+}
+
+type Env = Record<string, string | undefined>;
+
+/** the CheXbert GGUFs looked for in the model home when neither --chexbert nor LLAVA_RAD_CHEXBERT is given, most precise first */
+export function defaultChexbertPaths(env: Env = process.env): string[] {
+  return ['chexbert-f32.gguf', 'chexbert-f16.gguf'].map((f) => path.join(llavaRadHome(env), 'eval', f));
+}
+
+/** --chexbert FILE, else $LLAVA_RAD_CHEXBERT, else the first default path that exists; a usage error naming all three when none */
+export function resolveChexbertPath(flag: string | boolean | undefined, env: Env = process.env): string {
+  const given = typeof flag === 'string' && flag !== '' ? ['--chexbert', flag] : env.LLAVA_RAD_CHEXBERT ? ['LLAVA_RAD_CHEXBERT', env.LLAVA_RAD_CHEXBERT] : undefined;
+  if (flag === true || flag === '') throw new UsageError('--chexbert needs a file name, e.g. --chexbert chexbert-f16.gguf');
+  if (given) {
+    const [from, p] = given as [string, string];
+    if (!existsSync(p)) throw new UsageError(`eval: CheXbert model not found: ${p} (from ${from})`);
+    if (!statSync(p).isFile()) throw new UsageError(`eval: the CheXbert model (${from}) must be a GGUF file, got ${describeNonFile(p)}`);
+    return p;
+  }
+  const found = defaultChexbertPaths(env).find((p) => existsSync(p) && statSync(p).isFile());
+  if (found) return found;
+  throw new UsageError(`eval: the chexbert metric needs CheXbert's model as a GGUF: pass --chexbert FILE.gguf, set LLAVA_RAD_CHEXBERT, or put it at ${defaultChexbertPaths(env)[1]}; make it from CheXbert's chexbert.pth with \`llava-rad convert-chexbert chexbert.pth --vocab vocab.txt --out FILE.gguf\``);
 }
 
 function requireFile(p: string): void {
@@ -65,23 +89,32 @@ function renderTable(head: string[], rows: string[][]): string {
 
 const present = <T extends object>(metrics: T) => (Object.keys(LABELS) as Array<keyof typeof LABELS>).filter((k) => k in metrics);
 
+const ciText = (c: readonly [number, number] | undefined) => (c ? `[${f4(c[0])}, ${f4(c[1])}]` : '-');
+
 function table(r: EvalResult): string {
-  return renderTable(['metric', 'score', '95% CI'], present(r.metrics).map((k) => {
+  const rows = present(r.metrics).map((k) => {
     const m = r.metrics[k]!;
-    return [LABELS[k], f4(m.score), `[${f4(m.ci[0])}, ${f4(m.ci[1])}]`];
-  }));
+    return [LABELS[k], f4(m.score), ciText(m.ci)];
+  });
+  const c = r.metrics.chexbert;
+  // run.py's CheXbert numbers: the bootstrap median with its 95% interval (the F1 of all studies when not bootstrapped)
+  if (c) for (const k of CHEXBERT_SUMMARY_KEYS) rows.push([`CheXbert ${k}`, f4(c.summary[k].median ?? c.summary[k].f1), ciText(c.summary[k].ci)]);
+  if (r.metrics.sembScore) rows.push(['SembScore', f4(r.metrics.sembScore.score), '-']);
+  return renderTable(['metric', 'score', '95% CI'], rows);
 }
 
 function pairedTable(r: PairedResult): string {
-  return renderTable(['metric', 'A', 'B', 'B - A', 'mean', '95% CI', 'P(B < A)'], present(r.metrics).map((k) => {
-    const m = r.metrics[k]!;
-    return [LABELS[k], f4(m.a), f4(m.b), f4(m.diff), f4(m.mean), `[${f4(m.ci[0])}, ${f4(m.ci[1])}]`, m.bBelowA.toFixed(3)];
-  }));
+  const row = (label: string, m: PairedMetric) => [label, f4(m.a), f4(m.b), f4(m.diff), f4(m.mean), `[${f4(m.ci[0])}, ${f4(m.ci[1])}]`, m.bBelowA.toFixed(3)];
+  const rows = present(r.metrics).map((k) => row(LABELS[k], r.metrics[k]!));
+  const c = r.metrics.chexbert;
+  if (c) for (const k of CHEXBERT_SUMMARY_KEYS) rows.push(row(`CheXbert ${k}`, c[k]));
+  if (r.metrics.sembScore) rows.push(row('SembScore', r.metrics.sembScore));
+  return renderTable(['metric', 'A', 'B', 'B - A', 'mean', '95% CI', 'P(B < A)'], rows);
 }
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'score predictions (BLEU-1/4, ROUGE-L with the official bootstrap); --paired compares two files; --html writes a report page',
+  summary: 'score predictions (BLEU-1/4, ROUGE-L, CheXbert F1 with the official bootstrap, SembScore); --paired compares two files; --html writes a report page',
   usage: `Usage: llava-rad eval PREDICTIONS.jsonl [options]
        llava-rad eval A.jsonl B.jsonl --paired [options]
 
@@ -91,6 +124,13 @@ evaluation (llava/eval/rrg_eval/run.py) does, with the same numbers:
                   CI = the bootstrap mean -/+ sacrebleu's half-width (numpy default_rng(12345))
   ROUGE-L         rouge_score F-measure; score = the median of the bootstrap means (0-1), CI = their
                   2.5th and 97.5th percentiles (numpy's global generator seeded 3)
+  CheXbert        (--metrics chexbert) CheXbert's labeler on each reference and prediction, then
+                  rrg_eval/chexbert.py's F1 scores: Micro-/Macro-F1 over the 14 conditions and the 5
+                  (Cardiomegaly, Edema, Consolidation, Atelectasis, Pleural Effusion), positive only and
+                  positive-or-uncertain ("+"); score = the median of scipy.stats.bootstrap (percentile,
+                  random_state=3), CI = its 95% interval; JSON and --html add the per-condition tables
+  SembScore       (with chexbert) the mean cosine similarity of the CheXbert [CLS] states of reference and
+                  prediction (CXR-Report-Metric's s_emb; not bootstrapped)
 Records with an "error" (failed studies) are skipped and counted.
 
 --paired matches the studies of A and B by id and bootstraps the difference B - A (the same resamples for
@@ -98,7 +138,11 @@ both systems, numpy default_rng(12345).choice(n, size=(B, n))): A's and B's scor
 mean and 95% CI of the resampled differences, and the share of resamples where B scored below A.
 
 Options:
-      --metrics LIST   among ${EVAL_METRICS.join(', ')} (default: all)
+      --metrics LIST   among ${EVAL_METRICS.join(', ')} (default: ${DEFAULT_METRICS.join(',')})
+      --chexbert FILE  CheXbert's GGUF (llava-rad convert-chexbert; given without --metrics, adds chexbert
+                       to the default metrics); default $LLAVA_RAD_CHEXBERT, else
+                       $LLAVA_RAD_HOME/eval/chexbert-f32.gguf or chexbert-f16.gguf
+      --threads N      CPU threads for CheXbert (default: the engine's)
       --bootstrap N    resamples, 2 to ${MAX_BOOTSTRAP} (default ${DEFAULT_BOOTSTRAP}, as the official evaluation)
       --paired         two files: paired bootstrap of B - A
       --json           print the result as one JSON object (the last line of stdout)
@@ -108,22 +152,33 @@ Options:
 
 Exit status: 0 scored; 1 an error (e.g. BAD_PREDICTIONS: a line that is not JSON or lacks a field); 2 bad
 arguments or a missing file.`,
-  async run(args, io) {
+  async run(args, io, signal) {
     const { values: v, positionals } = parseWithPositionals(args, {
       metrics: { type: 'string' },
       bootstrap: { type: 'string' },
       paired: { type: 'boolean' },
       json: { type: 'boolean' },
       html: { type: 'string' },
+      chexbert: { type: 'string' },
+      threads: { type: 'string' },
     }, 'eval', 2);
     if (v.help) {
       io.out(this.usage + '\n');
       return 0;
     }
     const bootstrap = intArg(v.bootstrap, '--bootstrap', 2, MAX_BOOTSTRAP);
-    const metrics = metricsArg(v.metrics);
+    // --chexbert without --metrics: the default families and chexbert
+    const metrics = metricsArg(v.metrics) ?? (typeof v.chexbert === 'string' && v.chexbert !== '' ? [...DEFAULT_METRICS, 'chexbert' as const] : undefined);
     const html = htmlArg(v.html);
-    const options = { ...(metrics ? { metrics } : {}), ...(bootstrap !== undefined ? { bootstrap } : {}) };
+    const threads = intArg(v.threads, '--threads', 1, 1024);
+    const wantsChexbert = (metrics ?? DEFAULT_METRICS).includes('chexbert');
+    const chexbert = wantsChexbert ? resolveChexbertPath(v.chexbert) : undefined;
+    const options = {
+      ...(metrics ? { metrics } : {}),
+      ...(bootstrap !== undefined ? { bootstrap } : {}),
+      ...(chexbert !== undefined ? { chexbert, ...(threads !== undefined ? { chexbertParams: { threads } } : {}) } : {}),
+      signal,
+    };
     if (v.paired) {
       if (positionals.length !== 2) throw new UsageError('eval: --paired needs two predictions files, A.jsonl and B.jsonl');
       positionals.forEach(requireFile);
@@ -139,7 +194,7 @@ arguments or a missing file.`,
     requireFile(positionals[0]!);
     const r = await asUsageAsync(() => evaluate(positionals[0]!, options));
     if (r.skipped) io.err(`llava-rad eval: skipped ${r.skipped} record(s) with an error (failed studies)\n`);
-    if (html) writeHtml(html, { source: positionals[0]!, result: r, ...(r.metrics.rougeL ? { studies: lowestRouge(positionals[0]!) } : {}) });
+    if (html) writeHtml(html, { source: positionals[0]!, result: r, ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(positionals[0]!) } : {}) });
     if (v.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.n} studies, ${r.bootstrap} bootstrap resamples\n` + table(r));
     return 0;
