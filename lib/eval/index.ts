@@ -63,3 +63,31 @@ export {
   type ScipyBootstrapResult,
 } from './scipy-bootstrap.js';
 export { renderEvalHtml, escapeHtml, type EvalHtmlInput, type EvalHtmlStudy } from './html-report.js';
+export {
+  radgraphF1,
+  radgraphReward,
+  radgraphRewards,
+  RADGRAPH_ENTITY_LABELS,
+  RADGRAPH_RELATION_TYPES,
+  RADGRAPH_REWARD_LEVELS,
+  type RadgraphAnnotation,
+  type RadgraphEntity,
+  type RadgraphReward,
+  type RadgraphRewardLevel,
+  type RadgraphRewardOptions,
+  type RadgraphF1Options,
+  type RadgraphF1Result,
+} from './radgraph-reward.js';
+export {
+  chexpromptJudge,
+  summarizeChexprompt,
+  loadChexpromptTemplate,
+  parseChexpromptCompletion,
+  ChatClient,
+  CHEXPROMPT_PARAMS,
+  type ChexpromptJudgeOptions,
+  type ChexpromptResult,
+  type ChexpromptStudy,
+  type ChexpromptSummary,
+  type JudgeRecord,
+} from './judge/index.js';
