@@ -8,17 +8,139 @@ import { CHEXBERT_SUMMARY_KEYS } from '../eval/chexbert-f1.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_METRICS, EVAL_METRICS, evaluate, loadPairs, MAX_BOOTSTRAP, type EvalMetric, type EvalResult } from '../eval/evaluate.js';
 import { llavaRadHome } from '../pull/home.js';
 import { renderEvalHtml, type EvalHtmlInput } from '../eval/html-report.js';
+import { chatEndpoint } from '../eval/judge/chat-client.js';
+import { CHEXPROMPT_RPM, chexpromptJudge, type ChexpromptResult, type ChexpromptSummary } from '../eval/judge/chexprompt.js';
+import { loadChexpromptTemplate } from '../eval/judge/chexprompt-template.js';
 import { evaluatePaired, type PairedMetric, type PairedResult } from '../eval/paired.js';
 import { rougeL } from '../eval/rouge.js';
 import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
 
 const LABELS: Record<'bleu1' | 'bleu4' | 'rougeL', string> = { bleu1: 'BLEU-1', bleu4: 'BLEU-4', rougeL: 'ROUGE-L' };
 
-function metricsArg(v: string | boolean | undefined): EvalMetric[] | undefined {
+/** the metrics the CLI knows: evaluate()'s, and the CheXprompt judge (run here, by chexpromptJudge) */
+const CLI_METRICS = [...EVAL_METRICS, 'chexprompt'] as const;
+
+function metricsArg(v: string | boolean | undefined): string[] | undefined {
   if (v === undefined) return undefined;
   const names = String(v).split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (names.length === 0) throw new UsageError(`--metrics must list some of ${EVAL_METRICS.join(', ')}, got '${String(v)}'`);
-  return names as EvalMetric[]; // the library checks the names (INVALID_ARGUMENT -> usage error; UNSUPPORTED for planned ones)
+  if (names.length === 0) throw new UsageError(`--metrics must list some of ${CLI_METRICS.join(', ')}, got '${String(v)}'`);
+  // 'chexprompt' is taken out here; evaluate() checks the others (INVALID_ARGUMENT -> usage error; UNSUPPORTED for planned ones)
+  return [...new Set(names)];
+}
+
+/** positive integer flag with a default */
+function judgeInt(v: string | boolean | undefined, flag: string, min: number, max: number, dflt: number): number {
+  return intArg(v, flag, min, max) ?? dflt;
+}
+
+function numberArg(v: string | boolean | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(x) || x < min || x > max) throw new UsageError(`${flag} must be a number from ${min} to ${max}, got '${String(v)}'`);
+  return x;
+}
+
+interface JudgeArgs {
+  url: string;
+  model: string;
+  chexpromptDir: string;
+  apiVersion: string | undefined;
+  concurrency: number;
+  rpm: number;
+  timeoutMs: number;
+  attempts: number;
+  temperature: number;
+}
+
+/** the --judge-* flags, checked before anything is scored (missing ones: one usage line naming them) */
+function judgeArgs(v: Record<string, string | boolean | undefined>): JudgeArgs {
+  const str = (k: string) => (typeof v[k] === 'string' && v[k] !== '' ? (v[k] as string) : undefined);
+  const url = str('judge-url');
+  const model = str('judge-model');
+  const chexpromptDir = str('chexprompt-dir');
+  const missing = [url ? '' : '--judge-url URL', model ? '' : '--judge-model NAME', chexpromptDir ? '' : '--chexprompt-dir DIR'].filter((m) => m !== '');
+  if (missing.length) throw new UsageError(`eval: the chexprompt metric needs ${missing.join(', ')} (the chat endpoint, its model or Azure deployment, and a clone of microsoft/chexprompt); the key comes from OPENAI_API_KEY or AZURE_OPENAI_API_KEY`);
+  if (v['judge-api-version'] !== undefined && str('judge-api-version') === undefined) throw new UsageError('--judge-api-version needs a value, e.g. --judge-api-version 2024-06-01');
+  const apiVersion = str('judge-api-version');
+  // the URL and the prompt are checked now, not after the other metrics ran
+  asUsage(() => chatEndpoint({ url: url!, model: model!, ...(apiVersion !== undefined ? { apiVersion } : {}) }));
+  asUsage(() => loadChexpromptTemplate(chexpromptDir!), true);
+  return {
+    url: url!,
+    model: model!,
+    chexpromptDir: chexpromptDir!,
+    apiVersion,
+    concurrency: judgeInt(v['judge-concurrency'], '--judge-concurrency', 1, 256, 4),
+    rpm: judgeInt(v['judge-rpm'], '--judge-rpm', 1, 1_000_000, CHEXPROMPT_RPM),
+    timeoutMs: (numberArg(v['judge-timeout'], '--judge-timeout', 1, 3600) ?? 120) * 1000,
+    attempts: judgeInt(v['judge-attempts'], '--judge-attempts', 1, 100, 5),
+    temperature: numberArg(v['judge-temperature'], '--judge-temperature', 0, 2) ?? 0,
+  };
+}
+
+/** INVALID_ARGUMENT (and, with io, IO: a missing chexprompt dir) as a usage error */
+function asUsage(f: () => unknown, io = false): void {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof LlavaRadError && (e.code === 'INVALID_ARGUMENT' || (io && e.code === 'IO'))) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** metrics.chexprompt of --json: score = clinically significant errors per report (mean), ci its 95% interval */
+export interface ChexpromptMetric extends ChexpromptSummary {
+  score: number;
+  ci: [number, number];
+  judge: { model: string; provider: ChexpromptResult['judge']['provider']; params: ChexpromptResult['judge']['params']; prompt: { path: string; sha256: string } };
+  /** the studies without a usable rating */
+  failures: Array<{ id: string | undefined; index: number; code: string; message: string }>;
+}
+
+function chexpromptMetric(r: ChexpromptResult): ChexpromptMetric {
+  return {
+    score: r.summary.significant.mean,
+    ci: r.summary.significant.ci,
+    ...r.summary,
+    judge: { model: r.judge.model, provider: r.judge.provider, params: r.judge.params, prompt: r.judge.prompt },
+    failures: r.studies.filter((s) => s.error).map((s) => ({ id: s.id, index: s.index, code: s.error!.code, message: s.error!.message })),
+  };
+}
+
+const JUDGE_LOG_EVERY_MS = 10_000;
+
+/** runs the judge with progress on stderr (a redrawn line on a terminal, a line every 10 s otherwise; none with --quiet / --json) and retries reported */
+async function runJudge(file: string, j: JudgeArgs, bootstrap: number, io: { err: (s: string) => void }, opts: { progress: boolean; retries: boolean; signal: AbortSignal | undefined }): Promise<ChexpromptResult> {
+  const { pairs } = loadPairs(file);
+  const tty = process.stderr.isTTY === true;
+  const t0 = Date.now();
+  let lastLog = t0;
+  let failed = 0;
+  const line = (done: number, total: number) => `CheXprompt: ${done}/${total} studies judged${failed ? `, ${failed} without a rating` : ''}, ${Math.round((Date.now() - t0) / 1000)}s`;
+  const r = await chexpromptJudge(pairs.map((p) => ({ ...(p.id !== undefined ? { id: p.id } : {}), reference: p.reference, prediction: p.prediction })), {
+    url: j.url,
+    model: j.model,
+    chexpromptDir: j.chexpromptDir,
+    ...(j.apiVersion !== undefined ? { apiVersion: j.apiVersion } : {}),
+    concurrency: j.concurrency,
+    rpm: j.rpm,
+    bootstrap,
+    params: { temperature: j.temperature },
+    client: { timeoutMs: j.timeoutMs, maxAttempts: j.attempts },
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    onProgress: (done, total, study) => {
+      if (study.error) failed++;
+      if (!opts.progress) return;
+      if (tty) io.err(`\r${line(done, total)}\x1b[K${done === total ? '\n' : ''}`);
+      else if (done === total || Date.now() - lastLog >= JUDGE_LOG_EVERY_MS) {
+        lastLog = Date.now();
+        io.err(`llava-rad eval: ${line(done, total)}\n`);
+      }
+    },
+    // the reason and the wait only: no key, no URL
+    ...(opts.retries ? { onRetry: (info) => io.err(`${tty && opts.progress ? '\r\x1b[K' : ''}llava-rad eval: CheXprompt judge: ${info.reason} (attempt ${info.attempt}), retrying in ${(info.delayMs / 1000).toFixed(1)}s\n`) } : {}),
+  });
+  return r;
 }
 
 type Env = Record<string, string | undefined>;
@@ -91,7 +213,9 @@ const present = <T extends object>(metrics: T) => (Object.keys(LABELS) as Array<
 
 const ciText = (c: readonly [number, number] | undefined) => (c ? `[${f4(c[0])}, ${f4(c[1])}]` : '-');
 
-function table(r: EvalResult): string {
+type CliEvalResult = Omit<EvalResult, 'metrics'> & { metrics: EvalResult['metrics'] & { chexprompt?: ChexpromptMetric } };
+
+function table(r: CliEvalResult): string {
   const rows = present(r.metrics).map((k) => {
     const m = r.metrics[k]!;
     return [LABELS[k], f4(m.score), ciText(m.ci)];
@@ -100,6 +224,14 @@ function table(r: EvalResult): string {
   // run.py's CheXbert numbers: the bootstrap median with its 95% interval (the F1 of all studies when not bootstrapped)
   if (c) for (const k of CHEXBERT_SUMMARY_KEYS) rows.push([`CheXbert ${k}`, f4(c.summary[k].median ?? c.summary[k].f1), ciText(c.summary[k].ci)]);
   if (r.metrics.sembScore) rows.push(['SembScore', f4(r.metrics.sembScore.score), '-']);
+  const j = r.metrics.chexprompt;
+  if (j) {
+    // CheXprompt: mean errors per report (lower is better) with their 95% bootstrap intervals
+    rows.push(['CheXprompt significant errors/report', f4(j.significant.mean), ciText(j.significant.ci)]);
+    rows.push(['CheXprompt insignificant errors/report', f4(j.insignificant.mean), ciText(j.insignificant.ci)]);
+    rows.push(['CheXprompt total errors/report', f4(j.total.mean), ciText(j.total.ci)]);
+    rows.push(['CheXprompt share without significant error', f4(j.noSignificantErrors), '-']);
+  }
   return renderTable(['metric', 'score', '95% CI'], rows);
 }
 
@@ -114,7 +246,7 @@ function pairedTable(r: PairedResult): string {
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'score predictions (BLEU-1/4, ROUGE-L, CheXbert F1 with the official bootstrap, SembScore); --paired compares two files; --html writes a report page',
+  summary: 'score predictions (BLEU-1/4, ROUGE-L, CheXbert F1 with the official bootstrap, SembScore, the CheXprompt LLM judge); --paired compares two files; --html writes a report page',
   usage: `Usage: llava-rad eval PREDICTIONS.jsonl [options]
        llava-rad eval A.jsonl B.jsonl --paired [options]
 
@@ -131,6 +263,12 @@ evaluation (llava/eval/rrg_eval/run.py) does, with the same numbers:
                   random_state=3), CI = its 95% interval; JSON and --html add the per-condition tables
   SembScore       (with chexbert) the mean cosine similarity of the CheXbert [CLS] states of reference and
                   prediction (CXR-Report-Metric's s_emb; not bootstrapped)
+  CheXprompt      (--metrics chexprompt, or --judge-url given) an LLM judge on any OpenAI-compatible chat
+                  endpoint counts each report's clinically significant and insignificant errors with the
+                  prompt of your clone of microsoft/chexprompt; score = significant errors per report (mean,
+                  lower is better), CI = its 95% bootstrap interval; studies without a usable answer are
+                  counted and left out. The key comes from OPENAI_API_KEY (AZURE_OPENAI_API_KEY for Azure)
+                  and is never printed. Not with --paired: judge each file on its own.
 Records with an "error" (failed studies) are skipped and counted.
 
 --paired matches the studies of A and B by id and bootstraps the difference B - A (the same resamples for
@@ -138,13 +276,24 @@ both systems, numpy default_rng(12345).choice(n, size=(B, n))): A's and B's scor
 mean and 95% CI of the resampled differences, and the share of resamples where B scored below A.
 
 Options:
-      --metrics LIST   among ${EVAL_METRICS.join(', ')} (default: ${DEFAULT_METRICS.join(',')})
+      --metrics LIST   among ${CLI_METRICS.join(', ')} (default: ${DEFAULT_METRICS.join(',')})
       --chexbert FILE  CheXbert's GGUF (llava-rad convert-chexbert; given without --metrics, adds chexbert
                        to the default metrics); default $LLAVA_RAD_CHEXBERT, else
                        $LLAVA_RAD_HOME/eval/chexbert-f32.gguf or chexbert-f16.gguf
       --threads N      CPU threads for CheXbert (default: the engine's)
       --bootstrap N    resamples, 2 to ${MAX_BOOTSTRAP} (default ${DEFAULT_BOOTSTRAP}, as the official evaluation)
       --paired         two files: paired bootstrap of B - A
+      --judge-url URL  CheXprompt's chat endpoint: an OpenAI base URL (https://api.openai.com/v1), a
+                       llama-server's http://127.0.0.1:8080/v1, or an Azure OpenAI endpoint
+      --judge-model NAME      the model, or the Azure deployment
+      --chexprompt-dir DIR    a clone of microsoft/chexprompt (the prompt is read from it)
+      --judge-api-version V   Azure OpenAI's api-version (selects Azure)
+      --judge-concurrency N   requests in flight (default 4)
+      --judge-rpm N           requests per minute (default ${CHEXPROMPT_RPM}, chexprompt's)
+      --judge-timeout S       seconds per HTTP attempt (default 120)
+      --judge-attempts N      HTTP attempts per request, retrying 429 / 5xx / timeouts (default 5)
+      --judge-temperature T   sampling temperature (default 0, chexprompt's evaluator)
+  -q, --quiet          no judge progress or retry lines on stderr
       --json           print the result as one JSON object (the last line of stdout)
       --html FILE      also write the results as one self-contained HTML page (no scripts, nothing
                        fetched), with the ${HTML_STUDIES} lowest ROUGE-L studies when ROUGE-L is scored
@@ -161,6 +310,16 @@ arguments or a missing file.`,
       html: { type: 'string' },
       chexbert: { type: 'string' },
       threads: { type: 'string' },
+      'judge-url': { type: 'string' },
+      'judge-model': { type: 'string' },
+      'chexprompt-dir': { type: 'string' },
+      'judge-api-version': { type: 'string' },
+      'judge-concurrency': { type: 'string' },
+      'judge-rpm': { type: 'string' },
+      'judge-timeout': { type: 'string' },
+      'judge-attempts': { type: 'string' },
+      'judge-temperature': { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
     }, 'eval', 2);
     if (v.help) {
       io.out(this.usage + '\n');
@@ -168,10 +327,17 @@ arguments or a missing file.`,
     }
     const bootstrap = intArg(v.bootstrap, '--bootstrap', 2, MAX_BOOTSTRAP);
     // --chexbert without --metrics: the default families and chexbert
-    const metrics = metricsArg(v.metrics) ?? (typeof v.chexbert === 'string' && v.chexbert !== '' ? [...DEFAULT_METRICS, 'chexbert' as const] : undefined);
+    const named = metricsArg(v.metrics) ?? (typeof v.chexbert === 'string' && v.chexbert !== '' ? [...DEFAULT_METRICS, 'chexbert'] : undefined);
+    // --judge-url adds the judge to the metrics (given or default); the judge runs here, not in evaluate()
+    const wantsJudge = (named ?? []).includes('chexprompt') || v['judge-url'] !== undefined;
+    const libNamed = named?.filter((m) => m !== 'chexprompt') as EvalMetric[] | undefined;
+    const metrics = libNamed !== undefined && libNamed.length === 0 ? undefined : libNamed;
+    const judgeOnly = wantsJudge && named !== undefined && metrics === undefined;
+    if (wantsJudge && v.paired) throw new UsageError('eval: --paired does not support the chexprompt metric yet; judge each file on its own (llava-rad eval FILE --metrics chexprompt ...)');
+    const judge = wantsJudge ? judgeArgs(v) : undefined;
     const html = htmlArg(v.html);
     const threads = intArg(v.threads, '--threads', 1, 1024);
-    const wantsChexbert = (metrics ?? DEFAULT_METRICS).includes('chexbert');
+    const wantsChexbert = !judgeOnly && (metrics ?? DEFAULT_METRICS).includes('chexbert');
     const chexbert = wantsChexbert ? resolveChexbertPath(v.chexbert) : undefined;
     const options = {
       ...(metrics ? { metrics } : {}),
@@ -192,9 +358,28 @@ arguments or a missing file.`,
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'eval: expected a predictions file (JSONL)' : 'eval: two files need --paired');
     requireFile(positionals[0]!);
-    const r = await asUsageAsync(() => evaluate(positionals[0]!, options));
+    const file = positionals[0]!;
+    let r: CliEvalResult;
+    if (judgeOnly) {
+      // the judge alone: the predictions are read (and checked) as evaluate() reads them
+      const { pairs, skipped } = await asUsageAsync(async () => loadPairs(file));
+      if (pairs.length === 0) throw new LlavaRadError('BAD_PREDICTIONS', `no records to score${skipped ? ` (all ${skipped} records carry an error)` : ''}`);
+      r = { n: pairs.length, skipped, bootstrap: bootstrap ?? DEFAULT_BOOTSTRAP, metrics: {} };
+    } else {
+      r = await asUsageAsync(() => evaluate(file, options));
+    }
     if (r.skipped) io.err(`llava-rad eval: skipped ${r.skipped} record(s) with an error (failed studies)\n`);
-    if (html) writeHtml(html, { source: positionals[0]!, result: r, ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(positionals[0]!) } : {}) });
+    let judged: ChexpromptResult | undefined;
+    if (judge) {
+      judged = await runJudge(file, judge, r.bootstrap, io, { progress: !v.quiet && !v.json, retries: !v.quiet, signal });
+      r.metrics.chexprompt = chexpromptMetric(judged);
+      const s = judged.summary;
+      if (s.failed) {
+        const first = r.metrics.chexprompt.failures[0]!;
+        io.err(`llava-rad eval: CheXprompt: ${s.failed} of ${s.n} studies without a usable rating (left out; first: ${first.id ?? `#${first.index}`}: ${first.code}: ${first.message})\n`);
+      }
+    }
+    if (html) writeHtml(html, { source: file, result: r, ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(judged ? { chexprompt: judged } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(file) } : {}) });
     if (v.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.n} studies, ${r.bootstrap} bootstrap resamples\n` + table(r));
     return 0;

@@ -1,8 +1,10 @@
 // `llava-rad eval --html`: one self-contained HTML page of the evaluation's results (inline CSS, no
 // scripts, no fonts or anything else fetched), every text from the input escaped.
 
-import type { ChexbertF1Result, ClassificationReport } from './chexbert-f1.js';
+import { CHEXBERT_SUMMARY_KEYS, type ChexbertF1Result, type ClassificationReport } from './chexbert-f1.js';
 import type { EvalResult } from './evaluate.js';
+import { CHEXPROMPT_ERROR_NAMES } from './judge/chexprompt-parse.js';
+import type { ChexpromptResult } from './judge/chexprompt.js';
 import type { PairedResult } from './paired.js';
 
 export interface EvalHtmlStudy {
@@ -24,6 +26,8 @@ export interface EvalHtmlInput {
   paired?: PairedResult;
   /** CheXbert F1 results of chexbertF1() */
   chexbert?: ChexbertF1Result;
+  /** the CheXprompt judge's summary (chexpromptJudge(); its judge description is optional, the URL is never shown) */
+  chexprompt?: Pick<ChexpromptResult, 'summary'> & { judge?: Pick<ChexpromptResult['judge'], 'model' | 'provider' | 'prompt'> };
   /** studies to list (e.g. the lowest scoring), with a caption */
   studies?: { caption: string; rows: readonly EvalHtmlStudy[] };
   /** the time shown as generated (default now) */
@@ -52,15 +56,30 @@ function reportSection(r: EvalResult): string {
     const m = r.metrics[k]!;
     return [LABELS[k], num(m.score), ci(m.ci)];
   });
-  return `<section>\n<h2>Report metrics</h2>\n<p>${r.n} studies scored${r.skipped ? `, ${r.skipped} skipped (records with an error)` : ''}; ${r.bootstrap} bootstrap resamples.</p>\n${table('BLEU (0-100, corpus score with the bootstrap mean ± half-width) and ROUGE-L (0-1, bootstrap median with 2.5th / 97.5th percentiles)', ['metric', 'score', '95% CI'], rows)}\n</section>`;
+  // no BLEU / ROUGE scored (e.g. --metrics chexbert): the counts only, no empty table
+  const t = rows.length > 0 ? `\n${table('BLEU (0-100, corpus score with the bootstrap mean ± half-width) and ROUGE-L (0-1, bootstrap median with 2.5th / 97.5th percentiles)', ['metric', 'score', '95% CI'], rows)}` : '';
+  const semb = r.metrics.sembScore ? ` SembScore (mean cosine of the CheXbert [CLS] states, not bootstrapped): ${num(r.metrics.sembScore.score)}.` : '';
+  return `<section>\n<h2>Report metrics</h2>\n<p>${r.n} studies scored${r.skipped ? `, ${r.skipped} skipped (records with an error)` : ''}; ${r.bootstrap} bootstrap resamples.${semb}</p>${t}\n</section>`;
 }
 
 function pairedSection(r: PairedResult): string {
-  const rows = (Object.keys(LABELS) as Array<keyof typeof LABELS>).filter((k) => r.metrics[k]).map((k) => {
-    const m = r.metrics[k]!;
-    return [LABELS[k], num(m.a), num(m.b), num(m.diff), num(m.mean), ci(m.ci), num(m.bBelowA, 3)];
-  });
+  const row = (label: string, m: NonNullable<PairedResult['metrics']['rougeL']>) => [escapeHtml(label), num(m.a), num(m.b), num(m.diff), num(m.mean), ci(m.ci), num(m.bBelowA, 3)];
+  const rows = (Object.keys(LABELS) as Array<keyof typeof LABELS>).filter((k) => r.metrics[k]).map((k) => row(LABELS[k], r.metrics[k]!));
+  const c = r.metrics.chexbert;
+  if (c) for (const k of CHEXBERT_SUMMARY_KEYS) if (c[k]) rows.push(row(`CheXbert ${k}`, c[k]));
+  if (r.metrics.sembScore) rows.push(row('SembScore', r.metrics.sembScore));
   return `<section>\n<h2>Paired comparison (B minus A)</h2>\n<p>${r.n} studies in both files, ${r.bootstrap} paired resamples.</p>\n${table('Paired bootstrap of B - A', ['metric', 'A', 'B', 'B - A', 'mean', '95% CI', 'P(B < A)'], rows)}\n</section>`;
+}
+
+function chexpromptSection(c: NonNullable<EvalHtmlInput['chexprompt']>): string {
+  const s = c.summary;
+  const rows = ([['clinically significant', s.significant], ['clinically insignificant', s.insignificant], ['total', s.total]] as const)
+    .map(([label, m]) => [label, num(m.mean), ci(m.ci)]);
+  rows.push(['reports with no clinically significant error (share)', num(s.noSignificantErrors), '&ndash;']);
+  const byType = table('Mean errors per report by type', ['error type', 'clinically significant', 'clinically insignificant'],
+    CHEXPROMPT_ERROR_NAMES.map((k) => [escapeHtml(k), num(s.byType.clinically_significant[k]), num(s.byType.clinically_insignificant[k])]));
+  const judge = c.judge ? ` Judge: <code>${escapeHtml(c.judge.model)}</code> (${escapeHtml(c.judge.provider)}); prompt sha256 <code>${escapeHtml(c.judge.prompt.sha256)}</code>.` : '';
+  return `<section>\n<h2>CheXprompt (LLM judge)</h2>\n<p>${s.rated} of ${s.n} studies rated${s.failed ? `, ${s.failed} without a usable rating (left out)` : ''}.${judge}</p>\n${table('Errors per report: mean with 95% bootstrap interval', ['errors per report', 'mean', '95% CI'], rows)}\n${byType}\n</section>`;
 }
 
 const SUMMARY_GROUPS = [
@@ -110,6 +129,7 @@ export function renderEvalHtml(input: EvalHtmlInput): string {
   if (input.result) parts.push(reportSection(input.result));
   if (input.paired) parts.push(pairedSection(input.paired));
   if (input.chexbert) parts.push(chexbertSection(input.chexbert));
+  if (input.chexprompt) parts.push(chexpromptSection(input.chexprompt));
   if (input.studies && input.studies.rows.length > 0) parts.push(studiesSection(input.studies));
   if (parts.length === 0) parts.push('<p>No results to show.</p>');
   return `<!DOCTYPE html>
