@@ -5,7 +5,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
 import { CHEXBERT_SUMMARY_KEYS } from '../eval/chexbert-f1.js';
-import { DEFAULT_BOOTSTRAP, DEFAULT_METRICS, EVAL_METRICS, evaluate, loadPairs, MAX_BOOTSTRAP, type EvalMetric, type EvalResult } from '../eval/evaluate.js';
+import { DEFAULT_BOOTSTRAP, DEFAULT_METRICS, EVAL_METRICS, evaluate, loadPairs, MAX_BOOTSTRAP, PLANNED_METRICS, type EvalMetric, type EvalResult } from '../eval/evaluate.js';
 import { llavaRadHome } from '../pull/home.js';
 import { renderEvalHtml, type EvalHtmlInput } from '../eval/html-report.js';
 import { chatEndpoint } from '../eval/judge/chat-client.js';
@@ -24,7 +24,13 @@ function metricsArg(v: string | boolean | undefined): string[] | undefined {
   if (v === undefined) return undefined;
   const names = String(v).split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (names.length === 0) throw new UsageError(`--metrics must list some of ${CLI_METRICS.join(', ')}, got '${String(v)}'`);
-  // 'chexprompt' is taken out here; evaluate() checks the others (INVALID_ARGUMENT -> usage error; UNSUPPORTED for planned ones)
+  // 'chexprompt' is taken out later and run here; a planned metric (radgraph, ...) is left for evaluate() to call
+  // UNSUPPORTED; any other unknown name is a usage error naming all the CLI knows
+  for (const n of names) {
+    if (!(CLI_METRICS as readonly string[]).includes(n) && !PLANNED_METRICS.includes(n)) {
+      throw new UsageError(`metrics must be among ${CLI_METRICS.join(', ')}, got "${n}"`);
+    }
+  }
   return [...new Set(names)];
 }
 

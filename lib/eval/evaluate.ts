@@ -23,7 +23,8 @@ export type EvalMetric = (typeof EVAL_METRICS)[number];
 /** the families scored when none are named (chexbert needs a model, so it is asked for by name) */
 export const DEFAULT_METRICS: readonly EvalMetric[] = ['bleu', 'rouge'];
 /** metrics of issue #16 that are not implemented yet */
-const PLANNED_METRICS = ['radgraph', 'bertscore', 'chexprompt', 'green'];
+/** metric names that are planned: asking for one is UNSUPPORTED rather than a bad argument */
+export const PLANNED_METRICS: readonly string[] = ['radgraph', 'bertscore', 'chexprompt', 'green'];
 
 export const DEFAULT_BOOTSTRAP = 500;
 export const MAX_BOOTSTRAP = 100_000;
