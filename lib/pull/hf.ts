@@ -26,6 +26,8 @@ export interface HfOptions {
   /** idle socket timeout (default 60 s) */
   timeoutMs?: number;
   signal?: AbortSignal | undefined;
+  /** the command a refused download tells the user to run again (default "pull") */
+  command?: string;
 }
 
 export interface HfFile {
@@ -181,7 +183,7 @@ export async function downloadFile(info: HfRepoInfo, file: HfFile, dest: string,
   const part = `${dest}.part`;
   const mismatch = async (msg: string) => {
     await rm(part, { force: true });
-    return new LlavaRadError('DOWNLOAD', `${what}: ${msg}; the partial file was removed, run pull again`);
+    return new LlavaRadError('DOWNLOAD', `${what}: ${msg}; the partial file was removed, run ${o.command ?? 'pull'} again`);
   };
   const url = `${o.endpoint}/${info.repo}/resolve/${encodeURIComponent(info.commit)}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
   let have = existsSync(part) ? statSync(part).size : 0;

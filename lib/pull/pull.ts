@@ -87,10 +87,51 @@ export interface PullResult {
 
 const NAME = /^[\w][\w.-]*$/;
 
-function fileOf(info: HfRepoInfo, name: string): HfFile {
+/** the Hugging Face client options of a pull: endpoint ($HF_ENDPOINT), token ($HF_TOKEN), retries, signal */
+export function hfOptions(options: {
+  endpoint?: string | undefined; token?: string | undefined; retries?: number | undefined; retryDelayMs?: number | undefined; signal?: AbortSignal | undefined;
+}, command = 'pull'): HfOptions {
+  const hf: HfOptions = {
+    endpoint: (options.endpoint ?? (process.env.HF_ENDPOINT || DEFAULT_ENDPOINT)).replace(/\/+$/, ''),
+    token: options.token ?? (process.env.HF_TOKEN || undefined),
+    signal: options.signal,
+    command,
+    ...(options.retries !== undefined ? { retries: options.retries } : {}),
+    ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),
+  };
+  try {
+    new URL(hf.endpoint);
+  } catch {
+    throw new LlavaRadError('INVALID_ARGUMENT', `the Hugging Face endpoint must be a URL, got ${JSON.stringify(hf.endpoint)}`);
+  }
+  return hf;
+}
+
+/** `name` in the listing of `info`; DOWNLOAD when the repository has no such file */
+export function fileOf(info: HfRepoInfo, name: string): HfFile {
   const f = info.files.get(name);
   if (!f) throw new LlavaRadError('DOWNLOAD', `${info.repo}@${info.revision} has no ${name}`);
   return f;
+}
+
+/** downloads every file of `plan` in order, reporting progress over all of them */
+export async function downloadPlan(plan: readonly { info: HfRepoInfo; file: HfFile; dest: string }[], hf: HfOptions,
+  onProgress?: (p: PullProgress) => void): Promise<PulledFile[]> {
+  const pulled: PulledFile[] = [];
+  const bytesTotal = plan.reduce((s, p) => s + (p.file.size ?? 0), 0);
+  let bytesDone = 0;
+  for (const p of plan) {
+    const item = `${p.info.repo}/${p.file.path}`;
+    onProgress?.({ phase: 'download', item, bytesDone, bytesTotal });
+    const before = bytesDone;
+    const r = await downloadFile(p.info, p.file, p.dest, hf, (n) => {
+      bytesDone += n;
+      onProgress?.({ phase: 'download', item, bytesDone, bytesTotal });
+    });
+    bytesDone = before + (p.file.size ?? 0);
+    pulled.push({ repo: p.info.repo, path: p.file.path, size: p.file.size ?? 0, ...r });
+  }
+  return pulled;
 }
 
 function jsonFile(file: string): Record<string, unknown> {
@@ -129,18 +170,7 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
     return { dir, ...files, type, alreadyPresent: true, files: [], sources, sourcesKept: existsSync(sources.vicuna) };
   }
 
-  const hf: HfOptions = {
-    endpoint: (options.endpoint ?? (process.env.HF_ENDPOINT || DEFAULT_ENDPOINT)).replace(/\/+$/, ''),
-    token: options.token ?? (process.env.HF_TOKEN || undefined),
-    signal: options.signal,
-    ...(options.retries !== undefined ? { retries: options.retries } : {}),
-    ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),
-  };
-  try {
-    new URL(hf.endpoint);
-  } catch {
-    throw new LlavaRadError('INVALID_ARGUMENT', `the Hugging Face endpoint must be a URL, got ${JSON.stringify(hf.endpoint)}`);
-  }
+  const hf = hfOptions(options);
   const vic = await repoInfo(VICUNA_REPO, options.revisions?.vicuna ?? 'main', hf);
   const rad = await repoInfo(LLAVA_RAD_REPO, options.revisions?.llavaRad ?? 'main', hf);
 
@@ -180,19 +210,7 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
   add(rad, sources.llavaRad, plainName(cfg.vision_tower_checkpoint ?? 'biomedclipcxr_518_checkpoint.pt', cfgFile, 'vision_tower_checkpoint'));
 
   // ---- download ----
-  const bytesTotal = plan.reduce((s, p) => s + (p.file.size ?? 0), 0);
-  let bytesDone = 0;
-  for (const p of plan) {
-    const item = `${p.info.repo}/${p.file.path}`;
-    options.onProgress?.({ phase: 'download', item, bytesDone, bytesTotal });
-    const before = bytesDone;
-    const r = await downloadFile(p.info, p.file, p.dest, hf, (n) => {
-      bytesDone += n;
-      options.onProgress?.({ phase: 'download', item, bytesDone, bytesTotal });
-    });
-    bytesDone = before + (p.file.size ?? 0);
-    pulled.push({ repo: p.info.repo, path: p.file.path, size: p.file.size ?? 0, ...r });
-  }
+  pulled.push(...await downloadPlan(plan, hf, options.onProgress));
 
   // ---- convert (not interruptible once started; its outputs appear only when it succeeded) ----
   if (options.signal?.aborted) throw abortedError(options.signal, 'pull');

@@ -1,0 +1,78 @@
+// `llava-rad pull-eval`: download the scorer weights from Hugging Face (pinned revisions, sha256-checked) and
+// convert CheXbert into the GGUF `eval --metrics chexbert` finds by default.
+
+import { EVAL_TERMS, pullEval, RRG_SCORERS_REPO, RRG_SCORERS_REVISION, BERT_BASE_UNCASED_REPO, BERT_BASE_UNCASED_REVISION, GREEN_REPO } from '../pull/eval-models.js';
+import { intArg, parse, round, UsageError, type Command } from './args.js';
+
+export const pullEvalCommand: Command = {
+  name: 'pull-eval',
+  summary: "download the scorer weights (CheXbert, RadGraph; GREEN with --green) and convert CheXbert for eval",
+  usage: `usage: llava-rad pull-eval [--type f32|f16] [--green] [--force] [--heads N] [--json] [-q]
+
+Downloads into $LLAVA_RAD_HOME/eval/ (interrupted downloads resume; every file is checked against the size
+and sha256 Hugging Face lists, and vocab.txt against its pinned sha256):
+  ${RRG_SCORERS_REPO}@${RRG_SCORERS_REVISION.slice(0, 12)}  chexbert.pth, radgraph.tar.gz
+  ${BERT_BASE_UNCASED_REPO}@${BERT_BASE_UNCASED_REVISION.slice(0, 12)}  vocab.txt
+  ${GREEN_REPO}@main  with --green (about 27 GB; downloaded only, not converted)
+then converts chexbert.pth + vocab.txt into $LLAVA_RAD_HOME/eval/chexbert-<type>.gguf, where
+'llava-rad eval --metrics chexbert' looks when no --chexbert is given. RadGraph's archive is kept for
+RadGraph F1, which llava-rad does not compute yet.
+
+  --type T     f32 (default; the labels closest to PyTorch's) or f16 weight matrices
+  --green      also download GREEN (${GREEN_REPO})
+  --force      convert CheXbert again even if the GGUF is there
+  --heads N    CheXbert's attention heads (default: hidden size / 64, i.e. 12)
+  --json       print one JSON line with the result
+  -q, --quiet  no progress lines on stderr
+
+Environment: LLAVA_RAD_HOME (default ~/.cache/llava-rad), HF_TOKEN (sent as a Bearer token to Hugging Face
+only), HF_ENDPOINT (default https://huggingface.co).
+
+${EVAL_TERMS}`,
+  async run(args, io, signal) {
+    const v = parse(args, {
+      type: { type: 'string' },
+      green: { type: 'boolean' },
+      force: { type: 'boolean' },
+      heads: { type: 'string' },
+      json: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+    }, 'pull-eval');
+    if (v.help) {
+      io.out(this.usage + '\n');
+      return 0;
+    }
+    const type = v.type ?? 'f32';
+    if (type !== 'f32' && type !== 'f16') throw new UsageError(`pull-eval: --type must be f32 or f16, got '${String(type)}'`);
+    const heads = intArg(v.heads, '--heads', 1, 4096);
+    const quiet = v.quiet === true || v.json === true;
+    let last = '';
+    const t0 = performance.now();
+    const r = await pullEval({
+      type, green: v.green === true, force: v.force === true, signal,
+      ...(heads !== undefined ? { headCount: heads } : {}),
+      ...(quiet ? {} : {
+        onProgress: (p) => {
+          if (p.item === last) return;
+          last = p.item;
+          io.err(`llava-rad pull-eval: ${p.phase} ${p.item}\n`);
+        },
+      }),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    if (v.json === true) {
+      io.out(JSON.stringify({
+        dir: r.dir, chexbert: r.chexbert, type: r.type, chexbert_already_present: r.chexbertAlreadyPresent,
+        chexbert_checkpoint: r.chexbertCheckpoint, vocab: r.vocab, radgraph: r.radgraph, green: r.green ?? null, seconds: round(seconds),
+        files: r.files.map((f) => ({ repo: f.repo, path: f.path, dest: f.dest, size: f.size, resumed_from: f.resumedFrom, downloaded: f.downloaded })),
+      }) + '\n');
+      return 0;
+    }
+    io.out(`${r.chexbertAlreadyPresent ? 'CheXbert already converted' : `CheXbert converted (${seconds.toFixed(1)} s)`}: ${r.chexbert}\n` +
+      `  'llava-rad eval PREDICTIONS --metrics chexbert' uses it with no --chexbert\n` +
+      `RadGraph archive kept: ${r.radgraph} (RadGraph F1 is not implemented in llava-rad yet)\n` +
+      (r.green ? `GREEN downloaded: ${r.green} (not converted: llava-rad cannot run GREEN yet)\n` : '') +
+      `\n${EVAL_TERMS}\n`);
+    return 0;
+  },
+};
