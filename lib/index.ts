@@ -152,6 +152,7 @@ export {
 export { decoderTensorType, fallbackType, useMoreBits } from './convert/mix.js';
 // `llava-rad pull`: download the official release from Hugging Face and convert it into the model home.
 export { pull, VICUNA_REPO, LLAVA_RAD_REPO, type PullOptions, type PullResult, type PullProgress, type PulledFile } from './pull/pull.js';
+export { pullEval, EVAL_MODEL_FILES, type PullEvalOptions, type PullEvalResult, type EvalModelFile } from './pull/eval-models.js';
 export { llavaRadHome, modelFolder, defaultModelFolder } from './pull/home.js';
 export { LICENSE_TERMS, licenseAccepted } from './pull/license.js';
 export { evaluate, evaluatePaired, EVAL_METRICS, DEFAULT_BOOTSTRAP, type EvalMetric, type EvalRecord, type EvalOptions, type EvalResult, type MetricResult, type BleuResult, type RougeResult, type PairedResult, type PairedMetric, chexbertF1, classificationReport, CHEXBERT_CONDITIONS, CHEXBERT_CONDITIONS_5, scipyBootstrap, scipyBootstrapIndices, renderEvalHtml, type ChexbertF1Result, type ChexbertF1Options, type ChexbertLabels, type ClassificationReport, type ScipyBootstrapOptions, type ScipyBootstrapResult, type EvalHtmlInput, DEFAULT_METRICS, type ChexbertMetricResult, type ChexbertMetricOptions, type ChexbertSource, type SembScoreResult } from './eval/index.js';

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChexbertLabeler, readChexbertVocab } from '../lib/bert/chexbert.js';
 import { chexbertInputIds } from '../lib/bert/chexbert-input.js';
 import { BertTokenizer, WordPieceVocab } from '../lib/bert/wordpiece.js';
-import { main } from '../lib/cli.js';
+import { runCliInProcess } from './helpers/cli-in-process.js';
 import { convertChexbert } from '../lib/convert/chexbert.js';
 import { chexbertF1, CHEXBERT_CONDITIONS, CHEXBERT_SUMMARY_KEYS, type ChexbertClass } from '../lib/eval/chexbert-f1.js';
 import { evaluate, evaluatePaired, isLlavaRadError, readGgufMetadata } from '../lib/index.js';
@@ -169,18 +169,7 @@ describe('evaluate() with chexbert', () => {
 });
 
 describe('llava-rad eval --metrics chexbert / convert-chexbert', () => {
-  async function cli(args: string[], env: Record<string, string | undefined> = {}) {
-    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-    let out = '';
-    let err = '';
-    try {
-      const code = await main(args, { out: (s) => void (out += s), err: (s) => void (err += s) });
-      return { code, out, err };
-    } finally {
-      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-    }
-  }
+  const cli = runCliInProcess;
   const jsonl = (name: string, pred: number[]) => {
     const p = path.join(dir, name);
     writeFileSync(p, records(pred).map((r) => JSON.stringify(r)).join('\n') + '\n');

@@ -10,8 +10,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sendRange } from './helpers/range-send.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../lib/cli.js';
+import { runCliInProcess } from './helpers/cli-in-process.js';
 import { isLlavaRadError } from '../lib/errors.js';
 import {
   BERT_BASE_UNCASED_REPO, BERT_BASE_UNCASED_REVISION, GREEN_REPO, pullEval, RRG_SCORERS_REPO, RRG_SCORERS_REVISION, type PullEvalOptions,
@@ -42,20 +43,9 @@ function put(repo: string, name: string, data: Buffer): void {
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, b: Blob): void {
-  const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-  const start = m ? Number(m[1]) : 0;
-  if (start >= b.data.length && m) return void res.writeHead(416, { 'content-range': `bytes */${b.data.length}` }).end();
-  const body = b.data.subarray(start);
-  res.writeHead(m ? 206 : 200, {
-    'content-length': body.length, ...(m ? { 'content-range': `bytes ${start}-${b.data.length - 1}/${b.data.length}` } : {}),
-  });
   const cut = hub.cutOnce.get(b.name);
-  if (cut !== undefined) {
-    hub.cutOnce.delete(b.name);
-    res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 100));
-    return;
-  }
-  res.end(body);
+  hub.cutOnce.delete(b.name);
+  sendRange(req, res, b.data, cut);
 }
 
 function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -103,18 +93,7 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-async function cli(args: string[], env: Record<string, string | undefined>) {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-  let out = '';
-  let err = '';
-  try {
-    const code = await main(args, { out: (s) => void (out += s), err: (s) => void (err += s) });
-    return { code, out, err };
-  } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-  }
-}
+const cli = runCliInProcess;
 
 let server: http.Server;
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { sendRange } from './helpers/range-send.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isLlavaRadError } from '../lib/errors.js';
 import { defaultModelFolder, llavaRadHome, modelFolder } from '../lib/pull/home.js';
@@ -66,28 +67,9 @@ function addRepo(repo: string, dir: string, extra: Record<string, string>): void
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, b: Blob): void {
-  const data = b.data;
-  const headers: Record<string, string | number> = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
-  let start = 0;
-  const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-  if (m) {
-    start = Number(m[1]);
-    if (start >= data.length) {
-      res.writeHead(416, { 'content-range': `bytes */${data.length}` }).end();
-      return;
-    }
-    headers['content-range'] = `bytes ${start}-${data.length - 1}/${data.length}`;
-  }
-  const body = data.subarray(start);
-  res.writeHead(m ? 206 : 200, { ...headers, 'content-length': body.length });
   const cut = hub.cutOnce.get(b.name);
-  if (cut !== undefined) {
-    hub.cutOnce.delete(b.name);
-    // the bytes go out, then (once the client has had time to take them) the connection dies
-    res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 100));
-    return;
-  }
-  res.end(body);
+  hub.cutOnce.delete(b.name);
+  sendRange(req, res, b.data, cut);
 }
 
 function hfHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
