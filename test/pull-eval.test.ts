@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { sendRange } from './helpers/range-send.js';
+import { sendBlob } from './helpers/range-send.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCliInProcess } from './helpers/cli-in-process.js';
 import { isLlavaRadError } from '../lib/errors.js';
@@ -43,9 +43,7 @@ function put(repo: string, name: string, data: Buffer): void {
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, b: Blob): void {
-  const cut = hub.cutOnce.get(b.name);
-  hub.cutOnce.delete(b.name);
-  sendRange(req, res, b.data, cut);
+  sendBlob(req, res, b, hub.cutOnce);
 }
 
 function handler(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { sendRange } from './helpers/range-send.js';
+import { sendBlob } from './helpers/range-send.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isLlavaRadError } from '../lib/errors.js';
 import { defaultModelFolder, llavaRadHome, modelFolder } from '../lib/pull/home.js';
@@ -67,9 +67,7 @@ function addRepo(repo: string, dir: string, extra: Record<string, string>): void
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, b: Blob): void {
-  const cut = hub.cutOnce.get(b.name);
-  hub.cutOnce.delete(b.name);
-  sendRange(req, res, b.data, cut);
+  sendBlob(req, res, b, hub.cutOnce);
 }
 
 function hfHandler(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -17,3 +17,8 @@ export type ChexbertClass = (typeof CHEXBERT_CLASSES)[number];
 export function chexbertConditions(): ChexbertCondition[] {
   return [...CONDITIONS];
 }
+
+/** the classes each head scores, in head order: 4 (blank, positive, negative, uncertain), and 2 for No Finding */
+export function chexbertHeadClasses(): number[] {
+  return CONDITIONS.map((c) => (c === 'No Finding' ? 2 : CHEXBERT_CLASSES.length));
+}

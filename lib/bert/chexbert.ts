@@ -11,7 +11,7 @@ import { abortedError, describeValue, invalidArgument, LlavaRadError, fromNative
 import { ggufNumber, ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
 import { native, type NativeModelParams } from '../native.js';
 import { chexbertInputIds, cleanChexbertReport } from './chexbert-input.js';
-import { chexbertConditions, type ChexbertCondition } from './chexbert-labels.js';
+import { chexbertConditions, chexbertHeadClasses, type ChexbertCondition } from './chexbert-labels.js';
 import { BertTokenizer, WordPieceVocab } from './wordpiece.js';
 
 /** what the addon's loadBert / Bert expose (native/addon/bert.cpp) */
@@ -106,7 +106,7 @@ export class ChexbertLabeler {
     }
     const info = nb.info();
     const conditions = chexbertConditions();
-    const headClasses = conditions.map((_, i) => (i === conditions.length - 1 ? 2 : 4));
+    const headClasses = chexbertHeadClasses();
     if (info.nClassifierHeads !== conditions.length || info.nLogits !== headClasses.reduce((a, b) => a + b, 0)) {
       await nb.dispose();
       throw new LlavaRadError('BAD_GGUF', `${ggufPath}: not a CheXbert GGUF (${info.nClassifierHeads} heads, ${info.nLogits} logits)`);

@@ -11,7 +11,7 @@
 // 'chexbert.head.N.{weight,bias}'; matrices in the requested type (f32 / f16), norms and biases f32.
 
 import { rename, rm } from 'node:fs/promises';
-import { chexbertConditions } from '../bert/chexbert-labels.js';
+import { chexbertConditions, chexbertHeadClasses } from '../bert/chexbert-labels.js';
 import { CHEXBERT_MAX_IDS } from '../bert/chexbert-input.js';
 import type { WordPieceVocab } from '../bert/wordpiece.js';
 import { LlavaRadError } from '../errors.js';
@@ -26,9 +26,6 @@ export type ChexbertConvertType = 'f32' | 'f16';
 export const BERT_LAYER_NORM_EPS = 1e-12;
 /** BERT's attention head size: head_count = hidden / 64 unless the caller says otherwise */
 const BERT_HEAD_DIM = 64;
-/** the classes of heads 0..12 (blank, positive, negative, uncertain) and of head 13 (No Finding: blank, positive) */
-const FOUR_CLASSES = 4;
-const NO_FINDING_CLASSES = 2;
 
 export interface ChexbertHparams {
   vocabSize: number;
@@ -118,7 +115,7 @@ function readHparams(tensors: ReadonlyMap<string, LazyTensor>, options: ConvertC
   while (tensors.has(`bert.encoder.layer.${blockCount}.attention.self.query.weight`)) blockCount++;
   const headClasses: number[] = [];
   while (tensors.has(`linear_heads.${headClasses.length}.weight`)) headClasses.push(shape(`linear_heads.${headClasses.length}.weight`)[0]!);
-  const expected = chexbertConditions().map((_, i, all) => (i === all.length - 1 ? NO_FINDING_CLASSES : FOUR_CLASSES));
+  const expected = chexbertHeadClasses();
   if (headClasses.join() !== expected.join()) {
     throw bad(`CheXbert checkpoint: heads with [${headClasses.join(', ')}] classes, expected [${expected.join(', ')}]`);
   }
