@@ -116,7 +116,7 @@ describe('llava-rad eval', () => {
     ['--bootstrap 0', [fixture('dev.jsonl'), '--bootstrap', '0'], 2, /^llava-rad: --bootstrap must be an integer between 2 and 100000, got '0'\n$/],
     ['--bootstrap x', [fixture('dev.jsonl'), '--bootstrap', 'x'], 2, /^llava-rad: --bootstrap must be an integer between 2 and 100000, got 'x'\n$/],
     ['--bootstrap -5', [fixture('dev.jsonl'), '--bootstrap', '-5'], 2, /^llava-rad: --bootstrap must be an integer between 2 and 100000, got '-5'\n$/],
-    ['--metrics bleu,nope', [fixture('dev.jsonl'), '--metrics', 'bleu,nope'], 2, /^llava-rad: metrics must be among bleu, rouge, chexbert, chexprompt, got "nope"\n$/],
+    ['--metrics bleu,nope', [fixture('dev.jsonl'), '--metrics', 'bleu,nope'], 2, /^llava-rad: metrics must be among bleu, rouge, chexbert, chexprompt, green, got "nope"\n$/],
     ['--metrics radgraph (planned)', [fixture('dev.jsonl'), '--metrics', 'radgraph'], 1, /^llava-rad: error \[UNSUPPORTED\]: the radgraph metric is not implemented yet/],
     ['two files without --paired', [fixture('dev.jsonl'), fixture('dev-b.jsonl')], 2, /^llava-rad: eval: two files need --paired\n$/],
     ['--paired with one file', [fixture('dev.jsonl'), '--paired'], 2, /^llava-rad: eval: --paired needs two predictions files/],

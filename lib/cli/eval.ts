@@ -12,19 +12,21 @@ import { chatEndpoint } from '../eval/judge/chat-client.js';
 import { CHEXPROMPT_RPM, chexpromptJudge, type ChexpromptResult, type ChexpromptSummary } from '../eval/judge/chexprompt.js';
 import { loadChexpromptTemplate } from '../eval/judge/chexprompt-template.js';
 import { evaluatePaired, type PairedMetric, type PairedResult } from '../eval/paired.js';
+import { scoreGreen, type GreenResult } from '../eval/green/green.js';
+import { loadGreenPrompt } from '../eval/green/green-prompt.js';
 import { rougeL } from '../eval/rouge.js';
 import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
 
 const LABELS: Record<'bleu1' | 'bleu4' | 'rougeL', string> = { bleu1: 'BLEU-1', bleu4: 'BLEU-4', rougeL: 'ROUGE-L' };
 
-/** the metrics the CLI knows: evaluate()'s, and the CheXprompt judge (run here, by chexpromptJudge) */
-const CLI_METRICS = [...EVAL_METRICS, 'chexprompt'] as const;
+/** the metrics the CLI knows: evaluate()'s, the CheXprompt judge (run here, by chexpromptJudge) and GREEN (run here, by scoreGreen) */
+const CLI_METRICS = [...EVAL_METRICS, 'chexprompt', 'green'] as const;
 
 function metricsArg(v: string | boolean | undefined): string[] | undefined {
   if (v === undefined) return undefined;
   const names = String(v).split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (names.length === 0) throw new UsageError(`--metrics must list some of ${CLI_METRICS.join(', ')}, got '${String(v)}'`);
-  // 'chexprompt' is taken out later and run here; a planned metric (radgraph, ...) is left for evaluate() to call
+  // 'chexprompt' and 'green' are taken out later and run here; a planned metric (radgraph, ...) is left for evaluate() to call
   // UNSUPPORTED; any other unknown name is a usage error naming all the CLI knows
   for (const n of names) {
     if (!(CLI_METRICS as readonly string[]).includes(n) && !PLANNED_METRICS.includes(n)) {
@@ -171,6 +173,65 @@ export function resolveChexbertPath(flag: string | boolean | undefined, env: Env
   throw new UsageError(`eval: the chexbert metric needs CheXbert's model as a GGUF: pass --chexbert FILE.gguf, set LLAVA_RAD_CHEXBERT, or put it at ${defaultChexbertPaths(env)[1]}; make it from CheXbert's chexbert.pth with \`llava-rad convert-chexbert chexbert.pth --vocab vocab.txt --out FILE.gguf\``);
 }
 
+/** the GREEN GGUFs looked for in the model home when neither --green nor LLAVA_RAD_GREEN is given */
+export function defaultGreenPaths(env: Env = process.env): string[] {
+  return ['green-f16.gguf', 'green-q8_0.gguf'].map((f) => path.join(llavaRadHome(env), 'eval', f));
+}
+
+interface GreenArgs {
+  model: string;
+  greenDir: string;
+  parallel: number;
+}
+
+/** --green FILE (else $LLAVA_RAD_GREEN, else the model home) and --green-dir, checked before anything is scored */
+function greenArgs(v: Record<string, string | boolean | undefined>, env: Env = process.env): GreenArgs {
+  if (v.green === true || v.green === '') throw new UsageError('--green needs a file name, e.g. --green green-f16.gguf');
+  const given = typeof v.green === 'string' ? ['--green', v.green] : env.LLAVA_RAD_GREEN ? ['LLAVA_RAD_GREEN', env.LLAVA_RAD_GREEN] : undefined;
+  let model: string | undefined;
+  if (given) {
+    const [from, p] = given as [string, string];
+    if (!existsSync(p)) throw new UsageError(`eval: GREEN model not found: ${p} (from ${from})`);
+    if (!statSync(p).isFile()) throw new UsageError(`eval: the GREEN model (${from}) must be a GGUF file, got ${describeNonFile(p)}`);
+    model = p;
+  } else {
+    model = defaultGreenPaths(env).find((p) => existsSync(p) && statSync(p).isFile());
+  }
+  const greenDir = typeof v['green-dir'] === 'string' && v['green-dir'] !== '' ? v['green-dir'] : undefined;
+  const missing = [model ? '' : '--green FILE.gguf', greenDir ? '' : '--green-dir DIR'].filter((m) => m !== '');
+  if (missing.length) {
+    throw new UsageError(`eval: the green metric needs ${missing.join(' and ')} (StanfordAIMI/GREEN-RadLlama2-7b as a LLaMA GGUF, default ${defaultGreenPaths(env)[0]}; and a clone of Stanford-AIMI/GREEN, whose prompt is read)`);
+  }
+  asUsage(() => loadGreenPrompt(greenDir!), true);
+  return { model: model!, greenDir: greenDir!, parallel: judgeInt(v['green-parallel'], '--green-parallel', 1, 64, 4) };
+}
+
+/** metrics.green of --json */
+export interface GreenMetric extends Omit<GreenResult, 'studies'> {
+  model: string;
+  prompt: { path: string; sha256: string };
+  /** per study, in input order: score, the counts and the analysis */
+  studies: Array<{ id: string | undefined } & GreenResult['studies'][number]>;
+}
+
+async function runGreen(file: string, g: GreenArgs, bootstrap: number, threads: number | undefined, io: { err: (s: string) => void }, progress: boolean, signal: AbortSignal | undefined): Promise<GreenMetric> {
+  const { pairs } = loadPairs(file);
+  const prompt = loadGreenPrompt(g.greenDir);
+  const t0 = Date.now();
+  let lastLog = t0;
+  const r = await scoreGreen(pairs, {
+    model: g.model, prompt, parallel: g.parallel, bootstrap,
+    ...(threads !== undefined ? { loadParams: { threads } } : {}),
+    ...(signal ? { signal } : {}),
+    onStudy: (done, total) => {
+      if (!progress || (done !== total && Date.now() - lastLog < JUDGE_LOG_EVERY_MS)) return;
+      lastLog = Date.now();
+      io.err(`llava-rad eval: GREEN: ${done}/${total} studies, ${Math.round((Date.now() - t0) / 1000)}s\n`);
+    },
+  });
+  return { ...r, model: g.model, prompt: { path: prompt.path, sha256: prompt.sha256 }, studies: r.studies.map((s, i) => ({ id: pairs[i]!.id, ...s })) };
+}
+
 function requireFile(p: string): void {
   if (!existsSync(p)) throw new UsageError(`eval: predictions file not found: ${p}`);
   if (!statSync(p).isFile()) throw new UsageError(`eval: predictions must be a file, got ${describeNonFile(p)}`);
@@ -219,7 +280,7 @@ const present = <T extends object>(metrics: T) => (Object.keys(LABELS) as Array<
 
 const ciText = (c: readonly [number, number] | undefined) => (c ? `[${f4(c[0])}, ${f4(c[1])}]` : '-');
 
-type CliEvalResult = Omit<EvalResult, 'metrics'> & { metrics: EvalResult['metrics'] & { chexprompt?: ChexpromptMetric } };
+type CliEvalResult = Omit<EvalResult, 'metrics'> & { metrics: EvalResult['metrics'] & { chexprompt?: ChexpromptMetric; green?: GreenMetric } };
 
 function table(r: CliEvalResult): string {
   const rows = present(r.metrics).map((k) => {
@@ -237,6 +298,11 @@ function table(r: CliEvalResult): string {
     rows.push(['CheXprompt insignificant errors/report', f4(j.insignificant.mean), ciText(j.insignificant.ci)]);
     rows.push(['CheXprompt total errors/report', f4(j.total.mean), ciText(j.total.ci)]);
     rows.push(['CheXprompt share without significant error', f4(j.noSignificantErrors), '-']);
+  }
+  const g = r.metrics.green;
+  if (g) {
+    rows.push(['GREEN', f4(g.score), ciText(g.ci)]);
+    rows.push(['GREEN std', f4(g.std), '-']);
   }
   return renderTable(['metric', 'score', '95% CI'], rows);
 }
@@ -275,6 +341,11 @@ evaluation (llava/eval/rrg_eval/run.py) does, with the same numbers:
                   lower is better), CI = its 95% bootstrap interval; studies without a usable answer are
                   counted and left out. The key comes from OPENAI_API_KEY (AZURE_OPENAI_API_KEY for Azure)
                   and is never printed. Not with --paired: judge each file on its own.
+  GREEN           (--metrics green, or --green given) GREEN-RadLlama2-7b on this engine writes an error
+                  analysis per study with the prompt of your clone of Stanford-AIMI/GREEN; score = the mean
+                  of matched / (matched + clinically significant errors), as GREEN reports it, with its std
+                  and, per error kind, the share of studies without one; CI = the 95% percentile interval
+                  of scipy.stats.bootstrap of the mean (ours: GREEN reports none). Not with --paired.
 Records with an "error" (failed studies) are skipped and counted.
 
 --paired matches the studies of A and B by id and bootstraps the difference B - A (the same resamples for
@@ -299,6 +370,10 @@ Options:
       --judge-timeout S       seconds per HTTP attempt (default 120)
       --judge-attempts N      HTTP attempts per request, retrying 429 / 5xx / timeouts (default 5)
       --judge-temperature T   sampling temperature (default 0, chexprompt's evaluator)
+      --green FILE     GREEN's GGUF (a LLaMA GGUF of StanfordAIMI/GREEN-RadLlama2-7b); default $LLAVA_RAD_GREEN,
+                       else $LLAVA_RAD_HOME/eval/green-f16.gguf or green-q8_0.gguf
+      --green-dir DIR  a clone of Stanford-AIMI/GREEN (the prompt is read from green_score/utils.py)
+      --green-parallel N      studies generated at once (default 4)
   -q, --quiet          no judge progress or retry lines on stderr
       --json           print the result as one JSON object (the last line of stdout)
       --html FILE      also write the results as one self-contained HTML page (no scripts, nothing
@@ -325,6 +400,9 @@ arguments or a missing file.`,
       'judge-timeout': { type: 'string' },
       'judge-attempts': { type: 'string' },
       'judge-temperature': { type: 'string' },
+      green: { type: 'string' },
+      'green-dir': { type: 'string' },
+      'green-parallel': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
     }, 'eval', 2);
     if (v.help) {
@@ -336,11 +414,14 @@ arguments or a missing file.`,
     const named = metricsArg(v.metrics) ?? (typeof v.chexbert === 'string' && v.chexbert !== '' ? [...DEFAULT_METRICS, 'chexbert'] : undefined);
     // --judge-url adds the judge to the metrics (given or default); the judge runs here, not in evaluate()
     const wantsJudge = (named ?? []).includes('chexprompt') || v['judge-url'] !== undefined;
-    const libNamed = named?.filter((m) => m !== 'chexprompt') as EvalMetric[] | undefined;
+    const wantsGreen = (named ?? []).includes('green') || (typeof v.green === 'string' && v.metrics === undefined);
+    const libNamed = named?.filter((m) => m !== 'chexprompt' && m !== 'green') as EvalMetric[] | undefined;
     const metrics = libNamed !== undefined && libNamed.length === 0 ? undefined : libNamed;
-    const judgeOnly = wantsJudge && named !== undefined && metrics === undefined;
+    const judgeOnly = (wantsJudge || wantsGreen) && named !== undefined && metrics === undefined;
+    if (wantsGreen && v.paired) throw new UsageError('eval: --paired does not support the green metric yet; score each file on its own (llava-rad eval FILE --metrics green ...)');
     if (wantsJudge && v.paired) throw new UsageError('eval: --paired does not support the chexprompt metric yet; judge each file on its own (llava-rad eval FILE --metrics chexprompt ...)');
     const judge = wantsJudge ? judgeArgs(v) : undefined;
+    const green = wantsGreen ? greenArgs(v) : undefined;
     const html = htmlArg(v.html);
     const threads = intArg(v.threads, '--threads', 1, 1024);
     const wantsChexbert = !judgeOnly && (metrics ?? DEFAULT_METRICS).includes('chexbert');
@@ -385,6 +466,7 @@ arguments or a missing file.`,
         io.err(`llava-rad eval: CheXprompt: ${s.failed} of ${s.n} studies without a usable rating (left out; first: ${first.id ?? `#${first.index}`}: ${first.code}: ${first.message})\n`);
       }
     }
+    if (green) r.metrics.green = await runGreen(file, green, r.bootstrap, threads, io, !v.quiet && !v.json, signal);
     if (html) writeHtml(html, { source: file, result: r, ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(judged ? { chexprompt: judged } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(file) } : {}) });
     if (v.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.n} studies, ${r.bootstrap} bootstrap resamples\n` + table(r));

@@ -91,3 +91,19 @@ export {
   type ChexpromptSummary,
   type JudgeRecord,
 } from './judge/index.js';
+export {
+  scoreGreen,
+  summarizeGreen,
+  loadGreenPrompt,
+  makeGreenPrompt,
+  greenCounts,
+  greenScoreOf,
+  cleanGreenResponse,
+  GREEN_MAX_LENGTH,
+  GREEN_SUB_CATEGORIES,
+  type GreenOptions,
+  type GreenResult,
+  type GreenStudy,
+  type GreenPrompt,
+  type GreenCounts,
+} from './green/index.js';

@@ -6,6 +6,11 @@ const PY_WS_CLASS = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u
 const PY_WS_RUN = new RegExp(`[${PY_WS_CLASS}]+`);
 const PY_WS_TAIL = new RegExp(`[${PY_WS_CLASS}]+$`);
 
+/** the body of a RegExp character class matching Python's whitespace (str.isspace(); `\s` of a str pattern) */
+export function pyWhitespaceClass(): string {
+  return PY_WS_CLASS;
+}
+
 /** Python's `s.split()` (no argument): the non-empty runs between whitespace */
 export function pySplit(s: string): string[] {
   return s.split(PY_WS_RUN).filter((t) => t !== '');

@@ -82,6 +82,11 @@ export async function referenceTokenize(modelPath: string, text: string): Promis
   return withModel(modelPath, async (model) => [...model.tokenize(text, false)]);
 }
 
+/** llama.cpp's tokenization of `text` with special-token text ("<s>", "</s>") parsed into those tokens, no BOS added. */
+export async function referenceTokenizeSpecial(modelPath: string, text: string): Promise<number[]> {
+  return withModel(modelPath, async (model) => [...model.tokenize(text, true)]);
+}
+
 /** llama.cpp's detokenization of ids (special tokens rendered as text when `specialTokens`). */
 export async function referenceDetokenize(modelPath: string, tokens: number[], specialTokens = false): Promise<string> {
   return withModel(modelPath, async (model) => model.detokenize(asTokens(tokens), specialTokens));

@@ -35,15 +35,17 @@ const SIMPLE_ESCAPES: Record<string, string> = {
 };
 
 /**
- * Reads one Python string literal (optionally prefixed r/u/b, no f-strings) starting at `src[pos]`;
- * returns its value and the index after it, or throws a plain Error with the reason.
+ * Reads one Python string literal (optionally prefixed r/u/b) starting at `src[pos]`; returns its value and
+ * the index after it, or throws a plain Error with the reason. An f-string is refused unless `fString` is set:
+ * then its escapes are decoded and its replacement fields are kept as written ({name}, {{, }}), so the value is
+ * a str.format template of the same text (pythonFormat fills it).
  */
-export function readPythonString(src: string, pos: number): { value: string; end: number } {
+export function readPythonString(src: string, pos: number, options: { fString?: boolean } = {}): { value: string; end: number } {
   let i = pos;
   let raw = false;
   while (/[rRuUbBfF]/.test(src[i] ?? '')) {
     const c = src[i]!.toLowerCase();
-    if (c === 'f') throw new Error('an f-string');
+    if (c === 'f' && options.fString !== true) throw new Error('an f-string');
     if (c === 'b') throw new Error('a bytes literal');
     if (c === 'r') raw = true;
     i++;
@@ -200,20 +202,18 @@ export function templateFields(template: string): string[] {
   return fields;
 }
 
-/** loads the prompt from a chexprompt checkout (or an installed chexprompt package directory) */
-export function loadChexpromptTemplate(chexpromptDir: string): ChexpromptTemplate {
-  if (typeof chexpromptDir !== 'string' || chexpromptDir === '') {
-    throw new LlavaRadError('INVALID_ARGUMENT', 'chexpromptDir (--chexprompt-dir) must name a clone of https://github.com/microsoft/chexprompt');
-  }
-  const dir = resolve(chexpromptDir);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new LlavaRadError('IO', `--chexprompt-dir ${dir} is not a directory (expected a clone of https://github.com/microsoft/chexprompt)`);
-  }
-  const path = CHEXPROMPT_MODULE_PATHS.map((p) => join(dir, p)).find((p) => existsSync(p) && statSync(p).isFile());
+/**
+ * Reads the Python module a prompt lives in from the user's clone of a repository: the first of `paths`
+ * under `dir` that is a file. `flag` and `repo` name the option and the repository in the errors
+ * (INVALID_ARGUMENT, IO). Returns the path, the bytes' sha256 and the source with CRLF as LF.
+ */
+export function readCheckoutModule(dir0: string, paths: readonly string[], flag: string, repo: string): { path: string; sha256: string; src: string } {
+  if (typeof dir0 !== 'string' || dir0 === '') throw new LlavaRadError('INVALID_ARGUMENT', `${flag} must name a clone of ${repo}`);
+  const dir = resolve(dir0);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LlavaRadError('IO', `${flag} ${dir} is not a directory (expected a clone of ${repo})`);
+  const path = paths.map((p) => join(dir, p)).find((p) => existsSync(p) && statSync(p).isFile());
   if (path === undefined) {
-    throw new LlavaRadError('IO',
-      `no CheXprompt prompt under ${dir}: expected ${join(dir, CHEXPROMPT_MODULE_PATHS[0])} ` +
-      '(git clone https://github.com/microsoft/chexprompt, and pass the clone as --chexprompt-dir)');
+    throw new LlavaRadError('IO', `no prompt under ${dir}: expected ${join(dir, paths[0]!)} (git clone ${repo}, and pass the clone as ${flag})`);
   }
   let bytes: Buffer;
   try {
@@ -221,7 +221,12 @@ export function loadChexpromptTemplate(chexpromptDir: string): ChexpromptTemplat
   } catch (e) {
     throw new LlavaRadError('IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
-  const src = bytes.toString('utf8').replace(/\r\n/g, '\n');
+  return { path, sha256: createHash('sha256').update(bytes).digest('hex'), src: bytes.toString('utf8').replace(/\r\n/g, '\n') };
+}
+
+/** loads the prompt from a chexprompt checkout (or an installed chexprompt package directory) */
+export function loadChexpromptTemplate(chexpromptDir: string): ChexpromptTemplate {
+  const { path, sha256, src } = readCheckoutModule(chexpromptDir, CHEXPROMPT_MODULE_PATHS, '--chexprompt-dir (chexpromptDir)', 'https://github.com/microsoft/chexprompt');
   const [system, user, examples] = CHEXPROMPT_CONSTANTS.map((name) => pythonStringConstant(src, name, path)) as [string, string, string];
   const fields = new Set(templateFields(user));
   for (const f of CHEXPROMPT_FIELDS) {
@@ -230,7 +235,7 @@ export function loadChexpromptTemplate(chexpromptDir: string): ChexpromptTemplat
   for (const f of fields) {
     if (!(CHEXPROMPT_FIELDS as readonly string[]).includes(f)) throw unsupported(path, `USER_INSTRUCTIONS has an unknown field {${f}}`);
   }
-  return { path, sha256: createHash('sha256').update(bytes).digest('hex'), system, user, examples };
+  return { path, sha256, system, user, examples };
 }
 
 /** the [system, user] messages for one (reference, candidate) pair, as chexprompt's format_for_evaluation */
