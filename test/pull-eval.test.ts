@@ -14,8 +14,11 @@ import { sendBlob } from './helpers/range-send.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCliInProcess } from './helpers/cli-in-process.js';
 import { isLlavaRadError } from '../lib/errors.js';
+import { openCheckpoint } from '../lib/convert/checkpoint.js';
+import { convertLlama } from '../lib/convert/convert-llama.js';
+import { loadModel } from '../lib/index.js';
 import {
-  BERT_BASE_UNCASED_REPO, BERT_BASE_UNCASED_REVISION, GREEN_REPO, pullEval, RRG_SCORERS_REPO, RRG_SCORERS_REVISION, type PullEvalOptions,
+  BERT_BASE_UNCASED_REPO, BERT_BASE_UNCASED_REVISION, GREEN_REPO, GREEN_REVISION, pullEval, RRG_SCORERS_REPO, RRG_SCORERS_REVISION, type PullEvalOptions,
 } from '../lib/pull/eval-models.js';
 import { BERT_BASE_UNCASED_VOCAB_SHA256, bertBaseUncasedVocabText } from './fixtures/wordpiece/vocab.js';
 
@@ -93,18 +96,41 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 
 const cli = runCliInProcess;
 
+/** GREEN's stand-in: the tiny release's Vicuna (a plain LLaMA) as one model.safetensors, in its own dtypes */
+const TINY_LLAMA = new URL('./fixtures/release/vicuna/', import.meta.url).pathname;
+async function safetensorsOf(folder: string): Promise<Buffer> {
+  const ck = await openCheckpoint(path.join(folder, 'pytorch_model.bin.index.json'));
+  try {
+    const header: Record<string, unknown> = {};
+    const blobs: Buffer[] = [];
+    let at = 0;
+    for (const [name, t] of ck.tensors) {
+      const raw = await t.readRaw();
+      header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + raw.length] };
+      blobs.push(raw);
+      at += raw.length;
+    }
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    return Buffer.concat([len, json, ...blobs]);
+  } finally {
+    await ck.close();
+  }
+}
+
 let server: http.Server;
 beforeAll(async () => {
   hub.repos.set(RRG_SCORERS_REPO, { commit: RRG_SCORERS_REVISION, files: new Map() });
   hub.repos.set(BERT_BASE_UNCASED_REPO, { commit: BERT_BASE_UNCASED_REVISION, files: new Map() });
-  hub.repos.set(GREEN_REPO, { commit: 'c'.repeat(40), files: new Map() });
+  hub.repos.set(GREEN_REPO, { commit: GREEN_REVISION, files: new Map() });
   put(RRG_SCORERS_REPO, 'chexbert.pth', readFileSync(path.join(FIXTURE, 'chexbert-tiny.pth')));
   put(RRG_SCORERS_REPO, 'radgraph.tar.gz', RADGRAPH);
   put(RRG_SCORERS_REPO, 'README.md', Buffer.from('# RRG scorers\n'));
   put(BERT_BASE_UNCASED_REPO, 'vocab.txt', VOCAB);
   put(BERT_BASE_UNCASED_REPO, 'config.json', Buffer.from('{}'));
-  put(GREEN_REPO, 'config.json', Buffer.from('{"model_type":"llama"}'));
-  put(GREEN_REPO, 'model.safetensors', Buffer.from('safetensors stand-in'));
+  for (const f of ['config.json', 'tokenizer.model', 'tokenizer_config.json']) put(GREEN_REPO, f, readFileSync(path.join(TINY_LLAMA, f)));
+  put(GREEN_REPO, 'model.safetensors', await safetensorsOf(TINY_LLAMA));
   put(GREEN_REPO, 'pytorch_model.bin', Buffer.from('pickle stand-in'));
   put(GREEN_REPO, 'README.md', Buffer.from('# GREEN\n'));
   server = http.createServer(handler);
@@ -211,7 +237,7 @@ describe('pull-eval (fake Hugging Face on 127.0.0.1)', () => {
     expect(hub.log.some((l) => l.auth === 'Bearer hf_good')).toBe(true);
   });
 
-  it('the CLI: --json --type f16 --green (GREEN downloaded, docs and pickles skipped); usage errors', async () => {
+  it('the CLI: --json --type f16 --green (GREEN downloaded, docs and pickles skipped, converted); usage errors', async () => {
     const home = newHome();
     const env = { LLAVA_RAD_HOME: home, HF_ENDPOINT: hub.endpoint, HF_TOKEN: undefined };
     const r = await cli(['pull-eval', '--type', 'f16', '--green', '--heads', String(HEADS), '--json'], env);
@@ -219,8 +245,21 @@ describe('pull-eval (fake Hugging Face on 127.0.0.1)', () => {
     expect(r.err).toBe('');
     const j = JSON.parse(r.out) as Record<string, unknown>;
     expect(j).toMatchObject({ chexbert: path.join(evalDir(home), 'chexbert-f16.gguf'), type: 'f16', chexbert_already_present: false, green: path.join(evalDir(home), 'StanfordAIMI--GREEN-radllama2-7b') });
-    expect(files(j.green as string)).toEqual(['config.json', 'model.safetensors']);
+    expect(files(j.green as string)).toEqual(['config.json', 'model.safetensors', 'tokenizer.model', 'tokenizer_config.json']);
     expect(existsSync(j.chexbert as string)).toBe(true);
+    // GREEN's GGUF: the model convert-llama makes of the same weights (same logits on a prompt)
+    expect(j).toMatchObject({ green_gguf: path.join(evalDir(home), 'green-f16.gguf'), green_already_present: false });
+    const direct = path.join(tmp, 'green-direct-f16.gguf');
+    await convertLlama({ model: TINY_LLAMA, out: direct, type: 'f16' });
+    const logits: Float32Array[] = [];
+    for (const f of [j.green_gguf as string, direct]) {
+      const m = await loadModel({ model: f });
+      logits.push(await m.evaluate([1, 319, 13563, 1546], { addBos: false }));
+      await m.dispose();
+    }
+    expect(Array.from(logits[0]!)).toEqual(Array.from(logits[1]!));
+    const again = await cli(['pull-eval', '--type', 'f16', '--green', '--json'], env);
+    expect(JSON.parse(again.out)).toMatchObject({ green_already_present: true, files: [] });
 
     const text = await cli(['pull-eval', '--type', 'f16', '-q'], env);
     expect(text.code, text.err).toBe(0);
@@ -228,6 +267,8 @@ describe('pull-eval (fake Hugging Face on 127.0.0.1)', () => {
     expect(text.out).toMatch(/RadGraph archive kept: .*radgraph\.tar\.gz \(RadGraph F1 is not implemented/);
 
     expect((await cli(['pull-eval', '--type', 'q4_k_m'], env)).code).toBe(2);
+    expect((await cli(['pull-eval', '--green', '--green-type', 'q3'], env)).code).toBe(2);
+    expect((await cli(['pull-eval', '--green-type', 'f16'], env)).code).toBe(2);
     const help = await cli(['pull-eval', '--help'], env);
     expect(help.out).toContain(RRG_SCORERS_REVISION.slice(0, 12));
   });

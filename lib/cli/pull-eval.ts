@@ -1,26 +1,28 @@
 // `llava-rad pull-eval`: download the scorer weights from Hugging Face (pinned revisions, sha256-checked) and
 // convert CheXbert into the GGUF `eval --metrics chexbert` finds by default.
 
-import { EVAL_TERMS, pullEval, RRG_SCORERS_REPO, RRG_SCORERS_REVISION, BERT_BASE_UNCASED_REPO, BERT_BASE_UNCASED_REVISION, GREEN_REPO } from '../pull/eval-models.js';
+import { CONVERT_TYPES, isConvertType } from '../convert/mix.js';
+import { EVAL_TERMS, pullEval, RRG_SCORERS_REPO, RRG_SCORERS_REVISION, BERT_BASE_UNCASED_REPO, BERT_BASE_UNCASED_REVISION, GREEN_REPO, GREEN_REVISION } from '../pull/eval-models.js';
 import { intArg, parse, round, UsageError, type Command } from './args.js';
 
 export const pullEvalCommand: Command = {
   name: 'pull-eval',
-  summary: "download the scorer weights (CheXbert, RadGraph; GREEN with --green) and convert CheXbert for eval",
-  usage: `usage: llava-rad pull-eval [--type f32|f16] [--green] [--force] [--heads N] [--json] [-q]
+  summary: "download the scorer weights (CheXbert, RadGraph; GREEN with --green) and convert CheXbert (and GREEN) for eval",
+  usage: `usage: llava-rad pull-eval [--type f32|f16] [--green [--green-type T]] [--force] [--heads N] [--json] [-q]
 
 Downloads into $LLAVA_RAD_HOME/eval/ (interrupted downloads resume; every file is checked against the size
 and sha256 Hugging Face lists, and vocab.txt against its pinned sha256):
   ${RRG_SCORERS_REPO}@${RRG_SCORERS_REVISION.slice(0, 12)}  chexbert.pth, radgraph.tar.gz
   ${BERT_BASE_UNCASED_REPO}@${BERT_BASE_UNCASED_REVISION.slice(0, 12)}  vocab.txt
-  ${GREEN_REPO}@main  with --green (about 27 GB; downloaded only, not converted)
+  ${GREEN_REPO}@${GREEN_REVISION.slice(0, 12)}  with --green (about 27 GB), converted to green-<green-type>.gguf
 then converts chexbert.pth + vocab.txt into $LLAVA_RAD_HOME/eval/chexbert-<type>.gguf, where
 'llava-rad eval --metrics chexbert' looks when no --chexbert is given. RadGraph's archive is kept for
 RadGraph F1, which llava-rad does not compute yet.
 
   --type T     f32 (default; the labels closest to PyTorch's) or f16 weight matrices
-  --green      also download GREEN (${GREEN_REPO})
-  --force      convert CheXbert again even if the GGUF is there
+  --green      also download GREEN (${GREEN_REPO}) and convert it for 'eval --metrics green'
+  --green-type T  GREEN's GGUF type: ${CONVERT_TYPES.join(', ')} (default f16, GREEN's own precision)
+  --force      convert CheXbert (and GREEN) again even if the GGUF is there
   --heads N    CheXbert's attention heads (default: hidden size / 64, i.e. 12)
   --json       print one JSON line with the result
   -q, --quiet  no progress lines on stderr
@@ -33,6 +35,7 @@ ${EVAL_TERMS}`,
     const v = parse(args, {
       type: { type: 'string' },
       green: { type: 'boolean' },
+      'green-type': { type: 'string' },
       force: { type: 'boolean' },
       heads: { type: 'string' },
       json: { type: 'boolean' },
@@ -45,11 +48,14 @@ ${EVAL_TERMS}`,
     const type = v.type ?? 'f32';
     if (type !== 'f32' && type !== 'f16') throw new UsageError(`pull-eval: --type must be f32 or f16, got '${String(type)}'`);
     const heads = intArg(v.heads, '--heads', 1, 4096);
+    const greenType = typeof v['green-type'] === 'string' ? v['green-type'] : 'f16';
+    if (!isConvertType(greenType)) throw new UsageError(`pull-eval: --green-type must be one of ${CONVERT_TYPES.join(', ')}, got '${greenType}'`);
+    if (v['green-type'] !== undefined && v.green !== true) throw new UsageError('pull-eval: --green-type needs --green');
     const quiet = v.quiet === true || v.json === true;
     let last = '';
     const t0 = performance.now();
     const r = await pullEval({
-      type, green: v.green === true, force: v.force === true, signal,
+      type, green: v.green === true, greenType, force: v.force === true, signal,
       ...(heads !== undefined ? { headCount: heads } : {}),
       ...(quiet ? {} : {
         onProgress: (p) => {
@@ -63,7 +69,8 @@ ${EVAL_TERMS}`,
     if (v.json === true) {
       io.out(JSON.stringify({
         dir: r.dir, chexbert: r.chexbert, type: r.type, chexbert_already_present: r.chexbertAlreadyPresent,
-        chexbert_checkpoint: r.chexbertCheckpoint, vocab: r.vocab, radgraph: r.radgraph, green: r.green ?? null, seconds: round(seconds),
+        chexbert_checkpoint: r.chexbertCheckpoint, vocab: r.vocab, radgraph: r.radgraph, green: r.green ?? null,
+        green_gguf: r.greenGguf ?? null, green_already_present: r.greenAlreadyPresent, seconds: round(seconds),
         files: r.files.map((f) => ({ repo: f.repo, path: f.path, dest: f.dest, size: f.size, resumed_from: f.resumedFrom, downloaded: f.downloaded })),
       }) + '\n');
       return 0;
@@ -71,7 +78,8 @@ ${EVAL_TERMS}`,
     io.out(`${r.chexbertAlreadyPresent ? 'CheXbert already converted' : `CheXbert converted (${seconds.toFixed(1)} s)`}: ${r.chexbert}\n` +
       `  'llava-rad eval PREDICTIONS --metrics chexbert' uses it with no --chexbert\n` +
       `RadGraph archive kept: ${r.radgraph} (RadGraph F1 is not implemented in llava-rad yet)\n` +
-      (r.green ? `GREEN downloaded: ${r.green} (not converted: llava-rad cannot run GREEN yet)\n` : '') +
+      (r.greenGguf ? `${r.greenAlreadyPresent ? 'GREEN already converted' : 'GREEN converted'}: ${r.greenGguf}\n` +
+        `  'llava-rad eval PREDICTIONS --metrics green --green-dir GREEN_CLONE' uses it with no --green\n` : '') +
       `\n${EVAL_TERMS}\n`);
     return 0;
   },

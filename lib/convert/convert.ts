@@ -45,7 +45,7 @@ import {
   readJsonObject, shortName,
 } from './config-check.js';
 import { CONVERT_FILE_TYPE, decoderTensorType, isConvertType, type ConvertType } from './mix.js';
-import { readSentencePiece } from './sentencepiece.js';
+import { readSentencePiece, type SentencePieceModel } from './sentencepiece.js';
 import type { LazyTensor } from './tensor.js';
 import { ConvertPool, defaultConvertThreads } from './workers.js';
 
@@ -102,10 +102,10 @@ const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
 // small file helpers
 
 /** the largest tokenizer.model read (LLaMA's is 0.5 MB) */
-const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
+export const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
 /** DIR/FILE, which must exist (IO) and be a regular file of at most maxBytes (BAD_CHECKPOINT: a FIFO would block) */
-function need(dir: string, file: string, what: string, maxBytes = Infinity): string {
+export function need(dir: string, file: string, what: string, maxBytes = Infinity): string {
   const p = path.join(dir, file);
   if (!existsSync(p)) throw new LlavaRadError('IO', `${what}: ${p} is missing`);
   const st = statSync(p);
@@ -114,7 +114,7 @@ function need(dir: string, file: string, what: string, maxBytes = Infinity): str
   return p;
 }
 
-function firstExisting(dir: string, names: readonly string[]): string | undefined {
+export function firstExisting(dir: string, names: readonly string[]): string | undefined {
   for (const n of names) if (existsSync(path.join(dir, n))) return path.join(dir, n);
   return undefined;
 }
@@ -156,6 +156,29 @@ async function writeEncoded(pool: ConvertPool, w: GgufWriter, name: string, type
   for (const block of pool.encode(name, type, values, rowLen)) await w.writeTensorChunk(name, await block);
 }
 
+/**
+ * Writes the header, then each planned tensor in order, one tensor ahead (the next tensor is read, merged and
+ * rounded while this one is encoded and written), then closes the file; `onTensor` after each tensor.
+ */
+export async function writeTensors(pool: ConvertPool, w: GgufWriter, ts: readonly PlannedTensor[], onTensor: (t: PlannedTensor, done: number) => void): Promise<void> {
+  await w.writeHeader();
+  const start = (i: number): Promise<Float32Array> | undefined => {
+    if (i >= ts.length) return undefined;
+    const pr = ts[i]!.values(pool);
+    pr.catch(() => {}); // awaited below, or abandoned when an earlier tensor fails
+    return pr;
+  };
+  let next = start(0);
+  for (let i = 0; i < ts.length; i++) {
+    const t = ts[i]!;
+    const values = await next!;
+    next = start(i + 1);
+    await writeEncoded(pool, w, t.name, t.type, values, t.shape[0]!);
+    onTensor(t, i + 1);
+  }
+  await w.close();
+}
+
 function checkShape(t: LazyTensor, shape: readonly number[], what: string): void {
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw bad(`${what}: "${t.name}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
@@ -171,7 +194,7 @@ function floatTensor(t: LazyTensor, what: string): void {
 // ------------------------------------------------------------------------------------------------
 // the plan: every output tensor, its source and transformation, decided before anything is written
 
-interface PlannedTensor {
+export interface PlannedTensor {
   name: string;
   /** ggml order */
   shape: number[];
@@ -182,7 +205,7 @@ interface PlannedTensor {
   values: (pool: ConvertPool) => Promise<Float32Array>;
 }
 
-interface DecoderHparams {
+export interface DecoderHparams {
   nEmbd: number; nLayer: number; nHead: number; nHeadKv: number; nFf: number; nVocab: number; nCtx: number;
   eps: number; ropeBase: number;
 }
@@ -210,9 +233,9 @@ const HF_TO_GGUF: ReadonlyArray<[string, string]> = [
 /**
  * The decoder's hyperparameters from the base config.json, every number inside LLAMA_LIMITS and consistent
  * (heads divide the width into even head widths, KV heads divide the heads), and the LLaVA-Rad config's
- * copies of them equal (it describes the decoder it was trained on). Reads no tensor.
+ * copies of them equal (it describes the decoder it was trained on; absent for a plain LLaMA). Reads no tensor.
  */
-function decoderHparams(baseCfgFile: string, baseCfg: Record<string, unknown>, llavaCfg: Record<string, unknown>, llavaCfgFile: string): DecoderHparams {
+export function decoderHparams(baseCfgFile: string, baseCfg: Record<string, unknown>, llavaCfg?: Record<string, unknown>, llavaCfgFile = ''): DecoderHparams {
   const mt = baseCfg.model_type;
   if (mt !== undefined && mt !== 'llama') throw new LlavaRadError('UNSUPPORTED', `${baseCfgFile}: model_type ${describeValue(mt)}, expected "llama"`);
   if (baseCfg.rope_scaling !== undefined && baseCfg.rope_scaling !== null) {
@@ -236,6 +259,8 @@ function decoderHparams(baseCfgFile: string, baseCfg: Record<string, unknown>, l
     throw bad(`${baseCfgFile}: "num_key_value_heads" must divide num_attention_heads (${nHead}), got ${nHeadKv}`);
   }
   if (baseCfg.tie_word_embeddings === true) throw new LlavaRadError('UNSUPPORTED', `${baseCfgFile}: tied word embeddings are not expected for LLaMA-2`);
+  const hp = { nEmbd, nLayer, nHead, nHeadKv, nFf, nVocab, nCtx, eps, ropeBase };
+  if (llavaCfg === undefined) return hp;
   // the LLaVA-Rad config describes the decoder it was trained on
   checkConfigNumbers(llavaCfg, { ...LLAMA_LIMITS, ...LLAVA_LIMITS }, llavaCfgFile);
   for (const [k, v] of [['hidden_size', nEmbd], ['num_hidden_layers', nLayer], ['num_attention_heads', nHead],
@@ -244,7 +269,7 @@ function decoderHparams(baseCfgFile: string, baseCfg: Record<string, unknown>, l
       throw bad(`the adapter is for another base: ${llavaCfgFile} has ${k} ${describeValue(llavaCfg[k])}, ${baseCfgFile} has ${v}`);
     }
   }
-  return { nEmbd, nLayer, nHead, nHeadKv, nFf, nVocab, nCtx, eps, ropeBase };
+  return hp;
 }
 
 /** one decoder tensor as the hyperparameters and the conversion type say: HF name and shape, GGUF name, shape and type */
@@ -261,7 +286,7 @@ interface DecoderSlot {
 }
 
 /** every tensor of the decoder, in output order (needs no checkpoint: sizes are checked before any is opened) */
-function decoderLayout(hp: DecoderHparams, type: ConvertType): DecoderSlot[] {
+export function decoderLayout(hp: DecoderHparams, type: ConvertType): DecoderSlot[] {
   const { nEmbd, nLayer, nFf, nVocab } = hp;
   const kvDim = (nEmbd / hp.nHead) * hp.nHeadKv;
   const layerShapes: Readonly<Record<string, number[]>> = {
@@ -286,29 +311,12 @@ function decoderLayout(hp: DecoderHparams, type: ConvertType): DecoderSlot[] {
   return slots;
 }
 
-async function planDecoder(
-  hp: DecoderHparams, layout: DecoderSlot[], base: Checkpoint, adapterCfgFile: string, adapterCfg: Record<string, unknown>, lora: Checkpoint,
-): Promise<DecoderPlan> {
+/** the LoRA pairs of the adapter (into `pairs`, keyed by the HF weight they target), checked against the base */
+function planLora(
+  hp: DecoderHparams, hfShapes: ReadonlyMap<string, number[]>, adapterCfgFile: string, adapterCfg: Record<string, unknown>, lora: Checkpoint,
+  pairs: Map<string, { a?: LazyTensor; b?: LazyTensor }>,
+): { r: number; scale: number } {
   const { nLayer } = hp;
-
-  // ---- base tensors ----
-  const bt = base.tensors;
-  const get = (name: string): LazyTensor => {
-    const t = bt.get(name);
-    if (!t) throw bad(`${base.path}: tensor "${name}" is missing`);
-    floatTensor(t, base.path);
-    return t;
-  };
-  const hfShapes = new Map(layout.map((s) => [s.hf, s.hfShape]));
-  for (const [name, shape] of hfShapes) checkShape(get(name), shape, base.path);
-  for (const name of bt.keys()) {
-    if (hfShapes.has(name) || name.endsWith('.rotary_emb.inv_freq')) continue;
-    const m = /^model\.layers\.(\d+)\./.exec(name);
-    if (m && Number(m[1]) >= nLayer) throw bad(`${base.path}: "${shortName(name)}" is beyond the ${nLayer} layers config.json declares`);
-    throw bad(`${base.path}: unexpected tensor "${shortName(name)}" (not part of a LLaMA decoder)`);
-  }
-
-  // ---- LoRA ----
   if (adapterCfg.peft_type !== undefined && adapterCfg.peft_type !== 'LORA') {
     throw new LlavaRadError('UNSUPPORTED', `${adapterCfgFile}: peft_type ${describeValue(adapterCfg.peft_type)}, expected "LORA"`);
   }
@@ -317,7 +325,6 @@ async function planDecoder(
   const r = configNumber(adapterCfg, 'r', ADAPTER_LIMITS.r, adapterCfgFile);
   const alpha = configNumber(adapterCfg, 'lora_alpha', ADAPTER_LIMITS.lora_alpha, adapterCfgFile);
   const scale = adapterCfg.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
-  const pairs = new Map<string, { a?: LazyTensor; b?: LazyTensor }>();
   for (const [name, t] of lora.tensors) {
     const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
     if (!m) {
@@ -344,6 +351,36 @@ async function planDecoder(
     }
   }
   if (pairs.size === 0) throw bad(`${lora.path}: no LoRA tensors (base_model.model.*.lora_A.weight / lora_B.weight)`);
+  return { r, scale };
+}
+
+export async function planDecoder(
+  hp: DecoderHparams, layout: DecoderSlot[], base: Checkpoint, adapter?: { cfgFile: string; cfg: Record<string, unknown>; lora: Checkpoint },
+): Promise<DecoderPlan> {
+  const { nLayer } = hp;
+
+  // ---- base tensors ----
+  const bt = base.tensors;
+  const get = (name: string): LazyTensor => {
+    const t = bt.get(name);
+    if (!t) throw bad(`${base.path}: tensor "${name}" is missing`);
+    floatTensor(t, base.path);
+    return t;
+  };
+  const hfShapes = new Map(layout.map((s) => [s.hf, s.hfShape]));
+  for (const [name, shape] of hfShapes) checkShape(get(name), shape, base.path);
+  for (const name of bt.keys()) {
+    if (hfShapes.has(name) || name.endsWith('.rotary_emb.inv_freq')) continue;
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m && Number(m[1]) >= nLayer) throw bad(`${base.path}: "${shortName(name)}" is beyond the ${nLayer} layers config.json declares`);
+    throw bad(`${base.path}: unexpected tensor "${shortName(name)}" (not part of a LLaMA decoder)`);
+  }
+
+  // ---- LoRA (a plain LLaMA has none) ----
+  const pairs = new Map<string, { a?: LazyTensor; b?: LazyTensor }>();
+  let r = 0;
+  let scale = 0;
+  if (adapter) ({ r, scale } = planLora(hp, hfShapes, adapter.cfgFile, adapter.cfg, adapter.lora, pairs));
 
   // ---- the output tensors ----
   const tensors = layout.map(({ hf, hfShape, gguf, shape, type, permuteHeads }): PlannedTensor => {
@@ -521,10 +558,50 @@ function planVision(
 
 // ------------------------------------------------------------------------------------------------
 
-interface SourceFile { name: string; size: number }
+export interface SourceFile { name: string; size: number }
 
-function sourceEntry(root: string, label: string, file: string): SourceFile {
+export function sourceEntry(root: string, label: string, file: string): SourceFile {
   return { name: `${label}/${path.relative(root, file).split(path.sep).join('/')}`, size: statSync(file).size };
+}
+
+/** the decoder GGUF's metadata in llama.cpp's LLaMA conventions: hyperparameters and the SentencePiece vocabulary */
+export function addDecoderHeader(
+  dw: GgufWriter, hp: DecoderHparams, sp: SentencePieceModel, addBos: boolean, type: ConvertType, meta: { name: string; license: string },
+): void {
+  dw.addString('general.architecture', 'llama');
+  dw.addString('general.name', meta.name);
+  dw.addUint32('general.file_type', CONVERT_FILE_TYPE[type]);
+  if (type !== 'f32' && type !== 'f16') dw.addUint32('general.quantization_version', 2);
+  dw.addString('general.license', meta.license);
+  dw.addUint32('llama.context_length', hp.nCtx);
+  dw.addUint32('llama.embedding_length', hp.nEmbd);
+  dw.addUint32('llama.block_count', hp.nLayer);
+  dw.addUint32('llama.feed_forward_length', hp.nFf);
+  dw.addUint32('llama.attention.head_count', hp.nHead);
+  dw.addUint32('llama.attention.head_count_kv', hp.nHeadKv);
+  dw.addFloat32('llama.attention.layer_norm_rms_epsilon', hp.eps);
+  dw.addFloat32('llama.rope.freq_base', hp.ropeBase);
+  dw.addUint32('llama.rope.dimension_count', hp.nEmbd / hp.nHead);
+  dw.addUint32('llama.vocab_size', hp.nVocab);
+  dw.addString('tokenizer.ggml.model', 'llama');
+  dw.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, sp.tokens);
+  dw.addArray('tokenizer.ggml.scores', GgufValueType.FLOAT32, sp.scores);
+  dw.addArray('tokenizer.ggml.token_type', GgufValueType.INT32, sp.types);
+  if (sp.bosId >= 0) dw.addUint32('tokenizer.ggml.bos_token_id', sp.bosId);
+  if (sp.eosId >= 0) dw.addUint32('tokenizer.ggml.eos_token_id', sp.eosId);
+  if (sp.unkId >= 0) dw.addUint32('tokenizer.ggml.unknown_token_id', sp.unkId);
+  if (sp.padId >= 0) dw.addUint32('tokenizer.ggml.padding_token_id', sp.padId);
+  dw.addBool('tokenizer.ggml.add_bos_token', addBos);
+  dw.addBool('tokenizer.ggml.add_eos_token', false);
+  dw.addBool('tokenizer.ggml.add_space_prefix', sp.addDummyPrefix);
+}
+
+/** tokenizer_config.json's add_bos_token, where the folder has one (default true, LLaMA's) */
+export async function readAddBos(dir: string): Promise<boolean> {
+  const tokCfgFile = path.join(dir, 'tokenizer_config.json');
+  if (!existsSync(tokCfgFile)) return true;
+  const tc = await readJsonObject(tokCfgFile, 'tokenizer config');
+  return typeof tc.add_bos_token === 'boolean' ? tc.add_bos_token : true;
 }
 
 /** Converts the official release into DIR/{decoder, vision}.gguf + DIR/llava-rad.json. */
@@ -578,12 +655,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   checkOutputTensors(layout.map((t) => ({ name: t.gguf, type: t.type, shape: t.shape })), `${baseCfgFile} (as ${type})`);
   checkConfigNumbers(adapterCfg, ADAPTER_LIMITS, adapterCfgFile);
   checkClipConfig(clipCfg, clipCfgFile);
-  let addBos = true;
-  const tokCfgFile = path.join(baseDir, 'tokenizer_config.json');
-  if (existsSync(tokCfgFile)) {
-    const tc = await readJsonObject(tokCfgFile, 'tokenizer config');
-    if (typeof tc.add_bos_token === 'boolean') addBos = tc.add_bos_token;
-  }
+  const addBos = await readAddBos(baseDir);
   const sp = await readSentencePiece(tokFile);
 
   const opened: Checkpoint[] = [];
@@ -610,7 +682,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     const lora = await openCk(loraFile);
     const projector = await openCk(projFile);
     const towerCk = await openCk(clipCkptFile);
-    const dec = await planDecoder(hp, layout, base, adapterCfgFile, adapterCfg, lora);
+    const dec = await planDecoder(hp, layout, base, { cfgFile: adapterCfgFile, cfg: adapterCfg, lora });
     if (sp.tokens.length !== dec.hp.nVocab) {
       throw bad(`${tokFile} has ${sp.tokens.length} pieces, ${baseCfgFile} declares vocab_size ${dec.hp.nVocab}`);
     }
@@ -630,33 +702,10 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
 
     // ---- decoder header ----
     dw = new GgufWriter(decTmp);
-    const U32 = GgufValueType.UINT32;
-    dw.addString('general.architecture', 'llama');
-    dw.addString('general.name', 'LLaVA-Rad decoder (Vicuna-7B v1.5 + LLaVA-Rad LoRA, merged)');
-    dw.addUint32('general.file_type', CONVERT_FILE_TYPE[type]);
-    if (type !== 'f32' && type !== 'f16') dw.addUint32('general.quantization_version', 2);
-    dw.addString('general.license', 'Microsoft Research License (LLaVA-Rad); Llama 2 Community License (Vicuna). Research use only.');
-    dw.addUint32('llama.context_length', hp.nCtx);
-    dw.addUint32('llama.embedding_length', hp.nEmbd);
-    dw.addUint32('llama.block_count', hp.nLayer);
-    dw.addUint32('llama.feed_forward_length', hp.nFf);
-    dw.addUint32('llama.attention.head_count', hp.nHead);
-    dw.addUint32('llama.attention.head_count_kv', hp.nHeadKv);
-    dw.addFloat32('llama.attention.layer_norm_rms_epsilon', hp.eps);
-    dw.addFloat32('llama.rope.freq_base', hp.ropeBase);
-    dw.addUint32('llama.rope.dimension_count', hp.nEmbd / hp.nHead);
-    dw.addUint32('llama.vocab_size', hp.nVocab);
-    dw.addString('tokenizer.ggml.model', 'llama');
-    dw.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, sp.tokens);
-    dw.addArray('tokenizer.ggml.scores', GgufValueType.FLOAT32, sp.scores);
-    dw.addArray('tokenizer.ggml.token_type', GgufValueType.INT32, sp.types);
-    if (sp.bosId >= 0) dw.addUint32('tokenizer.ggml.bos_token_id', sp.bosId);
-    if (sp.eosId >= 0) dw.addUint32('tokenizer.ggml.eos_token_id', sp.eosId);
-    if (sp.unkId >= 0) dw.addUint32('tokenizer.ggml.unknown_token_id', sp.unkId);
-    if (sp.padId >= 0) dw.addUint32('tokenizer.ggml.padding_token_id', sp.padId);
-    dw.addBool('tokenizer.ggml.add_bos_token', addBos);
-    dw.addBool('tokenizer.ggml.add_eos_token', false);
-    dw.addBool('tokenizer.ggml.add_space_prefix', sp.addDummyPrefix);
+    addDecoderHeader(dw, dec.hp, sp, addBos, type, {
+      name: 'LLaVA-Rad decoder (Vicuna-7B v1.5 + LLaVA-Rad LoRA, merged)',
+      license: 'Microsoft Research License (LLaVA-Rad); Llama 2 Community License (Vicuna). Research use only.',
+    });
     addProvenance(dw, type, sources, { r: dec.loraR, scale: dec.loraScale, merged: dec.loraMerged });
     for (const t of dec.tensors) dw.addTensorInfo(t.name, t.type, t.shape);
 
@@ -696,26 +745,11 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     pool = new ConvertPool({ threads });
     const p = pool;
     for (const [w, ts, phase] of [[dw, dec.tensors, 'decoder'], [vw, vis.tensors, 'vision']] as const) {
-      await w.writeHeader();
-      let done = 0;
-      // one tensor ahead: the next tensor is read (and merged) while this one is encoded and written
-      const start = (i: number): Promise<Float32Array> | undefined => {
-        if (i >= ts.length) return undefined;
-        const pr = ts[i]!.values(p);
-        pr.catch(() => {}); // awaited below, or abandoned when an earlier tensor fails
-        return pr;
-      };
-      let next = start(0);
-      for (let i = 0; i < ts.length; i++) {
-        const t = ts[i]!;
-        const values = await next!;
-        next = start(i + 1);
-        await writeEncoded(p, w, t.name, t.type, values, t.shape[0]!);
+      await writeTensors(p, w, ts, (t, done) => {
         if (phase === 'decoder') decoderTypes[t.name] = ggmlTypeTraits(t.type)!.name;
         bytesDone += Number(ggmlTensorBytes(t.type, t.shape));
-        options.onProgress?.({ phase, tensor: t.name, done: ++done, total: ts.length, bytesDone, bytesTotal });
-      }
-      await w.close();
+        options.onProgress?.({ phase, tensor: t.name, done, total: ts.length, bytesDone, bytesTotal });
+      });
     }
     await writeFile(manifestTmp, JSON.stringify({
       decoder: decoderName,
@@ -749,7 +783,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
 }
 
 /** creates the output folder (and its missing parents); returns the first folder it created, if any */
-async function makeOutputFolder(outDir: string): Promise<string | undefined> {
+export async function makeOutputFolder(outDir: string): Promise<string | undefined> {
   try {
     return await mkdir(outDir, { recursive: true });
   } catch (e) {
@@ -758,7 +792,7 @@ async function makeOutputFolder(outDir: string): Promise<string | undefined> {
 }
 
 /** removes outDir and its parents up to `first` (what makeOutputFolder created), each only if it is empty */
-async function removeCreatedFolders(outDir: string, first: string): Promise<void> {
+export async function removeCreatedFolders(outDir: string, first: string): Promise<void> {
   for (let d = outDir; ; d = path.dirname(d)) {
     try {
       await rmdir(d);
@@ -787,13 +821,15 @@ function checkClipConfig(clipCfg: Record<string, unknown>, file: string): void {
   checkConfigNumbers(configObject(clipCfg, 'text_cfg', file), CLIP_TEXT_LIMITS, file, 'text_cfg.');
 }
 
-function addProvenance(w: GgufWriter, type: string, sources: SourceFile[], lora?: { r: number; scale: number; merged: number }): void {
+export function addProvenance(
+  w: GgufWriter, type: string, sources: SourceFile[], lora?: { r: number; scale: number; merged: number }, repository = 'lmsys/vicuna-7b-v1.5 + microsoft/llava-rad',
+): void {
   w.addString('llava_rad.converter.name', 'llava-rad convert');
   w.addString('llava_rad.converter.version', CONVERTER_VERSION);
   w.addString('llava_rad.converter.type', type);
   w.addArray('llava_rad.source.files', GgufValueType.STRING, sources.map((s) => s.name));
   w.addArray('llava_rad.source.sizes', GgufValueType.UINT64, sources.map((s) => BigInt(s.size)));
-  w.addString('general.source.huggingface.repository', 'lmsys/vicuna-7b-v1.5 + microsoft/llava-rad');
+  w.addString('general.source.huggingface.repository', repository);
   if (lora) {
     w.addUint32('llava_rad.lora.r', lora.r);
     w.addFloat32('llava_rad.lora.scale', lora.scale);

@@ -11,8 +11,9 @@
 // Revisions: StanfordAIMI/RRG_scorers at d97745aa..., the commit microsoft/LLaVA-Rad's evaluation pins for
 // radgraph.tar.gz (llava/eval/rrg_eval/rrg_eval/f1radgraph.py; its chexbert.py loads chexbert.pth from the
 // same repository unpinned, so we pin it to the same commit). bert-base-uncased at 86b5e093..., the commit
-// the Hugging Face cache names as that repository's snapshot, and its vocab.txt by sha256. GREEN's repository
-// is taken at main (no public code pins a commit), checked against the Hub's LFS sha256 only.
+// the Hugging Face cache names as that repository's snapshot, and its vocab.txt by sha256. GREEN's repository at
+// 7adba1f3... (its newest commit, "Update tokenizer_config.json", May 2024; no public code pins one), checked against
+// the Hub's LFS sha256 only, then converted with convert-llama into the GGUF `eval --metrics green` loads.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -20,6 +21,8 @@ import path from 'node:path';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { BERT_BASE_UNCASED_VOCAB_SHA256 } from '../cli/convert-chexbert.js';
 import { convertChexbert, type ChexbertConvertType } from '../convert/chexbert.js';
+import { convertLlama } from '../convert/convert-llama.js';
+import { isConvertType, type ConvertType } from '../convert/mix.js';
 import { abortedError, LlavaRadError } from '../errors.js';
 import { repoInfo, type HfFile, type HfOptions, type HfRepoInfo } from './hf.js';
 import { llavaRadHome, sourceFolder } from './home.js';
@@ -30,7 +33,7 @@ export const RRG_SCORERS_REVISION = 'd97745aa136e5beb927da7e768e99de6ae807902';
 export const BERT_BASE_UNCASED_REPO = 'google-bert/bert-base-uncased';
 export const BERT_BASE_UNCASED_REVISION = '86b5e0934494bd15c9632b12f734a8a67f723594';
 export const GREEN_REPO = 'StanfordAIMI/GREEN-radllama2-7b';
-export const GREEN_REVISION = 'main';
+export const GREEN_REVISION = '7adba1f37836459369f9ab574aa382581679f7fa';
 
 export interface EvalModelFile {
   id: 'chexbert' | 'vocab' | 'radgraph';
@@ -60,8 +63,10 @@ redistribute the downloads or the converted files.`;
 export interface PullEvalOptions {
   /** CheXbert GGUF weight type (default f32: the labels closest to PyTorch's) */
   type?: ChexbertConvertType;
-  /** also download GREEN (StanfordAIMI/GREEN-radllama2-7b, about 27 GB; not converted) */
+  /** also download GREEN (StanfordAIMI/GREEN-radllama2-7b, about 27 GB) and convert it to green-<greenType>.gguf */
   green?: boolean;
+  /** GREEN's GGUF type (default f16, the precision GREEN's scorer runs in) */
+  greenType?: ConvertType;
   /** convert CheXbert again even when the GGUF is there */
   force?: boolean;
   /** the model home (default $LLAVA_RAD_HOME or ~/.cache/llava-rad); everything goes to <home>/eval */
@@ -92,8 +97,11 @@ export interface PullEvalResult {
   chexbertCheckpoint: string;
   vocab: string;
   radgraph: string;
-  /** the GREEN folder, when --green */
+  /** the GREEN folder, when --green (not downloaded when its GGUF is already there) */
   green: string | undefined;
+  /** GREEN's GGUF (<home>/eval/green-<greenType>.gguf), when --green */
+  greenGguf: string | undefined;
+  greenAlreadyPresent: boolean;
   /** the files fetched (or found complete) in this run */
   files: (PulledFile & { dest: string })[];
 }
@@ -132,6 +140,8 @@ function greenFiles(info: HfRepoInfo): string[] {
 export async function pullEval(options: PullEvalOptions = {}): Promise<PullEvalResult> {
   const type = options.type ?? 'f32';
   if (type !== 'f32' && type !== 'f16') throw new LlavaRadError('INVALID_ARGUMENT', `type must be f32 or f16, got ${JSON.stringify(type)}`);
+  const greenType = options.greenType ?? 'f16';
+  if (!isConvertType(greenType)) throw new LlavaRadError('INVALID_ARGUMENT', `greenType must be f32, f16, q8_0, q5_k_m or q4_k_m, got ${JSON.stringify(greenType)}`);
   const home = path.resolve(options.home ?? llavaRadHome());
   const dir = path.join(home, 'eval');
   const gguf = path.join(dir, `chexbert-${type}.gguf`);
@@ -145,12 +155,15 @@ export async function pullEval(options: PullEvalOptions = {}): Promise<PullEvalR
   const result: PullEvalResult = {
     dir, chexbert: gguf, type, chexbertAlreadyPresent: false,
     chexbertCheckpoint: dest(chexbertEntry), vocab: dest(vocabEntry), radgraph: dest(radgraphEntry),
-    green: options.green === true ? sourceFolder(GREEN_REPO, dir) : undefined, files: [],
+    green: options.green === true ? sourceFolder(GREEN_REPO, dir) : undefined,
+    greenGguf: options.green === true ? path.join(dir, `green-${greenType}.gguf`) : undefined, greenAlreadyPresent: false, files: [],
   };
+  const needGreen = options.green === true && (options.force === true || !existsSync(result.greenGguf!));
+  result.greenAlreadyPresent = options.green === true && !needGreen;
   const needChexbert = options.force === true || !existsSync(gguf);
   const needRadgraph = !existsSync(result.radgraph);
   result.chexbertAlreadyPresent = !needChexbert;
-  if (!needChexbert && !needRadgraph && options.green !== true) return result; // nothing to fetch: no network
+  if (!needChexbert && !needRadgraph && !needGreen) return result; // nothing to fetch: no network
 
   const hf = hfOptions(options, 'pull-eval');
   type Planned = { info: HfRepoInfo; file: HfFile; dest: string };
@@ -187,18 +200,21 @@ export async function pullEval(options: PullEvalOptions = {}): Promise<PullEvalR
   // ---- RadGraph: downloaded and kept ----
   if (needRadgraph) await run([plan(rrg, radgraphEntry)]);
 
-  // ---- GREEN (--green): downloaded only ----
-  if (options.green === true) {
+  // ---- GREEN (--green): downloaded, then converted (the GGUF written under a temporary name, renamed when complete) ----
+  if (needGreen) {
     const green = await pinnedInfo(GREEN_REPO, rev.green, hf);
     const names = greenFiles(green);
     if (!names.includes('config.json')) throw new LlavaRadError('DOWNLOAD', `${GREEN_REPO}@${rev.green} has no config.json`);
     await run(names.map((n) => ({ info: green, file: fileOf(green, n), dest: path.join(result.green!, n) })));
+    if (options.signal?.aborted) throw abortedError(options.signal, 'pull-eval');
+    await convertLlama({ model: result.green!, out: result.greenGguf!, type: greenType, name: `${GREEN_REPO}@${green.commit}` });
   }
 
   await mkdir(dir, { recursive: true });
   await writeFile(record, JSON.stringify({
     pulled_at: new Date().toISOString(), endpoint: hf.endpoint,
     chexbert: existsSync(gguf) ? { gguf, type, bytes: statSync(gguf).size } : null,
+    ...(result.greenGguf !== undefined && existsSync(result.greenGguf) ? { green: { gguf: result.greenGguf, type: greenType, bytes: statSync(result.greenGguf).size } } : {}),
     files: [...recorded.values()], research_use_only: true, redistribution: 'see each repository\'s terms; do not redistribute',
   }, null, 2) + '\n');
   return result;
