@@ -163,4 +163,5 @@ export { scoreGreen, summarizeGreen, loadGreenPrompt, makeGreenPrompt, greenCoun
 export { ChexbertLabeler, readChexbertVocab, type ChexbertResult, type ChexbertLoadOptions, type ChexbertLabelManyOptions } from './bert/chexbert.js';
 export { WordPieceVocab, BertTokenizer } from './bert/wordpiece.js';
 export { convertChexbert, type ConvertChexbertOptions, type ConvertChexbertResult, type ChexbertConvertType } from './convert/chexbert.js';
+export { convertLlama, type ConvertLlamaOptions, type ConvertLlamaResult } from './convert/convert-llama.js';
 export { readGgufMetadata, type GgufMetadata, type GgufMetadataValue } from './gguf/read-metadata.js';
