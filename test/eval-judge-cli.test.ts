@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../lib/cli.js';
 import { loadChexpromptTemplate } from '../lib/eval/judge/index.js';
+import { pairedMeans } from '../lib/eval/paired.js';
 
 const KEY = 'sk-test-CLI-KEY-MUST-NEVER-BE-PRINTED-0987654321';
 
@@ -202,6 +203,31 @@ describe('llava-rad eval --metrics ...,chexprompt', () => {
     expect(seen[0]!.headers.authorization).toBeUndefined();
   });
 
+  it('--paired: both files judged, errors per report compared on the studies rated in both, with the paired resamples', async () => {
+    const a = join(tmp, 'a.jsonl');
+    const b = join(tmp, 'b.jsonl');
+    writeFileSync(a, [...STUDIES, GARBLED].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    // B: study k gets candidate "cand k+1", so (k + 1) % 3 significant errors; bad-study garbled in both
+    writeFileSync(b, [...STUDIES.map((s, k) => ({ ...s, prediction: `cand ${k + 1}` })), GARBLED].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const r = await cli([a, b, '--paired', '--metrics', 'rouge,chexprompt', ...judgeFlags(), '--json', '--bootstrap', '200']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/1 of 6 studies without a usable rating in A or B/);
+    const j = lastJson(r.out);
+    expect(j.n).toBe(6);
+    expect(j.metrics.rougeL).toBeDefined();
+    const sigA = [0, 1, 2, 0, 1];
+    const sigB = [1, 2, 0, 1, 2];
+    const c = j.metrics.chexprompt;
+    expect(c.rated).toBe(5);
+    expect(c.significant).toEqual(pairedMeans(sigA, sigB, 200));
+    expect(c.significant.a).toBeCloseTo(mean(sigA), 12);
+    expect(c.significant.b).toBeCloseTo(mean(sigB), 12);
+    expect(c.insignificant).toMatchObject({ a: 1, b: 1, diff: 0, ci: [0, 0] });
+    const table = await cli([a, b, '--paired', '--metrics', 'chexprompt', ...judgeFlags()]);
+    expect(table.code, table.err).toBe(0);
+    expect(table.out).toMatch(/CheXprompt significant errors\/report\s+0\.8000\s+1\.2000\s+0\.4000/);
+  });
+
   it('usage errors (exit 2, one line, nothing sent): missing judge flags, --paired, bad values, unknown metric', async () => {
     const oneLine = (r: { code: number; err: string; out: string }) => {
       expect(r.code).toBe(2);
@@ -213,7 +239,6 @@ describe('llava-rad eval --metrics ...,chexprompt', () => {
     const noDir = oneLine(await cli([preds, '--judge-url', `${base}/v1`, '--judge-model', 'm']));
     expect(noDir).toMatch(/needs --chexprompt-dir DIR/);
     expect(noDir).not.toMatch(/--judge-url URL/);
-    expect(oneLine(await cli([preds, preds, '--paired', '--metrics', 'rouge,chexprompt', ...judgeFlags()]))).toMatch(/--paired does not support the chexprompt metric/);
     expect(oneLine(await cli([preds, '--metrics', 'chexprompt', ...judgeFlags(), '--judge-concurrency', '0']))).toMatch(/--judge-concurrency/);
     expect(oneLine(await cli([preds, '--metrics', 'chexprompt', ...judgeFlags(), '--judge-timeout', 'soon']))).toMatch(/--judge-timeout/);
     expect(oneLine(await cli([preds, '--metrics', 'chexprompt', '--judge-url', 'ftp://127.0.0.1/v1', '--judge-model', 'm', '--chexprompt-dir', cxpDir]))).toMatch(/judge url/);

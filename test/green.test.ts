@@ -153,7 +153,8 @@ describe('GREEN on a tiny LLaMA', () => {
       { id: 's1', reference: 'No acute cardiopulmonary process.', prediction: 'Small left pleural effusion.' },
       { id: 's2', reference: 'Heart size is normal.', prediction: 'Heart size is normal.' },
     ].map((r) => JSON.stringify(r)).join('\n') + '\n');
-    const r = await runCliInProcess(['eval', preds, '--metrics', 'bleu,green', '--green', modelPath, '--green-dir', checkout, '--green-parallel', '2', '--json']);
+    const short = ['--green-max-length', '200'];
+    const r = await runCliInProcess(['eval', preds, '--metrics', 'bleu,green', '--green', modelPath, '--green-dir', checkout, '--green-parallel', '2', ...short, '--json']);
     expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out.trim().split('\n').at(-1)!) as { n: number; metrics: { bleu1: unknown; green: { score: number; ci: number[]; std: number; studies: { id: string; score: number; analysis: string }[]; prompt: { sha256: string } } } };
     expect(out.n).toBe(2);
@@ -169,8 +170,22 @@ describe('GREEN on a tiny LLaMA', () => {
     const noModel = await runCliInProcess(['eval', preds, '--metrics', 'green', '--green-dir', checkout], { LLAVA_RAD_HOME: dir, LLAVA_RAD_GREEN: undefined });
     expect(noModel.code).toBe(2);
     expect(noModel.err).toContain('--green FILE.gguf');
-    const paired = await runCliInProcess(['eval', preds, preds, '--paired', '--metrics', 'green', '--green', modelPath, '--green-dir', checkout]);
-    expect(paired.code).toBe(2);
+    // --paired: B's second study is A's first; each side's GREEN is the one the unpaired run gives
+    const predsB = path.join(dir, 'preds-b.jsonl');
+    writeFileSync(predsB, [
+      { id: 's1', reference: 'No acute cardiopulmonary process.', prediction: 'Small left pleural effusion.' },
+      { id: 's2', reference: 'Heart size is normal.', prediction: 'Small left pleural effusion.' },
+    ].map((x) => JSON.stringify(x)).join('\n') + '\n');
+    const one = ['--green', modelPath, '--green-dir', checkout, '--green-parallel', '1', ...short, '--json'];
+    const ua = await runCliInProcess(['eval', preds, '--metrics', 'green', ...one]);
+    const ub = await runCliInProcess(['eval', predsB, '--metrics', 'green', ...one]);
+    const paired = await runCliInProcess(['eval', preds, predsB, '--paired', '--metrics', 'green', ...one, '--bootstrap', '100']);
+    expect(paired.code, paired.err).toBe(0);
+    const pg = (JSON.parse(paired.out.trim().split('\n').at(-1)!) as { metrics: { green: { a: number; b: number; diff: number; ci: number[] } } }).metrics.green;
+    const score = (x: { out: string }) => (JSON.parse(x.out.trim().split('\n').at(-1)!) as { metrics: { green: { score: number } } }).metrics.green.score;
+    expect(pg.a).toBe(score(ua));
+    expect(pg.b).toBe(score(ub));
+    expect(pg.diff).toBe(pg.b - pg.a);
   }, 600_000);
 
   it('rejects an empty set and bad options with typed errors', async () => {

@@ -11,9 +11,10 @@ import { renderEvalHtml, type EvalHtmlInput } from '../eval/html-report.js';
 import { chatEndpoint } from '../eval/judge/chat-client.js';
 import { CHEXPROMPT_RPM, chexpromptJudge, type ChexpromptResult, type ChexpromptSummary } from '../eval/judge/chexprompt.js';
 import { loadChexpromptTemplate } from '../eval/judge/chexprompt-template.js';
-import { evaluatePaired, type PairedMetric, type PairedResult } from '../eval/paired.js';
+import { evaluatePaired, matchPairs, pairedMeans, type PairedMetric, type PairedResult } from '../eval/paired.js';
+import type { ScoredPair } from '../eval/read-predictions.js';
 import { scoreGreen, type GreenResult } from '../eval/green/green.js';
-import { loadGreenPrompt } from '../eval/green/green-prompt.js';
+import { GREEN_MAX_LENGTH, loadGreenPrompt } from '../eval/green/green-prompt.js';
 import { rougeL } from '../eval/rouge.js';
 import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
 
@@ -118,8 +119,7 @@ function chexpromptMetric(r: ChexpromptResult): ChexpromptMetric {
 const JUDGE_LOG_EVERY_MS = 10_000;
 
 /** runs the judge with progress on stderr (a redrawn line on a terminal, a line every 10 s otherwise; none with --quiet / --json) and retries reported */
-async function runJudge(file: string, j: JudgeArgs, bootstrap: number, io: { err: (s: string) => void }, opts: { progress: boolean; retries: boolean; signal: AbortSignal | undefined }): Promise<ChexpromptResult> {
-  const { pairs } = loadPairs(file);
+async function runJudge(pairs: readonly ScoredPair[], j: JudgeArgs, bootstrap: number, io: { err: (s: string) => void }, opts: { progress: boolean; retries: boolean; signal: AbortSignal | undefined }): Promise<ChexpromptResult> {
   const tty = process.stderr.isTTY === true;
   const t0 = Date.now();
   let lastLog = t0;
@@ -182,6 +182,7 @@ interface GreenArgs {
   model: string;
   greenDir: string;
   parallel: number;
+  maxLength: number;
 }
 
 /** --green FILE (else $LLAVA_RAD_GREEN, else the model home) and --green-dir, checked before anything is scored */
@@ -203,7 +204,10 @@ function greenArgs(v: Record<string, string | boolean | undefined>, env: Env = p
     throw new UsageError(`eval: the green metric needs ${missing.join(' and ')} (StanfordAIMI/GREEN-RadLlama2-7b as a LLaMA GGUF, default ${defaultGreenPaths(env)[0]}; and a clone of Stanford-AIMI/GREEN, whose prompt is read)`);
   }
   asUsage(() => loadGreenPrompt(greenDir!), true);
-  return { model: model!, greenDir: greenDir!, parallel: judgeInt(v['green-parallel'], '--green-parallel', 1, 64, 4) };
+  return {
+    model: model!, greenDir: greenDir!, parallel: judgeInt(v['green-parallel'], '--green-parallel', 1, 64, 4),
+    maxLength: judgeInt(v['green-max-length'], '--green-max-length', 16, 1 << 20, GREEN_MAX_LENGTH),
+  };
 }
 
 /** metrics.green of --json */
@@ -214,13 +218,12 @@ export interface GreenMetric extends Omit<GreenResult, 'studies'> {
   studies: Array<{ id: string | undefined } & GreenResult['studies'][number]>;
 }
 
-async function runGreen(file: string, g: GreenArgs, bootstrap: number, threads: number | undefined, io: { err: (s: string) => void }, progress: boolean, signal: AbortSignal | undefined): Promise<GreenMetric> {
-  const { pairs } = loadPairs(file);
+async function runGreen(pairs: readonly ScoredPair[], g: GreenArgs, bootstrap: number, threads: number | undefined, io: { err: (s: string) => void }, progress: boolean, signal: AbortSignal | undefined): Promise<GreenMetric> {
   const prompt = loadGreenPrompt(g.greenDir);
   const t0 = Date.now();
   let lastLog = t0;
   const r = await scoreGreen(pairs, {
-    model: g.model, prompt, parallel: g.parallel, bootstrap,
+    model: g.model, prompt, parallel: g.parallel, maxLength: g.maxLength, bootstrap,
     ...(threads !== undefined ? { loadParams: { threads } } : {}),
     ...(signal ? { signal } : {}),
     onStudy: (done, total) => {
@@ -307,12 +310,54 @@ function table(r: CliEvalResult): string {
   return renderTable(['metric', 'score', '95% CI'], rows);
 }
 
-function pairedTable(r: PairedResult): string {
+/** --paired's result: evaluatePaired's, plus the judges run here on the matched studies */
+type CliPairedResult = Omit<PairedResult, 'metrics'> & {
+  metrics: PairedResult['metrics'] & {
+    /** errors per report, over the studies rated in both files (`rated` of n) */
+    chexprompt?: { rated: number; significant: PairedMetric; insignificant: PairedMetric };
+    green?: PairedMetric;
+  };
+};
+
+/** CheXprompt and GREEN on both files' matched studies, compared with the paired bootstrap (same resamples) */
+async function pairedJudges(r: CliPairedResult, pa: ScoredPair[], pb: ScoredPair[], judge: JudgeArgs | undefined, green: GreenArgs | undefined,
+  threads: number | undefined, io: { err: (s: string) => void }, v: Record<string, unknown>, signal: AbortSignal | undefined): Promise<void> {
+  if (judge) {
+    const run = (pairs: ScoredPair[]) => runJudge(pairs, judge, 0, io, { progress: !v.quiet && !v.json, retries: !v.quiet, signal });
+    const [ja, jb] = [await run(pa), await run(pb)];
+    const counts = (s: ChexpromptResult['studies'][number], k: 'clinically_significant' | 'clinically_insignificant') =>
+      s.error === undefined && s.rating?.clinically_significant && s.rating.clinically_insignificant ? Object.values(s.rating[k]!).reduce((a, b) => a + b, 0) : undefined;
+    const keep = ja.studies.map((s, i) => counts(s, 'clinically_significant') !== undefined && counts(jb.studies[i]!, 'clinically_significant') !== undefined);
+    const rated = keep.filter(Boolean).length;
+    if (rated < pa.length) io.err(`llava-rad eval: CheXprompt: ${pa.length - rated} of ${pa.length} studies without a usable rating in A or B (left out of the paired comparison)\n`);
+    if (rated > 0) {
+      const list = (st: ChexpromptResult['studies'], k: 'clinically_significant' | 'clinically_insignificant') => st.filter((_, i) => keep[i]).map((s) => counts(s, k)!);
+      r.metrics.chexprompt = {
+        rated,
+        significant: pairedMeans(list(ja.studies, 'clinically_significant'), list(jb.studies, 'clinically_significant'), r.bootstrap),
+        insignificant: pairedMeans(list(ja.studies, 'clinically_insignificant'), list(jb.studies, 'clinically_insignificant'), r.bootstrap),
+      };
+    }
+  }
+  if (green) {
+    const ga = await runGreen(pa, green, 0, threads, io, !v.quiet && !v.json, signal);
+    const gb = await runGreen(pb, green, 0, threads, io, !v.quiet && !v.json, signal);
+    r.metrics.green = pairedMeans(ga.studies.map((s) => s.score), gb.studies.map((s) => s.score), r.bootstrap);
+  }
+}
+
+function pairedTable(r: CliPairedResult): string {
   const row = (label: string, m: PairedMetric) => [label, f4(m.a), f4(m.b), f4(m.diff), f4(m.mean), `[${f4(m.ci[0])}, ${f4(m.ci[1])}]`, m.bBelowA.toFixed(3)];
   const rows = present(r.metrics).map((k) => row(LABELS[k], r.metrics[k]!));
   const c = r.metrics.chexbert;
   if (c) for (const k of CHEXBERT_SUMMARY_KEYS) rows.push(row(`CheXbert ${k}`, c[k]));
   if (r.metrics.sembScore) rows.push(row('SembScore', r.metrics.sembScore));
+  const j = r.metrics.chexprompt;
+  if (j) {
+    rows.push(row('CheXprompt significant errors/report', j.significant));
+    rows.push(row('CheXprompt insignificant errors/report', j.insignificant));
+  }
+  if (r.metrics.green) rows.push(row('GREEN', r.metrics.green));
   return renderTable(['metric', 'A', 'B', 'B - A', 'mean', '95% CI', 'P(B < A)'], rows);
 }
 
@@ -340,12 +385,14 @@ evaluation (llava/eval/rrg_eval/run.py) does, with the same numbers:
                   prompt of your clone of microsoft/chexprompt; score = significant errors per report (mean,
                   lower is better), CI = its 95% bootstrap interval; studies without a usable answer are
                   counted and left out. The key comes from OPENAI_API_KEY (AZURE_OPENAI_API_KEY for Azure)
-                  and is never printed. Not with --paired: judge each file on its own.
+                  and is never printed. With --paired, both files are judged and the errors per report
+                  compared on the studies rated in both.
   GREEN           (--metrics green, or --green given) GREEN-RadLlama2-7b on this engine writes an error
                   analysis per study with the prompt of your clone of Stanford-AIMI/GREEN; score = the mean
                   of matched / (matched + clinically significant errors), as GREEN reports it, with its std
                   and, per error kind, the share of studies without one; CI = the 95% percentile interval
-                  of scipy.stats.bootstrap of the mean (ours: GREEN reports none). Not with --paired.
+                  of scipy.stats.bootstrap of the mean (ours: GREEN reports none). With --paired, both
+                  files are scored and their per-study GREEN compared.
 Records with an "error" (failed studies) are skipped and counted.
 
 --paired matches the studies of A and B by id and bootstraps the difference B - A (the same resamples for
@@ -374,6 +421,7 @@ Options:
                        else $LLAVA_RAD_HOME/eval/green-f16.gguf or green-q8_0.gguf
       --green-dir DIR  a clone of Stanford-AIMI/GREEN (the prompt is read from green_score/utils.py)
       --green-parallel N      studies generated at once (default 4)
+      --green-max-length N    tokens per study, prompt and analysis (default 2048, GREEN's; less cuts long analyses)
   -q, --quiet          no judge progress or retry lines on stderr
       --json           print the result as one JSON object (the last line of stdout)
       --html FILE      also write the results as one self-contained HTML page (no scripts, nothing
@@ -403,6 +451,7 @@ arguments or a missing file.`,
       green: { type: 'string' },
       'green-dir': { type: 'string' },
       'green-parallel': { type: 'string' },
+      'green-max-length': { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
     }, 'eval', 2);
     if (v.help) {
@@ -418,8 +467,6 @@ arguments or a missing file.`,
     const libNamed = named?.filter((m) => m !== 'chexprompt' && m !== 'green') as EvalMetric[] | undefined;
     const metrics = libNamed !== undefined && libNamed.length === 0 ? undefined : libNamed;
     const judgeOnly = (wantsJudge || wantsGreen) && named !== undefined && metrics === undefined;
-    if (wantsGreen && v.paired) throw new UsageError('eval: --paired does not support the green metric yet; score each file on its own (llava-rad eval FILE --metrics green ...)');
-    if (wantsJudge && v.paired) throw new UsageError('eval: --paired does not support the chexprompt metric yet; judge each file on its own (llava-rad eval FILE --metrics chexprompt ...)');
     const judge = wantsJudge ? judgeArgs(v) : undefined;
     const green = wantsGreen ? greenArgs(v) : undefined;
     const html = htmlArg(v.html);
@@ -435,10 +482,21 @@ arguments or a missing file.`,
     if (v.paired) {
       if (positionals.length !== 2) throw new UsageError('eval: --paired needs two predictions files, A.jsonl and B.jsonl');
       positionals.forEach(requireFile);
-      const r = await asUsageAsync(() => evaluatePaired(positionals[0]!, positionals[1]!, options));
+      const [fileA, fileB] = positionals as [string, string];
+      let r: CliPairedResult;
+      if (judgeOnly) {
+        const m = await asUsageAsync(async () => matchPairs(fileA, fileB));
+        r = { n: m.pa.length, skipped: m.skipped, unmatched: m.unmatched, bootstrap: bootstrap ?? DEFAULT_BOOTSTRAP, metrics: {} };
+      } else {
+        r = await asUsageAsync(() => evaluatePaired(fileA, fileB, options));
+      }
       if (r.skipped.a || r.skipped.b) io.err(`llava-rad eval: skipped records with an error: ${r.skipped.a} in A, ${r.skipped.b} in B\n`);
       if (r.unmatched.a || r.unmatched.b) io.err(`llava-rad eval: studies in one file only (left out): ${r.unmatched.a} in A, ${r.unmatched.b} in B\n`);
-      if (html) writeHtml(html, { source: `${positionals[0]} (A), ${positionals[1]} (B)`, paired: r });
+      if (judge || green) {
+        const { pa, pb } = matchPairs(fileA, fileB);
+        await pairedJudges(r, pa, pb, judge, green, threads, io, v, signal);
+      }
+      if (html) writeHtml(html, { source: `${fileA} (A), ${fileB} (B)`, paired: r });
       if (v.json) io.out(JSON.stringify(r) + '\n');
       else io.out(`${r.n} studies in both files, ${r.bootstrap} paired resamples (B minus A)\n` + pairedTable(r));
       return 0;
@@ -458,7 +516,7 @@ arguments or a missing file.`,
     if (r.skipped) io.err(`llava-rad eval: skipped ${r.skipped} record(s) with an error (failed studies)\n`);
     let judged: ChexpromptResult | undefined;
     if (judge) {
-      judged = await runJudge(file, judge, r.bootstrap, io, { progress: !v.quiet && !v.json, retries: !v.quiet, signal });
+      judged = await runJudge(loadPairs(file).pairs, judge, r.bootstrap, io, { progress: !v.quiet && !v.json, retries: !v.quiet, signal });
       r.metrics.chexprompt = chexpromptMetric(judged);
       const s = judged.summary;
       if (s.failed) {
@@ -466,7 +524,7 @@ arguments or a missing file.`,
         io.err(`llava-rad eval: CheXprompt: ${s.failed} of ${s.n} studies without a usable rating (left out; first: ${first.id ?? `#${first.index}`}: ${first.code}: ${first.message})\n`);
       }
     }
-    if (green) r.metrics.green = await runGreen(file, green, r.bootstrap, threads, io, !v.quiet && !v.json, signal);
+    if (green) r.metrics.green = await runGreen(loadPairs(file).pairs, green, r.bootstrap, threads, io, !v.quiet && !v.json, signal);
     if (html) writeHtml(html, { source: file, result: r, ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(judged ? { chexprompt: judged } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(file) } : {}) });
     if (v.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.n} studies, ${r.bootstrap} bootstrap resamples\n` + table(r));

@@ -115,9 +115,23 @@ function summarize(a: number, b: number, diffs: number[]): PairedMetric {
   return { a, b, diff: b - a, mean: fsum(diffs) / diffs.length, ci: [percentile(diffs, 2.5), percentile(diffs, 97.5)], bBelowA: below / diffs.length };
 }
 
-/** paired bootstrap of B - A (see the procedure above) */
-export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
-  const opts = resolveOptions(options);
+/** paired bootstrap of per-study values (A's and B's on the same matched studies) averaged over the studies, with
+ *  the resamples every paired metric uses: for per-study scores computed elsewhere (GREEN, CheXprompt) */
+export function pairedMeans(fa: readonly number[], fb: readonly number[], bootstrap: number): PairedMetric {
+  if (fa.length !== fb.length || fa.length === 0) throw new LlavaRadError('INVALID_ARGUMENT', `pairedMeans needs two equally long non-empty lists, got ${fa.length} and ${fb.length} values`);
+  return meanDiffs(fa, fb, sacrebleuIndices(fa.length, bootstrap), bootstrap);
+}
+
+export interface MatchedPairs {
+  /** the matched studies, in A's order */
+  pa: ScoredPair[];
+  pb: ScoredPair[];
+  skipped: { a: number; b: number };
+  unmatched: { a: number; b: number };
+}
+
+/** step 1 of the procedure: the studies of A and B matched by id (BAD_PREDICTIONS when none match) */
+export function matchPairs(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[]): MatchedPairs {
   const A = loadPairs(inputA);
   const B = loadPairs(inputB);
   const nameA = typeof inputA === 'string' ? inputA : 'A';
@@ -133,8 +147,15 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
     pa.push(p);
     pb.push(q);
   }
+  if (pa.length === 0) throw new LlavaRadError('BAD_PREDICTIONS', `${nameA} and ${nameB} have no scorable study id in common`);
+  return { pa, pb, skipped: { a: A.skipped, b: B.skipped }, unmatched: { a: mapA.size - pa.length, b: mapB.size - pa.length } };
+}
+
+/** paired bootstrap of B - A (see the procedure above) */
+export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
+  const opts = resolveOptions(options);
+  const { pa, pb, skipped, unmatched } = matchPairs(inputA, inputB);
   const n = pa.length;
-  if (n === 0) throw new LlavaRadError('BAD_PREDICTIONS', `${nameA} and ${nameB} have no scorable study id in common`);
   const B_ = opts.bootstrap;
   const idx = sacrebleuIndices(n, B_);
   const refs = pa.map((p) => p.reference);
@@ -172,8 +193,8 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
   if (opts.metrics.includes('chexbert')) Object.assign(metrics, await pairedChexbert(pa, pb, idx, B_, opts));
   return {
     n,
-    skipped: { a: A.skipped, b: B.skipped },
-    unmatched: { a: mapA.size - n, b: mapB.size - n },
+    skipped,
+    unmatched,
     bootstrap: B_,
     metrics,
   };

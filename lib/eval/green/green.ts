@@ -126,7 +126,7 @@ export async function scoreGreen(pairs: readonly ScoredPair[], options: GreenOpt
   }
 }
 
-/** the corpus values of per-study results (green.py compute_summary, plus the bootstrap interval) */
+/** the corpus values of per-study results (green.py compute_summary, plus the bootstrap interval; bootstrap 0: none) */
 export function summarizeGreen(studies: readonly GreenStudy[], promptSha256: string, bootstrap = 500): GreenResult {
   const scores = Float64Array.from(studies, (s) => s.score);
   const accuracy: Record<string, number> = {};
@@ -134,7 +134,7 @@ export function summarizeGreen(studies: readonly GreenStudy[], promptSha256: str
     accuracy[name] = numpyMean(Float64Array.from(studies, (s) => (s.counts.significant[k] === 0 ? 1 : 0)));
   });
   let ci: [number, number] = [scores[0]!, scores[0]!];
-  if (scores.length >= 2) {
+  if (scores.length >= 2 && bootstrap >= 1) {
     const resample = new Float64Array(scores.length);
     const bs = scipyBootstrap(scores.length, (idx) => {
       for (let j = 0; j < idx.length; j++) resample[j] = scores[idx[j]!]!;
