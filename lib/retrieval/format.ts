@@ -143,18 +143,19 @@ export function decodeMeta(file: string, bytes: Buffer, count: number): IndexMet
   if (!Array.isArray(o.ids) || o.ids.length !== count) throw badIndex(file, `its metadata must list ${count} ids (the header's count)`);
   if (typeof o.kinds !== 'string' || o.kinds.length !== count) throw badIndex(file, `its metadata must give ${count} kinds (the header's count)`);
   const kinds = new Uint8Array(count);
-  const seen = new Set<string>();
+  // one set per kind: ids as they are (their hashes are cached), no concatenated keys
+  const seen = [new Set<string>(), new Set<string>()];
   for (let i = 0; i < count; i++) {
     const id: unknown = o.ids[i];
     if (typeof id !== 'string' || id === '' || Buffer.byteLength(id) > INDEX_LIMITS.idBytes) {
       throw badIndex(file, `entry ${i}: an id must be a non-empty string of at most ${INDEX_LIMITS.idBytes} bytes`);
     }
-    const c = o.kinds[i]!;
+    const c: string = (o.kinds as string)[i]!;
     if (c !== 'i' && c !== 't') throw badIndex(file, `entry ${i}: kind ${JSON.stringify(c)}, expected "i" (image) or "t" (text)`);
-    kinds[i] = c === 'i' ? 0 : 1;
-    const key = c + id;
-    if (seen.has(key)) throw badIndex(file, `entry ${i}: the ${KIND_OF_CODE[c]} of ${JSON.stringify(id)} is there twice`);
-    seen.add(key);
+    const k = c === 'i' ? 0 : 1;
+    kinds[i] = k;
+    if (seen[k]!.has(id)) throw badIndex(file, `entry ${i}: the ${KIND_OF_CODE[c]} of ${JSON.stringify(id)} is there twice`);
+    seen[k]!.add(id);
   }
   return { modelId: o.modelId, ids: o.ids as string[], kinds };
 }

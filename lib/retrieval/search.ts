@@ -53,6 +53,26 @@ function checkQuery(q: unknown, dim: number, i: number): Float32Array {
   return q;
 }
 
+/**
+ * q . rows[base .. base+dim) in float64, four partial sums (the same inputs always give the same bits, so
+ * identical vectors tie exactly)
+ */
+function dot(q: Float32Array, rows: Float32Array, base: number, dim: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let j = 0;
+  for (; j + 4 <= dim; j += 4) {
+    s0 += q[j]! * rows[base + j]!;
+    s1 += q[j + 1]! * rows[base + j + 1]!;
+    s2 += q[j + 2]! * rows[base + j + 2]!;
+    s3 += q[j + 3]! * rows[base + j + 3]!;
+  }
+  for (; j < dim; j++) s0 += q[j]! * rows[base + j]!;
+  return (s0 + s1) + (s2 + s3);
+}
+
 /** The k best entries for each query, best first. */
 export function searchVectors(index: RetrievalIndex, queries: readonly Float32Array[], options: SearchOptions = {}): SearchHit[][] {
   const k = checkK(options.k ?? DEFAULT_K);
@@ -65,16 +85,14 @@ export function searchVectors(index: RetrievalIndex, queries: readonly Float32Ar
   const tops = qs.map(() => new TopK(k));
   if (qs.length > 0) {
     index.forEachChunk((rows, first, n) => {
-      for (let r = 0; r < n; r++) {
-        const entry = first + r;
-        if (want >= 0 && codes[entry] !== want) continue;
-        const base = r * dim;
-        for (let q = 0; q < qs.length; q++) {
-          const v = qs[q]!;
-          let dot = 0;
-          for (let j = 0; j < dim; j++) dot += v[j]! * rows[base + j]!;
-          const top = tops[q]!;
-          if (dot >= top.floor) top.offer(dot, entry);
+      for (let q = 0; q < qs.length; q++) {
+        const v = qs[q]!;
+        const top = tops[q]!;
+        for (let r = 0; r < n; r++) {
+          const entry = first + r;
+          if (want >= 0 && codes[entry] !== want) continue;
+          const score = dot(v, rows, r * dim, dim);
+          if (score >= top.floor) top.offer(score, entry);
         }
       }
     });
