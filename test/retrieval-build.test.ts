@@ -116,6 +116,22 @@ describe('index build', () => {
     expect(existsSync(`${g}.lock`), 'the lock is released after the error').toBe(false);
   });
 
+  it('a journal that is not ours (another file, a huge line, a vector of the wrong length) is BAD_INDEX', async () => {
+    const header = JSON.stringify({ llava_rad_index_journal: 1, modelId: 'test-hash-8', dim: 8 });
+    const wrongLength = JSON.stringify({ id: 's0', kind: 'image', v: Buffer.alloc(4 * 7).toString('base64') });
+    for (const [what, text] of [
+      ['not a journal', 'hello\n'],
+      ['a huge line', 'x'.repeat(3 << 20)],
+      ['a vector of 7 floats, then another line', `${header}\n${wrongLength}\n${wrongLength}\n`],
+    ] as const) {
+      const f = out();
+      mkdirSync(path.dirname(f), { recursive: true });
+      writeFileSync(`${f}.journal`, text);
+      await expect(buildIndex(manifest, counting(), { out: f }), what).rejects.toMatchObject({ code: 'BAD_INDEX' });
+      expect(readFileSync(`${f}.journal`, 'utf8'), `${what}: left as it was`).toBe(text);
+    }
+  });
+
   it('a crash after the index was renamed but before the journal was removed duplicates nothing', async () => {
     const f = out();
     await expect(buildIndex(manifest, counting(8, 3), { out: f, batchSize: 3 })).rejects.toThrow();

@@ -9,7 +9,7 @@ import { closeSync, constants, fsyncSync, ftruncateSync, lstatSync, openSync, un
 import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
 import { fsyncDir } from '../batch/journal.js';
-import { scanLines } from '../batch/lines.js';
+import { LineTooLongError, scanLines } from '../batch/lines.js';
 import { FLOAT_BYTES, INDEX_LIMITS, entryKey, type EntryKind } from './format.js';
 
 const JOURNAL_TAG = 'llava_rad_index_journal';
@@ -75,6 +75,9 @@ function parse(file: string, onEntry?: (e: JournalEntry) => void): Parsed {
     }, { maxLineBytes: MAX_LINE_BYTES });
   } catch (e) {
     if (e instanceof LlavaRadError) throw e;
+    if (e instanceof LineTooLongError) {
+      throw new LlavaRadError('BAD_INDEX', `${file}:${e.line}: a line longer than ${MAX_LINE_BYTES} bytes: not an index build journal of llava-rad (nothing was changed)`);
+    }
     throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`);
   }
   const bad = pendingBad as { line: number; offset: number } | null;

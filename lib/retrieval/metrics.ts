@@ -13,6 +13,7 @@
 
 import { LlavaRadError } from '../errors.js';
 import { before } from './top-k.js';
+import { dot } from './dot.js';
 
 export const RECALL_AT = [1, 5, 10] as const;
 
@@ -39,12 +40,6 @@ export interface RetrievalRanks {
   textToImage: Int32Array;
 }
 
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let j = 0; j < a.length; j++) s += a[j]! * b[j]!;
-  return s;
-}
-
 /** The rank of each pair's true match in both directions. */
 export function retrievalRanks(images: readonly Float32Array[], texts: readonly Float32Array[]): RetrievalRanks {
   const n = images.length;
@@ -53,13 +48,18 @@ export function retrievalRanks(images: readonly Float32Array[], texts: readonly 
   for (const v of [...images, ...texts]) {
     if (!(v instanceof Float32Array) || v.length !== dim) throw new LlavaRadError('INVALID_ARGUMENT', `every vector must be a Float32Array of ${dim} floats`);
   }
+  // both sets packed into one matrix each: rows read in order
+  const I = new Float32Array(n * dim);
+  const T = new Float32Array(n * dim);
+  images.forEach((v, i) => I.set(v, i * dim));
+  texts.forEach((v, i) => T.set(v, i * dim));
   const i2t = new Int32Array(n).fill(1);
   const t2i = new Int32Array(n).fill(1);
   const diag = new Float64Array(n);
-  for (let i = 0; i < n; i++) diag[i] = dot(images[i]!, texts[i]!);
+  for (let i = 0; i < n; i++) diag[i] = dot(I, i * dim, T, i * dim, dim);
   const row = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) row[j] = j === i ? diag[i]! : dot(images[i]!, texts[j]!);
+    for (let j = 0; j < n; j++) row[j] = j === i ? diag[i]! : dot(I, i * dim, T, j * dim, dim);
     for (let j = 0; j < n; j++) {
       if (j === i) continue;
       // image i's query: text j ahead of text i?

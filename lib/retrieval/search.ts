@@ -8,6 +8,7 @@ import { LlavaRadError, describeValue } from '../errors.js';
 import type { EntryKind } from './format.js';
 import type { RetrievalIndex } from './index-file.js';
 import { TopK } from './top-k.js';
+import { dot } from './dot.js';
 
 /** the largest k a search takes */
 export const MAX_K = 10_000;
@@ -53,26 +54,6 @@ function checkQuery(q: unknown, dim: number, i: number): Float32Array {
   return q;
 }
 
-/**
- * q . rows[base .. base+dim) in float64, four partial sums (the same inputs always give the same bits, so
- * identical vectors tie exactly)
- */
-function dot(q: Float32Array, rows: Float32Array, base: number, dim: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let j = 0;
-  for (; j + 4 <= dim; j += 4) {
-    s0 += q[j]! * rows[base + j]!;
-    s1 += q[j + 1]! * rows[base + j + 1]!;
-    s2 += q[j + 2]! * rows[base + j + 2]!;
-    s3 += q[j + 3]! * rows[base + j + 3]!;
-  }
-  for (; j < dim; j++) s0 += q[j]! * rows[base + j]!;
-  return (s0 + s1) + (s2 + s3);
-}
-
 /** The k best entries for each query, best first. */
 export function searchVectors(index: RetrievalIndex, queries: readonly Float32Array[], options: SearchOptions = {}): SearchHit[][] {
   const k = checkK(options.k ?? DEFAULT_K);
@@ -91,7 +72,7 @@ export function searchVectors(index: RetrievalIndex, queries: readonly Float32Ar
         for (let r = 0; r < n; r++) {
           const entry = first + r;
           if (want >= 0 && codes[entry] !== want) continue;
-          const score = dot(v, rows, r * dim, dim);
+          const score = dot(v, 0, rows, r * dim, dim);
           if (score >= top.floor) top.offer(score, entry);
         }
       }
