@@ -17,9 +17,12 @@ import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { pullCommand } from './cli/pull.js';
 import { pullEvalCommand } from './cli/pull-eval.js';
+import { indexCommand } from './cli/index-cmd.js';
+import { searchCommand } from './cli/search.js';
+import { evalRetrievalCommand } from './cli/eval-retrieval.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, pullEvalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, pullEvalCommand, indexCommand, searchCommand, evalRetrievalCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

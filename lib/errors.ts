@@ -43,14 +43,16 @@ export type LlavaRadErrorCode =
   /** `batch` / `merge`: predictions of another model (GGUF sha256) or other settings cannot be mixed */
   | 'MODEL_MISMATCH'
   /** `eval`'s judge: the endpoint's reply is not a chat completion, or its answer is not in the judge's format */
-  | 'BAD_JUDGE_RESPONSE';
+  | 'BAD_JUDGE_RESPONSE'
+  /** `index` / `search`: a retrieval index (or its build journal) is truncated, corrupt or not an index of llava-rad */
+  | 'BAD_INDEX';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
   'INTERNAL', 'DISPOSED', 'NATIVE_LOAD', 'UNSAFE_PICKLE', 'BAD_CHECKPOINT',
   'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
   'DOWNLOAD', 'ACCESS_DENIED', 'LICENSE_NOT_ACCEPTED',
-  'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH', 'BAD_JUDGE_RESPONSE',
+  'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH', 'BAD_JUDGE_RESPONSE', 'BAD_INDEX',
 ];
 
 export interface LlavaRadErrorOptions {

@@ -165,3 +165,5 @@ export { WordPieceVocab, BertTokenizer } from './bert/wordpiece.js';
 export { convertChexbert, type ConvertChexbertOptions, type ConvertChexbertResult, type ChexbertConvertType } from './convert/chexbert.js';
 export { convertLlama, type ConvertLlamaOptions, type ConvertLlamaResult } from './convert/convert-llama.js';
 export { readGgufMetadata, type GgufMetadata, type GgufMetadataValue } from './gguf/read-metadata.js';
+// Retrieval over CLIP embeddings (issue #17): the index file, exact search, build, export and evaluation.
+export { RetrievalIndex, writeIndexFile, INDEX_LIMITS, INDEX_MAGIC, INDEX_VERSION, search, searchVectors, checkSameModel, MAX_K, DEFAULT_K, buildIndex, DEFAULT_BUILD_BATCH, exportJsonl, retrievalMetrics, retrievalRanks, RECALL_AT, evalRetrieval, openEmbedder, type IndexContents, type OpenIndexOptions, type EntryKind, type SearchHit, type SearchOptions, type KindFilter, type Query, type BuildIndexOptions, type BuildIndexResult, type RetrievalMetrics, type DirectionMetrics, type RetrievalRanks, type EvalRetrievalOptions, type EvalRetrievalResult } from './retrieval/index.js';

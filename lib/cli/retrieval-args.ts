@@ -1,0 +1,46 @@
+// Options shared by the retrieval commands (index, search, eval-retrieval).
+
+import { existsSync, statSync } from 'node:fs';
+import type { ManifestOptions } from '../batch/manifest.js';
+import type { Embedder } from '../clip/embedder.js';
+import { openEmbedder } from '../retrieval/open-embedder.js';
+import { RetrievalIndex } from '../retrieval/index-file.js';
+import { UsageError, type Options } from './args.js';
+import { formatArg } from './batch.js';
+
+export const MANIFEST_OPTIONS: Options = {
+  'image-root': { type: 'string' },
+  format: { type: 'string' },
+  'mimic-test-filter': { type: 'boolean' },
+};
+
+export const MANIFEST_USAGE = `      --image-root DIR    folder that relative image paths are under (default: the manifest's folder)
+      --format F          the manifest's format: jsonl | csv | json (default: from the extension)
+      --mimic-test-filter keep the official MIMIC-CXR test studies only (see llava-rad batch --help)`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+export function manifestOptions(v: Values, command: string): ManifestOptions {
+  const root = v['image-root'];
+  if (typeof root === 'string' && (!existsSync(root) || !statSync(root).isDirectory())) throw new UsageError(`${command}: --image-root must be a folder, got ${root}`);
+  const format = formatArg(v.format);
+  return { ...(format ? { format } : {}), ...(typeof root === 'string' ? { imageRoot: root } : {}), mimicTestFilter: v['mimic-test-filter'] === true };
+}
+
+export function requireFile(p: string | undefined, what: string, command: string): string {
+  if (!p) throw new UsageError(`${command}: expected ${what}`);
+  if (!existsSync(p)) throw new UsageError(`${command}: ${what} not found: ${p}`);
+  return p;
+}
+
+/** the CLIP model of --model DIR */
+export async function embedderArg(v: Values, command: string): Promise<Embedder> {
+  if (typeof v.model !== 'string' || v.model === '') throw new UsageError(`${command}: --model DIR (the CLIP model's folder) is required`);
+  return openEmbedder(v.model);
+}
+
+export function openIndexArg(p: string | undefined, command: string): RetrievalIndex {
+  return RetrievalIndex.open(requireFile(p, 'an INDEX file', command));
+}
+
+export const pct = (x: number) => (100 * x).toFixed(1);
