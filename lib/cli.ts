@@ -10,6 +10,7 @@ import { batchCommand } from './cli/batch.js';
 import { mergeCommand } from './cli/merge.js';
 import { convertCommand } from './cli/convert.js';
 import { convertChexbertCommand } from './cli/convert-chexbert.js';
+import { convertRadgraphCommand } from './cli/convert-radgraph.js';
 import { evalCommand } from './cli/eval.js';
 import { findingsCommand } from './cli/findings.js';
 import { generateCommand } from './cli/generate.js';
@@ -18,7 +19,7 @@ import { pullCommand } from './cli/pull.js';
 import { pullEvalCommand } from './cli/pull-eval.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, pullEvalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, pullEvalCommand, convertRadgraphCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

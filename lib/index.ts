@@ -163,3 +163,8 @@ export { ChexbertLabeler, readChexbertVocab, type ChexbertResult, type ChexbertL
 export { WordPieceVocab, BertTokenizer } from './bert/wordpiece.js';
 export { convertChexbert, type ConvertChexbertOptions, type ConvertChexbertResult, type ChexbertConvertType } from './convert/chexbert.js';
 export { readGgufMetadata, type GgufMetadata, type GgufMetadataValue } from './gguf/read-metadata.js';
+// RadGraph's model on the engine (DyGIE span model on the BERT encoder: report text -> annotations), its
+// converter (radgraph.tar.gz -> GGUF) and the radgraph metric of evaluate().
+export { RadgraphModel, radgraphWords, type RadgraphSettings, type RadgraphTrace, type RadgraphAnnotateManyOptions } from './radgraph/index.js';
+export { radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult, type RadgraphSource } from './radgraph/metric.js';
+export { convertRadgraph, readRadgraphConfig, type ConvertRadgraphOptions, type ConvertRadgraphResult, type RadgraphConfig, type RadgraphConvertType } from './convert/radgraph.js';

@@ -68,6 +68,42 @@ TEXTS = [
     '/. /? ...',
 ]
 
+# (reference, prediction) pairs scored through evaluate(): shared, partly shared and disjoint findings, case
+# variants, an empty prediction
+EVAL_PAIRS = [
+    ('No pleural effusion or pneumothorax.', 'No pleural effusion or pneumothorax.'),
+    ('Mild cardiomegaly. Bibasilar opacities, likely atelectasis (left greater than right).',
+     'Bibasilar opacities, likely atelectasis. Mild cardiomegaly.'),
+    ('Heart size is normal/stable: lungs clear!', 'HEART SIZE IS NORMAL. Lungs clear.'),
+    ('Stable moderate left pleural effusion with adjacent atelectasis.', ''),
+    ('Pulmonary vascular congestion and mild edema.', 'Small left pleural effusion, unchanged.'),
+    ('Lungs: clear. Heart: normal. Mediastinum: unremarkable.', 'Lungs clear. Heart normal.'),
+]
+
+
+def reward(hyp, ref, level, lowercase):
+    """the per-report (F1, precision, recall) of the official F1RadGraphv2 compute_reward, from its semantics"""
+    if hyp is None or ref is None or not hyp['entities'] or not ref['entities']:
+        return (0.0, 0.0, 0.0)
+
+    def tuples(ann):
+        out = set()
+        low = (lambda t: t.lower()) if lowercase else (lambda t: t)
+        for e in ann['entities'].values():
+            if level == 'simple' or not e['relations']:
+                out.add((low(e['tokens']), e['label']))
+            elif level == 'partial':
+                out.add((low(e['tokens']), e['label'], True))
+            else:
+                for rel, target in e['relations']:
+                    out.add((e['tokens'].lower(), e['label'], rel, ann['entities'][target]['tokens'].lower()))
+        return out
+    h, r = tuples(hyp), tuples(ref)
+    p = len(h & r) / len(h) if h else 0.0
+    q = len(r & h) / len(r) if r else 0.0
+    f = 2 * p * q / (p + q) if p + q > 0 else 0.0
+    return (f, p, q)
+
 
 # ---- WordPiece, as transformers' BertTokenizer (uncased) does per word --------------------------------------
 
@@ -380,7 +416,22 @@ def main():
     ids = {p: i for i, p in enumerate(VOCAB)}
     with torch.no_grad():
         cases = [forward(double, t, ids) for t in TEXTS]
-    for c in cases:
+        annotated = {}
+        for ref, pred in EVAL_PAIRS:
+            for t in (ref, pred):
+                if t and t not in annotated:
+                    annotated[t] = forward(double, t, ids)
+    eval_golden = {'pairs': [{'reference': a, 'prediction': b} for a, b in EVAL_PAIRS], 'levels': {}}
+    for level, lowercase in (('simple', False), ('partial', False), ('complete', False), ('partial', True)):
+        rows = [reward(annotated[b]['annotation'] if b else None, annotated[a]['annotation'] if a else None, level, lowercase)
+                for a, b in EVAL_PAIRS]
+        n = len(rows)
+        eval_golden['levels'][level + (' lowercase' if lowercase else '')] = {
+            'rewards': [list(r) for r in rows],
+            'mean': [sum(r[k] for r in rows) / n for k in range(3)],
+        }
+    eval_golden['annotations'] = [[annotated[a]['annotation'] if a else None, annotated[b]['annotation'] if b else None] for a, b in EVAL_PAIRS]
+    for c in cases + list(annotated.values()):
         assert c['margin'] > 2e-4, f'a decision is too close to call in float32: {c["text"]!r} margin {c["margin"]}'
     golden = {
         'about': 'float64 reference of radgraph RadGraph(...) on radgraph-tiny.tar.gz (scripts/make-radgraph-model-fixtures.py)',
@@ -388,6 +439,7 @@ def main():
         'hparams': {'hidden': HIDDEN, 'maxLength': MAX_LENGTH, 'maxSpanWidth': MAX_SPAN_WIDTH, 'featureSize': FEATURE_SIZE,
                     'spansPerWord': SPANS_PER_WORD, 'nerLabels': NER_LABELS, 'relationLabels': RELATION_LABELS},
         'cases': cases,
+        'eval': eval_golden,
     }
     with open(os.path.join(OUT, 'goldens.json'), 'w') as f:
         json.dump(golden, f, separators=(',', ':'))

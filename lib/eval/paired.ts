@@ -118,6 +118,7 @@ function summarize(a: number, b: number, diffs: number[]): PairedMetric {
 /** paired bootstrap of B - A (see the procedure above) */
 export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
   const opts = resolveOptions(options);
+  if (opts.metrics.includes('radgraph')) throw new LlavaRadError('UNSUPPORTED', 'the paired bootstrap does not support the radgraph metric yet; evaluate each file on its own');
   const A = loadPairs(inputA);
   const B = loadPairs(inputB);
   const nameA = typeof inputA === 'string' ? inputA : 'A';
