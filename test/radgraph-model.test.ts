@@ -2,8 +2,9 @@
 // scripts/make-radgraph-model-fixtures.py: the tiny random-weight archive (real allennlp layout) converted to
 // GGUF, 10 reports (empty, punctuation runs, unknown characters, accents, tabs / newlines, one folded into 8
 // segments). Words, word pieces and segments equal; word vectors, NER, mention and relation scores within
-// 1e-4 of float64; the kept spans and the annotation dicts equal (the reference checks every decision has
-// a margin above 2e-4).
+// 1e-5 of float64 (measured: 1.5e-6, 4.5e-7, 2.4e-7, 6.8e-7); the kept spans and the annotation dicts (128
+// entities, 46 relations) equal (the reference checks every decision has a margin above 2e-4; the smallest
+// is 3.3e-4).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,7 @@ const golden = JSON.parse(readFileSync(path.join(FIXTURE, 'goldens.json'), 'utf8
 const vocab = WordPieceVocab.fromText(readFileSync(path.join(FIXTURE, 'vocab.txt'), 'utf8'));
 const dir = mkdtempSync(path.join(tmpdir(), 'radgraph-model-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const TOL = 1e-4;
+const TOL = 1e-5;
 
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
   expect(a.length, `${what}: length`).toBe(b.length);
