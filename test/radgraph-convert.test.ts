@@ -118,6 +118,7 @@ describe('convertRadgraph refuses broken archives with typed errors', () => {
     ['coref propagation', (c: Cfg) => { c.model.modules.coref.coref_prop = 1; }, /coref_prop/],
     ['the events module', (c: Cfg) => { c.model.loss_weights.events = 1; }, /events/],
     ['a cased BERT', (c: Cfg) => { c.model.embedder.token_embedders.bert.model_name = 'bert-base-cased'; }, /uncased/],
+    ['a BERT not known to be uncased', (c: Cfg) => { c.model.embedder.token_embedders.bert.model_name = 'StanfordAIMI/RadBERT'; c.dataset_reader.token_indexers.bert.model_name = 'StanfordAIMI/RadBERT'; }, /--uncased/],
     ['a scalar mix of layers', (c: Cfg) => { c.model.embedder.token_embedders.bert.last_layer_only = false; }, /last_layer_only/],
     ['spans wider than the width embeddings', (c: Cfg) => { c.dataset_reader.max_span_width = 9; }, /max_span_width/],
     ['different max_length in the indexer', (c: Cfg) => { c.dataset_reader.token_indexers.bert.max_length = 8; }, /max_length/],
@@ -129,6 +130,12 @@ describe('convertRadgraph refuses broken archives with typed errors', () => {
 });
 
 describe('convertRadgraph reads unusual layouts', () => {
+  it('a BERT whose name does not say uncased, when the caller says its tokenizer is', async () => {
+    const p = archive((_, c) => { c.model.embedder.token_embedders.bert.model_name = 'StanfordAIMI/RadBERT'; c.dataset_reader.token_indexers.bert.model_name = 'StanfordAIMI/RadBERT'; });
+    const r = await convertRadgraph(p, path.join(dir, 'radbert.gguf'), { vocab, headCount: 4, uncased: true });
+    expect(r.config.bertModelName).toBe('StanfordAIMI/RadBERT');
+  });
+
   it('a vocab.txt inside the archive, and a nested model.tar.gz', async () => {
     const withVocab = archive((e) => e.set('vocab.txt', Buffer.from(vocabText)));
     const out1 = path.join(dir, 'inside.gguf');

@@ -17,7 +17,7 @@ function requireFile(p: string, what: string): void {
 export const convertRadgraphCommand: Command = {
   name: 'convert-radgraph',
   summary: "convert RadGraph's radgraph.tar.gz (with its BERT's vocab.txt) into the GGUF eval --metrics radgraph loads",
-  usage: `usage: llava-rad convert-radgraph radgraph.tar.gz --out FILE.gguf [--vocab vocab.txt] [--type f32|f16] [--heads N] [--json]
+  usage: `usage: llava-rad convert-radgraph radgraph.tar.gz --out FILE.gguf [--vocab vocab.txt] [--type f32|f16] [--heads N] [--uncased] [--json]
 
   radgraph.tar.gz  RadGraph's allennlp model archive (StanfordAIMI/RRG_scorers, as llava-rad pull-eval saves it)
   --out FILE       the GGUF to write (written under a temporary name, renamed when complete)
@@ -25,6 +25,7 @@ export const convertRadgraphCommand: Command = {
                    holds none, as the released one does not)
   --type T         f32 (default) or f16 BERT matrices; the span scorers stay f32
   --heads N        attention heads (default: hidden size / 64)
+  --uncased        the BERT's tokenizer lowercases (do_lower_case), when its name does not say "uncased"
   --json           print one JSON line with the result
 
 Every hyperparameter comes from the archive's config.json; settings this engine does not implement are
@@ -36,6 +37,7 @@ result at $LLAVA_RAD_HOME/eval/radgraph-f32.gguf, or pass it to eval with --radg
       out: { type: 'string' },
       type: { type: 'string' },
       heads: { type: 'string' },
+      uncased: { type: 'boolean' },
       json: { type: 'boolean' },
     }, 'convert-radgraph', 1);
     if (v.help) {
@@ -64,7 +66,7 @@ result at $LLAVA_RAD_HOME/eval/radgraph-f32.gguf, or pass it to eval with --radg
       }
     }
     const t0 = performance.now();
-    const r = await convertRadgraph(archive, out, { type, ...(vocab ? { vocab } : {}), ...(heads !== undefined ? { headCount: heads } : {}) });
+    const r = await convertRadgraph(archive, out, { type, ...(vocab ? { vocab } : {}), ...(heads !== undefined ? { headCount: heads } : {}), ...(v.uncased === true ? { uncased: true } : {}) });
     const seconds = (performance.now() - t0) / 1000;
     if (v.json === true) {
       io.out(JSON.stringify({ out, type, tensors: r.tensorSources.size, bert: r.bert, config: r.config, seconds: round(seconds) }) + '\n');

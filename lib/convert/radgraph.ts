@@ -63,6 +63,8 @@ export interface ConvertRadgraphOptions {
   vocab?: WordPieceVocab;
   /** attention heads; default embedding_length / 64 */
   headCount?: number;
+  /** the BERT's tokenizer lowercases (do_lower_case), for a model_name that does not say "uncased" */
+  uncased?: boolean;
 }
 
 export interface ConvertRadgraphResult {
@@ -99,7 +101,7 @@ function labels(files: Map<string, Buffer>, name: string): string[] {
 }
 
 /** every setting the engine needs, from config.json and vocabulary/, or UNSUPPORTED / BAD_CHECKPOINT */
-export function readRadgraphConfig(files: Map<string, Buffer>): RadgraphConfig {
+export function readRadgraphConfig(files: Map<string, Buffer>, options: { uncased?: boolean } = {}): RadgraphConfig {
   const raw = files.get('config.json');
   if (raw === undefined) throw bad('no config.json (is this an allennlp model archive such as radgraph.tar.gz?)');
   let cfg: Json;
@@ -118,7 +120,10 @@ export function readRadgraphConfig(files: Map<string, Buffer>): RadgraphConfig {
   if (bert.sub_token_mode !== undefined && bert.sub_token_mode !== 'avg') throw unsupported(`sub_token_mode ${describeValue(bert.sub_token_mode)}: only "avg"`);
   if (bert.last_layer_only === false) throw unsupported('last_layer_only: false (a scalar mix of layers) is not supported');
   if (typeof bert.model_name !== 'string' || bert.model_name === '') throw bad('config.json: the embedder has no model_name');
-  if (!/uncased/i.test(bert.model_name)) throw unsupported(`the BERT ${bert.model_name}: only uncased WordPiece tokenizers are supported`);
+  if (/(^|[^n])cased/i.test(bert.model_name.replace(/uncased/gi, ''))) throw unsupported(`the BERT ${bert.model_name}: only uncased WordPiece tokenizers are supported`);
+  if (!/uncased/i.test(bert.model_name) && options.uncased !== true) {
+    throw unsupported(`the tokenizer of ${bert.model_name} is not known to be uncased (only uncased WordPiece tokenizers are supported): if its tokenizer_config.json has do_lower_case true, pass uncased (--uncased)`);
+  }
   const maxLength = bert.max_length === undefined || bert.max_length === null ? 0 : int(bert.max_length, 'the embedder max_length', 3, 1 << 16);
   const readerBert = obj(reader.token_indexers, 'dataset_reader.token_indexers').bert;
   if (readerBert !== undefined) {
@@ -246,7 +251,7 @@ export async function convertRadgraph(archivePath: string, outPath: string, opti
   const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
   let writer: GgufWriter | undefined;
   try {
-    const cfg = readRadgraphConfig(archive.files);
+    const cfg = readRadgraphConfig(archive.files, { uncased: options.uncased === true });
     if (archive.weightsPath === undefined) throw bad('no weights.th');
     const inArchive = archive.files.get('vocab.txt');
     let vocab = options.vocab;
