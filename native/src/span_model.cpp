@@ -25,7 +25,11 @@ Linear read_linear(const GgufFile & g, const std::string & prefix, int32_t n_in,
     Linear l;
     l.n_in = n_in;
     l.n_out = n_out;
-    l.w = read_f32(g, prefix + ".weight", {n_in, n_out});
+    const std::vector<float> w = read_f32(g, prefix + ".weight", {n_in, n_out}); // n_out rows of n_in
+    l.wt.resize(w.size());
+    for (int32_t o = 0; o < n_out; o++) {
+        for (int32_t i = 0; i < n_in; i++) l.wt[(size_t) i * n_out + o] = w[(size_t) o * n_in + i];
+    }
     l.b = read_f32(g, prefix + ".bias", {n_out});
     return l;
 }
@@ -39,7 +43,7 @@ Ffnn read_ffnn(const GgufFile & g, const std::string & prefix, int32_t n_in, con
     return f;
 }
 
-int64_t params_of(const Linear & l) { return (int64_t) l.w.size() + (int64_t) l.b.size(); }
+int64_t params_of(const Linear & l) { return (int64_t) l.wt.size() + (int64_t) l.b.size(); }
 int64_t params_of(const Ffnn & f) {
     int64_t n = 0;
     for (const Linear & l : f.layers) n += params_of(l);
@@ -48,13 +52,18 @@ int64_t params_of(const Ffnn & f) {
 
 } // namespace
 
-void Linear::apply(const double * x, double * y) const {
-    for (int32_t o = 0; o < n_out; o++) {
-        const float * row = w.data() + (size_t) o * n_in;
-        double acc = b[(size_t) o];
-        for (int32_t i = 0; i < n_in; i++) acc += (double) row[i] * x[i];
-        y[o] = acc;
+void Linear::accumulate(const double * x, int32_t first, int32_t n, double * y) const {
+    for (int32_t i = 0; i < n; i++) {
+        const double xi = x[i];
+        if (xi == 0.0) continue; // ReLU outputs are often 0
+        const float * row = wt.data() + (size_t) (first + i) * n_out;
+        for (int32_t o = 0; o < n_out; o++) y[o] += (double) row[o] * xi;
     }
+}
+
+void Linear::apply(const double * x, double * y) const {
+    for (int32_t o = 0; o < n_out; o++) y[o] = b[(size_t) o];
+    accumulate(x, 0, n_in, y);
 }
 
 void Ffnn::apply(const double * x, double * out) const {
@@ -131,16 +140,8 @@ void SpanModel::score_pairs(const std::vector<double> & spans, int32_t K, const 
     std::vector<double> a((size_t) K * H1, 0.0), bj((size_t) K * H1, 0.0);
     for (int32_t k = 0; k < K; k++) {
         const double * s = spans.data() + (size_t) k * P;
-        for (int32_t o = 0; o < H1; o++) {
-            const float * row = first.w.data() + (size_t) o * first.n_in;
-            double x = 0, y = 0;
-            for (int32_t i = 0; i < P; i++) {
-                x += (double) row[i] * s[i];
-                y += (double) row[P + i] * s[i];
-            }
-            a[(size_t) k * H1 + o] = x;
-            bj[(size_t) k * H1 + o] = y;
-        }
+        first.accumulate(s, 0, P, a.data() + (size_t) k * H1);
+        first.accumulate(s, P, P, bj.data() + (size_t) k * H1);
     }
     std::vector<double> prod((size_t) P), h1((size_t) H1), cur, next, scores((size_t) n_relation);
     for (int32_t i = 0; i < K; i++) {
@@ -148,12 +149,9 @@ void SpanModel::score_pairs(const std::vector<double> & spans, int32_t K, const 
         for (int32_t j = 0; j < K; j++) {
             const double * sj = spans.data() + (size_t) j * P;
             for (int32_t p = 0; p < P; p++) prod[(size_t) p] = si[p] * sj[p];
-            for (int32_t o = 0; o < H1; o++) {
-                const float * row = first.w.data() + (size_t) o * first.n_in + 2 * P;
-                double acc = first.b[(size_t) o] + a[(size_t) i * H1 + o] + bj[(size_t) j * H1 + o];
-                for (int32_t p = 0; p < P; p++) acc += (double) row[p] * prod[(size_t) p];
-                h1[(size_t) o] = std::max(acc, 0.0);
-            }
+            for (int32_t o = 0; o < H1; o++) h1[(size_t) o] = first.b[(size_t) o] + a[(size_t) i * H1 + o] + bj[(size_t) j * H1 + o];
+            first.accumulate(prod.data(), 2 * P, P, h1.data());
+            for (double & v : h1) v = std::max(v, 0.0);
             cur = h1;
             for (size_t l = 1; l < relation_ffn.layers.size(); l++) {
                 const Linear & layer = relation_ffn.layers[l];

@@ -19,11 +19,13 @@
 
 namespace lr {
 
-// y = W x + b, W [n_out rows of n_in]
+// y = W x + b; W kept transposed (wt: n_in rows of n_out) so that the inner loop runs over independent outputs
 struct Linear {
     int32_t n_in = 0, n_out = 0;
-    std::vector<float> w, b;
+    std::vector<float> wt, b;
     void apply(const double * x, double * y) const;
+    // y += W[:, first .. first + n) x (x: n values), the columns of W from `first`
+    void accumulate(const double * x, int32_t first, int32_t n, double * y) const;
 };
 
 // allennlp FeedForward with ReLU after every layer (DyGIE's make_feedforward; dropout off at inference)
