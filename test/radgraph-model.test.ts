@@ -4,7 +4,7 @@
 // segments). Words, word pieces and segments equal; word vectors, NER, mention and relation scores within
 // 1e-5 of float64 (measured: 1.5e-6, 4.5e-7, 2.4e-7, 6.8e-7); the kept spans and the annotation dicts (128
 // entities, 46 relations) equal (the reference checks every decision has a margin above 2e-4; the smallest
-// is 3.3e-4).
+// is 3.3e-4). An f16 GGUF: scores within 2e-2, annotations equal where every decision has a margin above 5e-2.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -81,5 +81,29 @@ describe('RadGraph engine on the tiny archive', () => {
     const ac = new AbortController();
     ac.abort();
     await expect(model.annotateMany(['a'], { signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+});
+
+describe('RadGraph engine on an f16 GGUF (BERT matrices f16, span scorers f32)', () => {
+  it('stays within 2e-2 of float64 and decodes as the reference where every decision has a margin above 5e-2', async () => {
+    const gguf = path.join(dir, 'radgraph-f16.gguf');
+    await convertRadgraph(path.join(FIXTURE, 'radgraph-tiny.tar.gz'), gguf, { vocab, headCount: 4, type: 'f16' });
+    const model = await RadgraphModel.load(gguf, { threads: 2 });
+    try {
+      let worst = 0;
+      let compared = 0;
+      for (const c of golden.cases) {
+        const t = await model.trace(c.text);
+        worst = Math.max(worst, maxAbsDiff(t.nerScores, c.nerScores, 'NER'), maxAbsDiff(t.relationScores, c.relationScores, 'relations'));
+        if (c.margin > 5e-2) {
+          expect(t.annotation, JSON.stringify(c.text)).toEqual(c.annotation);
+          compared++;
+        }
+      }
+      expect(worst, 'f16 scores within 2e-2 of float64').toBeLessThan(2e-2);
+      expect(compared).toBeGreaterThan(0);
+    } finally {
+      await model.dispose();
+    }
   });
 });
