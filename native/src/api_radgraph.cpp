@@ -97,11 +97,13 @@ lr_status lr_radgraph_score_spans(lr_radgraph * rg, const float * words, int32_t
         const lr::SpanModel & m = rg->spans;
         need(ner_capacity, (size_t) n_spans * m.n_ner, "ner");
         need(mention_capacity, (size_t) n_spans, "mention");
-        std::vector<double> span((size_t) m.span_dim);
-        for (int32_t k = 0; k < n_spans; k++) {
-            m.represent(words, spans[2 * k], spans[2 * k + 1], span.data());
-            m.score_span(span.data(), ner + (size_t) k * m.n_ner, mention + k);
-        }
+        lr::parallel_for(n_spans, rg->bert->backends.n_threads, [&](int32_t k0, int32_t k1) {
+            std::vector<double> span((size_t) m.span_dim);
+            for (int32_t k = k0; k < k1; k++) {
+                m.represent(words, spans[2 * k], spans[2 * k + 1], span.data());
+                m.score_span(span.data(), ner + (size_t) k * m.n_ner, mention + k);
+            }
+        });
     });
 }
 
@@ -115,7 +117,7 @@ lr_status lr_radgraph_score_pairs(lr_radgraph * rg, const float * words, int32_t
         need(relation_capacity, (size_t) n_spans * n_spans * m.n_relation, "relation");
         std::vector<double> reps((size_t) n_spans * m.span_dim);
         for (int32_t k = 0; k < n_spans; k++) m.represent(words, spans[2 * k], spans[2 * k + 1], reps.data() + (size_t) k * m.span_dim);
-        m.score_pairs(reps, n_spans, mention, relation);
+        m.score_pairs(reps, n_spans, mention, relation, rg->bert->backends.n_threads);
     });
 }
 

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <string>
+#include <thread>
 
 namespace lr {
 
@@ -51,6 +53,25 @@ int64_t params_of(const Ffnn & f) {
 }
 
 } // namespace
+
+void parallel_for(int32_t n, int32_t n_threads, const std::function<void(int32_t, int32_t)> & fn) {
+    const int32_t parts = std::max(1, std::min(n_threads, n));
+    std::vector<std::exception_ptr> errors((size_t) parts);
+    const auto run = [&](int32_t p) {
+        try {
+            fn((int32_t) ((int64_t) n * p / parts), (int32_t) ((int64_t) n * (p + 1) / parts));
+        } catch (...) {
+            errors[(size_t) p] = std::current_exception();
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int32_t p = 1; p < parts; p++) threads.emplace_back(run, p);
+    run(0);
+    for (std::thread & t : threads) t.join();
+    for (const std::exception_ptr & e : errors) {
+        if (e) std::rethrow_exception(e);
+    }
+}
 
 void Linear::accumulate(const double * x, int32_t first, int32_t n, double * y) const {
     for (int32_t i = 0; i < n; i++) {
@@ -133,7 +154,7 @@ void SpanModel::score_span(const double * span, float * ner, float * mention) co
     *mention = (float) m;
 }
 
-void SpanModel::score_pairs(const std::vector<double> & spans, int32_t K, const float * mention, float * out) const {
+void SpanModel::score_pairs(const std::vector<double> & spans, int32_t K, const float * mention, float * out, int32_t n_threads) const {
     // the first layer on [s_i, s_j, s_i * s_j] is A s_i + B s_j + C (s_i * s_j) + b: A s_i and B s_j once per span
     const Linear & first = relation_ffn.layers.front();
     const int32_t P = span_dim, H1 = first.n_out;
@@ -143,28 +164,30 @@ void SpanModel::score_pairs(const std::vector<double> & spans, int32_t K, const 
         first.accumulate(s, 0, P, a.data() + (size_t) k * H1);
         first.accumulate(s, P, P, bj.data() + (size_t) k * H1);
     }
-    std::vector<double> prod((size_t) P), h1((size_t) H1), cur, next, scores((size_t) n_relation);
-    for (int32_t i = 0; i < K; i++) {
-        const double * si = spans.data() + (size_t) i * P;
-        for (int32_t j = 0; j < K; j++) {
-            const double * sj = spans.data() + (size_t) j * P;
-            for (int32_t p = 0; p < P; p++) prod[(size_t) p] = si[p] * sj[p];
-            for (int32_t o = 0; o < H1; o++) h1[(size_t) o] = first.b[(size_t) o] + a[(size_t) i * H1 + o] + bj[(size_t) j * H1 + o];
-            first.accumulate(prod.data(), 2 * P, P, h1.data());
-            for (double & v : h1) v = std::max(v, 0.0);
-            cur = h1;
-            for (size_t l = 1; l < relation_ffn.layers.size(); l++) {
-                const Linear & layer = relation_ffn.layers[l];
-                next.assign((size_t) layer.n_out, 0.0);
-                layer.apply(cur.data(), next.data());
-                for (double & v : next) v = std::max(v, 0.0);
-                cur.swap(next);
+    parallel_for(K, n_threads, [&](int32_t i0, int32_t i1) {
+        std::vector<double> prod((size_t) P), h1((size_t) H1), cur, next, scores((size_t) n_relation);
+        for (int32_t i = i0; i < i1; i++) {
+            const double * si = spans.data() + (size_t) i * P;
+            for (int32_t j = 0; j < K; j++) {
+                const double * sj = spans.data() + (size_t) j * P;
+                for (int32_t p = 0; p < P; p++) prod[(size_t) p] = si[p] * sj[p];
+                for (int32_t o = 0; o < H1; o++) h1[(size_t) o] = first.b[(size_t) o] + a[(size_t) i * H1 + o] + bj[(size_t) j * H1 + o];
+                first.accumulate(prod.data(), 2 * P, P, h1.data());
+                for (double & v : h1) v = std::max(v, 0.0);
+                cur = h1;
+                for (size_t l = 1; l < relation_ffn.layers.size(); l++) {
+                    const Linear & layer = relation_ffn.layers[l];
+                    next.assign((size_t) layer.n_out, 0.0);
+                    layer.apply(cur.data(), next.data());
+                    for (double & v : next) v = std::max(v, 0.0);
+                    cur.swap(next);
+                }
+                relation_out.apply(cur.data(), scores.data());
+                float * o = out + ((size_t) i * K + j) * n_relation;
+                for (int32_t r = 0; r < n_relation; r++) o[r] = (float) (scores[(size_t) r] + mention[i] + mention[j]);
             }
-            relation_out.apply(cur.data(), scores.data());
-            float * o = out + ((size_t) i * K + j) * n_relation;
-            for (int32_t r = 0; r < n_relation; r++) o[r] = (float) (scores[(size_t) r] + mention[i] + mention[j]);
         }
-    }
+    });
 }
 
 } // namespace lr

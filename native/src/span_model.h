@@ -15,6 +15,7 @@
 #include "gguf_file.h"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace lr {
@@ -56,8 +57,12 @@ struct SpanModel {
     // ner: L scores, mention: 1 score, of one span representation
     void score_span(const double * span, float * ner, float * mention) const;
     // relation scores of every ordered pair of K span representations (K x P) with their mention scores:
-    // out[(i K + j) R + r] (see llava_rad.h lr_radgraph_score_pairs)
-    void score_pairs(const std::vector<double> & spans, int32_t K, const float * mention, float * out) const;
+    // out[(i K + j) R + r] (see llava_rad.h lr_radgraph_score_pairs); rows i split over n_threads threads
+    void score_pairs(const std::vector<double> & spans, int32_t K, const float * mention, float * out, int32_t n_threads) const;
 };
+
+// fn(begin, end) over [0, n) in up to n_threads contiguous parts, one thread each (the caller's the first);
+// an exception in any part is rethrown here after all have finished
+void parallel_for(int32_t n, int32_t n_threads, const std::function<void(int32_t, int32_t)> & fn);
 
 } // namespace lr
