@@ -130,6 +130,20 @@ describe('convertRadgraph refuses broken archives with typed errors', () => {
 });
 
 describe('convertRadgraph reads unusual layouts', () => {
+  it('a weights.th much larger than the stream buffers, copied byte for byte (the gunzip waits for the disk)', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const p = path.join(dir, 'big.tar.gz');
+    writeFileSync(p, tarGz([['weights.th', big], ['config.json', Buffer.from('{}')]]));
+    const a = await readModelArchive(p);
+    try {
+      expect(readFileSync(a.weightsPath!).equals(big)).toBe(true);
+      expect(a.files.get('config.json')?.toString()).toBe('{}');
+    } finally {
+      await a.dispose();
+    }
+  });
+
   it('a BERT whose name does not say uncased, when the caller says its tokenizer is', async () => {
     const p = archive((_, c) => { c.model.embedder.token_embedders.bert.model_name = 'StanfordAIMI/RadBERT'; c.dataset_reader.token_indexers.bert.model_name = 'StanfordAIMI/RadBERT'; });
     const r = await convertRadgraph(p, path.join(dir, 'radbert.gguf'), { vocab, headCount: 4, uncased: true });

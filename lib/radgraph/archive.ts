@@ -72,6 +72,7 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
   let longName: string | undefined;
   let ended = false;
   let sawHeader = false;
+  let blocked: WriteStream | undefined; // a file whose buffer is full: the stream waits for its 'drain'
   const writes: Promise<void>[] = [];
 
   const openSink = (name: string, size: number): Sink => {
@@ -95,7 +96,7 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
         if (n === 0) break;
         const part = pending.subarray(off, off + n);
         if (sink.chunks) sink.chunks.push(Buffer.from(part));
-        if (sink.file) sink.file.write(Buffer.from(part));
+        if (sink.file && !sink.file.write(Buffer.from(part))) blocked = sink.file;
         sink.left -= n;
         off += n;
         if (sink.left === 0) {
@@ -161,6 +162,17 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
     gunzip.on('error', fail);
     gunzip.on('data', (chunk: Buffer) => {
       try { consume(chunk); } catch (e) { fail(e); }
+      if (blocked) {
+        gunzip.pause();
+        // 'drain' does not come for a file already ended (its last write filled the buffer): 'finish' does
+        const file = blocked;
+        const resume = () => {
+          for (const ev of ['drain', 'finish', 'error']) file.off(ev, resume);
+          gunzip.resume();
+        };
+        file.on('drain', resume).on('finish', resume).on('error', resume);
+        blocked = undefined;
+      }
     });
     gunzip.on('end', () => resolve());
     input.pipe(gunzip);
