@@ -107,6 +107,12 @@ describe('convertRadgraph refuses broken archives with typed errors', () => {
   it('no label vocabulary', async () => {
     await expectRefused(archive((e) => e.delete('vocabulary/radgraph__ner_labels.txt')), 'UNSUPPORTED', /__ner_labels/);
   });
+  it('several datasets, none of them radgraph', async () => {
+    await expectRefused(archive((e) => {
+      for (const ds of ['ace', 'genia']) for (const kind of ['ner', 'relation']) e.set(`vocabulary/${ds}__${kind}_labels.txt`, e.get(`vocabulary/radgraph__${kind}_labels.txt`)!);
+      e.delete('vocabulary/radgraph__ner_labels.txt');
+    }), 'UNSUPPORTED', /radgraph__ner_labels among them/);
+  });
   it('no WordPiece vocabulary given or inside', async () => {
     await expectRefused(archive(), 'INVALID_ARGUMENT', /--vocab/, { headCount: 4 } as never);
   });
@@ -144,6 +150,12 @@ describe('convertRadgraph reads unusual layouts', () => {
     }
   });
 
+  it("radgraph's labels among several datasets' namespaces", async () => {
+    const p = archive((e) => { e.set('vocabulary/ace__ner_labels.txt', Buffer.from('\nPER\n')); e.set('vocabulary/ace__relation_labels.txt', Buffer.from('PART-WHOLE\n')); });
+    const r = await convertRadgraph(p, path.join(dir, 'multi.gguf'), { vocab, headCount: 4 });
+    expect(r.config.dataset).toBe('radgraph');
+    expect(r.config.nerLabels).toEqual(['', 'ANAT-DP', 'OBS-DP', 'OBS-U', 'OBS-DA']);
+  });
   it('a BERT whose name does not say uncased, when the caller says its tokenizer is', async () => {
     const p = archive((_, c) => { c.model.embedder.token_embedders.bert.model_name = 'StanfordAIMI/RadBERT'; c.dataset_reader.token_indexers.bert.model_name = 'StanfordAIMI/RadBERT'; });
     const r = await convertRadgraph(p, path.join(dir, 'radbert.gguf'), { vocab, headCount: 4, uncased: true });

@@ -31,6 +31,8 @@ import type { LazyTensor } from './tensor.js';
 export type RadgraphConvertType = 'f32' | 'f16';
 
 const BERT_PREFIX = '_embedder.token_embedder_bert._matched_embedder.transformer_model.';
+/** the dataset name radgraph.py gives every report (preprocess_reports: "dataset": model_type) */
+const RADGRAPH_DATASET = 'radgraph';
 const BERT_HEAD_DIM = 64;
 
 export interface RadgraphConfig {
@@ -154,11 +156,12 @@ export function readRadgraphConfig(files: Map<string, Buffer>, options: { uncase
   const namespaces = [...files.keys()].filter((k) => k.startsWith('vocabulary/') && k.endsWith('.txt')).map((k) => k.slice('vocabulary/'.length, -4));
   const ner = namespaces.filter((n) => n.endsWith('__ner_labels'));
   const rel = namespaces.filter((n) => n.endsWith('__relation_labels'));
-  if (ner.length !== 1 || rel.length !== 1) throw unsupported(`vocabulary/ must hold one *__ner_labels and one *__relation_labels namespace, found [${[...ner, ...rel].join(', ')}]`);
-  const dataset = ner[0]!.slice(0, -'__ner_labels'.length);
-  if (rel[0] !== `${dataset}__relation_labels`) throw unsupported(`the NER (${ner[0]}) and relation (${rel[0]}) labels are of different datasets`);
-  const nerLabels = labels(files, ner[0]!);
-  const relationLabels = labels(files, rel[0]!);
+  // one dataset's namespaces, or radgraph's (radgraph.py reads reports as dataset "radgraph") among several
+  const dataset = ner.length === 1 ? ner[0]!.slice(0, -'__ner_labels'.length) : ner.includes(`${RADGRAPH_DATASET}__ner_labels`) ? RADGRAPH_DATASET : undefined;
+  if (dataset === undefined) throw unsupported(`vocabulary/ must hold one *__ner_labels namespace, or radgraph__ner_labels among them; found [${ner.join(', ')}]`);
+  if (!rel.includes(`${dataset}__relation_labels`)) throw unsupported(`vocabulary/ has no ${dataset}__relation_labels for ${dataset}__ner_labels (found [${rel.join(', ')}])`);
+  const nerLabels = labels(files, `${dataset}__ner_labels`);
+  const relationLabels = labels(files, `${dataset}__relation_labels`);
   if (nerLabels[0] !== '' || nerLabels.length < 2) throw bad(`vocabulary/${ner[0]}.txt must start with the null label (an empty line) and name at least one entity label`);
   if (relationLabels.length < 1) throw bad(`vocabulary/${rel[0]}.txt names no relation`);
   return { bertModelName: bert.model_name, maxLength, maxSpanWidth, widthEmbeddingCount, featureSize, ffnnDims, spansPerWord, dataset, nerLabels, relationLabels };
@@ -223,7 +226,9 @@ function planTensors(tensors: ReadonlyMap<string, LazyTensor>, bert: RadgraphBer
   ffnn('radgraph.relation', `_relation._relation_feedforwards.${relNs}`, 3 * P);
   linear('radgraph.relation.out', `_relation._relation_scorers.${relNs}`, cfg.relationLabels.length, Hn);
 
-  const extra = [...tensors.keys()].filter((k) => !used.has(k) && !k.startsWith('_coref.') && !k.startsWith('_events.'));
+  // other datasets' scorers (a model trained on several) are not used either
+  const otherDataset = (k: string) => /^_(ner|relation)\.[^.]+\.[^.]+__(ner|relation)_labels\./.test(k) && !k.includes(`.${cfg.dataset}__`);
+  const extra = [...tensors.keys()].filter((k) => !used.has(k) && !k.startsWith('_coref.') && !k.startsWith('_events.') && !otherDataset(k));
   if (extra.length > 0) throw unsupported(`weights.th has tensors this converter does not know: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`);
   return planned;
 }
