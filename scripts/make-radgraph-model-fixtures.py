@@ -2,6 +2,8 @@
 """Makes the tiny RadGraph model archive and its float64 goldens (test/fixtures/radgraph/model/).
 
 Run with Debian's torch: /usr/bin/python3 scripts/make-radgraph-model-fixtures.py
+(RADGRAPH_FIXTURE_SEED picks another seed; the script refuses a seed whose decisions are too close to call.
+The output is byte-identical on every run.)
 
 1. radgraph-tiny.tar.gz: an allennlp model archive in the layout of StanfordAIMI/RRG_scorers radgraph.tar.gz
    as the radgraph package reads it (radgraph/radgraph.py: config.json, weights.th and vocabulary/ at the top
@@ -18,6 +20,7 @@ Run with Debian's torch: /usr/bin/python3 scripts/make-radgraph-model-fixtures.p
    recorded so that a float32 engine cannot flip a decision.
 """
 
+import gzip
 import io
 import json
 import math
@@ -401,12 +404,15 @@ def main():
         ('vocabulary/radgraph__relation_labels.txt', ('\n'.join(RELATION_LABELS) + '\n').encode()),
         ('vocabulary/non_padded_namespaces.txt', b'*tags\n*labels\n'),
     ]
-    with tarfile.open(os.path.join(OUT, 'radgraph-tiny.tar.gz'), 'w:gz', format=tarfile.GNU_FORMAT) as tar:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode='w', format=tarfile.GNU_FORMAT) as tar:
         for name, data in files:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = 1700000000
             tar.addfile(info, io.BytesIO(data))
+    with open(os.path.join(OUT, 'radgraph-tiny.tar.gz'), 'wb') as f:
+        f.write(gzip.compress(raw.getvalue(), mtime=0))  # the same bytes on every run
     with open(os.path.join(OUT, 'vocab.txt'), 'w') as f:
         f.write('\n'.join(VOCAB) + '\n')
 
