@@ -5,10 +5,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WordPieceVocab } from '../lib/bert/wordpiece.js';
 import { convertRadgraph } from '../lib/convert/radgraph.js';
+import { LlavaRadError } from '../lib/errors.js';
 import { native } from '../lib/native.js';
 import { readModelArchive } from '../lib/radgraph/archive.js';
 import { RadgraphModel } from '../lib/radgraph/radgraph.js';
@@ -204,6 +205,49 @@ describe('the engine refuses bad input and stays usable', () => {
       expect(ok.mention.length).toBe(2);
     } finally {
       await nr.dispose();
+    }
+  });
+});
+
+describe('mutated inputs give typed errors or a working model, never a crash', () => {
+  // a small LCG, so every run mutates the same bytes
+  let state = 20261207;
+  const next = (n: number) => { state = (state * 1103515245 + 12345) % 2147483648; return state % n; };
+  const mutate = (buf: Buffer, region: number) => {
+    const b = Buffer.from(buf);
+    for (let k = 0, n = 1 + next(8); k < n; k++) b[next(Math.min(region, b.length))] = next(256);
+    return b;
+  };
+  const typedOrNothing = async (f: () => Promise<unknown>) => {
+    try { await f(); return 'ok'; } catch (e) {
+      expect(e, String(e)).toBeInstanceOf(LlavaRadError);
+      return (e as LlavaRadError).code;
+    }
+  };
+
+  it('40 archives with bytes of the tar changed (recompressed)', async () => {
+    const tar = gunzipSync(readFileSync(ARCHIVE));
+    const codes = new Map<string, number>();
+    for (let i = 0; i < 40; i++) {
+      const p = path.join(dir, `m${i}.tar.gz`);
+      writeFileSync(p, gzipSync(mutate(tar, tar.length)));
+      const code = await typedOrNothing(() => convertRadgraph(p, path.join(dir, `m${i}.gguf`), { vocab, headCount: 4 }));
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+    }
+    expect([...codes.keys()].every((c) => ['ok', 'BAD_CHECKPOINT', 'UNSUPPORTED', 'UNSAFE_PICKLE', 'INVALID_ARGUMENT'].includes(c)), JSON.stringify([...codes])).toBe(true);
+  });
+
+  it('40 GGUFs with header or data bytes changed: load refuses, or the model annotates', async () => {
+    const gguf = path.join(dir, 'fuzz-base.gguf');
+    await convertRadgraph(ARCHIVE, gguf, { vocab, headCount: 4 });
+    const bytes = readFileSync(gguf);
+    for (let i = 0; i < 40; i++) {
+      const p = path.join(dir, `g${i}.gguf`);
+      writeFileSync(p, mutate(bytes, i % 2 === 0 ? 8192 : bytes.length));
+      await typedOrNothing(async () => {
+        const m = await RadgraphModel.load(p, { threads: 1 });
+        try { await m.annotate('Small left pleural effusion, unchanged.'); } finally { await m.dispose(); }
+      });
     }
   });
 });
