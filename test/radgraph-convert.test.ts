@@ -1,7 +1,9 @@
 // `convertRadgraph` on broken and unusual archives (built here from the tiny fixture's files): corrupt,
 // truncated, not a tar, no config.json, no weights.th, no vocabulary, settings the engine does not implement,
 // weights that do not fit the config -> typed errors, no output left behind; a vocab.txt inside the archive
-// and a nested model.tar.gz are read. Then the engine's own checks: a truncated GGUF, spans outside the words.
+// and a nested model.tar.gz are read, a large weights.th is copied whole. Then the engine's own checks: a
+// truncated GGUF, spans outside the words; and 40 mutated archives and 40 mutated GGUFs, each a typed error or a
+// working model.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
