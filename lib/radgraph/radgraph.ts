@@ -1,9 +1,10 @@
 // RadGraph on our engine: report text -> the annotation dict radgraph's `RadGraph(model_type="radgraph")`
 // returns (the input of lib/eval/radgraph-reward.ts).
 //
-// Facts this follows (Stanford-AIMI/radgraph 87f11a1; the DyGIE / allennlp code it vendors under
-// radgraph/dygie and radgraph/allennlp; radgraph 0.0.9, which the official LLaVA-Rad evaluation uses, wraps
-// the same model and code path):
+// Facts this follows (Stanford-AIMI/radgraph 87f11a1, and the DyGIE / allennlp code it vendors under
+// radgraph/dygie and radgraph/allennlp. radgraph 0.0.9, which the official LLaVA-Rad evaluation pins, predates
+// that repository's history and was not readable here; the same word-split regex and the dataset name
+// "radgraph" appear in every copy of its inference code found):
 //
 // - radgraph/radgraph.py RadGraph: the archive (radgraph.tar.gz of StanfordAIMI/RRG_scorers) unpacks to
 //   config.json, weights.th (the DyGIE state dict, strict) and vocabulary/ (allennlp label namespaces); the
