@@ -11,6 +11,7 @@ import { mergeCommand } from './cli/merge.js';
 import { convertCommand } from './cli/convert.js';
 import { convertChexbertCommand } from './cli/convert-chexbert.js';
 import { convertLlamaCommand } from './cli/convert-llama.js';
+import { convertRadgraphCommand } from './cli/convert-radgraph.js';
 import { evalCommand } from './cli/eval.js';
 import { findingsCommand } from './cli/findings.js';
 import { generateCommand } from './cli/generate.js';
@@ -22,7 +23,7 @@ import { searchCommand } from './cli/search.js';
 import { evalRetrievalCommand } from './cli/eval-retrieval.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, pullEvalCommand, indexCommand, searchCommand, evalRetrievalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, convertRadgraphCommand, pullEvalCommand, indexCommand, searchCommand, evalRetrievalCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -244,7 +244,7 @@ describe('llava-rad eval --metrics ...,chexprompt', () => {
     expect(oneLine(await cli([preds, '--metrics', 'chexprompt', '--judge-url', 'ftp://127.0.0.1/v1', '--judge-model', 'm', '--chexprompt-dir', cxpDir]))).toMatch(/judge url/);
     expect(oneLine(await cli([preds, '--metrics', 'chexprompt', '--judge-url', `${base}/v1`, '--judge-model', 'm', '--chexprompt-dir', join(tmp, 'nope')]))).toMatch(/not a directory/);
     // an unknown name is a usage error naming every metric the CLI knows, before the judge is asked anything
-    expect(oneLine(await cli([preds, '--metrics', 'rouge,judge,chexprompt', ...judgeFlags()]))).toMatch(/metrics must be among bleu, rouge, chexbert, chexprompt, green, got "judge"/);
+    expect(oneLine(await cli([preds, '--metrics', 'rouge,judge,chexprompt', ...judgeFlags()]))).toMatch(/metrics must be among bleu, rouge, chexbert, radgraph, chexprompt, green, got "judge"/);
     expect(seen).toHaveLength(0);
   });
 });

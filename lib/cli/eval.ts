@@ -15,6 +15,7 @@ import { evaluatePaired, matchPairs, pairedMeans, type PairedMetric, type Paired
 import type { ScoredPair } from '../eval/read-predictions.js';
 import { scoreGreen, type GreenResult } from '../eval/green/green.js';
 import { GREEN_MAX_LENGTH, loadGreenPrompt } from '../eval/green/green-prompt.js';
+import { RADGRAPH_REWARD_LEVELS, type RadgraphRewardLevel } from '../eval/radgraph-reward.js';
 import { rougeL } from '../eval/rouge.js';
 import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
 
@@ -235,6 +236,21 @@ async function runGreen(pairs: readonly ScoredPair[], g: GreenArgs, bootstrap: n
   return { ...r, model: g.model, prompt: { path: prompt.path, sha256: prompt.sha256 }, studies: r.studies.map((s, i) => ({ id: pairs[i]!.id, ...s })) };
 }
 
+/** the RadGraph GGUF looked for in the model home when neither --radgraph nor LLAVA_RAD_RADGRAPH is given */
+export function defaultRadgraphPath(env: Env = process.env): string {
+  return path.join(llavaRadHome(env), 'eval', 'radgraph-f32.gguf');
+}
+
+/** --radgraph FILE, else $LLAVA_RAD_RADGRAPH, else the default path if it exists; a usage error naming all three when none */
+export function resolveRadgraphPath(flag: string | boolean | undefined, env: Env = process.env): string {
+  if (flag === true || flag === '') throw new UsageError('--radgraph needs a file name, e.g. --radgraph radgraph-f32.gguf');
+  const given = typeof flag === 'string' ? ['--radgraph', flag] : env.LLAVA_RAD_RADGRAPH ? ['LLAVA_RAD_RADGRAPH', env.LLAVA_RAD_RADGRAPH] : ['the default', defaultRadgraphPath(env)];
+  const [from, p] = given as [string, string];
+  if (existsSync(p) && statSync(p).isFile()) return p;
+  if (from !== 'the default') throw new UsageError(existsSync(p) ? `eval: the RadGraph model (${from}) must be a GGUF file, got ${describeNonFile(p)}` : `eval: RadGraph model not found: ${p} (from ${from})`);
+  throw new UsageError(`eval: the radgraph metric needs RadGraph's model as a GGUF: pass --radgraph FILE.gguf, set LLAVA_RAD_RADGRAPH, or put it at ${p}; make it from radgraph.tar.gz (llava-rad pull-eval) with \`llava-rad convert-radgraph radgraph.tar.gz --vocab vocab.txt --out ${p}\``);
+}
+
 function requireFile(p: string): void {
   if (!existsSync(p)) throw new UsageError(`eval: predictions file not found: ${p}`);
   if (!statSync(p).isFile()) throw new UsageError(`eval: predictions must be a file, got ${describeNonFile(p)}`);
@@ -294,6 +310,8 @@ function table(r: CliEvalResult): string {
   // run.py's CheXbert numbers: the bootstrap median with its 95% interval (the F1 of all studies when not bootstrapped)
   if (c) for (const k of CHEXBERT_SUMMARY_KEYS) rows.push([`CheXbert ${k}`, f4(c.summary[k].median ?? c.summary[k].f1), ciText(c.summary[k].ci)]);
   if (r.metrics.sembScore) rows.push(['SembScore', f4(r.metrics.sembScore.score), '-']);
+  const rg = r.metrics.radgraph;
+  if (rg) rows.push([`RadGraph F1 (${rg.rewardLevel}${rg.lowercase ? ', lowercase' : ''})`, f4(rg.score), ciText(rg.ci)]);
   const j = r.metrics.chexprompt;
   if (j) {
     // CheXprompt: mean errors per report (lower is better) with their 95% bootstrap intervals
@@ -404,7 +422,13 @@ Options:
       --chexbert FILE  CheXbert's GGUF (llava-rad convert-chexbert; given without --metrics, adds chexbert
                        to the default metrics); default $LLAVA_RAD_CHEXBERT, else
                        $LLAVA_RAD_HOME/eval/chexbert-f32.gguf or chexbert-f16.gguf
-      --threads N      CPU threads for CheXbert (default: the engine's)
+      --radgraph FILE  RadGraph's GGUF (llava-rad convert-radgraph; given without --metrics, adds radgraph
+                       to the default metrics); default $LLAVA_RAD_RADGRAPH, else
+                       $LLAVA_RAD_HOME/eval/radgraph-f32.gguf
+      --radgraph-level L  simple, partial (default, the official evaluation's) or complete
+      --lowercase      RadGraph: compare entity tokens lowercased (upstream radgraph since 2026; the
+                       official LLaVA-Rad copy is case-sensitive)
+      --threads N      CPU threads for CheXbert and RadGraph (default: the engine's)
       --bootstrap N    resamples, 2 to ${MAX_BOOTSTRAP} (default ${DEFAULT_BOOTSTRAP}, as the official evaluation)
       --paired         two files: paired bootstrap of B - A
       --judge-url URL  CheXprompt's chat endpoint: an OpenAI base URL (https://api.openai.com/v1), a
@@ -438,6 +462,9 @@ arguments or a missing file.`,
       json: { type: 'boolean' },
       html: { type: 'string' },
       chexbert: { type: 'string' },
+      radgraph: { type: 'string' },
+      'radgraph-level': { type: 'string' },
+      lowercase: { type: 'boolean' },
       threads: { type: 'string' },
       'judge-url': { type: 'string' },
       'judge-model': { type: 'string' },
@@ -460,7 +487,8 @@ arguments or a missing file.`,
     }
     const bootstrap = intArg(v.bootstrap, '--bootstrap', 2, MAX_BOOTSTRAP);
     // --chexbert without --metrics: the default families and chexbert
-    const named = metricsArg(v.metrics) ?? (typeof v.chexbert === 'string' && v.chexbert !== '' ? [...DEFAULT_METRICS, 'chexbert'] : undefined);
+    const modelFlags = [...(typeof v.chexbert === 'string' && v.chexbert !== '' ? ['chexbert'] : []), ...(typeof v.radgraph === 'string' && v.radgraph !== '' ? ['radgraph'] : [])];
+    const named = metricsArg(v.metrics) ?? (modelFlags.length > 0 ? [...DEFAULT_METRICS, ...modelFlags] : undefined);
     // --judge-url adds the judge to the metrics (given or default); the judge runs here, not in evaluate()
     const wantsJudge = (named ?? []).includes('chexprompt') || v['judge-url'] !== undefined;
     const wantsGreen = (named ?? []).includes('green') || (typeof v.green === 'string' && v.metrics === undefined);
@@ -473,10 +501,20 @@ arguments or a missing file.`,
     const threads = intArg(v.threads, '--threads', 1, 1024);
     const wantsChexbert = !judgeOnly && (metrics ?? DEFAULT_METRICS).includes('chexbert');
     const chexbert = wantsChexbert ? resolveChexbertPath(v.chexbert) : undefined;
+    const wantsRadgraph = !judgeOnly && (metrics ?? DEFAULT_METRICS).includes('radgraph');
+    if (wantsRadgraph && v.paired) throw new UsageError('eval: --paired does not support the radgraph metric yet; evaluate each file on its own');
+    const levelArg = v['radgraph-level'];
+    if (levelArg !== undefined && !(RADGRAPH_REWARD_LEVELS as readonly unknown[]).includes(levelArg)) throw new UsageError(`--radgraph-level must be simple, partial or complete, got '${String(levelArg)}'`);
+    const level = levelArg as RadgraphRewardLevel | undefined;
+    const radgraph = wantsRadgraph ? resolveRadgraphPath(v.radgraph) : undefined;
     const options = {
       ...(metrics ? { metrics } : {}),
       ...(bootstrap !== undefined ? { bootstrap } : {}),
       ...(chexbert !== undefined ? { chexbert, ...(threads !== undefined ? { chexbertParams: { threads } } : {}) } : {}),
+      ...(radgraph !== undefined ? {
+        radgraph, ...(threads !== undefined ? { radgraphParams: { threads } } : {}),
+        ...(level !== undefined ? { radgraphLevel: level } : {}), ...(v.lowercase === true ? { radgraphLowercase: true } : {}),
+      } : {}),
       signal,
     };
     if (v.paired) {

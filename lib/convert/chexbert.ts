@@ -16,25 +16,18 @@ import { CHEXBERT_MAX_IDS } from '../bert/chexbert-input.js';
 import type { WordPieceVocab } from '../bert/wordpiece.js';
 import { LlavaRadError } from '../errors.js';
 import { GgmlType, GgufValueType, f32ArrayToF16 } from '../gguf/types.js';
+import { addBertMetadata, planBertEncoder, type BertEncoderHparams } from './bert-gguf.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { openCheckpoint, stripModulePrefix } from './checkpoint.js';
 import type { LazyTensor } from './tensor.js';
 
 export type ChexbertConvertType = 'f32' | 'f16';
 
-/** BERT's LayerNorm epsilon (transformers BertConfig.layer_norm_eps; the checkpoint does not record it) */
-export const BERT_LAYER_NORM_EPS = 1e-12;
+export { BERT_LAYER_NORM_EPS } from './bert-gguf.js';
 /** BERT's attention head size: head_count = hidden / 64 unless the caller says otherwise */
 const BERT_HEAD_DIM = 64;
 
-export interface ChexbertHparams {
-  vocabSize: number;
-  contextLength: number;
-  tokenTypeCount: number;
-  embeddingLength: number;
-  feedForwardLength: number;
-  blockCount: number;
-  headCount: number;
+export interface ChexbertHparams extends BertEncoderHparams {
   headClasses: number[];
 }
 
@@ -74,30 +67,10 @@ function planTensors(tensors: ReadonlyMap<string, LazyTensor>, hp: ChexbertHpara
     take(`${name}.weight`, `${key}.weight`, [nOut, nIn]);
     take(`${name}.bias`, `${key}.bias`, [nOut]);
   };
-  const norm = (name: string, key: string): void => {
-    take(`${name}.weight`, `${key}.weight`, [hp.embeddingLength]);
-    take(`${name}.bias`, `${key}.bias`, [hp.embeddingLength]);
-  };
+  for (const known of planBertEncoder(take, hp, 'bert.')) used.add(known);
   const H = hp.embeddingLength;
-  take('bert.token_embd.weight', 'bert.embeddings.word_embeddings.weight', [hp.vocabSize, H]);
-  take('bert.position_embd.weight', 'bert.embeddings.position_embeddings.weight', [hp.contextLength, H]);
-  take('bert.token_types.weight', 'bert.embeddings.token_type_embeddings.weight', [hp.tokenTypeCount, H]);
-  norm('bert.token_embd_norm', 'bert.embeddings.LayerNorm');
-  for (let i = 0; i < hp.blockCount; i++) {
-    const src = `bert.encoder.layer.${i}`;
-    const dst = `bert.blk.${i}`;
-    linear(`${dst}.attn_q`, `${src}.attention.self.query`, H, H);
-    linear(`${dst}.attn_k`, `${src}.attention.self.key`, H, H);
-    linear(`${dst}.attn_v`, `${src}.attention.self.value`, H, H);
-    linear(`${dst}.attn_output`, `${src}.attention.output.dense`, H, H);
-    norm(`${dst}.attn_output_norm`, `${src}.attention.output.LayerNorm`);
-    linear(`${dst}.ffn_up`, `${src}.intermediate.dense`, hp.feedForwardLength, H);
-    linear(`${dst}.ffn_down`, `${src}.output.dense`, H, hp.feedForwardLength);
-    norm(`${dst}.layer_output_norm`, `${src}.output.LayerNorm`);
-  }
   linear('bert.pooler', 'bert.pooler.dense', H, H);
   hp.headClasses.forEach((classes, i) => linear(`chexbert.head.${i}`, `linear_heads.${i}`, classes, H));
-  used.add('bert.embeddings.position_ids'); // a buffer of transformers >= 3.x: arange(context), not a weight
   const extra = [...tensors.keys()].filter((k) => !used.has(k));
   if (extra.length > 0) throw bad(`CheXbert checkpoint: unexpected tensors ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}`);
   return planned;
@@ -133,27 +106,8 @@ function readHparams(tensors: ReadonlyMap<string, LazyTensor>, options: ConvertC
 }
 
 function addMetadata(w: GgufWriter, hp: ChexbertHparams, vocab: WordPieceVocab, type: ChexbertConvertType): void {
+  addBertMetadata(w, hp, vocab, { name: 'CheXbert labeler (stanfordmlgroup/CheXbert)', fileType: type === 'f16' ? 1 : 0, poolingType: 'cls' });
   const U32 = (key: string, v: number) => w.addUint32(key, v);
-  w.addString('general.architecture', 'bert');
-  w.addString('general.name', 'CheXbert labeler (stanfordmlgroup/CheXbert)');
-  U32('general.file_type', type === 'f16' ? 1 : 0);
-  U32('bert.context_length', hp.contextLength);
-  U32('bert.embedding_length', hp.embeddingLength);
-  U32('bert.feed_forward_length', hp.feedForwardLength);
-  U32('bert.block_count', hp.blockCount);
-  U32('bert.attention.head_count', hp.headCount);
-  w.addFloat32('bert.attention.layer_norm_epsilon', BERT_LAYER_NORM_EPS);
-  w.addBool('bert.attention.causal', false);
-  U32('bert.token_type_count', hp.tokenTypeCount);
-  w.addString('bert.pooling_type', 'cls');
-  w.addString('tokenizer.ggml.model', 'bert');
-  w.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, vocab.pieces);
-  U32('tokenizer.ggml.unknown_token_id', vocab.specialId('[UNK]'));
-  U32('tokenizer.ggml.seperator_token_id', vocab.specialId('[SEP]')); // llama.cpp's spelling
-  U32('tokenizer.ggml.padding_token_id', vocab.specialId('[PAD]'));
-  U32('tokenizer.ggml.cls_token_id', vocab.specialId('[CLS]'));
-  U32('tokenizer.ggml.mask_token_id', vocab.specialId('[MASK]'));
-  w.addBool('tokenizer.ggml.lowercase', true);
   w.addArray('chexbert.conditions', GgufValueType.STRING, chexbertConditions());
   w.addArray('chexbert.head_classes', GgufValueType.UINT32, hp.headClasses);
   U32('chexbert.max_input_ids', CHEXBERT_MAX_IDS);

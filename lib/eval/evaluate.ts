@@ -8,6 +8,9 @@
 //   chexbert      CheXbert F1 (rrg_eval/chexbert.py, run.py's eight numbers with scipy.stats.bootstrap, and the
 //                 per-condition reports) from CheXbert's labels of each reference and prediction (0..1)
 //   sembScore     SembScore: mean cosine similarity of the CheXbert [CLS] states (chexbert-metric.ts)
+//   radgraph      RadGraph F1 (rrg_eval/f1radgraph.py F1RadGraphv2, reward level partial by default): RadGraph's
+//                 model (lib/radgraph) annotates the texts, radgraph-reward.ts scores them; `score` is the
+//                 median of the bootstrap means, `ci` the 95% interval (0..1)
 
 import { describeValue, LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, corpusBleu } from './bleu.js';
@@ -16,20 +19,21 @@ import { chexbertMetrics, labelPairs, withChexbert, type ChexbertMetricOptions, 
 import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { fsum } from './text.js';
+import { checkRadgraphOptions, radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult } from '../radgraph/metric.js';
 
-/** metric families: "bleu" gives bleu1 and bleu4, "rouge" gives rougeL, "chexbert" gives chexbert and sembScore */
-export const EVAL_METRICS = ['bleu', 'rouge', 'chexbert'] as const;
+/** metric families: "bleu" gives bleu1 and bleu4, "rouge" gives rougeL, "chexbert" gives chexbert and sembScore, "radgraph" radgraph */
+export const EVAL_METRICS = ['bleu', 'rouge', 'chexbert', 'radgraph'] as const;
 export type EvalMetric = (typeof EVAL_METRICS)[number];
 /** the families scored when none are named (chexbert needs a model, so it is asked for by name) */
 export const DEFAULT_METRICS: readonly EvalMetric[] = ['bleu', 'rouge'];
 /** metrics of issue #16 that are not implemented yet */
 /** metric names that are planned: asking for one is UNSUPPORTED rather than a bad argument */
-export const PLANNED_METRICS: readonly string[] = ['radgraph', 'bertscore', 'chexprompt', 'green'];
+export const PLANNED_METRICS: readonly string[] = ['bertscore', 'chexprompt', 'green'];
 
 export const DEFAULT_BOOTSTRAP = 500;
 export const MAX_BOOTSTRAP = 100_000;
 
-export interface EvalOptions extends ChexbertMetricOptions {
+export interface EvalOptions extends ChexbertMetricOptions, RadgraphMetricOptions {
   /** which metric families (default: bleu and rouge; chexbert needs the `chexbert` option) */
   metrics?: readonly EvalMetric[];
   /** bootstrap resamples (default 500, as the official evaluation); an integer from 2 to 100000 */
@@ -63,10 +67,10 @@ export interface EvalResult {
   /** records skipped because they carry an error (failed studies) */
   skipped: number;
   bootstrap: number;
-  metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult; chexbert?: ChexbertMetricResult; sembScore?: SembScoreResult };
+  metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult; chexbert?: ChexbertMetricResult; sembScore?: SembScoreResult; radgraph?: RadgraphMetricResult };
 }
 
-export interface ResolvedOptions extends ChexbertMetricOptions {
+export interface ResolvedOptions extends ChexbertMetricOptions, RadgraphMetricOptions {
   metrics: EvalMetric[];
   bootstrap: number;
 }
@@ -90,6 +94,10 @@ export function resolveOptions(options: EvalOptions = {}): ResolvedOptions {
   if (unique.includes('chexbert') && options.chexbert === undefined) {
     throw new LlavaRadError('INVALID_ARGUMENT', 'the chexbert metric needs a CheXbert labeler: pass chexbert (a GGUF path from llava-rad convert-chexbert, or a ChexbertLabeler)');
   }
+  if (unique.includes('radgraph') && options.radgraph === undefined) {
+    throw new LlavaRadError('INVALID_ARGUMENT', 'the radgraph metric needs RadGraph\'s model: pass radgraph (a GGUF path from llava-rad convert-radgraph, or a RadgraphModel)');
+  }
+  checkRadgraphOptions(options);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new LlavaRadError('INVALID_ARGUMENT', `signal must be an AbortSignal, got ${describeValue(options.signal)}`);
   return {
     metrics: unique,
@@ -97,6 +105,10 @@ export function resolveOptions(options: EvalOptions = {}): ResolvedOptions {
     ...(options.chexbert !== undefined ? { chexbert: options.chexbert } : {}),
     ...(options.chexbertParams !== undefined ? { chexbertParams: options.chexbertParams } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    ...(options.radgraph !== undefined ? { radgraph: options.radgraph } : {}),
+    ...(options.radgraphParams !== undefined ? { radgraphParams: options.radgraphParams } : {}),
+    ...(options.radgraphLevel !== undefined ? { radgraphLevel: options.radgraphLevel } : {}),
+    ...(options.radgraphLowercase !== undefined ? { radgraphLowercase: options.radgraphLowercase } : {}),
   };
 }
 
@@ -153,5 +165,6 @@ export async function evaluate(input: string | readonly EvalRecord[], options: E
   if (pairs.length === 0) throw noPairs(skipped);
   const metrics = scorePairs(pairs, opts);
   if (opts.metrics.includes('chexbert')) Object.assign(metrics, await scoreChexbert(pairs, opts));
+  if (opts.metrics.includes('radgraph')) metrics.radgraph = await radgraphMetric(pairs.map((p) => p.reference), pairs.map((p) => p.prediction), opts, opts.bootstrap);
   return { n: pairs.length, skipped, bootstrap: opts.bootstrap, metrics };
 }

@@ -154,6 +154,7 @@ export function matchPairs(inputA: string | readonly EvalRecord[], inputB: strin
 /** paired bootstrap of B - A (see the procedure above) */
 export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
   const opts = resolveOptions(options);
+  if (opts.metrics.includes('radgraph')) throw new LlavaRadError('UNSUPPORTED', 'the paired bootstrap does not support the radgraph metric yet; evaluate each file on its own');
   const { pa, pb, skipped, unmatched } = matchPairs(inputA, inputB);
   const n = pa.length;
   const B_ = opts.bootstrap;

@@ -162,6 +162,7 @@ void init_context(Napi::Env env, Napi::Object exports, AddonData * data);
 void init_quantize(Napi::Env env, Napi::Object exports);
 void init_vision(Napi::Env env, Napi::Object exports, AddonData * data);
 void init_bert(Napi::Env env, Napi::Object exports, AddonData * data);
+void init_radgraph(Napi::Env env, Napi::Object exports);
 
 // creates a JS Context wrapping `core` (context.cpp)
 Napi::Object new_context_object(Napi::Env env, std::shared_ptr<ContextCore> core);

@@ -364,6 +364,45 @@ size_t    lr_type_row_bytes(int32_t type, int64_t n_per_row);
 lr_status lr_quantize(int32_t type, const float * src, int64_t n_rows, int64_t n_per_row,
                       void * dst, size_t capacity, size_t * n_bytes);
 
+/* ---------------------------------------------------------------------------------------------- */
+/* RadGraph (DyGIE span model on the BERT encoder; a GGUF from lib/convert/radgraph.ts, see native/src/span_model.h).
+ * Text, word pieces, pooling, span enumeration, pruning and decoding are the caller's (lib/radgraph/). */
+
+typedef struct lr_radgraph lr_radgraph;
+
+typedef struct lr_radgraph_info {
+    char    name[128];
+    char    backend[32];
+    int32_t n_vocab;
+    int32_t n_ctx;             /* the most token ids one lr_radgraph_encode takes */
+    int32_t n_embd;            /* BERT width: a word vector's length */
+    int32_t n_width_embd;      /* span width embeddings: spans of 1..n_width_embd words can be scored */
+    int32_t span_dim;          /* a span's representation: 2 * n_embd + width feature size */
+    int32_t n_ner_labels;      /* scored entity classes (the null class, score 0, excluded) */
+    int32_t n_relation_labels; /* scored relation classes (the null class, score 0, excluded) */
+    int64_t n_params;
+} lr_radgraph_info;
+
+lr_status lr_radgraph_load(const char * path, const lr_model_params * params, lr_radgraph ** out_radgraph);
+void      lr_radgraph_free(lr_radgraph * radgraph);
+lr_status lr_radgraph_get_info(const lr_radgraph * radgraph, lr_radgraph_info * out_info);
+
+/* the BERT encoder on one segment (ids as lr_bert_encode): every token's last hidden state, token after
+ * token (n_ids * n_embd floats) */
+lr_status lr_radgraph_encode(lr_radgraph * radgraph, const int32_t * ids, int32_t n_ids, float * hidden, size_t capacity);
+
+/* words: n_words word vectors (n_words * n_embd floats); spans: n_spans (start, end) word pairs, end
+ * inclusive, at most n_width_embd words wide. ner: n_spans * n_ner_labels entity scores (span after span);
+ * mention: n_spans relation-pruner scores. */
+lr_status lr_radgraph_score_spans(lr_radgraph * radgraph, const float * words, int32_t n_words, const int32_t * spans,
+                                  int32_t n_spans, float * ner, size_t ner_capacity, float * mention, size_t mention_capacity);
+
+/* the relation scores of every ordered pair of the n_spans spans given (the pruned spans) with their
+ * mention scores: relation[(i * n_spans + j) * n_relation_labels + r] = scorer(ffnn([s_i, s_j, s_i * s_j]))[r]
+ * + mention[i] + mention[j]. n_spans <= 4096. */
+lr_status lr_radgraph_score_pairs(lr_radgraph * radgraph, const float * words, int32_t n_words, const int32_t * spans,
+                                  int32_t n_spans, const float * mention, float * relation, size_t relation_capacity);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,7 +17,7 @@ BertEncoder::~BertEncoder() {
     if (sched_) ggml_backend_sched_free(sched_);
 }
 
-void BertEncoder::encode(const int32_t * ids, int32_t n_ids, float * cls, float * logits) {
+void BertEncoder::encode(const int32_t * ids, int32_t n_ids, float * cls, float * logits, float * hidden) {
     std::lock_guard<std::mutex> lk(mu_);
     const BertHParams & hp = model_.hp;
     ggml_init_params ip = { meta_.size(), meta_.data(), true };
@@ -48,6 +48,7 @@ void BertEncoder::encode(const int32_t * ids, int32_t n_ids, float * cls, float 
     }
     ggml_backend_tensor_get(g.cls, cls, 0, ggml_nbytes(g.cls));
     if (g.logits && logits) ggml_backend_tensor_get(g.logits, logits, 0, ggml_nbytes(g.logits));
+    if (hidden) ggml_backend_tensor_get(g.hidden, hidden, 0, ggml_nbytes(g.hidden));
 }
 
 } // namespace lr

@@ -20,8 +20,9 @@ public:
     BertEncoder & operator=(const BertEncoder &) = delete;
 
     // ids: n_ids token ids (checked by the caller: 1..n_ctx ids, each < n_vocab).
-    // cls: n_embd floats; logits: n_logits floats (may be null when the model has no heads).
-    void encode(const int32_t * ids, int32_t n_ids, float * cls, float * logits);
+    // cls: n_embd floats; logits: n_logits floats (may be null when the model has no heads);
+    // hidden (optional): n_ids * n_embd floats, every token's last hidden state, token after token.
+    void encode(const int32_t * ids, int32_t n_ids, float * cls, float * logits, float * hidden = nullptr);
 
 private:
     const BertModel & model_;

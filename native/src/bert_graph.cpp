@@ -6,6 +6,7 @@
 //       x = LayerNorm(x + a)                                          post-norm (BERT's "add & norm")
 //       f = down(gelu_erf(up(x)))                                     feed-forward
 //       x = LayerNorm(x + f)
+//   hidden = x                                                        every token's last state, [D, T]
 //   cls = x[:, 0]                                                     the [CLS] row, [D]
 //   logits = [head_0(cls) | head_1(cls) | ...]                        CheXbert's 14 linear heads
 //
@@ -85,6 +86,12 @@ BertGraph build_bert_graph(ggml_context * ctx, ggml_cgraph * gf, const BertModel
         ggml_tensor * ffn = linear(ctx, ggml_gelu_erf(ctx, linear(ctx, x, blk.up_w, blk.up_b)), blk.down_w, blk.down_b);
         x = layer_norm(ctx, ggml_add(ctx, x, ffn), blk.out_norm_w, blk.out_norm_b, hp.eps);
     }
+
+    // every token's last hidden state: [D, T]
+    g.hidden = x;
+    ggml_set_name(g.hidden, "bert_hidden");
+    ggml_set_output(g.hidden);
+    ggml_build_forward_expand(gf, g.hidden);
 
     // the [CLS] row: [D]
     g.cls = ggml_cont(ctx, ggml_view_1d(ctx, x, D, 0));

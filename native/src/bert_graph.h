@@ -13,6 +13,7 @@ struct BertGraph {
     ggml_tensor * types = nullptr;     // input I32 [T]: token type ids (all 0: one segment)
     ggml_tensor * cls = nullptr;       // F32 [D]: the last layer's hidden state at [CLS]
     ggml_tensor * logits = nullptr;    // F32 [n_logits]: every head's logits, head after head (null: no heads)
+    ggml_tensor * hidden = nullptr;    // F32 [D, T]: the last layer's hidden state of every token (RadGraph's input)
 };
 
 // Builds the graph for n_tokens into ctx (no_alloc) and gf.

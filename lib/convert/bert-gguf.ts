@@ -1,0 +1,88 @@
+// The BERT encoder's part of a BERT GGUF (llama.cpp's BERT names under "bert.", read by
+// native/src/bert_model.cpp): the tensor plan from a transformers BertModel state dict and the metadata.
+// Shared by the CheXbert and RadGraph converters.
+
+import type { WordPieceVocab } from '../bert/wordpiece.js';
+import { GgufValueType } from '../gguf/types.js';
+import type { GgufWriter } from '../gguf/writer.js';
+
+/** BERT's LayerNorm epsilon (transformers BertConfig.layer_norm_eps; checkpoints do not record it) */
+export const BERT_LAYER_NORM_EPS = 1e-12;
+
+export interface BertEncoderHparams {
+  vocabSize: number;
+  contextLength: number;
+  tokenTypeCount: number;
+  embeddingLength: number;
+  feedForwardLength: number;
+  blockCount: number;
+  headCount: number;
+}
+
+/**
+ * Calls take(GGUF name, checkpoint key, PyTorch shape) for every encoder tensor, the checkpoint's
+ * transformers BertModel keys under `prefix` (e.g. "bert."); the pooler and the position_ids buffer are not
+ * taken: their keys come back, for the caller to accept as known.
+ */
+export function planBertEncoder(take: (name: string, key: string, shape: number[]) => void, hp: BertEncoderHparams, prefix: string): string[] {
+  const H = hp.embeddingLength;
+  const linear = (name: string, key: string, nOut: number, nIn: number): void => {
+    take(`${name}.weight`, `${prefix}${key}.weight`, [nOut, nIn]);
+    take(`${name}.bias`, `${prefix}${key}.bias`, [nOut]);
+  };
+  const norm = (name: string, key: string): void => {
+    take(`${name}.weight`, `${prefix}${key}.weight`, [H]);
+    take(`${name}.bias`, `${prefix}${key}.bias`, [H]);
+  };
+  take('bert.token_embd.weight', `${prefix}embeddings.word_embeddings.weight`, [hp.vocabSize, H]);
+  take('bert.position_embd.weight', `${prefix}embeddings.position_embeddings.weight`, [hp.contextLength, H]);
+  take('bert.token_types.weight', `${prefix}embeddings.token_type_embeddings.weight`, [hp.tokenTypeCount, H]);
+  norm('bert.token_embd_norm', 'embeddings.LayerNorm');
+  for (let i = 0; i < hp.blockCount; i++) {
+    const src = `encoder.layer.${i}`;
+    const dst = `bert.blk.${i}`;
+    linear(`${dst}.attn_q`, `${src}.attention.self.query`, H, H);
+    linear(`${dst}.attn_k`, `${src}.attention.self.key`, H, H);
+    linear(`${dst}.attn_v`, `${src}.attention.self.value`, H, H);
+    linear(`${dst}.attn_output`, `${src}.attention.output.dense`, H, H);
+    norm(`${dst}.attn_output_norm`, `${src}.attention.output.LayerNorm`);
+    linear(`${dst}.ffn_up`, `${src}.intermediate.dense`, hp.feedForwardLength, H);
+    linear(`${dst}.ffn_down`, `${src}.output.dense`, H, hp.feedForwardLength);
+    norm(`${dst}.layer_output_norm`, `${src}.output.LayerNorm`);
+  }
+  // a buffer of transformers >= 3.x (arange(context)), and the pooler, which neither model reads
+  return ['embeddings.position_ids', 'pooler.dense.weight', 'pooler.dense.bias'].map((k) => prefix + k);
+}
+
+export interface BertMetadataOptions {
+  name: string;
+  /** GGUF general.file_type: 0 f32, 1 f16 matrices */
+  fileType: number;
+  /** bert.pooling_type, when the model has one */
+  poolingType?: string;
+}
+
+/** general.*, bert.* and tokenizer.* keys (the WordPiece vocabulary, uncased) */
+export function addBertMetadata(w: GgufWriter, hp: BertEncoderHparams, vocab: WordPieceVocab, options: BertMetadataOptions): void {
+  const U32 = (key: string, v: number) => w.addUint32(key, v);
+  w.addString('general.architecture', 'bert');
+  w.addString('general.name', options.name);
+  U32('general.file_type', options.fileType);
+  U32('bert.context_length', hp.contextLength);
+  U32('bert.embedding_length', hp.embeddingLength);
+  U32('bert.feed_forward_length', hp.feedForwardLength);
+  U32('bert.block_count', hp.blockCount);
+  U32('bert.attention.head_count', hp.headCount);
+  w.addFloat32('bert.attention.layer_norm_epsilon', BERT_LAYER_NORM_EPS);
+  w.addBool('bert.attention.causal', false);
+  U32('bert.token_type_count', hp.tokenTypeCount);
+  if (options.poolingType !== undefined) w.addString('bert.pooling_type', options.poolingType);
+  w.addString('tokenizer.ggml.model', 'bert');
+  w.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, vocab.pieces);
+  U32('tokenizer.ggml.unknown_token_id', vocab.specialId('[UNK]'));
+  U32('tokenizer.ggml.seperator_token_id', vocab.specialId('[SEP]')); // llama.cpp's spelling
+  U32('tokenizer.ggml.padding_token_id', vocab.specialId('[PAD]'));
+  U32('tokenizer.ggml.cls_token_id', vocab.specialId('[CLS]'));
+  U32('tokenizer.ggml.mask_token_id', vocab.specialId('[MASK]'));
+  w.addBool('tokenizer.ggml.lowercase', true);
+}
