@@ -52,7 +52,58 @@ export interface ConvertChexbertResult {
 
 const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
 
-interface Planned { name: string; source: LazyTensor; matrix: boolean }
+export interface Planned { name: string; source: LazyTensor; matrix: boolean }
+
+/** the encoder's GGUF tensors (what native/src/bert_model.cpp loads), with their checkpoint names under `prefix`
+ *  (transformers' BertModel names) and shapes (torch order) */
+export interface BertSlot { name: string; key: string; shape: number[] }
+
+export function bertEncoderSlots(
+  hp: Pick<ChexbertHparams, 'vocabSize' | 'contextLength' | 'tokenTypeCount' | 'embeddingLength' | 'feedForwardLength' | 'blockCount'>,
+  prefix: string,
+): BertSlot[] {
+  const slots: BertSlot[] = [];
+  const H = hp.embeddingLength;
+  const take = (name: string, key: string, shape: number[]) => slots.push({ name, key: prefix + key, shape });
+  const linear = (name: string, key: string, nOut: number, nIn: number): void => {
+    take(`${name}.weight`, `${key}.weight`, [nOut, nIn]);
+    take(`${name}.bias`, `${key}.bias`, [nOut]);
+  };
+  const norm = (name: string, key: string): void => {
+    take(`${name}.weight`, `${key}.weight`, [H]);
+    take(`${name}.bias`, `${key}.bias`, [H]);
+  };
+  take('bert.token_embd.weight', 'embeddings.word_embeddings.weight', [hp.vocabSize, H]);
+  take('bert.position_embd.weight', 'embeddings.position_embeddings.weight', [hp.contextLength, H]);
+  take('bert.token_types.weight', 'embeddings.token_type_embeddings.weight', [hp.tokenTypeCount, H]);
+  norm('bert.token_embd_norm', 'embeddings.LayerNorm');
+  for (let i = 0; i < hp.blockCount; i++) {
+    const src = `encoder.layer.${i}`;
+    const dst = `bert.blk.${i}`;
+    linear(`${dst}.attn_q`, `${src}.attention.self.query`, H, H);
+    linear(`${dst}.attn_k`, `${src}.attention.self.key`, H, H);
+    linear(`${dst}.attn_v`, `${src}.attention.self.value`, H, H);
+    linear(`${dst}.attn_output`, `${src}.attention.output.dense`, H, H);
+    norm(`${dst}.attn_output_norm`, `${src}.attention.output.LayerNorm`);
+    linear(`${dst}.ffn_up`, `${src}.intermediate.dense`, hp.feedForwardLength, H);
+    linear(`${dst}.ffn_down`, `${src}.output.dense`, H, hp.feedForwardLength);
+    norm(`${dst}.layer_output_norm`, `${src}.output.LayerNorm`);
+  }
+  return slots;
+}
+
+/** the WordPiece vocabulary and its special ids (llama.cpp's BERT tokenizer keys) */
+export function addBertTokenizer(w: GgufWriter, vocab: WordPieceVocab): void {
+  const U32 = (key: string, v: number) => w.addUint32(key, v);
+  w.addString('tokenizer.ggml.model', 'bert');
+  w.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, vocab.pieces);
+  U32('tokenizer.ggml.unknown_token_id', vocab.specialId('[UNK]'));
+  U32('tokenizer.ggml.seperator_token_id', vocab.specialId('[SEP]')); // llama.cpp's spelling
+  U32('tokenizer.ggml.padding_token_id', vocab.specialId('[PAD]'));
+  U32('tokenizer.ggml.cls_token_id', vocab.specialId('[CLS]'));
+  U32('tokenizer.ggml.mask_token_id', vocab.specialId('[MASK]'));
+  w.addBool('tokenizer.ggml.lowercase', true);
+}
 
 /** every GGUF tensor, from which checkpoint tensor, checked against the shapes the hparams imply */
 function planTensors(tensors: ReadonlyMap<string, LazyTensor>, hp: ChexbertHparams): Planned[] {
@@ -74,27 +125,8 @@ function planTensors(tensors: ReadonlyMap<string, LazyTensor>, hp: ChexbertHpara
     take(`${name}.weight`, `${key}.weight`, [nOut, nIn]);
     take(`${name}.bias`, `${key}.bias`, [nOut]);
   };
-  const norm = (name: string, key: string): void => {
-    take(`${name}.weight`, `${key}.weight`, [hp.embeddingLength]);
-    take(`${name}.bias`, `${key}.bias`, [hp.embeddingLength]);
-  };
+  for (const slot of bertEncoderSlots(hp, 'bert.')) take(slot.name, slot.key, slot.shape);
   const H = hp.embeddingLength;
-  take('bert.token_embd.weight', 'bert.embeddings.word_embeddings.weight', [hp.vocabSize, H]);
-  take('bert.position_embd.weight', 'bert.embeddings.position_embeddings.weight', [hp.contextLength, H]);
-  take('bert.token_types.weight', 'bert.embeddings.token_type_embeddings.weight', [hp.tokenTypeCount, H]);
-  norm('bert.token_embd_norm', 'bert.embeddings.LayerNorm');
-  for (let i = 0; i < hp.blockCount; i++) {
-    const src = `bert.encoder.layer.${i}`;
-    const dst = `bert.blk.${i}`;
-    linear(`${dst}.attn_q`, `${src}.attention.self.query`, H, H);
-    linear(`${dst}.attn_k`, `${src}.attention.self.key`, H, H);
-    linear(`${dst}.attn_v`, `${src}.attention.self.value`, H, H);
-    linear(`${dst}.attn_output`, `${src}.attention.output.dense`, H, H);
-    norm(`${dst}.attn_output_norm`, `${src}.attention.output.LayerNorm`);
-    linear(`${dst}.ffn_up`, `${src}.intermediate.dense`, hp.feedForwardLength, H);
-    linear(`${dst}.ffn_down`, `${src}.output.dense`, H, hp.feedForwardLength);
-    norm(`${dst}.layer_output_norm`, `${src}.output.LayerNorm`);
-  }
   linear('bert.pooler', 'bert.pooler.dense', H, H);
   hp.headClasses.forEach((classes, i) => linear(`chexbert.head.${i}`, `linear_heads.${i}`, classes, H));
   used.add('bert.embeddings.position_ids'); // a buffer of transformers >= 3.x: arange(context), not a weight
@@ -132,28 +164,40 @@ function readHparams(tensors: ReadonlyMap<string, LazyTensor>, options: ConvertC
   };
 }
 
-function addMetadata(w: GgufWriter, hp: ChexbertHparams, vocab: WordPieceVocab, type: ChexbertConvertType): void {
+/** general.* and the encoder's bert.* keys (what native/src/bert_model.cpp reads), then the tokenizer's */
+export function addBertHeader(
+  w: GgufWriter, name: string, hp: Omit<ChexbertHparams, 'headClasses' | 'vocabSize'>, eps: number, vocab: WordPieceVocab, type: ChexbertConvertType,
+): void {
   const U32 = (key: string, v: number) => w.addUint32(key, v);
   w.addString('general.architecture', 'bert');
-  w.addString('general.name', 'CheXbert labeler (stanfordmlgroup/CheXbert)');
+  w.addString('general.name', name);
   U32('general.file_type', type === 'f16' ? 1 : 0);
   U32('bert.context_length', hp.contextLength);
   U32('bert.embedding_length', hp.embeddingLength);
   U32('bert.feed_forward_length', hp.feedForwardLength);
   U32('bert.block_count', hp.blockCount);
   U32('bert.attention.head_count', hp.headCount);
-  w.addFloat32('bert.attention.layer_norm_epsilon', BERT_LAYER_NORM_EPS);
+  w.addFloat32('bert.attention.layer_norm_epsilon', eps);
   w.addBool('bert.attention.causal', false);
   U32('bert.token_type_count', hp.tokenTypeCount);
   w.addString('bert.pooling_type', 'cls');
-  w.addString('tokenizer.ggml.model', 'bert');
-  w.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, vocab.pieces);
-  U32('tokenizer.ggml.unknown_token_id', vocab.specialId('[UNK]'));
-  U32('tokenizer.ggml.seperator_token_id', vocab.specialId('[SEP]')); // llama.cpp's spelling
-  U32('tokenizer.ggml.padding_token_id', vocab.specialId('[PAD]'));
-  U32('tokenizer.ggml.cls_token_id', vocab.specialId('[CLS]'));
-  U32('tokenizer.ggml.mask_token_id', vocab.specialId('[MASK]'));
-  w.addBool('tokenizer.ggml.lowercase', true);
+  addBertTokenizer(w, vocab);
+}
+
+/** every planned tensor's info, the header, then the tensors' data: matrices in `type`, the rest f32 */
+export async function writeBertTensors(w: GgufWriter, planned: readonly Planned[], type: ChexbertConvertType): Promise<void> {
+  const ggmlType = (p: Planned) => (p.matrix && type === 'f16' ? GgmlType.F16 : GgmlType.F32);
+  for (const p of planned) w.addTensorInfo(p.name, ggmlType(p), [...p.source.shape].reverse());
+  await w.writeHeader();
+  for (const p of planned) {
+    const values = await p.source.readFloat32();
+    await w.writeTensorData(p.name, ggmlType(p) === GgmlType.F16 ? f32ArrayToF16(values) : values);
+  }
+}
+
+function addMetadata(w: GgufWriter, hp: ChexbertHparams, vocab: WordPieceVocab, type: ChexbertConvertType): void {
+  const U32 = (key: string, v: number) => w.addUint32(key, v);
+  addBertHeader(w, 'CheXbert labeler (stanfordmlgroup/CheXbert)', hp, BERT_LAYER_NORM_EPS, vocab, type);
   w.addArray('chexbert.conditions', GgufValueType.STRING, chexbertConditions());
   w.addArray('chexbert.head_classes', GgufValueType.UINT32, hp.headClasses);
   U32('chexbert.max_input_ids', CHEXBERT_MAX_IDS);
@@ -169,31 +213,33 @@ export async function convertChexbert(
   const type = options.type ?? 'f16';
   if (type !== 'f32' && type !== 'f16') throw new LlavaRadError('INVALID_ARGUMENT', `CheXbert GGUF type must be f32 or f16, got ${String(type)}`);
   const ckpt = await openCheckpoint(checkpointPath, { wrappers: ['model_state_dict'] });
-  const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
-  let writer: GgufWriter | undefined;
   try {
     const tensors = stripModulePrefix(ckpt.tensors);
     const hp = readHparams(tensors, options);
     if (vocab.size !== hp.vocabSize) throw bad(`CheXbert checkpoint has ${hp.vocabSize} token embeddings, the vocabulary ${vocab.size} pieces`);
     const planned = planTensors(tensors, hp);
-    writer = new GgufWriter(tmp);
-    addMetadata(writer, hp, vocab, type);
-    const ggmlType = (p: Planned) => (p.matrix && type === 'f16' ? GgmlType.F16 : GgmlType.F32);
-    for (const p of planned) writer.addTensorInfo(p.name, ggmlType(p), [...p.source.shape].reverse());
-    await writer.writeHeader();
-    for (const p of planned) {
-      const values = await p.source.readFloat32();
-      await writer.writeTensorData(p.name, ggmlType(p) === GgmlType.F16 ? f32ArrayToF16(values) : values);
-    }
+    await writeGgufFile(outPath, async (writer) => {
+      addMetadata(writer, hp, vocab, type);
+      await writeBertTensors(writer, planned, type);
+    });
+    return { hparams: hp, tensorSources: new Map(planned.map((p) => [p.name, p.source.name])) };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** writes a GGUF through `write` under a temporary name, renamed to outPath when complete (removed on failure) */
+export async function writeGgufFile(outPath: string, write: (w: GgufWriter) => Promise<void>): Promise<void> {
+  const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
+  let writer: GgufWriter | undefined = new GgufWriter(tmp);
+  try {
+    await write(writer);
     await writer.close();
     writer = undefined;
     await rename(tmp, outPath);
-    return { hparams: hp, tensorSources: new Map(planned.map((p) => [p.name, p.source.name])) };
   } catch (e) {
     await writer?.abort().catch(() => undefined);
     await rm(tmp, { force: true });
     throw e;
-  } finally {
-    await ckpt.close();
   }
 }
