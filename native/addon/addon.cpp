@@ -29,6 +29,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     init_quantize(env, exports);
     init_vision(env, exports, data);
     init_bert(env, exports, data);
+    init_clip(env, exports, data);
     exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
     return exports;
 }

@@ -76,10 +76,14 @@ VisionHParams VisionHParams::from_gguf(const GgufFile & g) {
     return hp;
 }
 
-std::unique_ptr<VisionModel> VisionModel::load(const std::string & path, const lr_model_params & params) {
+std::unique_ptr<VisionModel> VisionModel::load(const std::string & path, const lr_model_params & params, bool all_blocks) {
     std::unique_ptr<VisionModel> m(new VisionModel());
     m->gguf = GgufFile::open(path);
     m->hp = VisionHParams::from_gguf(*m->gguf);
+    if (all_blocks) {
+        m->hp.select_layer = -1;
+        m->hp.n_block_used = m->hp.n_block;
+    }
     m->name = m->gguf->get_string("general.name", "");
     init_backends(m->backends, params.backend, params.n_threads);
 

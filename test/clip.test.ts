@@ -1,0 +1,123 @@
+// BiomedCLIP-CXR on our engine (native lr_clip_*) against the float64 PyTorch reference of open_clip's forward
+// (scripts/make-clip-fixtures.py, scripts/reference/clip_reference.py) on the tiny release: its checkpoint holds
+// the trunk, head, a tiny BERT text tower with its mlp projection and logit_scale (scripts/make-tiny-release.py),
+// converted here with `convertRelease({ clipText })`. Texts go through ftfy + HF tokenizers on the reference side,
+// padded and masked in one batch; ours are cleaned, tokenized and encoded one by one, unpadded.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadClip, type ClipModel } from '../lib/clip/model.js';
+import { convertRelease } from '../lib/convert/convert.js';
+import { LlavaRadError } from '../lib/errors.js';
+
+const RELEASE = new URL('./fixtures/release/', import.meta.url).pathname;
+const FINDINGS = new URL('./fixtures/findings/', import.meta.url).pathname;
+interface Golden {
+  embed_dim: number; logit_scale: number; unpadded_max_abs: number;
+  texts: { text: string; cleaned: string; ids: number[]; embedding: number[] }[];
+  images: { image: string; embedding: number[] }[];
+  classify: { template: string; labels: string[]; probabilities: number[][] };
+}
+const golden = JSON.parse(readFileSync(new URL('./fixtures/clip/golden.json', import.meta.url), 'utf8')) as Golden;
+const dir = mkdtempSync(path.join(tmpdir(), 'clip-engine-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** 1 - cos(a, b) */
+const cosineDistance = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) { ab += a[i]! * b[i]!; aa += a[i]! * a[i]!; bb += b[i]! * b[i]!; }
+  return 1 - ab / Math.sqrt(aa * bb);
+};
+const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, x) => s + x * x, 0));
+
+it('the reference found padding + mask equal to encoding each text alone (what the engine does)', () => {
+  expect(golden.unpadded_max_abs, 'max |padded batch - alone| in float64').toBeLessThan(1e-12);
+});
+
+it('the tolerance separates the references: distinct texts and images are far more than 1e-4 apart', () => {
+  const distinct = (rows: number[][]) => {
+    let min = Infinity;
+    rows.forEach((a, i) => rows.forEach((b, j) => { if (i < j && a.join() !== b.join()) min = Math.min(min, cosineDistance(a, b)); }));
+    return min;
+  };
+  expect(distinct(golden.texts.map((c) => c.embedding)), 'closest two text embeddings').toBeGreaterThan(1e-2);
+  // the two radiographs are close under a random tiny tower (5.6e-5): the image tolerances below are far tighter
+  expect(distinct(golden.images.map((c) => c.embedding)), 'closest two image embeddings').toBeGreaterThan(1e-5);
+});
+
+// cosine distances (the issue's bar is 1e-4): measured on this machine f32 text 3.1e-13, image 4.8e-15, |dp| 1.5e-8;
+// f16 text 4.0e-6, image 2.8e-8, |dp| 6.1e-5
+const TOLERANCES = { f32: { text: 1e-8, image: 1e-9, prob: 1e-6 }, f16: { text: 5e-5, image: 1e-6, prob: 1e-3 } } as const;
+
+for (const visionType of ['f32', 'f16'] as const) {
+  describe(`CLIP engine, ${visionType} GGUFs`, () => {
+    let clip: ClipModel;
+    const tol = TOLERANCES[visionType];
+    beforeAll(async () => {
+      const out = path.join(dir, visionType);
+      const r = await convertRelease({ base: path.join(RELEASE, 'vicuna'), adapter: path.join(RELEASE, 'llava-rad'), out,
+        type: 'q8_0', visionType, clipText: path.join(RELEASE, 'biomedbert'), threads: 1 });
+      expect(path.basename(r.clip!)).toBe(`llava-rad-clip-text-${visionType}.gguf`);
+      clip = await loadClip({ model: out, threads: 2 });
+    }, 120_000);
+    afterAll(async () => { await clip?.dispose(); });
+
+    it('implements Embedder: dim, a sha256 modelId, unit-length rows', async () => {
+      expect(clip.dim).toBe(golden.embed_dim);
+      expect(clip.modelId).toMatch(/^[0-9a-f]{64}$/);
+      const [t] = await clip.embedTexts(['No pleural effusion.']);
+      expect(t!.length).toBe(golden.embed_dim);
+      expect(Math.abs(norm(t!) - 1), '| |e| - 1 |').toBeLessThan(1e-6);
+    });
+
+    it(`tokenizes as open_clip (ftfy + HF tokenizers) and embeds texts within ${tol.text} cosine distance of float64`, async () => {
+      for (const c of golden.texts) expect(clip.tokenizer.encode(c.text), JSON.stringify(c.text).slice(0, 50)).toEqual(c.ids);
+      const embs = await clip.embedTexts(golden.texts.map((c) => c.text));
+      const worst = Math.max(...golden.texts.map((c, i) => cosineDistance(embs[i]!, c.embedding)));
+      expect(worst, 'largest cosine distance to the reference over the texts').toBeLessThan(tol.text);
+    });
+
+    it(`embeds images (decode + 518 px preprocess + every block + trunk.norm + head) within ${tol.image} cosine distance`, async () => {
+      const bytes = golden.images.map((c) => readFileSync(path.join(FINDINGS, c.image)));
+      const embs = await clip.embedImages(bytes);
+      golden.images.forEach((c, i) => {
+        expect(Math.abs(norm(embs[i]!) - 1)).toBeLessThan(1e-6);
+        expect(cosineDistance(embs[i]!, c.embedding), `${c.image}: cosine distance to the reference`).toBeLessThan(tol.image);
+      });
+      // one at a time gives the batch's rows
+      const [alone] = await clip.embedImages([bytes[1]!]);
+      expect(cosineDistance(alone!, embs[1]!), 'batch of 3 vs alone').toBeLessThan(tol.image);
+    });
+
+    it(`classifies with the reference's zero-shot probabilities within ${tol.prob}`, async () => {
+      const g = golden.classify;
+      for (const [i, c] of golden.images.entries()) {
+        const r = await clip.classify(readFileSync(path.join(FINDINGS, c.image)), g.labels, { templates: [g.template] });
+        r.labels.forEach((l, j) => {
+          expect(l.label).toBe(g.labels[j]);
+          expect(Math.abs(l.probability - g.probabilities[i]![j]!), `${c.image} / ${l.label}: |p - p_ref|`).toBeLessThan(tol.prob);
+        });
+      }
+    });
+
+    it('refuses bad input with typed errors and stays usable', async () => {
+      const code = async (p: Promise<unknown>) => p.then(() => 'resolved', (e: unknown) => (e instanceof LlavaRadError ? e.code : String(e)));
+      expect(await code(clip.embedTexts([]))).toBe('INVALID_ARGUMENT');
+      expect(await code(clip.embedTexts([42 as unknown as string]))).toBe('INVALID_ARGUMENT');
+      expect(await code(clip.embedImages([new Uint8Array([1, 2, 3, 4])]))).toMatch(/^(UNSUPPORTED_IMAGE|INVALID_IMAGE|BAD_IMAGE|INVALID_ARGUMENT)$/);
+      expect(await code(clip.classify(readFileSync(path.join(FINDINGS, golden.images[0]!.image)), ['one']))).toBe('INVALID_ARGUMENT');
+      expect(await code(clip.classify(new Uint8Array(8), ['a', 'b'], { templates: ['no placeholder'] }))).toBe('INVALID_ARGUMENT');
+      const ac = new AbortController();
+      ac.abort();
+      expect(await code(clip.embedTexts(['x'], { signal: ac.signal }))).toBe('ABORTED');
+      const [again] = await clip.embedTexts([golden.texts[0]!.text]);
+      expect(cosineDistance(again!, golden.texts[0]!.embedding)).toBeLessThan(tol.text);
+    });
+  });
+}
+
+it('loadClip refuses a folder without a CLIP GGUF, and missing options', async () => {
+  await expect(loadClip({ model: path.join(dir, 'nope') })).rejects.toMatchObject({ code: 'IO' });
+  await expect(loadClip({} as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+});
