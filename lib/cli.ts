@@ -16,9 +16,13 @@ import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { pullCommand } from './cli/pull.js';
 import { pullEvalCommand } from './cli/pull-eval.js';
+import { embedCommand } from './cli/embed.js';
+import { classifyCommand } from './cli/classify.js';
 
 // one file per command under lib/cli/; new commands join this table
 const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, pullEvalCommand];
+// BiomedCLIP-CXR (lib/clip/)
+COMMANDS.push(embedCommand, classifyCommand);
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

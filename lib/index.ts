@@ -163,3 +163,11 @@ export { ChexbertLabeler, readChexbertVocab, type ChexbertResult, type ChexbertL
 export { WordPieceVocab, BertTokenizer } from './bert/wordpiece.js';
 export { convertChexbert, type ConvertChexbertOptions, type ConvertChexbertResult, type ChexbertConvertType } from './convert/chexbert.js';
 export { readGgufMetadata, type GgufMetadata, type GgufMetadataValue } from './gguf/read-metadata.js';
+
+// BiomedCLIP-CXR as a CLIP model: image and text embeddings (Embedder), zero-shot labels, and its converter.
+export { loadClip, ClipModel, resolveClipFolder, type LoadClipOptions, type ClassifyOptions, type ClassifyResult, type ClipFiles, type NativeClipInfo } from './clip/model.js';
+export type { Embedder, EmbedOptions } from './clip/embedder.js';
+export { ClipTokenizer, CLIP_CONTEXT_LENGTH } from './clip/tokenizer.js';
+export { cleanClipText } from './clip/text-clean.js';
+export { DEFAULT_CLIP_TEMPLATES } from './clip/zero-shot.js';
+export { convertClip, type ConvertClipOptions, type ClipHparams, type ClipConvertType } from './convert/clip.js';

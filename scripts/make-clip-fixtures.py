@@ -53,6 +53,29 @@ TEXTS = [
     '',
 ]
 
+# cleaning and tokenization only (no embeddings): what ftfy / html / Python's \s do that the TypeScript reproduces
+CLEAN_CASES = [
+    '\x93Quoted\x94 by a C1 control \x96 read as Windows-1252',
+    'ligatures: e\ufb00usion, \ufb02uid, \ufb03x',
+    'FULL\uff37IDTH \uff21\uff22\uff23\u3000\uff11\uff10\uff05',
+    '\u2018single\u2019 \u201bodd\u201b \u201cdouble\u201d \u201flow\u201e \u02bcmodifier',
+    'line\r\nbreaks\rand\u2028separators\u2029\x85end',
+    '\x1b[31mred\x1b[0m terminal escapes',
+    'controls\x00\x07\x0b\x1c\x1f\x7f\u206a\ufeff\ufffa kept? \u200b\u200d zero width',
+    'NFC: e\u0301 a\u030a \u212b',
+    'a &lt; b &amp;amp; c',                      # '<' present: ftfy leaves entities, html.unescape twice
+    'numeric &#233; &#x2014; &#150; &#0; &#xD800; &#1114112;',
+    'nested &amp;amp;amp;lt; entities',
+    'no semicolon &amp &lt &nbsp; &copy2 &eacute',
+    'capitals P&EACUTE;REZ &AMP; &Eacute; &eAcute;',
+    'python whitespace:\u2003em\u00a0nbsp\u1680ogham\u205fmath\u3000ideographic',
+    '   \t\n  ',
+    '[CLS] special [SEP] tokens [UNK] written [PAD]',
+    'Sp\u00e9cial \u00c7h\u00e4r\u00e1ct\u00ebrs \u00df \u0130stanbul \u0131',
+    'chinese \u80ba\u708e and emoji \U0001f600 \U0001f1ec\U0001f1e7',
+    'x' * 120 + ' long word',
+]
+
 
 def clean(text):
     """open_clip 2.23 tokenizer.py: whitespace_clean(basic_clean(text))"""
@@ -90,6 +113,7 @@ def main():
     unpadded = float((alone - emb).abs().max())
     texts = [{'text': t, 'cleaned': c, 'ids': i, 'embedding': [float(x) for x in e]}
              for t, c, i, e in zip(TEXTS, cleaned, ids, emb)]
+    cleaning = [{'text': t, 'cleaned': clean(t), 'ids': tok.encode(clean(t)).ids} for t in CLEAN_CASES]
 
     size = vcfg['image_size']
     px = torch.stack([preprocess(os.path.join(ROOT, 'test', 'fixtures', 'findings', n), size, OPENAI_MEAN, OPENAI_STD) for n in IMAGES])
@@ -106,7 +130,7 @@ def main():
         'torch': torch.__version__, 'ftfy': ftfy.__version__, 'context_length': CONTEXT,
         'embed_dim': int(img.shape[1]), 'logit_scale': float(sd['logit_scale']),
         'unpadded_max_abs': unpadded,
-        'texts': texts, 'images': images,
+        'texts': texts, 'images': images, 'cleaning': cleaning,
         'classify': {'template': TEMPLATE, 'labels': LABELS, 'prompts': prompts,
                      'probabilities': [[float(p) for p in row] for row in probs]},
     }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClip, type ClipModel } from '../lib/clip/model.js';
 import { convertRelease } from '../lib/convert/convert.js';
 import { LlavaRadError } from '../lib/errors.js';
+import { runCliInProcess } from './helpers/cli-in-process.js';
 
 const RELEASE = new URL('./fixtures/release/', import.meta.url).pathname;
 const FINDINGS = new URL('./fixtures/findings/', import.meta.url).pathname;
@@ -98,6 +99,32 @@ for (const visionType of ['f32', 'f16'] as const) {
           expect(l.label).toBe(g.labels[j]);
           expect(Math.abs(l.probability - g.probabilities[i]![j]!), `${c.image} / ${l.label}: |p - p_ref|`).toBeLessThan(tol.prob);
         });
+      }
+    });
+
+    it('llava-rad embed and classify print what the library gives; bad arguments exit 2', async () => {
+      const model = path.join(dir, visionType);
+      const image = path.join(FINDINGS, golden.images[2]!.image);
+      const t = await runCliInProcess(['embed', '--text', golden.texts[0]!.text, '--text', golden.texts[1]!.text, '--model', model, '--threads', '2']);
+      expect(t.code, t.err).toBe(0);
+      const rows = t.out.trim().split('\n').map((l) => JSON.parse(l) as { text: string; dim: number; model_id: string; embedding: number[] });
+      expect(rows.map((r) => r.text)).toEqual([golden.texts[0]!.text, golden.texts[1]!.text]);
+      rows.forEach((r, i) => {
+        expect(r.model_id).toBe(clip.modelId);
+        expect(cosineDistance(r.embedding, golden.texts[i]!.embedding)).toBeLessThan(tol.text);
+      });
+      const im = await runCliInProcess(['embed', image, '--model', model]);
+      expect(im.code, im.err).toBe(0);
+      expect(cosineDistance((JSON.parse(im.out) as { embedding: number[] }).embedding, golden.images[2]!.embedding)).toBeLessThan(tol.image);
+      const g = golden.classify;
+      const c = await runCliInProcess(['classify', image, '--model', model, '--labels', g.labels.join(','), '--template', g.template, '--json']);
+      expect(c.code, c.err).toBe(0);
+      const r = JSON.parse(c.out) as { labels: { label: string; probability: number }[] };
+      r.labels.forEach((l, j) => expect(Math.abs(l.probability - g.probabilities[2]![j]!)).toBeLessThan(tol.prob));
+      for (const bad of [['classify', image, '--model', model, '--labels', 'one'], ['classify', image, '--model', model, '--labels', 'a,b', '--template', 'x'],
+        ['embed', '--model', model], ['embed', image, '--text', 'x', '--model', model], ['embed', '--text', 'x', '--model', path.join(dir, 'missing')]]) {
+        const b = await runCliInProcess(bad);
+        expect(b.code, `${bad.join(' ')}: ${b.err}`).toBe(2);
       }
     });
 

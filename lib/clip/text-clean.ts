@@ -20,11 +20,14 @@ const NAMED_ENTITIES: Readonly<Record<string, string>> = {
   frac14: '\u00bc', frac34: '\u00be', le: '\u2264', ge: '\u2265', larr: '\u2190', rarr: '\u2192',
   eacute: '\u00e9', egrave: '\u00e8', aacute: '\u00e1', agrave: '\u00e0', ouml: '\u00f6', uuml: '\u00fc',
   auml: '\u00e4', szlig: '\u00df', ntilde: '\u00f1', ccedil: '\u00e7',
+  Eacute: '\u00c9', Egrave: '\u00c8', Aacute: '\u00c1', Agrave: '\u00c0', Ouml: '\u00d6', Uuml: '\u00dc',
+  Auml: '\u00c4', Ntilde: '\u00d1', Ccedil: '\u00c7',
 };
 /** entities html.unescape also takes without the ';' (a subset of HTML5's legacy names) */
 const LEGACY_NO_SEMICOLON = new Set(['amp', 'lt', 'gt', 'quot', 'nbsp', 'copy', 'reg', 'deg', 'micro', 'middot',
   'plusmn', 'times', 'divide', 'sup2', 'sup3', 'frac12', 'frac14', 'frac34', 'eacute', 'egrave', 'aacute',
-  'agrave', 'ouml', 'uuml', 'auml', 'szlig', 'ntilde', 'ccedil']);
+  'agrave', 'ouml', 'uuml', 'auml', 'szlig', 'ntilde', 'ccedil', 'Eacute', 'Egrave', 'Aacute', 'Agrave', 'Ouml', 'Uuml',
+  'Auml', 'Ntilde', 'Ccedil']);
 
 /** Windows-1252's characters for the bytes 0x80-0x9F (ftfy's "sloppy" codec keeps the 5 unassigned ones) */
 const CP1252_C1 = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f' +
@@ -60,9 +63,18 @@ function unescapeHtml(text: string, strict: boolean): string {
       return codePointFromReference(parseInt(body.slice(hex ? 2 : 1), hex ? 16 : 10));
     }
     const semicolon = whole.endsWith(';');
-    const named = NAMED_ENTITIES[body] ?? (strict ? NAMED_ENTITIES[body.toLowerCase()] : undefined);
-    if (named === undefined) return whole;
-    return semicolon || LEGACY_NO_SEMICOLON.has(body) ? named : whole;
+    const named = NAMED_ENTITIES[body];
+    if (named !== undefined && (semicolon || LEGACY_NO_SEMICOLON.has(body))) return named;
+    // ftfy: an all-capitals name is its lower-case entity in capitals ("&EACUTE;" -> "É")
+    const lower = strict && body.length > 1 && body === body.toUpperCase() ? NAMED_ENTITIES[body.toLowerCase()] : undefined;
+    if (lower !== undefined) return lower.toUpperCase();
+    if (strict) return whole;
+    // html.unescape: the longest legacy name the reference starts with, the rest kept ("&copy2;" -> "©2;")
+    for (let n = body.length - 1; n > 1; n--) {
+      const head = body.slice(0, n);
+      if (LEGACY_NO_SEMICOLON.has(head)) return NAMED_ENTITIES[head]! + whole.slice(1 + n);
+    }
+    return whole;
   });
 }
 
