@@ -8,7 +8,7 @@ export const convertCommand: Command = {
   name: 'convert',
   summary: 'convert the official release (Vicuna + LLaVA-Rad) into the GGUF model folder findings loads',
   usage: `usage: llava-rad convert --base VICUNA_DIR --adapter LLAVA_RAD_DIR --out DIR [--type f32|f16|q8_0|q5_k_m|q4_k_m]
-                         [--vision-type f16|f32] [--clip-text PUBMEDBERT_DIR] [--json] [--quiet]
+                         [--vision-type f16|f32] [--clip-text PUBMEDBERT_DIR [--clip-type f32|f16]] [--json] [--quiet]
 
   --base DIR         the lmsys/vicuna-7b-v1.5 download (config.json, tokenizer.model, pytorch_model*.bin or *.safetensors)
   --adapter DIR      the microsoft/llava-rad download (config.json, adapter_config.json, adapter_model.bin,
@@ -18,7 +18,8 @@ export const convertCommand: Command = {
   --vision-type T    vision tower and projector matrices: f16 (default) or f32
   --clip-text DIR    the microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract download (vocab.txt, config.json):
                      also write llava-rad-clip-text-T.gguf (BiomedCLIP-CXR's text tower, projections and image
-                     head, T = --vision-type) for llava-rad embed / classify
+                     head) for llava-rad embed / classify
+  --clip-type T      its matrices: f32 (default; zero-shot probabilities within 1e-3 of the reference) or f16
   --json             print one JSON line with the result
   --quiet            no progress bar (it is shown on a terminal only)
 
@@ -32,6 +33,7 @@ use only and may not be redistributed; the converted files may not be either.`,
       type: { type: 'string' },
       'vision-type': { type: 'string' },
       'clip-text': { type: 'string' },
+      'clip-type': { type: 'string' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
     }, 'convert');
@@ -54,6 +56,9 @@ use only and may not be redistributed; the converted files may not be either.`,
     if (clipText !== undefined && (typeof clipText !== 'string' || !existsSync(clipText) || !statSync(clipText).isDirectory())) {
       throw new UsageError(`convert: --clip-text folder not found: ${String(clipText)}`);
     }
+    const clipType = v['clip-type'];
+    if (clipType !== undefined && clipType !== 'f16' && clipType !== 'f32') throw new UsageError(`convert: --clip-type must be f32 or f16, got '${String(clipType)}'`);
+    if (clipType !== undefined && clipText === undefined) throw new UsageError('convert: --clip-type goes with --clip-text');
     const tty = process.stderr.isTTY === true && v.quiet !== true && v.json !== true;
     const t0 = performance.now();
     let last = 0;
@@ -64,6 +69,7 @@ use only and may not be redistributed; the converted files may not be either.`,
       type,
       visionType,
       ...(clipText === undefined ? {} : { clipText }),
+      ...(clipType === undefined ? {} : { clipType }),
       ...(tty ? {
         onProgress: (p: ConvertProgress) => {
           const now = performance.now();

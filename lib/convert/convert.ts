@@ -78,9 +78,12 @@ export interface ConvertOptions {
   type?: ConvertType;
   /** vision matrices: f16 (default) or f32 */
   visionType?: 'f16' | 'f32';
-  /** the PubMedBERT Hub folder (vocab.txt, config.json): also writes llava-rad-clip-text-VISIONTYPE.gguf (the CLIP
+  /** the PubMedBERT Hub folder (vocab.txt, config.json): also writes llava-rad-clip-text-CLIPTYPE.gguf (the CLIP
    *  text tower, projections and image head, lib/convert/clip.ts) and names it "clip" in llava-rad.json */
   clipText?: string;
+  /** the CLIP GGUF's matrices: f32 (default: zero-shot probabilities within 1e-3 of float64 need it, see
+   *  docs/validation.md) or f16 (half the size; embeddings within about 1e-5 cosine distance) */
+  clipType?: 'f32' | 'f16';
   /** worker threads for LoRA merges, fp16 encoding and quantization (default: $LLAVA_RAD_CONVERT_THREADS, else
    *  the CPUs available, at most 8); the output does not depend on it */
   threads?: number;
@@ -602,7 +605,9 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   const decoderName = `llava-rad-decoder-${type}.gguf`;
   const visionName = `llava-rad-vision-${visionType}.gguf`;
   const manifestName = 'llava-rad.json';
-  const clipName = options.clipText === undefined ? undefined : `llava-rad-clip-text-${visionType}.gguf`;
+  const clipType = options.clipType ?? 'f32';
+  if (clipType !== 'f16' && clipType !== 'f32') throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: clipType must be f16 or f32`);
+  const clipName = options.clipText === undefined ? undefined : `llava-rad-clip-text-${clipType}.gguf`;
   if (options.clipText !== undefined && (typeof options.clipText !== 'string' || options.clipText.length === 0)) {
     throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: "clipText" must be a folder path, got ${describeValue(options.clipText)}`);
   }
@@ -730,7 +735,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
       await w.close();
     }
     if (clipName !== undefined) {
-      await convertClip({ checkpoint: clipCkptFile, config: clipCfgFile, textModel: options.clipText!, out: clipTmp!, type: visionType });
+      await convertClip({ checkpoint: clipCkptFile, config: clipCfgFile, textModel: options.clipText!, out: clipTmp!, type: clipType });
     }
     await writeFile(manifestTmp, JSON.stringify({
       decoder: decoderName,
