@@ -135,6 +135,10 @@ def main():
                      'probabilities': [[float(p) for p in row] for row in probs]},
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    # the CLIP tensors alone, as a bare state dict: no 'state_dict' wrapper, no 'module.' prefix, no optimizer
+    # (the converter must give the same GGUF from it as from the official layout)
+    bare = {k: v for k, v in sd.items() if k.startswith(('text.', 'visual.trunk.norm.', 'visual.head.')) or k == 'logit_scale'}
+    torch.save(bare, os.path.join(os.path.dirname(args.out), 'bare-checkpoint.pt'))
     with open(args.out, 'w') as f:
         json.dump(out, f, indent=1)
         f.write('\n')
