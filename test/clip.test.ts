@@ -150,8 +150,23 @@ for (const { vision: visionType, clip: clipType, tol } of CASES) {
       const [again] = await clip.embedTexts([golden.texts[0]!.text]);
       expect(cosineDistance(again!, golden.texts[0]!.embedding)).toBeLessThan(tol.text);
     });
+
+    it('calls in flight together run one after another with the results of each alone', async () => {
+      const bytes = readFileSync(path.join(FINDINGS, golden.images[0]!.image));
+      const [t1, i1, t2] = await Promise.all([clip.embedTexts([golden.texts[1]!.text]), clip.embedImages([bytes]), clip.embedTexts([golden.texts[2]!.text])]);
+      expect(cosineDistance(t1![0]!, golden.texts[1]!.embedding)).toBeLessThan(tol.text);
+      expect(cosineDistance(i1![0]!, golden.images[0]!.embedding)).toBeLessThan(tol.image);
+      expect(cosineDistance(t2![0]!, golden.texts[2]!.embedding)).toBeLessThan(tol.text);
+    });
   });
 }
+
+it('after dispose, calls reject with DISPOSED; dispose is idempotent', async () => {
+  const clip = await loadClip({ model: path.join(dir, 'f32-f32'), threads: 1 });
+  await clip.dispose();
+  await clip.dispose();
+  await expect(clip.embedTexts(['x'])).rejects.toMatchObject({ code: 'DISPOSED' });
+});
 
 it('loadClip refuses a folder without a CLIP GGUF, and missing options', async () => {
   await expect(loadClip({ model: path.join(dir, 'nope') })).rejects.toMatchObject({ code: 'IO' });

@@ -2,7 +2,9 @@
 // (lib/bert/wordpiece.ts: the same BERT normalization, pre-tokenization and WordPiece as bert-base-uncased's),
 // [CLS] ... [SEP] cut to the context length with [SEP] kept (transformers' truncation to max_length).
 // open_clip pads to the context length with [PAD] and masks the padding; the engine encodes the unpadded ids,
-// which gives the same [CLS] state (checked against the padded reference in test/clip.test.ts).
+// which gives the same [CLS] state (checked against the padded reference in test/clip.test.ts). One difference:
+// a text that writes "[PAD]" itself gets id 0 there too, which open_clip's mask (ids != 0) then hides; here it is
+// attended to like any token.
 
 import { BertTokenizer, WordPieceVocab } from '../bert/wordpiece.js';
 import { LlavaRadError } from '../errors.js';
