@@ -151,6 +151,19 @@ for (const { vision: visionType, clip: clipType, tol } of CASES) {
       expect(cosineDistance(again!, golden.texts[0]!.embedding)).toBeLessThan(tol.text);
     });
 
+    it.runIf(visionType === 'f32')('more images and texts than one native call takes (16, 256) come back in order', async () => {
+      const square = readFileSync(path.join(FINDINGS, golden.images[2]!.image));
+      const grey = readFileSync(path.join(FINDINGS, golden.images[0]!.image));
+      const images = Array.from({ length: 18 }, (_, i) => (i === 16 ? grey : square));
+      const ie = await clip.embedImages(images);
+      expect(ie.length).toBe(18);
+      ie.forEach((e, i) => expect(cosineDistance(e, golden.images[i === 16 ? 0 : 2]!.embedding), `image ${i}`).toBeLessThan(tol.image));
+      const texts = Array.from({ length: 300 }, (_, i) => golden.texts[i % golden.texts.length]!);
+      const te = await clip.embedTexts(texts.map((c) => c.text));
+      expect(te.length).toBe(300);
+      te.forEach((e, i) => expect(cosineDistance(e, texts[i]!.embedding), `text ${i}`).toBeLessThan(tol.text));
+    }, 60_000);
+
     it('calls in flight together run one after another with the results of each alone', async () => {
       const bytes = readFileSync(path.join(FINDINGS, golden.images[0]!.image));
       const [t1, i1, t2] = await Promise.all([clip.embedTexts([golden.texts[1]!.text]), clip.embedImages([bytes]), clip.embedTexts([golden.texts[2]!.text])]);

@@ -71,6 +71,10 @@ export interface ClassifyResult {
 export interface ClipFiles { clip: string; vision: string }
 
 const MAX_MANIFEST_BYTES = 1 << 20;
+/** images preprocessed and embedded per native call (3 x 518 x 518 floats each: about 51 MB for 16) */
+const IMAGE_CHUNK = 16;
+/** texts per native call */
+const TEXT_CHUNK = 256;
 
 function fileName(name: unknown, manifest: string, key: string): string {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name !== path.basename(name) || name.includes('\\') || name.includes('\0')) {
@@ -137,26 +141,37 @@ export class ClipModel implements Embedder {
     this.#image = image;
   }
 
+  /** any number of images: decoded, preprocessed and embedded IMAGE_CHUNK at a time (bounded memory) */
   async embedImages(images: readonly Uint8Array[], options: EmbedOptions = {}): Promise<Float32Array[]> {
     this.#checkList(images, 'images', (v) => v instanceof Uint8Array, 'a Uint8Array of encoded image bytes');
     const per = 3 * this.info.imageSize * this.info.imageSize;
-    const packed = new Float32Array(per * images.length);
-    for (let i = 0; i < images.length; i++) {
-      if (options.signal?.aborted) throw abortedError(options.signal, 'the image embedding');
-      const pre = await preprocessImage(images[i]!, { ...this.#image, imageSize: this.info.imageSize, mean: this.info.imageMean, std: this.info.imageStd });
-      packed.set(pre.pixels, i * per);
+    const rows: Float32Array[] = [];
+    for (let start = 0; start < images.length; start += IMAGE_CHUNK) {
+      const chunk = images.slice(start, start + IMAGE_CHUNK);
+      const packed = new Float32Array(per * chunk.length);
+      for (let i = 0; i < chunk.length; i++) {
+        if (options.signal?.aborted) throw abortedError(options.signal, 'the image embedding');
+        const pre = await preprocessImage(chunk[i]!, { ...this.#image, imageSize: this.info.imageSize, mean: this.info.imageMean, std: this.info.imageStd });
+        packed.set(pre.pixels, i * per);
+      }
+      const out = await this.#run(() => this.#native.embedImages(packed, chunk.length), options.signal, 'the image embedding');
+      rows.push(...this.#rows(out, chunk.length));
     }
-    const out = await this.#run(() => this.#native.embedImages(packed, images.length), options.signal, 'the image embedding');
-    return this.#rows(out, images.length);
+    return rows;
   }
 
+  /** any number of texts, TEXT_CHUNK to a native call */
   async embedTexts(texts: readonly string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
     this.#checkList(texts, 'texts', (v) => typeof v === 'string', 'a string');
-    const lists = texts.map((t) => this.tokenizer.encode(t));
-    const ids = Int32Array.from(lists.flat());
-    const counts = Int32Array.from(lists, (l) => l.length);
-    const out = await this.#run(() => this.#native.embedTexts(ids, counts), options.signal, 'the text embedding');
-    return this.#rows(out, texts.length);
+    const rows: Float32Array[] = [];
+    for (let start = 0; start < texts.length; start += TEXT_CHUNK) {
+      const lists = texts.slice(start, start + TEXT_CHUNK).map((t) => this.tokenizer.encode(t));
+      const ids = Int32Array.from(lists.flat());
+      const counts = Int32Array.from(lists, (l) => l.length);
+      const out = await this.#run(() => this.#native.embedTexts(ids, counts), options.signal, 'the text embedding');
+      rows.push(...this.#rows(out, lists.length));
+    }
+    return rows;
   }
 
   /** zero-shot labels for one image: softmax over the labels of exp(logit_scale) * image . label */
