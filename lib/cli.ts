@@ -21,9 +21,11 @@ import { pullEvalCommand } from './cli/pull-eval.js';
 import { indexCommand } from './cli/index-cmd.js';
 import { searchCommand } from './cli/search.js';
 import { evalRetrievalCommand } from './cli/eval-retrieval.js';
+import { embedCommand } from './cli/embed.js';
+import { classifyCommand } from './cli/classify.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, convertRadgraphCommand, pullEvalCommand, indexCommand, searchCommand, evalRetrievalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, convertRadgraphCommand, pullEvalCommand, embedCommand, classifyCommand, indexCommand, searchCommand, evalRetrievalCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -172,3 +172,11 @@ export { RetrievalIndex, writeIndexFile, INDEX_LIMITS, INDEX_MAGIC, INDEX_VERSIO
 export { RadgraphModel, radgraphWords, type RadgraphSettings, type RadgraphTrace, type RadgraphAnnotateManyOptions } from './radgraph/index.js';
 export { radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult, type RadgraphSource } from './radgraph/metric.js';
 export { convertRadgraph, readRadgraphConfig, type ConvertRadgraphOptions, type ConvertRadgraphResult, type RadgraphConfig, type RadgraphConvertType } from './convert/radgraph.js';
+
+// BiomedCLIP-CXR as a CLIP model: image and text embeddings (Embedder), zero-shot labels, and its converter.
+export { loadClip, ClipModel, resolveClipFolder, type LoadClipOptions, type ClassifyOptions, type ClassifyResult, type ClipFiles, type NativeClipInfo } from './clip/model.js';
+export type { Embedder, EmbedOptions } from './clip/embedder.js';
+export { ClipTokenizer, CLIP_CONTEXT_LENGTH } from './clip/tokenizer.js';
+export { cleanClipText } from './clip/text-clean.js';
+export { DEFAULT_CLIP_TEMPLATES } from './clip/zero-shot.js';
+export { convertClip, type ConvertClipOptions, type ClipHparams, type ClipConvertType } from './convert/clip.js';

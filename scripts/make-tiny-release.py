@@ -8,7 +8,9 @@ never runs Python), and the golden of the official pipeline run on it:
   llava-rad/   config.json (mm_projector_type mlp2x_gelu, mm_vision_select_layer -2, ...), adapter_config.json,
                adapter_model.bin (peft LoRA, fp16), non_lora_trainables.bin (projector),
                biomedclipcxr_518_checkpoint.pt ({'state_dict': {'module.visual.trunk.*', 'module.visual.head.*',
-               'module.text.*'}, 'epoch', 'optimizer'}), biomedclipcxr_518.json
+               'module.text.*', 'module.logit_scale'}, 'epoch', 'optimizer'}), biomedclipcxr_518.json
+  biomedbert/  the text tower's Hub files (vocab.txt: a small WordPiece vocabulary in PubMedBERT's layout, [PAD] 0;
+               config.json: HF BertConfig), what `pull` fetches from microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract
   golden.json  the reference forward of the official pipeline (float64 from the fp16 weights the official
                loader holds: W = fp16(float(W) + alpha/r * B @ A); HF rotate_half RoPE on the UNPERMUTED q/k rows,
                so it checks the converter's permutation independently) on committed test images: the prompt
@@ -38,6 +40,8 @@ ROOT = os.path.abspath(os.path.join(HERE, '..'))
 sys.path.insert(0, os.path.join(HERE, 'reference'))
 
 from hf_llama_reference import HfLlama  # noqa: E402
+from clip_reference import random_text_tower  # noqa: E402
+from clip_text_model import write_text_model  # noqa: E402
 from llava_rad_reference import Projector, VisionTower, image_features, randomize_  # noqa: E402
 
 OUT = os.path.join(ROOT, 'test', 'fixtures', 'release')
@@ -49,6 +53,9 @@ DEC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_v
 LORA = dict(r=4, lora_alpha=8)
 TOWER = dict(image_size=518, patch=14, dim=32, depth=3, heads=2, hidden=64, eps=1e-6)
 SELECT_LAYER = -2
+EMBED_DIM = 16
+# the text tower (HF BertModel shape; PubMedBERT: 768 wide, 12 layers, 12 heads, 3072, 512 positions)
+TEXT = dict(dim=32, layers=2, heads=2, ff=64, positions=300)
 MAX_NEW = 32
 # decoder weight scales (std): large q/k and lm-head scales give clear greedy winners (the committed fixture)
 SCALES = dict(embed=0.4, qk=0.5, lm_head=0.6, lm_head_lognormal=0.5)
@@ -61,6 +68,7 @@ PROFILES = {
                  intermediate_size=256, rms_norm_eps=1e-6, max_position_embeddings=4096, vocab_size=32000),
         LORA=dict(r=8, lora_alpha=16),
         TOWER=dict(image_size=518, patch=14, dim=48, depth=4, heads=3, hidden=96, eps=1e-6),
+        TEXT=dict(dim=48, layers=3, heads=3, ff=96, positions=512),
         SCALES=dict(embed=0.3, qk=0.15, lm_head=0.35, lm_head_lognormal=0.3)),
 }
 # --profile trained: the unseen structure, its decoder (with the LoRA merged) then trained for a few minutes to
@@ -246,12 +254,12 @@ def parse_args():
 
 
 def main():
-    global OUT, SEED, DEC, LORA, TOWER, SCALES
+    global OUT, SEED, DEC, LORA, TOWER, SCALES, TEXT
     args = parse_args()
     OUT, SEED = os.path.abspath(args.out), args.seed
     if args.profile != 'fixture':
         prof = PROFILES[args.profile]
-        DEC, LORA, TOWER, SCALES = prof['DEC'], prof['LORA'], prof['TOWER'], prof['SCALES']
+        DEC, LORA, TOWER, SCALES, TEXT = prof['DEC'], prof['LORA'], prof['TOWER'], prof['SCALES'], prof['TEXT']
     torch.manual_seed(SEED)
     g = torch.Generator().manual_seed(SEED)
     vic, rad = os.path.join(OUT, 'vicuna'), os.path.join(OUT, 'llava-rad')
@@ -295,16 +303,19 @@ def main():
     torch.save({f'base_model.model.model.mm_projector.{k}': v.clone() for k, v in proj.state_dict().items()},
                os.path.join(rad, 'non_lora_trainables.bin'))
     sd = {f'module.visual.trunk.{k}': v.clone() for k, v in tower.state_dict().items()}
-    sd['module.visual.head.proj.weight'] = normal(g, (16, TOWER['dim']), 0.1).half()   # timm_proj linear, unused
+    sd['module.visual.head.proj.weight'] = normal(g, (EMBED_DIM, TOWER['dim']), 0.1).half()   # timm_proj linear (CLIP image head)
     sd['module.logit_scale'] = torch.tensor(4.6052)
-    sd['module.text.transformer.embeddings.word_embeddings.weight'] = normal(g, (64, 16), 0.1).half()
-    sd['module.text.transformer.encoder.layer.0.attention.self.query.weight'] = normal(g, (16, 16), 0.1).half()
-    sd['module.text.proj.0.weight'] = normal(g, (16, 16), 0.1).half()
+    # the PubMedBERT text tower and its mlp projection (tiny, random; its own generator, so every tensor above
+    # stays as it was), and the Hub folder it comes from (vocab.txt, config.json)
+    vocab = write_text_model(os.path.join(OUT, 'biomedbert'), TEXT)
+    gt = torch.Generator().manual_seed(SEED + 17)
+    text = random_text_tower(gt, len(vocab), TEXT['dim'], TEXT['layers'], TEXT['ff'], TEXT['positions'], EMBED_DIM)
+    sd.update({f'module.{k}': v.half() for k, v in text.items()})
     torch.save({'epoch': 3, 'name': 'biomedclipcxr_518', 'state_dict': sd,
                 'optimizer': {'state': {0: {'step': torch.tensor(10.0), 'exp_avg': torch.zeros(4)}},
                               'param_groups': [{'lr': 1e-5, 'betas': (0.9, 0.98), 'params': [0]}]}},
                os.path.join(rad, 'biomedclipcxr_518_checkpoint.pt'))
-    write_llava_rad_json(rad, DEC, TOWER, embed_dim=16, select_layer=SELECT_LAYER)
+    write_llava_rad_json(rad, DEC, TOWER, embed_dim=EMBED_DIM, select_layer=SELECT_LAYER)
 
     if args.no_golden:
         print('wrote', OUT, '(no golden)')

@@ -37,7 +37,7 @@ export const pullCommand: Command = {
   name: 'pull',
   summary: 'download the official weights from Hugging Face and convert them (research use only)',
   usage: `usage: llava-rad pull [--type f32|f16|q8_0|q5_k_m|q4_k_m] [--dir DIR] [--accept-license] [--keep-sources]
-                      [--sources DIR] [--force] [--json] [--quiet]
+                      [--sources DIR] [--force] [--clip] [--json] [--quiet]
 
 Downloads lmsys/vicuna-7b-v1.5 and microsoft/llava-rad (only the files the converter reads, about 16 GB),
 converts them, then deletes the downloads. Interrupted downloads resume (FILE.part); every file is checked
@@ -49,6 +49,8 @@ against the size and sha256 Hugging Face lists.
   --keep-sources     keep the downloads ($LLAVA_RAD_HOME/sources) after converting
   --sources DIR      download to DIR instead of $LLAVA_RAD_HOME/sources
   --force            convert again even if the model folder is already there
+  --clip             also fetch microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract's vocab.txt and config.json and
+                     write the CLIP GGUF (BiomedCLIP-CXR: llava-rad embed / classify)
   --json             print one JSON line with the result
   --quiet            no progress bar (it is shown on a terminal only)
 
@@ -65,6 +67,7 @@ the converted files.`,
       'accept-license': { type: 'boolean' },
       'keep-sources': { type: 'boolean' },
       force: { type: 'boolean' },
+      clip: { type: 'boolean' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
     }, 'pull');
@@ -97,6 +100,7 @@ the converted files.`,
         acceptLicense: accept,
         keepSources: v['keep-sources'] === true,
         force: v.force === true,
+        ...(v.clip === true ? { clip: true } : {}),
         signal,
         ...(typeof v.dir === 'string' ? { dir: v.dir } : {}),
         ...(typeof v.sources === 'string' ? { sources: v.sources } : {}),
@@ -109,7 +113,7 @@ the converted files.`,
     const isDefault = defaultModelFolder() === r.dir;
     if (v.json === true) {
       io.out(JSON.stringify({
-        dir: r.dir, decoder: r.decoder, vision: r.vision, type: r.type, already_present: r.alreadyPresent,
+        dir: r.dir, decoder: r.decoder, vision: r.vision, ...(r.clip ? { clip: r.clip } : {}), type: r.type, already_present: r.alreadyPresent,
         default_model: isDefault, sources_kept: r.sourcesKept, seconds: round(seconds),
         files: r.files.map((f) => ({ repo: f.repo, path: f.path, size: f.size, resumed_from: f.resumedFrom, downloaded: f.downloaded })),
       }) + '\n');

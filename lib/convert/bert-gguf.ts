@@ -1,10 +1,12 @@
 // The BERT encoder's part of a BERT GGUF (llama.cpp's BERT names under "bert.", read by
 // native/src/bert_model.cpp): the tensor plan from a transformers BertModel state dict and the metadata.
-// Shared by the CheXbert and RadGraph converters.
+// Shared by the CheXbert, RadGraph and CLIP converters.
 
+import { rename, rm } from 'node:fs/promises';
 import type { WordPieceVocab } from '../bert/wordpiece.js';
-import { GgufValueType } from '../gguf/types.js';
-import type { GgufWriter } from '../gguf/writer.js';
+import { GgmlType, GgufValueType, f32ArrayToF16 } from '../gguf/types.js';
+import { GgufWriter } from '../gguf/writer.js';
+import type { LazyTensor } from './tensor.js';
 
 /** BERT's LayerNorm epsilon (transformers BertConfig.layer_norm_eps; checkpoints do not record it) */
 export const BERT_LAYER_NORM_EPS = 1e-12;
@@ -60,6 +62,8 @@ export interface BertMetadataOptions {
   fileType: number;
   /** bert.pooling_type, when the model has one */
   poolingType?: string;
+  /** the LayerNorm epsilon (default BERT_LAYER_NORM_EPS) */
+  eps?: number;
 }
 
 /** general.*, bert.* and tokenizer.* keys (the WordPiece vocabulary, uncased) */
@@ -73,7 +77,7 @@ export function addBertMetadata(w: GgufWriter, hp: BertEncoderHparams, vocab: Wo
   U32('bert.feed_forward_length', hp.feedForwardLength);
   U32('bert.block_count', hp.blockCount);
   U32('bert.attention.head_count', hp.headCount);
-  w.addFloat32('bert.attention.layer_norm_epsilon', BERT_LAYER_NORM_EPS);
+  w.addFloat32('bert.attention.layer_norm_epsilon', options.eps ?? BERT_LAYER_NORM_EPS);
   w.addBool('bert.attention.causal', false);
   U32('bert.token_type_count', hp.tokenTypeCount);
   if (options.poolingType !== undefined) w.addString('bert.pooling_type', options.poolingType);
@@ -85,4 +89,34 @@ export function addBertMetadata(w: GgufWriter, hp: BertEncoderHparams, vocab: Wo
   U32('tokenizer.ggml.cls_token_id', vocab.specialId('[CLS]'));
   U32('tokenizer.ggml.mask_token_id', vocab.specialId('[MASK]'));
   w.addBool('tokenizer.ggml.lowercase', true);
+}
+
+/** a GGUF tensor and the checkpoint tensor it is made from; matrices follow the file's type, the rest stay f32 */
+export interface PlannedBertTensor { name: string; source: LazyTensor; matrix: boolean }
+
+/** every planned tensor's info, the header, then the tensors' data: matrices in `type`, the rest f32 */
+export async function writeBertTensors(w: GgufWriter, planned: readonly PlannedBertTensor[], type: 'f32' | 'f16'): Promise<void> {
+  const ggmlType = (p: PlannedBertTensor) => (p.matrix && type === 'f16' ? GgmlType.F16 : GgmlType.F32);
+  for (const p of planned) w.addTensorInfo(p.name, ggmlType(p), [...p.source.shape].reverse());
+  await w.writeHeader();
+  for (const p of planned) {
+    const values = await p.source.readFloat32();
+    await w.writeTensorData(p.name, ggmlType(p) === GgmlType.F16 ? f32ArrayToF16(values) : values);
+  }
+}
+
+/** writes a GGUF through `write` under a temporary name, renamed to outPath when complete (removed on failure) */
+export async function writeGgufFile(outPath: string, write: (w: GgufWriter) => Promise<void>): Promise<void> {
+  const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
+  let writer: GgufWriter | undefined = new GgufWriter(tmp);
+  try {
+    await write(writer);
+    await writer.close();
+    writer = undefined;
+    await rename(tmp, outPath);
+  } catch (e) {
+    await writer?.abort().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }

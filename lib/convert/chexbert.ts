@@ -10,14 +10,13 @@
 // GGUF: general.architecture 'bert'; tensors in llama.cpp's BERT names under 'bert.' and the heads as
 // 'chexbert.head.N.{weight,bias}'; matrices in the requested type (f32 / f16), norms and biases f32.
 
-import { rename, rm } from 'node:fs/promises';
 import { chexbertConditions, chexbertHeadClasses } from '../bert/chexbert-labels.js';
 import { CHEXBERT_MAX_IDS } from '../bert/chexbert-input.js';
 import type { WordPieceVocab } from '../bert/wordpiece.js';
 import { LlavaRadError } from '../errors.js';
-import { GgmlType, GgufValueType, f32ArrayToF16 } from '../gguf/types.js';
-import { addBertMetadata, planBertEncoder, type BertEncoderHparams } from './bert-gguf.js';
-import { GgufWriter } from '../gguf/writer.js';
+import { GgufValueType } from '../gguf/types.js';
+import { addBertMetadata, planBertEncoder, writeBertTensors, writeGgufFile, type BertEncoderHparams, type PlannedBertTensor } from './bert-gguf.js';
+import type { GgufWriter } from '../gguf/writer.js';
 import { openCheckpoint, stripModulePrefix } from './checkpoint.js';
 import type { LazyTensor } from './tensor.js';
 
@@ -45,7 +44,7 @@ export interface ConvertChexbertResult {
 
 const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
 
-interface Planned { name: string; source: LazyTensor; matrix: boolean }
+type Planned = PlannedBertTensor;
 
 /** every GGUF tensor, from which checkpoint tensor, checked against the shapes the hparams imply */
 function planTensors(tensors: ReadonlyMap<string, LazyTensor>, hp: ChexbertHparams): Planned[] {
@@ -123,30 +122,16 @@ export async function convertChexbert(
   const type = options.type ?? 'f16';
   if (type !== 'f32' && type !== 'f16') throw new LlavaRadError('INVALID_ARGUMENT', `CheXbert GGUF type must be f32 or f16, got ${String(type)}`);
   const ckpt = await openCheckpoint(checkpointPath, { wrappers: ['model_state_dict'] });
-  const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
-  let writer: GgufWriter | undefined;
   try {
     const tensors = stripModulePrefix(ckpt.tensors);
     const hp = readHparams(tensors, options);
     if (vocab.size !== hp.vocabSize) throw bad(`CheXbert checkpoint has ${hp.vocabSize} token embeddings, the vocabulary ${vocab.size} pieces`);
     const planned = planTensors(tensors, hp);
-    writer = new GgufWriter(tmp);
-    addMetadata(writer, hp, vocab, type);
-    const ggmlType = (p: Planned) => (p.matrix && type === 'f16' ? GgmlType.F16 : GgmlType.F32);
-    for (const p of planned) writer.addTensorInfo(p.name, ggmlType(p), [...p.source.shape].reverse());
-    await writer.writeHeader();
-    for (const p of planned) {
-      const values = await p.source.readFloat32();
-      await writer.writeTensorData(p.name, ggmlType(p) === GgmlType.F16 ? f32ArrayToF16(values) : values);
-    }
-    await writer.close();
-    writer = undefined;
-    await rename(tmp, outPath);
+    await writeGgufFile(outPath, async (writer) => {
+      addMetadata(writer, hp, vocab, type);
+      await writeBertTensors(writer, planned, type);
+    });
     return { hparams: hp, tensorSources: new Map(planned.map((p) => [p.name, p.source.name])) };
-  } catch (e) {
-    await writer?.abort().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
   } finally {
     await ckpt.close();
   }

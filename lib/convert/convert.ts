@@ -38,6 +38,7 @@ import path from 'node:path';
 import { LlavaRadError, describeValue } from '../errors.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { GgmlType, GgufValueType, f16BitsToF32, f32ToF16Bits, ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
+import { convertClip } from './clip.js';
 import { openCheckpoint, stripModulePrefix, type Checkpoint } from './checkpoint.js';
 import {
   ADAPTER_LIMITS, CLIP_LIMITS, CLIP_TEXT_LIMITS, CLIP_VISION_LIMITS, IMAGE_MEAN_RULE, IMAGE_STD_RULE, LLAMA_LIMITS, LLAVA_LIMITS,
@@ -77,6 +78,12 @@ export interface ConvertOptions {
   type?: ConvertType;
   /** vision matrices: f16 (default) or f32 */
   visionType?: 'f16' | 'f32';
+  /** the PubMedBERT Hub folder (vocab.txt, config.json): also writes llava-rad-clip-text-CLIPTYPE.gguf (the CLIP
+   *  text tower, projections and image head, lib/convert/clip.ts) and names it "clip" in llava-rad.json */
+  clipText?: string;
+  /** the CLIP GGUF's matrices: f32 (default: zero-shot probabilities within 1e-3 of float64 need it, see
+   *  docs/validation.md) or f16 (half the size; embeddings within about 1e-5 cosine distance) */
+  clipType?: 'f32' | 'f16';
   /** worker threads for LoRA merges, fp16 encoding and quantization (default: $LLAVA_RAD_CONVERT_THREADS, else
    *  the CPUs available, at most 8); the output does not depend on it */
   threads?: number;
@@ -88,6 +95,8 @@ export interface ConvertResult {
   decoder: string;
   vision: string;
   manifest: string;
+  /** the CLIP GGUF, when options.clipText was given */
+  clip?: string;
   type: ConvertType;
   /** ggml type name of every decoder tensor */
   decoderTypes: Record<string, string>;
@@ -668,8 +677,16 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   const decoderName = `llava-rad-decoder-${type}.gguf`;
   const visionName = `llava-rad-vision-${visionType}.gguf`;
   const manifestName = 'llava-rad.json';
+  const clipType = options.clipType ?? 'f32';
+  if (clipType !== 'f16' && clipType !== 'f32') throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: clipType must be f16 or f32`);
+  const clipName = options.clipText === undefined ? undefined : `llava-rad-clip-text-${clipType}.gguf`;
+  if (options.clipText !== undefined && (typeof options.clipText !== 'string' || options.clipText.length === 0)) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: "clipText" must be a folder path, got ${describeValue(options.clipText)}`);
+  }
   const tmpTag = `.tmp-${process.pid}-${Date.now()}`;
   const temps = [decoderName, visionName, manifestName].map((n) => path.join(outDir, n + tmpTag));
+  const clipTmp = clipName === undefined ? undefined : path.join(outDir, clipName + tmpTag);
+  if (clipTmp !== undefined) temps.push(clipTmp);
   const [decTmp, visTmp, manifestTmp] = temps as [string, string, string];
   let dw: GgufWriter | undefined;
   let vw: GgufWriter | undefined;
@@ -751,22 +768,30 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
         options.onProgress?.({ phase, tensor: t.name, done, total: ts.length, bytesDone, bytesTotal });
       });
     }
+    if (clipName !== undefined) {
+      await convertClip({ checkpoint: clipCkptFile, config: clipCfgFile, textModel: options.clipText!, out: clipTmp!, type: clipType });
+    }
     await writeFile(manifestTmp, JSON.stringify({
       decoder: decoderName,
       vision: visionName,
+      ...(clipName === undefined ? {} : { clip: clipName }),
       type,
       vision_type: visionType,
       converter: { name: 'llava-rad', version: CONVERTER_VERSION },
       sources,
       research_use_only: true,
     }, null, 2) + '\n');
-    for (const [tmp, name] of [[decTmp, decoderName], [visTmp, visionName], [manifestTmp, manifestName]] as const) {
+    const moves: [string, string][] = [[decTmp, decoderName], [visTmp, visionName]];
+    if (clipName !== undefined) moves.push([clipTmp!, clipName]);
+    moves.push([manifestTmp, manifestName]);
+    for (const [tmp, name] of moves) {
       const dest = path.join(outDir, name);
       await rename(tmp, dest);
       placed.push(dest);
     }
     return {
       out: outDir, decoder: path.join(outDir, decoderName), vision: path.join(outDir, visionName), manifest: path.join(outDir, manifestName), type,
+      ...(clipName === undefined ? {} : { clip: path.join(outDir, clipName) }),
       decoderTypes, loraMerged: dec.loraMerged, loraScale: dec.loraScale,
     };
   } catch (e) {

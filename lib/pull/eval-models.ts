@@ -24,9 +24,9 @@ import { convertChexbert, type ChexbertConvertType } from '../convert/chexbert.j
 import { convertLlama } from '../convert/convert-llama.js';
 import { isConvertType, type ConvertType } from '../convert/mix.js';
 import { abortedError, LlavaRadError } from '../errors.js';
-import { repoInfo, type HfFile, type HfOptions, type HfRepoInfo } from './hf.js';
+import { type HfFile, type HfRepoInfo } from './hf.js';
 import { llavaRadHome, sourceFolder } from './home.js';
-import { downloadPlan, fileOf, hfOptions, type PulledFile, type PullProgress } from './pull.js';
+import { downloadPlan, fileOf, hfOptions, pinnedFile, pinnedInfo, type PulledFile, type PullProgress } from './pull.js';
 
 export const RRG_SCORERS_REPO = 'StanfordAIMI/RRG_scorers';
 export const RRG_SCORERS_REVISION = 'd97745aa136e5beb927da7e768e99de6ae807902';
@@ -104,26 +104,6 @@ export interface PullEvalResult {
   greenAlreadyPresent: boolean;
   /** the files fetched (or found complete) in this run */
   files: (PulledFile & { dest: string })[];
-}
-
-const HEX40 = /^[0-9a-f]{40}$/;
-
-async function pinnedInfo(repo: string, revision: string, hf: HfOptions): Promise<HfRepoInfo> {
-  const info = await repoInfo(repo, revision, hf);
-  if (HEX40.test(revision) && info.commit !== revision) {
-    throw new LlavaRadError('DOWNLOAD', `${repo}@${revision}: Hugging Face resolved the pinned commit to ${info.commit}`);
-  }
-  return info;
-}
-
-/** the listed file with the pinned sha256 as the one to check; a Hub sha256 that differs is refused up front */
-function pinnedFile(info: HfRepoInfo, name: string, sha256: string | undefined): HfFile {
-  const f = fileOf(info, name);
-  if (sha256 === undefined) return f;
-  if (f.sha256 !== undefined && f.sha256 !== sha256) {
-    throw new LlavaRadError('DOWNLOAD', `${info.repo}/${name}@${info.revision}: Hugging Face lists sha256 ${f.sha256}, the pinned one is ${sha256}`);
-  }
-  return { ...f, sha256 };
 }
 
 /** GREEN's files: everything but docs, and no PyTorch pickles when safetensors are there */

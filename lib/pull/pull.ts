@@ -22,8 +22,36 @@ export const VICUNA_REPO = 'lmsys/vicuna-7b-v1.5';
 export const LLAVA_RAD_REPO = 'microsoft/llava-rad';
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
+// the CLIP text tower's Hub files (pull({ clip: true })): BiomedCLIP-CXR's tokenizer vocabulary and BERT config
+export const PUBMEDBERT_REPO = 'microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract';
+/** NOT YET PINNED: the commit could not be learned offline; set the repository's commit id here (pull then
+ *  refuses any other) and its vocab.txt sha256 below */
+export const PUBMEDBERT_REVISION = 'main';
+/** NOT YET PINNED (see PUBMEDBERT_REVISION): undefined checks vocab.txt against the Hub's listed size only */
+export const PUBMEDBERT_VOCAB_SHA256: string | undefined = undefined;
+
 /** the base weights the converter accepts, in the order it looks for them */
 const BASE_WEIGHTS = ['pytorch_model.bin.index.json', 'model.safetensors.index.json', 'pytorch_model.bin', 'model.safetensors'];
+
+const HEX40 = /^[0-9a-f]{40}$/;
+
+export async function pinnedInfo(repo: string, revision: string, hf: HfOptions): Promise<HfRepoInfo> {
+  const info = await repoInfo(repo, revision, hf);
+  if (HEX40.test(revision) && info.commit !== revision) {
+    throw new LlavaRadError('DOWNLOAD', `${repo}@${revision}: Hugging Face resolved the pinned commit to ${info.commit}`);
+  }
+  return info;
+}
+
+/** the listed file with the pinned sha256 as the one to check; a Hub sha256 that differs is refused up front */
+export function pinnedFile(info: HfRepoInfo, name: string, sha256: string | undefined): HfFile {
+  const f = fileOf(info, name);
+  if (sha256 === undefined) return f;
+  if (f.sha256 !== undefined && f.sha256 !== sha256) {
+    throw new LlavaRadError('DOWNLOAD', `${info.repo}/${name}@${info.revision}: Hugging Face lists sha256 ${f.sha256}, the pinned one is ${sha256}`);
+  }
+  return { ...f, sha256 };
+}
 
 export interface PullProgress {
   phase: 'download' | 'convert';
@@ -47,8 +75,11 @@ export interface PullOptions {
   endpoint?: string;
   /** default $HF_TOKEN */
   token?: string;
-  /** revisions (branch, tag or commit) of the two repositories, default main */
-  revisions?: { vicuna?: string; llavaRad?: string };
+  /** revisions (branch, tag or commit) of the repositories: default main, PubMedBERT's PUBMEDBERT_REVISION */
+  revisions?: { vicuna?: string; llavaRad?: string; pubmedbert?: string };
+  /** also fetch PubMedBERT's vocab.txt and config.json and write the CLIP GGUF (llava-rad embed / classify,
+   *  retrieval); a folder converted without it is converted again */
+  clip?: boolean;
   /** accept the license terms (LICENSE_TERMS) and record it; needed once per model home */
   acceptLicense?: boolean;
   /** keep the downloads after converting */
@@ -81,8 +112,10 @@ export interface PullResult {
   alreadyPresent: boolean;
   files: PulledFile[];
   /** the two download folders, and whether they still exist */
-  sources: { vicuna: string; llavaRad: string };
+  sources: { vicuna: string; llavaRad: string; pubmedbert?: string };
   sourcesKept: boolean;
+  /** the CLIP GGUF, with clip: true */
+  clip?: string;
 }
 
 const NAME = /^[\w][\w.-]*$/;
@@ -160,14 +193,18 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
   }
   const dir = path.resolve(options.dir ?? path.join(home, 'models', `llava-rad-${type}`));
   const srcRoot = path.resolve(options.sources ?? path.join(home, 'sources'));
-  const sources = { vicuna: sourceFolder(VICUNA_REPO, srcRoot), llavaRad: sourceFolder(LLAVA_RAD_REPO, srcRoot) };
-  if (options.force !== true && existsSync(path.join(dir, 'llava-rad.json'))) {
+  const sources: PullResult['sources'] = { vicuna: sourceFolder(VICUNA_REPO, srcRoot), llavaRad: sourceFolder(LLAVA_RAD_REPO, srcRoot) };
+  if (options.clip === true) sources.pubmedbert = sourceFolder(PUBMEDBERT_REPO, srcRoot);
+  const hasClip = () => typeof jsonFile(path.join(dir, 'llava-rad.json')).clip === 'string';
+  if (options.force !== true && existsSync(path.join(dir, 'llava-rad.json')) && (options.clip !== true || hasClip())) {
     const files = resolveModelFolder(dir);
     const held = jsonFile(path.join(dir, 'llava-rad.json')).type;
     if (held !== type) {
       throw new LlavaRadError('INVALID_ARGUMENT', `${dir} already holds a ${String(held)} model, not ${type}: choose another folder, or force to convert again`);
     }
-    return { dir, ...files, type, alreadyPresent: true, files: [], sources, sourcesKept: existsSync(sources.vicuna) };
+    const clip = jsonFile(path.join(dir, 'llava-rad.json')).clip;
+    return { dir, ...files, type, alreadyPresent: true, files: [], sources, sourcesKept: existsSync(sources.vicuna),
+      ...(options.clip === true && typeof clip === 'string' ? { clip: path.join(dir, path.basename(clip)) } : {}) };
   }
 
   const hf = hfOptions(options);
@@ -209,6 +246,14 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
   add(rad, sources.llavaRad, plainName(cfg.vision_tower_config ?? 'biomedclipcxr_518.json', cfgFile, 'vision_tower_config'));
   add(rad, sources.llavaRad, plainName(cfg.vision_tower_checkpoint ?? 'biomedclipcxr_518_checkpoint.pt', cfgFile, 'vision_tower_checkpoint'));
 
+  let bert: HfRepoInfo | undefined;
+  if (sources.pubmedbert !== undefined) {
+    bert = await pinnedInfo(PUBMEDBERT_REPO, options.revisions?.pubmedbert ?? PUBMEDBERT_REVISION, hf);
+    await mkdir(sources.pubmedbert, { recursive: true });
+    plan.push({ info: bert, file: pinnedFile(bert, 'vocab.txt', PUBMEDBERT_VOCAB_SHA256), dest: path.join(sources.pubmedbert, 'vocab.txt') });
+    add(bert, sources.pubmedbert, 'config.json');
+  }
+
   // ---- download ----
   pulled.push(...await downloadPlan(plan, hf, options.onProgress));
 
@@ -216,15 +261,17 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
   if (options.signal?.aborted) throw abortedError(options.signal, 'pull');
   const conv = await convertRelease({
     base: sources.vicuna, adapter: sources.llavaRad, out: dir, type,
+    ...(sources.pubmedbert !== undefined ? { clipText: sources.pubmedbert } : {}),
     ...(options.onProgress ? { onProgress: (c) => options.onProgress!({ phase: 'convert', item: c.tensor, bytesDone: c.bytesDone, bytesTotal: c.bytesTotal }) } : {}),
   });
   await writeFile(path.join(dir, 'pull.json'), JSON.stringify({
     pulled_at: new Date().toISOString(),
     endpoint: hf.endpoint,
     type,
-    repositories: [vic, rad].map((i) => ({
+    repositories: [vic, rad, ...(bert ? [bert] : [])].map((i) => ({
       repo: i.repo, revision: i.revision, commit: i.commit,
-      files: pulled.filter((f) => f.repo === i.repo).map((f) => ({ path: f.path, size: f.size, sha256: i.files.get(f.path)?.sha256 ?? null })),
+      files: pulled.filter((f) => f.repo === i.repo).map((f) => ({ path: f.path, size: f.size,
+        sha256: i.files.get(f.path)?.sha256 ?? (i === bert && f.path === 'vocab.txt' ? PUBMEDBERT_VOCAB_SHA256 : undefined) ?? null })),
     })),
     research_use_only: true,
     redistribution: 'not allowed (weights and converted files)',
@@ -233,7 +280,9 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
   if (options.keepSources !== true) {
     await rm(sources.vicuna, { recursive: true, force: true });
     await rm(sources.llavaRad, { recursive: true, force: true });
+    if (sources.pubmedbert !== undefined) await rm(sources.pubmedbert, { recursive: true, force: true });
     if (options.sources === undefined) await rmdir(srcRoot).catch(() => {}); // only when empty
   }
-  return { dir, decoder: conv.decoder, vision: conv.vision, type, alreadyPresent: false, files: pulled, sources, sourcesKept: options.keepSources === true };
+  return { dir, decoder: conv.decoder, vision: conv.vision, type, alreadyPresent: false, files: pulled, sources, sourcesKept: options.keepSources === true,
+    ...(conv.clip !== undefined ? { clip: conv.clip } : {}) };
 }

@@ -30,6 +30,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     init_vision(env, exports, data);
     init_bert(env, exports, data);
     init_radgraph(env, exports);
+    init_clip(env, exports, data);
     exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
     return exports;
 }

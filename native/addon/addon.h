@@ -146,6 +146,7 @@ struct AddonData {
     Napi::FunctionReference context_ctor;
     Napi::FunctionReference vision_ctor;
     Napi::FunctionReference bert_ctor;
+    Napi::FunctionReference clip_ctor;
     // every context created in this env: freed by the env cleanup hook (a worker thread ending, or the
     // main env tearing down), so that no scheduler thread calls into a thread-safe function after Node
     // has deleted it
@@ -163,6 +164,7 @@ void init_quantize(Napi::Env env, Napi::Object exports);
 void init_vision(Napi::Env env, Napi::Object exports, AddonData * data);
 void init_bert(Napi::Env env, Napi::Object exports, AddonData * data);
 void init_radgraph(Napi::Env env, Napi::Object exports);
+void init_clip(Napi::Env env, Napi::Object exports, AddonData * data);
 
 // creates a JS Context wrapping `core` (context.cpp)
 Napi::Object new_context_object(Napi::Env env, std::shared_ptr<ContextCore> core);

@@ -403,6 +403,41 @@ lr_status lr_radgraph_score_spans(lr_radgraph * radgraph, const float * words, i
 lr_status lr_radgraph_score_pairs(lr_radgraph * radgraph, const float * words, int32_t n_words, const int32_t * spans,
                                   int32_t n_spans, const float * mention, float * relation, size_t relation_capacity);
 
+/* CLIP: BiomedCLIP-CXR's image and text embeddings (a CLIP GGUF from lib/convert/clip.ts + the vision */
+/* GGUF, see native/src/clip_model.h)                                                              */
+
+typedef struct lr_clip lr_clip;
+
+typedef struct lr_clip_info {
+    char    name[128];
+    char    backend[32];
+    int32_t n_out;          /* embedding width (BiomedCLIP-CXR: 512) */
+    int32_t n_ctx;          /* the most token ids a text takes ([CLS] ... [SEP]: 256) */
+    int32_t n_vocab;
+    int32_t image_size;     /* input side in pixels (518) */
+    float   image_mean[3];
+    float   image_std[3];
+    float   logit_scale;    /* log of the similarity scale (logits = exp(logit_scale) * image . text) */
+    int64_t n_params;
+} lr_clip_info;
+
+/* clip_path: the CLIP GGUF (text tower, projections, image head); vision_path: the vision GGUF (its every block
+ * runs). params and max_batch (images in one graph, <= 0: 8) as for lr_vision_load. */
+lr_status lr_clip_load(const char * clip_path, const char * vision_path, const lr_model_params * params,
+                       int32_t max_batch, lr_clip ** out_clip);
+void      lr_clip_free(lr_clip * clip);
+lr_status lr_clip_get_info(const lr_clip * clip, lr_clip_info * out_info);
+
+/* ids: the texts' token ids one after another ([CLS] first, [SEP] last, each < n_vocab); n_ids[i]: text i's count
+ * (1..n_ctx). out: capacity floats; needs n_texts x n_out: L2-normalized rows. should_abort may be NULL (asked
+ * before each text). Calls on one lr_clip are serialized; it may be used from any thread. */
+lr_status lr_clip_embed_texts(lr_clip * clip, const int32_t * ids, const int32_t * n_ids, int32_t n_texts,
+                              float * out, size_t capacity, lr_abort_callback should_abort, void * user);
+/* pixels as for lr_vision_encode; out: n_images x n_out L2-normalized rows. should_abort as for
+ * lr_vision_encode_abortable. */
+lr_status lr_clip_embed_images(lr_clip * clip, const float * pixels, int32_t n_images, float * out, size_t capacity,
+                               lr_abort_callback should_abort, void * user);
+
 #ifdef __cplusplus
 }
 #endif

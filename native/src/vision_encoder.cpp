@@ -5,8 +5,8 @@
 
 namespace lr {
 
-VisionEncoder::VisionEncoder(const VisionModel & model, int32_t max_batch, int32_t n_threads)
-    : model_(model), max_batch_(max_batch) {
+VisionEncoder::VisionEncoder(const VisionModel & model, int32_t max_batch, int32_t n_threads, bool cls_only)
+    : model_(model), max_batch_(max_batch), cls_only_(cls_only) {
     init_backends(backends_, model.backends.gpu ? LR_BACKEND_CUDA : LR_BACKEND_CPU,
                   n_threads > 0 ? n_threads : model.backends.n_threads);
     const size_t max_nodes = vision_graph_max_nodes(model.hp);
@@ -33,7 +33,7 @@ void VisionEncoder::encode(const float * pixels, int32_t n_images, bool features
     } callback(*this, should_abort, user);
     const VisionHParams & hp = model_.hp;
     const size_t in_per = (size_t) 3 * hp.image_size * hp.image_size;
-    const size_t out_per = (size_t) hp.n_patches() * (size_t) (features ? hp.n_embd : hp.n_out);
+    const size_t out_per = cls_only_ ? (size_t) hp.n_embd : (size_t) hp.n_patches() * (size_t) (features ? hp.n_embd : hp.n_out);
     for (int32_t i = 0; i < n_images; i += max_batch_) {
         const int32_t n = std::min(max_batch_, n_images - i);
         if (aborted()) fail(LR_ERR_CANCELLED, "the encode was cancelled");
@@ -49,7 +49,7 @@ void VisionEncoder::encode_batch(const float * pixels, int32_t n, bool features,
     struct Free { ggml_context * c; ~Free() { ggml_free(c); } } guard{ctx};
 
     ggml_cgraph * gf = ggml_new_graph_custom(ctx, vision_graph_max_nodes(hp), false);
-    VisionGraph g = build_vision_graph(ctx, gf, model_, n);
+    VisionGraph g = build_vision_graph(ctx, gf, model_, n, cls_only_);
     if (n != reserved_batch_) {
         // measured and reserved before ggml allocates: a graph too big for this machine (absurd image or
         // patch sizes in a GGUF) is an error here, never a failed allocation inside ggml
@@ -72,7 +72,7 @@ void VisionEncoder::encode_batch(const float * pixels, int32_t n, bool features,
     const ggml_status status = ggml_backend_sched_graph_compute(sched_, gf);
     if (status == GGML_STATUS_ABORTED) fail(LR_ERR_CANCELLED, "the encode was cancelled");
     if (status != GGML_STATUS_SUCCESS) fail(LR_ERR_BACKEND, "the backend failed to compute the vision graph");
-    ggml_tensor * result = features ? g.features : g.projected;
+    ggml_tensor * result = cls_only_ ? g.cls : features ? g.features : g.projected;
     ggml_backend_tensor_get(result, out, 0, ggml_nbytes(result));
 }
 

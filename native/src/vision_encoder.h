@@ -14,7 +14,8 @@ namespace lr {
 
 class VisionEncoder {
 public:
-    VisionEncoder(const VisionModel & model, int32_t max_batch, int32_t n_threads);
+    // cls_only: encode() writes the last block's CLS row per image (n_embd floats) instead
+    VisionEncoder(const VisionModel & model, int32_t max_batch, int32_t n_threads, bool cls_only = false);
     ~VisionEncoder();
     VisionEncoder(const VisionEncoder &) = delete;
     VisionEncoder & operator=(const VisionEncoder &) = delete;
@@ -29,6 +30,7 @@ public:
 private:
     const VisionModel & model_;
     int32_t max_batch_;
+    bool cls_only_;
     Backends backends_;
     ggml_backend_sched_t sched_ = nullptr;
     std::vector<uint8_t> meta_;

@@ -6,6 +6,7 @@
 //       x = x + ls1 * attn(layer_norm1(x))            fused-qkv attention split in q, k, v, with biases
 //       x = x + ls2 * fc2(gelu(fc1(layer_norm2(x))))  exact GELU
 //   features  = x without CLS                         hidden_states[select_layer][:, 1:]
+//   (or, cls_only: cls = x[:, 0], [D, B], after every block: what the CLIP image head pools)
 //
 // The N positions are padded with zero rows to NP, a multiple of kPositionPad, and the attention masks the
 // padded keys out: ggml's CPU matmul takes its fast (llamafile sgemm) path only when the row count and the
@@ -75,7 +76,7 @@ size_t vision_graph_max_nodes(const VisionHParams & hp) {
     return (size_t) std::max(1024, hp.n_block_used * 64 + 64);
 }
 
-VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const VisionModel & m, int32_t n_images) {
+VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const VisionModel & m, int32_t n_images, bool cls_only) {
     const VisionHParams & hp = m.hp;
     const int64_t S = hp.image_size, P = hp.patch_size, G = hp.grid(), D = hp.n_embd, B = n_images;
     VisionGraph g;
@@ -113,6 +114,15 @@ VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const Visio
         h = linear(ctx, gelu(ctx, linear(ctx, h, blk.up_w, blk.up_b), hp.gelu_erf), blk.down_w, blk.down_b);
         if (blk.ls2) h = ggml_mul(ctx, h, blk.ls2);
         x = ggml_add(ctx, x, h);
+    }
+
+    if (cls_only) {
+        // position 0 of each image: [D, B]
+        g.cls = ggml_cont(ctx, ggml_view_2d(ctx, x, D, B, x->nb[2], 0));
+        ggml_set_name(g.cls, "vision_cls");
+        ggml_set_output(g.cls);
+        ggml_build_forward_expand(gf, g.cls);
+        return g;
     }
 
     // drop CLS: positions 1..N-1

@@ -12,10 +12,13 @@ struct VisionGraph {
     ggml_tensor * key_mask = nullptr;  // input F32 [NP, NP]: vision_fill_key_mask's values
     ggml_tensor * features = nullptr;  // F32 [D, G*G, B]: hidden_states[select_layer] without CLS
     ggml_tensor * projected = nullptr; // F32 [T, G*G, B]: the embeddings the decoder takes
+    ggml_tensor * cls = nullptr;       // F32 [D, B]: the last block's CLS row (cls_only graphs)
 };
 
-// Builds the graph for n_images into ctx (no_alloc) and gf.
-VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const VisionModel & model, int32_t n_images);
+// Builds the graph for n_images into ctx (no_alloc) and gf. cls_only: the CLS rows alone (no features, no
+// projector), for the CLIP image embedding.
+VisionGraph build_vision_graph(ggml_context * ctx, ggml_cgraph * gf, const VisionModel & model, int32_t n_images,
+                               bool cls_only = false);
 
 size_t vision_graph_max_nodes(const VisionHParams & hp);
 

@@ -76,10 +76,14 @@ VisionHParams VisionHParams::from_gguf(const GgufFile & g) {
     return hp;
 }
 
-std::unique_ptr<VisionModel> VisionModel::load(const std::string & path, const lr_model_params & params) {
+std::unique_ptr<VisionModel> VisionModel::load(const std::string & path, const lr_model_params & params, bool all_blocks) {
     std::unique_ptr<VisionModel> m(new VisionModel());
     m->gguf = GgufFile::open(path);
     m->hp = VisionHParams::from_gguf(*m->gguf);
+    if (all_blocks) {
+        m->hp.select_layer = -1;
+        m->hp.n_block_used = m->hp.n_block;
+    }
     m->name = m->gguf->get_string("general.name", "");
     init_backends(m->backends, params.backend, params.n_threads);
 
@@ -116,10 +120,12 @@ std::unique_ptr<VisionModel> VisionModel::load(const std::string & path, const l
             d.push_back({p + "ls2.weight", {D}, U::Vector, &b.ls2});
         }
     }
-    d.push_back({"mm.0.weight", {D, T}, U::MatMul, &m->mm0_w});
-    d.push_back({"mm.0.bias", {T}, U::Vector, &m->mm0_b});
-    d.push_back({"mm.2.weight", {T, T}, U::MatMul, &m->mm2_w});
-    d.push_back({"mm.2.bias", {T}, U::Vector, &m->mm2_b});
+    if (!all_blocks) { // the CLIP image path (all_blocks) never runs the projector: its weights stay on disk
+        d.push_back({"mm.0.weight", {D, T}, U::MatMul, &m->mm0_w});
+        d.push_back({"mm.0.bias", {T}, U::Vector, &m->mm0_b});
+        d.push_back({"mm.2.weight", {T, T}, U::MatMul, &m->mm2_w});
+        d.push_back({"mm.2.bias", {T}, U::Vector, &m->mm2_b});
+    }
     m->weights_.place(*m->gguf, m->backends, d, params.use_mmap != 0);
     m->n_params = m->weights_.n_params;
     m->weight_bytes = m->weights_.bytes;

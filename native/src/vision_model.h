@@ -85,7 +85,9 @@ struct VisionModel {
     VisionModel(const VisionModel &) = delete;
     VisionModel & operator=(const VisionModel &) = delete;
 
-    static std::unique_ptr<VisionModel> load(const std::string & path, const lr_model_params & params);
+    // all_blocks: every block runs (the CLIP image embedding pools the end of the tower), whatever select_layer says;
+    // the projector is not loaded (such a model only builds cls_only graphs)
+    static std::unique_ptr<VisionModel> load(const std::string & path, const lr_model_params & params, bool all_blocks = false);
 
 private:
     WeightStore weights_;
