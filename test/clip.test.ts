@@ -55,10 +55,12 @@ it('the tolerance separates the references: distinct texts and images are far mo
 //   f16 vision + f32 CLIP GGUF (convert's defaults): image 8.9e-9 / 8.1e-8, |dp| 4.4e-7 / 1.3e-3 (over the bar)
 //   f16 vision + f16 CLIP GGUF: text 4.0e-6 / 5.6e-6, image 2.8e-8 / 1.6e-7, |dp| 6.1e-5 / 5.7e-3
 // f16 matrices make ggml round the activations to f16 too, and exp(logit_scale) = 100 turns that into probability
+// error; the f16 + f16 pair is held to the issue's 1e-3 on the committed fixture only (the unseen release's 5.7e-3
+// is why the CLIP GGUF defaults to f32).
 const CASES = [
   { vision: 'f32', clip: 'f32', tol: { text: 1e-8, image: 1e-9, prob: 1e-5 } },
   { vision: 'f16', clip: 'f32', tol: { text: 1e-8, image: 1e-6, prob: 5e-3 } },
-  { vision: 'f16', clip: 'f16', tol: { text: 5e-5, image: 1e-6, prob: undefined } },
+  { vision: 'f16', clip: 'f16', tol: { text: 5e-5, image: 1e-6, prob: 1e-3 } },
 ] as const;
 
 for (const { vision: visionType, clip: clipType, tol } of CASES) {
@@ -100,13 +102,13 @@ for (const { vision: visionType, clip: clipType, tol } of CASES) {
       expect(cosineDistance(alone!, embs[1]!), 'batch of 3 vs alone').toBeLessThan(tol.image);
     });
 
-    it.skipIf(tol.prob === undefined)(`classifies with the reference's zero-shot probabilities within ${tol.prob}`, async () => {
+    it(`classifies with the reference's zero-shot probabilities within ${tol.prob}`, async () => {
       const g = golden.classify;
       for (const [i, c] of golden.images.entries()) {
         const r = await clip.classify(readFileSync(path.join(FINDINGS, c.image)), g.labels, { templates: [g.template] });
         r.labels.forEach((l, j) => {
           expect(l.label).toBe(g.labels[j]);
-          expect(Math.abs(l.probability - g.probabilities[i]![j]!), `${c.image} / ${l.label}: |p - p_ref|`).toBeLessThan(tol.prob!);
+          expect(Math.abs(l.probability - g.probabilities[i]![j]!), `${c.image} / ${l.label}: |p - p_ref|`).toBeLessThan(tol.prob);
         });
       }
     });
@@ -151,7 +153,8 @@ for (const { vision: visionType, clip: clipType, tol } of CASES) {
       expect(cosineDistance(again!, golden.texts[0]!.embedding)).toBeLessThan(tol.text);
     });
 
-    it.runIf(visionType === 'f32')('more images and texts than one native call takes (16, 256) come back in order', async () => {
+    // once, on the f32 files (chunking does not depend on the types)
+    if (visionType === 'f32') it('more images and texts than one native call takes (16, 256) come back in order', async () => {
       const square = readFileSync(path.join(FINDINGS, golden.images[2]!.image));
       const grey = readFileSync(path.join(FINDINGS, golden.images[0]!.image));
       const images = Array.from({ length: 18 }, (_, i) => (i === 16 ? grey : square));
