@@ -3,7 +3,7 @@
 import { evalRetrieval } from '../retrieval/eval.js';
 import type { DirectionMetrics } from '../retrieval/metrics.js';
 import { parseWithPositionals, UsageError, type Command } from './args.js';
-import { MANIFEST_OPTIONS, MANIFEST_USAGE, embedderArg, manifestOptions, openIndexArg, pct, requireFile } from './retrieval-args.js';
+import { MANIFEST_OPTIONS, MANIFEST_USAGE, withEmbedder, manifestOptions, openIndexArg, pct, requireFile } from './retrieval-args.js';
 
 const row = (name: string, m: DirectionMetrics) =>
   `${name.padEnd(14)} ${pct(m.r1).padStart(6)} ${pct(m.r5).padStart(6)} ${pct(m.r10).padStart(6)} ${String(m.medianRank).padStart(7)} ${m.meanRank.toFixed(1).padStart(8)}\n`;
@@ -43,7 +43,7 @@ ${MANIFEST_USAGE}
         index.close();
       }
     } else {
-      r = await evalRetrieval(manifest, { embedder: await embedderArg(v, 'eval-retrieval') }, options);
+      r = await withEmbedder(v, 'eval-retrieval', (embedder) => evalRetrieval(manifest, { embedder }, options));
     }
     if (v.json) {
       io.out(JSON.stringify({ n: r.n, no_report: r.noReport, model_id: r.modelId, image_to_text: json(r.imageToText), text_to_image: json(r.textToImage) }) + '\n');

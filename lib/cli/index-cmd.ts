@@ -4,7 +4,7 @@ import { buildIndex } from '../retrieval/build.js';
 import { exportJsonl } from '../retrieval/export.js';
 import type { EntryKind } from '../retrieval/format.js';
 import { asUsage, intArg, parseWithPositionals, UsageError, type Command, type Io } from './args.js';
-import { MANIFEST_OPTIONS, MANIFEST_USAGE, embedderArg, manifestOptions, openIndexArg, requireFile } from './retrieval-args.js';
+import { MANIFEST_OPTIONS, MANIFEST_USAGE, withEmbedder, manifestOptions, openIndexArg, requireFile } from './retrieval-args.js';
 
 const USAGE = `Usage: llava-rad index build MANIFEST --out INDEX --model DIR [options]
        llava-rad index export INDEX --out FILE.jsonl
@@ -39,12 +39,11 @@ async function build(manifest: string | undefined, v: Record<string, string | bo
   const kinds = kindsArg(v.kinds);
   const batchSize = intArg(v['batch-size'], '--batch-size', 1, 4096);
   const options = manifestOptions(v, 'index build');
-  const embedder = await embedderArg(v, 'index build');
-  const r = await buildIndex(file, embedder, {
-    ...options, out: v.out, signal,
+  const r = await withEmbedder(v, 'index build', (embedder) => buildIndex(file, embedder, {
+    ...options, out: v.out as string, signal,
     ...(kinds ? { kinds } : {}), ...(batchSize ? { batchSize } : {}),
     onProgress: (p) => io.err(`llava-rad index: embedded ${p.done}/${p.total}\n`),
-  });
+  }));
   io.err(`llava-rad index: ${r.file} holds ${r.count} entries (${r.added} embedded now${r.recovered ? `, ${r.recovered} recovered from an interrupted build` : ''}${r.noReport ? `; ${r.noReport} studies without a report` : ''})\n`);
   if (v.json) io.out(JSON.stringify({ file: r.file, count: r.count, added: r.added, recovered: r.recovered, no_report: r.noReport }) + '\n');
   return 0;

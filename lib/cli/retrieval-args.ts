@@ -33,10 +33,15 @@ export function requireFile(p: string | undefined, what: string, command: string
   return p;
 }
 
-/** the CLIP model of --model DIR */
-export async function embedderArg(v: Values, command: string): Promise<Embedder> {
+/** runs fn with the CLIP model of --model DIR, disposed after */
+export async function withEmbedder<T>(v: Values, command: string, fn: (e: Embedder) => Promise<T>): Promise<T> {
   if (typeof v.model !== 'string' || v.model === '') throw new UsageError(`${command}: --model DIR (the CLIP model's folder) is required`);
-  return openEmbedder(v.model);
+  const embedder = await openEmbedder(v.model);
+  try {
+    return await fn(embedder);
+  } finally {
+    await embedder.dispose?.();
+  }
 }
 
 export function openIndexArg(p: string | undefined, command: string): RetrievalIndex {

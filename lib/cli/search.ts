@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { search, DEFAULT_K, MAX_K, type KindFilter } from '../retrieval/search.js';
 import { intArg, parseWithPositionals, UsageError, type Command } from './args.js';
-import { embedderArg, openIndexArg, requireFile } from './retrieval-args.js';
+import { withEmbedder, openIndexArg, requireFile } from './retrieval-args.js';
 
 export const searchCommand: Command = {
   name: 'search',
@@ -42,9 +42,8 @@ Options:
     const query = typeof v.image === 'string' ? { image: readFileSync(requireFile(v.image, 'the --image file', 'search')) } : { text: v.text as string };
     const index = openIndexArg(positionals[0], 'search');
     try {
-      const embedder = await embedderArg(v, 'search');
       const kind = (v.kind ?? ('text' in query ? 'image' : 'text')) as KindFilter;
-      const hits = await search(index, embedder, query, { k, kind, signal });
+      const hits = await withEmbedder(v, 'search', (embedder) => search(index, embedder, query, { k, kind, signal }));
       if (v.json) {
         io.out(JSON.stringify({
           query: 'text' in query ? { text: query.text } : { image: v.image }, kind, k,

@@ -17,4 +17,6 @@ export interface Embedder {
   embedImages(images: readonly Uint8Array[], options?: EmbedOptions): Promise<Float32Array[]>;
   /** one L2-normalized Float32Array of `dim` floats per text */
   embedTexts(texts: readonly string[], options?: EmbedOptions): Promise<Float32Array[]>;
+  /** frees what the model holds (native memory); the command line calls it when done */
+  dispose?(): Promise<void>;
 }
