@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadClip } from '../lib/clip/model.js';
-import { LLAVA_RAD_REPO, PUBMEDBERT_REPO, VICUNA_REPO, pull } from '../lib/pull/pull.js';
+import { LLAVA_RAD_REPO, PUBMEDBERT_REPO, PUBMEDBERT_REVISION, VICUNA_REPO, pull } from '../lib/pull/pull.js';
 import { sendRange } from './helpers/range-send.js';
 
 const REL = new URL('./fixtures/release/', import.meta.url).pathname;
@@ -23,7 +23,7 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'clip-pull-'));
 beforeAll(async () => {
   for (const [repo, dir] of [[VICUNA_REPO, 'vicuna'], [LLAVA_RAD_REPO, 'llava-rad'], [PUBMEDBERT_REPO, 'biomedbert']] as const) {
     const files = new Map(readdirSync(path.join(REL, dir)).map((f) => [f, readFileSync(path.join(REL, dir, f))] as const));
-    repos.set(repo, { commit: randomBytes(20).toString('hex'), files });
+    repos.set(repo, { commit: repo === PUBMEDBERT_REPO ? PUBMEDBERT_REVISION : randomBytes(20).toString('hex'), files });
   }
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');

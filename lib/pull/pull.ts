@@ -22,12 +22,14 @@ export const VICUNA_REPO = 'lmsys/vicuna-7b-v1.5';
 export const LLAVA_RAD_REPO = 'microsoft/llava-rad';
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
-// the CLIP text tower's Hub files (pull({ clip: true })): BiomedCLIP-CXR's tokenizer vocabulary and BERT config
-export const PUBMEDBERT_REPO = 'microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract';
-/** NOT YET PINNED: the commit could not be learned offline; set the repository's commit id here (pull then
- *  refuses any other) and its vocab.txt sha256 below */
-export const PUBMEDBERT_REVISION = 'main';
-/** NOT YET PINNED (see PUBMEDBERT_REVISION): undefined checks vocab.txt against the Hub's listed size only */
+// the CLIP text tower's Hub files (pull({ clip: true })): BiomedCLIP-CXR's tokenizer vocabulary and BERT config.
+// microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract was renamed BiomedBERT in November 2023 (the old name
+// redirects); pinned at 4277b868 ("Update config.json", August 2020: vocab.txt last changed in 1597bd99 just before,
+// and no later commit touches either file, only the README and license)
+export const PUBMEDBERT_REPO = 'microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract';
+export const PUBMEDBERT_REVISION = '4277b868909f5027be56da34cc3fef08615c2f12';
+/** vocab.txt is not a Git LFS file, so the Hub lists no sha256 for it: undefined checks its listed size (and the
+ *  pinned commit) only */
 export const PUBMEDBERT_VOCAB_SHA256: string | undefined = undefined;
 
 /** the base weights the converter accepts, in the order it looks for them */
