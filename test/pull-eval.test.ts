@@ -264,7 +264,7 @@ describe('pull-eval (fake Hugging Face on 127.0.0.1)', () => {
     const text = await cli(['pull-eval', '--type', 'f16', '-q'], env);
     expect(text.code, text.err).toBe(0);
     expect(text.out).toMatch(/CheXbert already converted: .*chexbert-f16\.gguf/);
-    expect(text.out).toMatch(/RadGraph archive kept: .*radgraph\.tar\.gz \(RadGraph F1 is not implemented/);
+    expect(text.out).toMatch(/RadGraph archive kept: .*radgraph\.tar\.gz \(for RadGraph F1: llava-rad convert-radgraph/);
 
     expect((await cli(['pull-eval', '--type', 'q4_k_m'], env)).code).toBe(2);
     expect((await cli(['pull-eval', '--green', '--green-type', 'q3'], env)).code).toBe(2);

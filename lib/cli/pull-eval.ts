@@ -17,7 +17,8 @@ and sha256 Hugging Face lists, and vocab.txt against its pinned sha256):
   ${GREEN_REPO}@${GREEN_REVISION.slice(0, 12)}  with --green (about 27 GB), converted to green-<green-type>.gguf
 then converts chexbert.pth + vocab.txt into $LLAVA_RAD_HOME/eval/chexbert-<type>.gguf, where
 'llava-rad eval --metrics chexbert' looks when no --chexbert is given. RadGraph's archive is kept for
-RadGraph F1, which llava-rad does not compute yet.
+RadGraph F1: convert it with 'llava-rad convert-radgraph radgraph.tar.gz --vocab VOCAB --out
+$LLAVA_RAD_HOME/eval/radgraph-f32.gguf' (its BERT's vocab.txt, which the archive names but does not hold).
 
   --type T     f32 (default; the labels closest to PyTorch's) or f16 weight matrices
   --green      also download GREEN (${GREEN_REPO}) and convert it for 'eval --metrics green'
@@ -77,7 +78,7 @@ ${EVAL_TERMS}`,
     }
     io.out(`${r.chexbertAlreadyPresent ? 'CheXbert already converted' : `CheXbert converted (${seconds.toFixed(1)} s)`}: ${r.chexbert}\n` +
       `  'llava-rad eval PREDICTIONS --metrics chexbert' uses it with no --chexbert\n` +
-      `RadGraph archive kept: ${r.radgraph} (RadGraph F1 is not implemented in llava-rad yet)\n` +
+      `RadGraph archive kept: ${r.radgraph} (for RadGraph F1: llava-rad convert-radgraph ARCHIVE --vocab VOCAB --out FILE.gguf)\n` +
       (r.greenGguf ? `${r.greenAlreadyPresent ? 'GREEN already converted' : 'GREEN converted'}: ${r.greenGguf}\n` +
         `  'llava-rad eval PREDICTIONS --metrics green --green-dir GREEN_CLONE' uses it with no --green\n` : '') +
       `\n${EVAL_TERMS}\n`);

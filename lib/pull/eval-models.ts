@@ -52,7 +52,7 @@ export const EVAL_MODEL_FILES: readonly EvalModelFile[] = [
   { id: 'vocab', repo: BERT_BASE_UNCASED_REPO, revision: BERT_BASE_UNCASED_REVISION, file: 'vocab.txt', sha256: BERT_BASE_UNCASED_VOCAB_SHA256,
     purpose: "bert-base-uncased's WordPiece vocabulary, CheXbert's tokenizer (embedded in the GGUF)" },
   { id: 'radgraph', repo: RRG_SCORERS_REPO, revision: RRG_SCORERS_REVISION, file: 'radgraph.tar.gz',
-    purpose: 'the RadGraph model archive, for RadGraph F1 (kept; llava-rad does not run RadGraph yet)' },
+    purpose: 'the RadGraph model archive, for RadGraph F1 (kept; make its GGUF with convert-radgraph and its BERT vocab.txt)' },
 ];
 
 export const EVAL_TERMS = `The scorer weights are third-party research models, each under the terms on its Hugging Face page:
