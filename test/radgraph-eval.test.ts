@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WordPieceVocab } from '../lib/bert/wordpiece.js';
 import { convertRadgraph } from '../lib/convert/radgraph.js';
 import { evaluate, type EvalRecord } from '../lib/eval/evaluate.js';
-import { evaluatePaired } from '../lib/eval/paired.js';
-import { radgraphF1, type RadgraphAnnotation, type RadgraphRewardLevel } from '../lib/eval/radgraph-reward.js';
+import { evaluatePaired, pairedMeans } from '../lib/eval/paired.js';
+import { radgraphF1, radgraphRewards, type RadgraphAnnotation, type RadgraphRewardLevel } from '../lib/eval/radgraph-reward.js';
 import { RadgraphModel } from '../lib/radgraph/radgraph.js';
 import { runCliInProcess } from './helpers/cli-in-process.js';
 
@@ -70,11 +70,28 @@ describe('the radgraph metric of evaluate()', () => {
     }
   });
 
-  it('refuses a missing model, a bad level and the paired bootstrap with typed errors', async () => {
+  it('refuses a missing model and a bad level with typed errors', async () => {
     await expect(evaluate(records, { metrics: ['radgraph'] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(evaluate(records, { metrics: ['radgraph'], radgraph: gguf, radgraphLevel: 'all' as RadgraphRewardLevel })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(evaluate(records, { metrics: ['radgraph'], radgraph: path.join(dir, 'missing.gguf') })).rejects.toMatchObject({ code: 'IO' });
-    await expect(evaluatePaired(records, records, { metrics: ['radgraph'], radgraph: gguf })).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+
+  it('the paired bootstrap: A and B are the mean per-report F1 of the reference\'s rewards, resampled with the paired rows', async () => {
+    // B: the predictions rotated by one (another system on the same studies)
+    const rotated = records.map((r, i) => ({ ...r, prediction: records[(i + 1) % records.length]!.prediction }));
+    const r = await evaluatePaired(records, rotated, { metrics: ['radgraph'], radgraph: gguf, bootstrap: B });
+    const m = r.metrics.radgraph!;
+    const refs = golden.annotations.map((a) => a[0]);
+    const preds = golden.annotations.map((a) => a[1]);
+    const fa = radgraphRewards(refs, preds, { rewardLevel: 'partial' }).rewards.map((x) => x.f1);
+    const fb = radgraphRewards(refs, preds.map((_, i) => preds[(i + 1) % preds.length]!), { rewardLevel: 'partial' }).rewards.map((x) => x.f1);
+    const want = pairedMeans(fa, fb, B);
+    expect(Math.abs(m.a - want.a), 'A: mean F1 of the reference annotations').toBeLessThan(TOL);
+    expect(Math.abs(m.b - want.b), 'B: mean F1').toBeLessThan(TOL);
+    expect(Math.abs(m.mean - want.mean), 'mean of the resampled differences').toBeLessThan(TOL);
+    expect(m.ci[0]).toBeCloseTo(want.ci[0], 12);
+    expect(m.ci[1]).toBeCloseTo(want.ci[1], 12);
+    expect(m.a).not.toBe(m.b);
   });
 });
 
@@ -105,7 +122,10 @@ describe('llava-rad eval --metrics radgraph and convert-radgraph', () => {
     const missing = await runCliInProcess(['eval', jsonl, '--metrics', 'radgraph'], { LLAVA_RAD_RADGRAPH: undefined, LLAVA_RAD_HOME: dir + '/nowhere' });
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/convert-radgraph/);
-    expect((await runCliInProcess(['eval', jsonl, '--radgraph', gguf, '--paired'])).code).toBe(2);
+    expect((await runCliInProcess(['eval', jsonl, '--radgraph', gguf, '--paired'])).code, '--paired needs two files').toBe(2);
+    const paired = await runCliInProcess(['eval', jsonl, jsonl, '--paired', '--metrics', 'radgraph', '--radgraph', gguf, '--bootstrap', '20']);
+    expect(paired.code, paired.err).toBe(0);
+    expect(paired.out).toMatch(/RadGraph F1 \(mean\)\s+\d\.\d{4}\s+\d\.\d{4}\s+0\.0000/);
     expect((await runCliInProcess(['convert-radgraph', path.join(FIXTURE, 'radgraph-tiny.tar.gz')])).code).toBe(2);
   });
 });

@@ -370,6 +370,7 @@ function pairedTable(r: CliPairedResult): string {
   const c = r.metrics.chexbert;
   if (c) for (const k of CHEXBERT_SUMMARY_KEYS) rows.push(row(`CheXbert ${k}`, c[k]));
   if (r.metrics.sembScore) rows.push(row('SembScore', r.metrics.sembScore));
+  if (r.metrics.radgraph) rows.push(row('RadGraph F1 (mean)', r.metrics.radgraph));
   const j = r.metrics.chexprompt;
   if (j) {
     rows.push(row('CheXprompt significant errors/report', j.significant));
@@ -502,7 +503,6 @@ arguments or a missing file.`,
     const wantsChexbert = !judgeOnly && (metrics ?? DEFAULT_METRICS).includes('chexbert');
     const chexbert = wantsChexbert ? resolveChexbertPath(v.chexbert) : undefined;
     const wantsRadgraph = !judgeOnly && (metrics ?? DEFAULT_METRICS).includes('radgraph');
-    if (wantsRadgraph && v.paired) throw new UsageError('eval: --paired does not support the radgraph metric yet; evaluate each file on its own');
     const levelArg = v['radgraph-level'];
     if (levelArg !== undefined && !(RADGRAPH_REWARD_LEVELS as readonly unknown[]).includes(levelArg)) throw new UsageError(`--radgraph-level must be simple, partial or complete, got '${String(levelArg)}'`);
     const level = levelArg as RadgraphRewardLevel | undefined;

@@ -8,6 +8,8 @@
 //   3. For resample r (row idx[r]): BLEU-k of A and of B are the corpus BLEU of the summed sacrebleu
 //      segment statistics of the rows' studies; ROUGE-L of A and of B are the mean rouge_score F-measure
 //      over the rows' studies (summed in row order, divided by n). d[r] = B - A.
+//      RadGraph F1: each study's reference and both predictions are annotated by RadGraph's model; A and B
+//      are the mean per-report F1 (f1radgraph.py's reward at the chosen level) over the rows' studies.
 //      CheXbert (the chexbert family): each study's reference and both predictions are labeled by CheXbert;
 //      for each of run.py's eight scores (Micro-/Macro-F1-14, -5, and the "+" four), F1 of A and of B are
 //      sklearn's micro / macro F1 over the rows' studies (binarised as chexbert-f1.ts does); SembScore of A
@@ -23,6 +25,8 @@ import { cosineSimilarity, labelPairs, withChexbert } from './chexbert-metric.js
 import { loadPairs, resolveOptions, type EvalOptions, type ResolvedOptions } from './evaluate.js';
 import type { EvalRecord, ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
+import { radgraphRewards } from './radgraph-reward.js';
+import { annotateReports, withRadgraph } from '../radgraph/metric.js';
 import { fsum } from './text.js';
 
 export interface PairedMetric {
@@ -47,7 +51,7 @@ export interface PairedResult {
   /** studies scored in one file only (by id), left out */
   unmatched: { a: number; b: number };
   bootstrap: number;
-  metrics: { bleu1?: PairedMetric; bleu4?: PairedMetric; rougeL?: PairedMetric; chexbert?: Record<ChexbertSummaryKey, PairedMetric>; sembScore?: PairedMetric };
+  metrics: { bleu1?: PairedMetric; bleu4?: PairedMetric; rougeL?: PairedMetric; chexbert?: Record<ChexbertSummaryKey, PairedMetric>; sembScore?: PairedMetric; radgraph?: PairedMetric };
 }
 
 /** the chexbert family's paired bootstrap over the resamples `idx` (B x n, row-major) */
@@ -154,7 +158,6 @@ export function matchPairs(inputA: string | readonly EvalRecord[], inputB: strin
 /** paired bootstrap of B - A (see the procedure above) */
 export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
   const opts = resolveOptions(options);
-  if (opts.metrics.includes('radgraph')) throw new LlavaRadError('UNSUPPORTED', 'the paired bootstrap does not support the radgraph metric yet; evaluate each file on its own');
   const { pa, pb, skipped, unmatched } = matchPairs(inputA, inputB);
   const n = pa.length;
   const B_ = opts.bootstrap;
@@ -192,6 +195,15 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
     metrics.rougeL = meanDiffs(fa, fb, idx, B_);
   }
   if (opts.metrics.includes('chexbert')) Object.assign(metrics, await pairedChexbert(pa, pb, idx, B_, opts));
+  if (opts.metrics.includes('radgraph')) {
+    metrics.radgraph = await withRadgraph(opts, async (model) => {
+      const refAnnotations = await annotateReports(model, refs, opts.signal);
+      const level = { rewardLevel: opts.radgraphLevel ?? 'partial', lowercase: opts.radgraphLowercase ?? false } as const;
+      const f1 = async (ps: readonly ScoredPair[]) =>
+        radgraphRewards(refAnnotations, await annotateReports(model, ps.map((p) => p.prediction), opts.signal), level).rewards.map((r) => r.f1);
+      return meanDiffs(await f1(pa), await f1(pb), idx, B_);
+    });
+  }
   return {
     n,
     skipped,

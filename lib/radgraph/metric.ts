@@ -60,17 +60,19 @@ export async function withRadgraph<T>(opts: RadgraphMetricOptions, fn: (model: R
   }
 }
 
+/** the annotations of texts in order; an empty text is never annotated (null), as F1RadGraph.forward does */
+export async function annotateReports(model: RadgraphModel, texts: readonly string[], signal?: AbortSignal): Promise<Array<RadgraphAnnotation | null>> {
+  const nonEmpty = texts.filter((t) => t !== '');
+  const done = await model.annotateMany(nonEmpty, signal ? { signal } : {});
+  let k = 0;
+  return texts.map((t) => (t === '' ? null : done[k++]!));
+}
+
 /** the radgraph metric of references and predictions (same order), with `bootstrap` resamples */
 export async function radgraphMetric(references: readonly string[], predictions: readonly string[], opts: RadgraphMetricOptions, bootstrap: number): Promise<RadgraphMetricResult> {
   return withRadgraph(opts, async (model) => {
-    const annotate = async (texts: readonly string[]): Promise<Array<RadgraphAnnotation | null>> => {
-      const nonEmpty = texts.filter((t) => t !== '');
-      const done = await model.annotateMany(nonEmpty, opts.signal ? { signal: opts.signal } : {});
-      let k = 0;
-      return texts.map((t) => (t === '' ? null : done[k++]!));
-    };
-    const refs = await annotate(references);
-    const preds = await annotate(predictions);
+    const refs = await annotateReports(model, references, opts.signal);
+    const preds = await annotateReports(model, predictions, opts.signal);
     const r = radgraphF1(refs, preds, { rewardLevel: opts.radgraphLevel ?? 'partial', lowercase: opts.radgraphLowercase ?? false, bootstrap });
     return {
       score: r.resampled!.median, ci: r.resampled!.ci, f1: r.f1, precision: r.precision, recall: r.recall,
