@@ -154,7 +154,8 @@ describe('GREEN on a tiny LLaMA', () => {
       { id: 's2', reference: 'Heart size is normal.', prediction: 'Heart size is normal.' },
     ].map((r) => JSON.stringify(r)).join('\n') + '\n');
     const short = ['--green-max-length', '200'];
-    const r = await runCliInProcess(['eval', preds, '--metrics', 'bleu,green', '--green', modelPath, '--green-dir', checkout, '--green-parallel', '2', ...short, '--json']);
+    const html = path.join(dir, 'report.html');
+    const r = await runCliInProcess(['eval', preds, '--metrics', 'bleu,green', '--green', modelPath, '--green-dir', checkout, '--green-parallel', '2', ...short, '--json', '--html', html]);
     expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out.trim().split('\n').at(-1)!) as { n: number; metrics: { bleu1: unknown; green: { score: number; ci: number[]; std: number; studies: { id: string; score: number; analysis: string }[]; prompt: { sha256: string } } } };
     expect(out.n).toBe(2);
@@ -164,6 +165,9 @@ describe('GREEN on a tiny LLaMA', () => {
     for (const s of g.studies) expect(s.score).toBe(greenScoreOf(greenCounts(s.analysis)));
     expect(g.score).toBe((g.studies[0]!.score + g.studies[1]!.score) / 2);
     expect(g.prompt.sha256).toBe(loadGreenPrompt(checkout).sha256);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('<h2>GREEN</h2>');
+    expect(page).toContain(`<td>${g.score.toFixed(4)}</td>`);
     const noDir = await runCliInProcess(['eval', preds, '--metrics', 'green', '--green', modelPath], { LLAVA_RAD_HOME: dir });
     expect(noDir.code).toBe(2);
     expect(noDir.err).toContain('--green-dir DIR');

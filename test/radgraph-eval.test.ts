@@ -103,12 +103,14 @@ describe('llava-rad eval --metrics radgraph and convert-radgraph', () => {
     expect(JSON.parse(conv.out.trim()).config.maxSpanWidth).toBe(4);
     const jsonl = path.join(dir, 'preds.jsonl');
     writeFileSync(jsonl, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    const r = await runCliInProcess(['eval', jsonl, '--radgraph', out, '--metrics', 'radgraph', '--bootstrap', String(B), '--json']);
+    const html = path.join(dir, 'report.html');
+    const r = await runCliInProcess(['eval', jsonl, '--radgraph', out, '--metrics', 'radgraph', '--bootstrap', String(B), '--json', '--html', html]);
     expect(r.code, r.err).toBe(0);
     const m = JSON.parse(r.out.trim().split('\n').at(-1)!).metrics.radgraph;
     const e = expected('partial', false);
     expect(Math.abs(m.f1 - e.mean[0]!)).toBeLessThan(TOL);
     expect(m.score).toBe(e.score);
+    expect(readFileSync(html, 'utf8')).toContain(`RadGraph F1 (partial; 0-1, bootstrap median)</th><td>${m.score.toFixed(4)}</td>`);
     const text = await runCliInProcess(['eval', jsonl, '--radgraph', out, '--radgraph-level', 'complete', '--lowercase', '--bootstrap', String(B)]);
     expect(text.code, text.err).toBe(0);
     expect(text.out).toMatch(/RadGraph F1 \(complete, lowercase\)\s+\d\.\d{4}\s+\[/);

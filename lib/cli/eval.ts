@@ -7,7 +7,7 @@ import { LlavaRadError } from '../errors.js';
 import { CHEXBERT_SUMMARY_KEYS } from '../eval/chexbert-f1.js';
 import { DEFAULT_BOOTSTRAP, DEFAULT_METRICS, EVAL_METRICS, evaluate, loadPairs, MAX_BOOTSTRAP, PLANNED_METRICS, type EvalMetric, type EvalResult } from '../eval/evaluate.js';
 import { llavaRadHome } from '../pull/home.js';
-import { renderEvalHtml, type EvalHtmlInput } from '../eval/html-report.js';
+import { renderEvalHtml, type EvalHtmlInput, type JudgedPairedResult } from '../eval/html-report.js';
 import { chatEndpoint } from '../eval/judge/chat-client.js';
 import { CHEXPROMPT_RPM, chexpromptJudge, type ChexpromptResult, type ChexpromptSummary } from '../eval/judge/chexprompt.js';
 import { loadChexpromptTemplate } from '../eval/judge/chexprompt-template.js';
@@ -329,13 +329,7 @@ function table(r: CliEvalResult): string {
 }
 
 /** --paired's result: evaluatePaired's, plus the judges run here on the matched studies */
-type CliPairedResult = Omit<PairedResult, 'metrics'> & {
-  metrics: PairedResult['metrics'] & {
-    /** errors per report, over the studies rated in both files (`rated` of n) */
-    chexprompt?: { rated: number; significant: PairedMetric; insignificant: PairedMetric };
-    green?: PairedMetric;
-  };
-};
+type CliPairedResult = JudgedPairedResult;
 
 /** CheXprompt and GREEN on both files' matched studies, compared with the paired bootstrap (same resamples) */
 async function pairedJudges(r: CliPairedResult, pa: ScoredPair[], pb: ScoredPair[], judge: JudgeArgs | undefined, green: GreenArgs | undefined,
@@ -563,7 +557,7 @@ arguments or a missing file.`,
       }
     }
     if (green) r.metrics.green = await runGreen(loadPairs(file).pairs, green, r.bootstrap, threads, io, !v.quiet && !v.json, signal);
-    if (html) writeHtml(html, { source: file, result: r, ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(judged ? { chexprompt: judged } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(file) } : {}) });
+    if (html) writeHtml(html, { source: file, result: r, ...(r.metrics.green ? { green: r.metrics.green } : {}), ...(r.metrics.chexbert ? { chexbert: r.metrics.chexbert } : {}), ...(judged ? { chexprompt: judged } : {}), ...(r.metrics.rougeL ? { studies: lowestRouge(file) } : {}) });
     if (v.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.n} studies, ${r.bootstrap} bootstrap resamples\n` + table(r));
     return 0;

@@ -5,7 +5,9 @@ import { CHEXBERT_SUMMARY_KEYS, type ChexbertF1Result, type ClassificationReport
 import type { EvalResult } from './evaluate.js';
 import { CHEXPROMPT_ERROR_NAMES } from './judge/chexprompt-parse.js';
 import type { ChexpromptResult } from './judge/chexprompt.js';
-import type { PairedResult } from './paired.js';
+import { GREEN_SUB_CATEGORIES } from './green/green-parse.js';
+import type { GreenResult } from './green/green.js';
+import type { PairedMetric, PairedResult } from './paired.js';
 
 export interface EvalHtmlStudy {
   id?: string;
@@ -15,6 +17,11 @@ export interface EvalHtmlStudy {
   score?: number;
 }
 
+/** evaluatePaired()'s result with the judges' paired rows `llava-rad eval --paired` adds */
+export type JudgedPairedResult = Omit<PairedResult, 'metrics'> & {
+  metrics: PairedResult['metrics'] & { green?: PairedMetric; chexprompt?: { rated: number; significant: PairedMetric; insignificant: PairedMetric } };
+};
+
 export interface EvalHtmlInput {
   /** page title (default "LLaVA-Rad evaluation") */
   title?: string;
@@ -22,8 +29,10 @@ export interface EvalHtmlInput {
   source?: string;
   /** BLEU / ROUGE results of evaluate() */
   result?: EvalResult;
-  /** a paired comparison of evaluatePaired() */
-  paired?: PairedResult;
+  /** a paired comparison of evaluatePaired() (plus the judges' paired rows `llava-rad eval --paired` adds) */
+  paired?: JudgedPairedResult;
+  /** GREEN's summary (scoreGreen()) */
+  green?: Pick<GreenResult, 'score' | 'ci' | 'std' | 'accuracy' | 'studies'>;
   /** CheXbert F1 results of chexbertF1() */
   chexbert?: ChexbertF1Result;
   /** the CheXprompt judge's summary (chexpromptJudge(); its judge description is optional, the URL is never shown) */
@@ -56,18 +65,24 @@ function reportSection(r: EvalResult): string {
     const m = r.metrics[k]!;
     return [LABELS[k], num(m.score), ci(m.ci)];
   });
-  // no BLEU / ROUGE scored (e.g. --metrics chexbert): the counts only, no empty table
-  const t = rows.length > 0 ? `\n${table('BLEU (0-100, corpus score with the bootstrap mean ± half-width) and ROUGE-L (0-1, bootstrap median with 2.5th / 97.5th percentiles)', ['metric', 'score', '95% CI'], rows)}` : '';
+  const g = r.metrics.radgraph;
+  if (g) rows.push([escapeHtml(`RadGraph F1 (${g.rewardLevel}${g.lowercase ? ', lowercase' : ''}; 0-1, bootstrap median)`), num(g.score), ci(g.ci)]);
+  // no BLEU / ROUGE / RadGraph scored (e.g. --metrics chexbert): the counts only, no empty table
+  const t = rows.length > 0 ? `\n${table('BLEU (0-100, corpus score with the bootstrap mean ± half-width), ROUGE-L and RadGraph F1 (0-1, bootstrap median with 2.5th / 97.5th percentiles)', ['metric', 'score', '95% CI'], rows)}` : '';
   const semb = r.metrics.sembScore ? ` SembScore (mean cosine of the CheXbert [CLS] states, not bootstrapped): ${num(r.metrics.sembScore.score)}.` : '';
   return `<section>\n<h2>Report metrics</h2>\n<p>${r.n} studies scored${r.skipped ? `, ${r.skipped} skipped (records with an error)` : ''}; ${r.bootstrap} bootstrap resamples.${semb}</p>${t}\n</section>`;
 }
 
-function pairedSection(r: PairedResult): string {
+function pairedSection(r: JudgedPairedResult): string {
   const row = (label: string, m: NonNullable<PairedResult['metrics']['rougeL']>) => [escapeHtml(label), num(m.a), num(m.b), num(m.diff), num(m.mean), ci(m.ci), num(m.bBelowA, 3)];
   const rows = (Object.keys(LABELS) as Array<keyof typeof LABELS>).filter((k) => r.metrics[k]).map((k) => row(LABELS[k], r.metrics[k]!));
   const c = r.metrics.chexbert;
   if (c) for (const k of CHEXBERT_SUMMARY_KEYS) if (c[k]) rows.push(row(`CheXbert ${k}`, c[k]));
   if (r.metrics.sembScore) rows.push(row('SembScore', r.metrics.sembScore));
+  if (r.metrics.radgraph) rows.push(row('RadGraph F1 (mean)', r.metrics.radgraph));
+  const j = r.metrics.chexprompt;
+  if (j) rows.push(row(`CheXprompt significant errors/report (${j.rated} rated)`, j.significant), row('CheXprompt insignificant errors/report', j.insignificant));
+  if (r.metrics.green) rows.push(row('GREEN', r.metrics.green));
   return `<section>\n<h2>Paired comparison (B minus A)</h2>\n<p>${r.n} studies in both files, ${r.bootstrap} paired resamples.</p>\n${table('Paired bootstrap of B - A', ['metric', 'A', 'B', 'B - A', 'mean', '95% CI', 'P(B < A)'], rows)}\n</section>`;
 }
 
@@ -80,6 +95,13 @@ function chexpromptSection(c: NonNullable<EvalHtmlInput['chexprompt']>): string 
     CHEXPROMPT_ERROR_NAMES.map((k) => [escapeHtml(k), num(s.byType.clinically_significant[k]), num(s.byType.clinically_insignificant[k])]));
   const judge = c.judge ? ` Judge: <code>${escapeHtml(c.judge.model)}</code> (${escapeHtml(c.judge.provider)}); prompt sha256 <code>${escapeHtml(c.judge.prompt.sha256)}</code>.` : '';
   return `<section>\n<h2>CheXprompt (LLM judge)</h2>\n<p>${s.rated} of ${s.n} studies rated${s.failed ? `, ${s.failed} without a usable rating (left out)` : ''}.${judge}</p>\n${table('Errors per report: mean with 95% bootstrap interval', ['errors per report', 'mean', '95% CI'], rows)}\n${byType}\n</section>`;
+}
+
+function greenSection(g: NonNullable<EvalHtmlInput['green']>): string {
+  const rows = [['GREEN (mean of matched / (matched + clinically significant errors))', num(g.score), ci(g.ci)], ['standard deviation', num(g.std), '&ndash;']];
+  const acc = table('Share of studies without each clinically significant error', ['error', 'share'],
+    GREEN_SUB_CATEGORIES.map((k) => [escapeHtml(k), num(g.accuracy[k])]));
+  return `<section>\n<h2>GREEN</h2>\n<p>${g.studies.length} studies.</p>\n${table('GREEN: mean with 95% bootstrap interval', ['score', 'value', '95% CI'], rows)}\n${acc}\n</section>`;
 }
 
 const SUMMARY_GROUPS = [
@@ -130,6 +152,7 @@ export function renderEvalHtml(input: EvalHtmlInput): string {
   if (input.paired) parts.push(pairedSection(input.paired));
   if (input.chexbert) parts.push(chexbertSection(input.chexbert));
   if (input.chexprompt) parts.push(chexpromptSection(input.chexprompt));
+  if (input.green) parts.push(greenSection(input.green));
   if (input.studies && input.studies.rows.length > 0) parts.push(studiesSection(input.studies));
   if (parts.length === 0) parts.push('<p>No results to show.</p>');
   return `<!DOCTYPE html>
