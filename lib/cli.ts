@@ -16,9 +16,10 @@ import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { pullCommand } from './cli/pull.js';
 import { pullEvalCommand } from './cli/pull-eval.js';
+import { serveCommand } from './cli/serve.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, pullEvalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, pullEvalCommand, serveCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -163,3 +163,4 @@ export { ChexbertLabeler, readChexbertVocab, type ChexbertResult, type ChexbertL
 export { WordPieceVocab, BertTokenizer } from './bert/wordpiece.js';
 export { convertChexbert, type ConvertChexbertOptions, type ConvertChexbertResult, type ChexbertConvertType } from './convert/chexbert.js';
 export { readGgufMetadata, type GgufMetadata, type GgufMetadataValue } from './gguf/read-metadata.js';
+export { createServer, type ServeOptions, type LlavaRadServer } from './serve/server.js';
