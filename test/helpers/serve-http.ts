@@ -79,26 +79,37 @@ export function parseSse(text: string): SseEvent[] {
   });
 }
 
-/** reads a streaming response until `until` says stop (then aborts it) or it ends; returns the events seen */
-export async function readSseUntil(res: Response, until: (events: SseEvent[]) => boolean, abort?: AbortController): Promise<SseEvent[]> {
+/** an event-stream response read as it comes: until(pred) reads until pred(events) holds (false if it ended first) */
+export function sseReader(res: Response) {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   const events: SseEvent[] = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return events;
-    buf += value;
-    const cut = buf.lastIndexOf('\n\n');
-    if (cut >= 0) {
-      events.push(...parseSse(buf.slice(0, cut + 2)));
-      buf = buf.slice(cut + 2);
-      if (until(events)) {
-        abort?.abort();
-        await reader.cancel().catch(() => {});
-        return events;
+  return {
+    events,
+    async until(pred: (events: SseEvent[]) => boolean): Promise<boolean> {
+      while (!pred(events)) {
+        const { value, done } = await reader.read();
+        if (done) return false;
+        buf += value;
+        const cut = buf.lastIndexOf('\n\n');
+        if (cut >= 0) {
+          events.push(...parseSse(buf.slice(0, cut + 2)));
+          buf = buf.slice(cut + 2);
+        }
       }
-    }
-  }
+      return true;
+    },
+    cancel: () => reader.cancel().catch(() => {}),
+  };
+}
+
+/** reads a streaming response until `until` says stop, then aborts it (a client going away) */
+export async function readSseUntil(res: Response, until: (events: SseEvent[]) => boolean, abort?: AbortController): Promise<SseEvent[]> {
+  const r = sseReader(res);
+  await r.until(until);
+  abort?.abort();
+  await r.cancel();
+  return r.events;
 }
 
 /** a metric's value from the Prometheus text (0 when the series is absent) */
