@@ -66,12 +66,12 @@ async function run(ev) {
   if (!chosen) { say('Pick or drop an image or DICOM file first.'); $('file').focus(); return; }
   say('');
   const out = $('findings');
-  out.textContent = ''; out.dataset.state = 'running'; $('go').disabled = true;
+  out.textContent = ''; out.dataset.state = 'running'; out.dataset.tokens = '0'; $('go').disabled = true;
   const body = new FormData();
   body.append('image', chosen, chosen.name);
   body.append('reason', $('reason').value);
   const t0 = performance.now();
-  let first = null, started = false;
+  let first = null, started = false, streamed = 0;
   try {
     const res = await fetch('/v1/findings', { method: 'POST', body, headers: { accept: 'text/event-stream', ...authHeaders() } });
     if (!res.ok) throw new Error(await errorText(res));
@@ -92,6 +92,7 @@ async function run(ev) {
         const msg = JSON.parse(data);
         if (event === 'token') {
           if (first === null) first = performance.now() - t0;
+          out.dataset.tokens = String(++streamed);
           const text = started ? msg.text : msg.text.trimStart();
           if (text) { started = true; out.textContent += text; }
         } else if (event === 'record') {
