@@ -18,6 +18,7 @@
 // `npm run bench:study` once, or pass --vision). Result: one JSON line {kind: 'serve', ...} appended to
 // bench/results/serve-<device>.jsonl, and a table.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -95,15 +96,31 @@ async function main() {
     const r = await model.generateFindings(image, REASON, { maxTokens, ignoreEos: true });
     if (r.tokens.length !== maxTokens) throw new Error(`direct: ${r.tokens.length} tokens, wanted ${maxTokens}`);
   };
-  const served = async () => {
-    const body = new FormData();
-    body.append('image', new Blob([image]), 'radiograph.png');
-    body.append('reason', REASON);
-    body.append('ignore_eos', 'true');
-    const res = await fetch(url, { method: 'POST', body });
-    const r = await res.json();
-    if (res.status !== 200 || r.tokens.length !== maxTokens) throw new Error(`served: HTTP ${res.status} ${JSON.stringify(r).slice(0, 200)}`);
-  };
+  // the multipart body, encoded once; sent with node:http, which (unlike fetch) has no 300 s limit on waiting
+  // for the answer's headers: a deep queue on a busy machine may wait longer than that
+  const encoded = new Request(url, { method: 'POST', body: (() => {
+    const fd = new FormData();
+    fd.append('image', new Blob([image]), 'radiograph.png');
+    fd.append('reason', REASON);
+    fd.append('ignore_eos', 'true');
+    return fd;
+  })() });
+  const body = Buffer.from(await encoded.arrayBuffer());
+  const agent = new http.Agent({ keepAlive: true });
+  const served = () => new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': encoded.headers.get('content-type'), 'content-length': body.length } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const r = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (res.statusCode !== 200 || r.tokens.length !== maxTokens) reject(new Error(`served: HTTP ${res.statusCode} ${JSON.stringify(r).slice(0, 200)}`));
+        else resolve();
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
   await direct();
   await served();
 
@@ -119,6 +136,7 @@ async function main() {
     log(JSON.stringify(r));
     runs.push(r);
   }
+  agent.destroy();
   await server.app.close();
   await model.dispose();
 
