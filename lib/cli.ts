@@ -23,9 +23,10 @@ import { searchCommand } from './cli/search.js';
 import { evalRetrievalCommand } from './cli/eval-retrieval.js';
 import { embedCommand } from './cli/embed.js';
 import { classifyCommand } from './cli/classify.js';
+import { serveCommand } from './cli/serve.js';
 
 // one file per command under lib/cli/; new commands join this table
-const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, convertRadgraphCommand, pullEvalCommand, embedCommand, classifyCommand, indexCommand, searchCommand, evalRetrievalCommand];
+const COMMANDS: Command[] = [generateCommand, findingsCommand, infoCommand, convertCommand, pullCommand, batchCommand, mergeCommand, evalCommand, convertChexbertCommand, convertLlamaCommand, convertRadgraphCommand, pullEvalCommand, embedCommand, classifyCommand, indexCommand, searchCommand, evalRetrievalCommand, serveCommand];
 
 function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

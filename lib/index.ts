@@ -180,3 +180,6 @@ export { ClipTokenizer, CLIP_CONTEXT_LENGTH } from './clip/tokenizer.js';
 export { cleanClipText } from './clip/text-clean.js';
 export { DEFAULT_CLIP_TEMPLATES } from './clip/zero-shot.js';
 export { convertClip, type ConvertClipOptions, type ClipHparams, type ClipConvertType } from './convert/clip.js';
+
+// The HTTP server (llava-rad serve).
+export { createServer, type ServeOptions, type LlavaRadServer } from './serve/server.js';
