@@ -37,6 +37,12 @@ function integrity(file: string): string {
   return `sha512-${createHash('sha512').update(readFileSync(file)).digest('base64')}`;
 }
 
+/** the registry's tarball URL of the package a lock key (node_modules/.../NAME) names */
+function registryTarball(key: string, version: string): string {
+  const name = key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
+  return `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${version}.tgz`;
+}
+
 /**
  * Writes package.json and package-lock.json into `app` for an app depending on `mainTgz`.
  * `platform` maps each platform package llava-rad lists to its tarball here, or to undefined when none was
@@ -82,7 +88,9 @@ export function writeFreshApp(options: {
   }
   for (const [key, entry] of Object.entries(repoLock.packages)) {
     if (key === '' || entry.dev || entry.link || packages[key]) continue;
-    packages[key] = entry;
+    // this npm writes locks without download addresses; given one, an offline install reads the tarball from the
+    // cache by its URL and never needs the package's registry document (which the cache may hold in another form)
+    packages[key] = entry.resolved || entry.version === undefined ? entry : { ...entry, resolved: registryTarball(key, entry.version) };
   }
   writeFileSync(path.join(app, 'package.json'),
     JSON.stringify({ name: 'fresh-app', version: '1.0.0', private: true, type: 'module', dependencies: { 'llava-rad': mainSpec } }, null, 2) + '\n');
