@@ -45,7 +45,23 @@ export type LlavaRadErrorCode =
   /** `eval`'s judge: the endpoint's reply is not a chat completion, or its answer is not in the judge's format */
   | 'BAD_JUDGE_RESPONSE'
   /** `index` / `search`: a retrieval index (or its build journal) is truncated, corrupt or not an index of llava-rad */
-  | 'BAD_INDEX';
+  | 'BAD_INDEX'
+  /** `serve` (HTTP 429): the studies admitted (concurrency + queue) are at the limit; retry after Retry-After */
+  | 'QUEUE_FULL'
+  /** `serve` (HTTP 503): the server is draining after SIGTERM, or a study was cancelled past the grace period */
+  | 'SHUTTING_DOWN'
+  /** `serve` (HTTP 401): --api-key is set and the request's key is missing or wrong */
+  | 'UNAUTHORIZED'
+  /** `serve` (HTTP 504): the study ran past the per-request timeout */
+  | 'TIMEOUT'
+  /** `serve` (HTTP 404): no such route */
+  | 'NOT_FOUND'
+  /** `serve` (HTTP 405): the route does not take that method */
+  | 'METHOD_NOT_ALLOWED'
+  /** `serve` (HTTP 413): the request body is over the limit (refused before any decoding) */
+  | 'PAYLOAD_TOO_LARGE'
+  /** `serve` (HTTP 415): the body is neither multipart/form-data nor JSON */
+  | 'UNSUPPORTED_MEDIA_TYPE';
 
 export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_ARGUMENT', 'IO', 'BAD_GGUF', 'UNSUPPORTED', 'OUT_OF_MEMORY', 'CONTEXT_FULL', 'BACKEND', 'ABORTED',
@@ -53,6 +69,7 @@ export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
   'DOWNLOAD', 'ACCESS_DENIED', 'LICENSE_NOT_ACCEPTED',
   'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH', 'BAD_JUDGE_RESPONSE', 'BAD_INDEX',
+  'QUEUE_FULL', 'SHUTTING_DOWN', 'UNAUTHORIZED', 'TIMEOUT', 'NOT_FOUND', 'METHOD_NOT_ALLOWED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE',
 ];
 
 export interface LlavaRadErrorOptions {

@@ -1,26 +1,16 @@
 // Errors as the server answers them: JSON {"error": {"code", "message", "type"}} (the shape OpenAI's clients
-// read: they show error.message) with an HTTP status chosen from the code. The library's LlavaRadError codes
-// keep their names; the server adds a few of its own for what only HTTP has.
+// read: they show error.message) with an HTTP status chosen from the code. Every code is a LlavaRadError code
+// (lib/errors.ts; QUEUE_FULL, SHUTTING_DOWN, UNAUTHORIZED, TIMEOUT, NOT_FOUND, METHOD_NOT_ALLOWED,
+// PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE are the server's).
 
-import { isLlavaRadError, type LlavaRadErrorCode } from '../errors.js';
+import { isLlavaRadError, LlavaRadError, type LlavaRadErrorCode } from '../errors.js';
 
-/** codes only the server gives */
-export type ServeOnlyCode =
-  | 'QUEUE_FULL' // 429: concurrency + queue studies already admitted
-  | 'SHUTTING_DOWN' // 503: the server is draining
-  | 'UNAUTHORIZED' // 401: --api-key is set and the request's key is missing or wrong
-  | 'TIMEOUT' // 504: the study ran past the per-request timeout
-  | 'NOT_FOUND' // 404: no such route
-  | 'METHOD_NOT_ALLOWED' // 405
-  | 'PAYLOAD_TOO_LARGE' // 413: the body is over the limit (before any decoding)
-  | 'UNSUPPORTED_MEDIA_TYPE'; // 415: neither multipart/form-data nor JSON
+export type ServeErrorCode = LlavaRadErrorCode;
 
-export type ServeErrorCode = LlavaRadErrorCode | ServeOnlyCode;
-
-export class ServeError extends Error {
-  constructor(readonly code: ServeErrorCode, message: string, readonly headers: Record<string, string> = {}) {
-    super(message);
-    this.name = 'ServeError';
+/** a LlavaRadError with the HTTP headers its answer carries (Retry-After, WWW-Authenticate, Allow) */
+export class ServeError extends LlavaRadError {
+  constructor(code: ServeErrorCode, message: string, readonly headers: Record<string, string> = {}) {
+    super(code, message);
   }
 }
 
