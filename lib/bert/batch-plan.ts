@@ -9,18 +9,25 @@ import { invalidArgument } from '../errors.js';
 export const BERT_MAX_BATCH_TOKENS = 16384;
 
 export interface BertBatchOptions {
-  /** most sequences in one graph (default 16; 1 encodes each alone) */
+  /** most sequences in one graph (1 encodes each alone; default 1 on the CPU, 16 on a GPU) */
   batchSize?: number;
   /** most token slots (sequences x the longest, padding included) in one graph: bounds its memory (default 4096) */
   maxBatchTokens?: number;
 }
 
-export const DEFAULT_BERT_BATCH_SIZE = 16;
+/**
+ * The default batch size on a backend ("CPU", or a GPU's name): on the CPU one report a graph, as batches measured
+ * slower there (docs/benchmarks.md: a report's ~80 tokens already keep ggml's matrix products busy, and wider
+ * activations spill the caches); on a GPU 16, where one short sequence a graph leaves the device idle.
+ */
+export function defaultBertBatchSize(backend: string): number {
+  return backend === 'CPU' ? 1 : 16;
+}
 export const DEFAULT_BERT_BATCH_TOKENS = 4096;
 
 /** checks the options; the token bound must leave room for one sequence of nCtx tokens */
-export function bertBatchLimits(options: BertBatchOptions, nCtx: number): { batchSize: number; maxBatchTokens: number } {
-  const { batchSize = DEFAULT_BERT_BATCH_SIZE, maxBatchTokens = Math.max(DEFAULT_BERT_BATCH_TOKENS, nCtx) } = options;
+export function bertBatchLimits(options: BertBatchOptions, nCtx: number, backend: string): { batchSize: number; maxBatchTokens: number } {
+  const { batchSize = defaultBertBatchSize(backend), maxBatchTokens = Math.max(DEFAULT_BERT_BATCH_TOKENS, nCtx) } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 4096) throw invalidArgument('batchSize', 'an integer in [1, 4096]', batchSize);
   if (!Number.isInteger(maxBatchTokens) || maxBatchTokens < nCtx || maxBatchTokens > BERT_MAX_BATCH_TOKENS) {
     throw invalidArgument('maxBatchTokens', `an integer in [${nCtx}, ${BERT_MAX_BATCH_TOKENS}] (the model takes up to ${nCtx} tokens)`, maxBatchTokens);

@@ -3,8 +3,9 @@
 // (SembScore's embedding).
 //
 // The GGUF (lib/convert/chexbert.ts) carries its WordPiece vocabulary (tokenizer.ggml.tokens), which load()
-// reads; a vocabulary may be passed instead. labelMany() encodes batches of reports in one graph each
-// (lr_bert_encode_batch: padded to the longest, the padding masked), reports of like length together. Encodes of
+// reads; a vocabulary may be passed instead. labelMany() can encode batches of reports in one graph each
+// (lr_bert_encode_batch: padded to the longest, the padding masked), reports of like length together (by
+// default on a GPU; one report a graph on the CPU, where batches measured slower). Encodes of
 // one model run one at a time (the engine holds a mutex; the addon runs each on a libuv worker), so it keeps two
 // batches in flight: one computing, the next packed and queued, without tying up more of libuv's threads.
 
@@ -18,7 +19,7 @@ import { BertTokenizer, WordPieceVocab } from './wordpiece.js';
 
 /** what the addon's loadBert / Bert expose (native/addon/bert.cpp) */
 interface NativeBert {
-  info(): { nVocab: number; nCtx: number; nEmbd: number; nClassifierHeads: number; nLogits: number };
+  info(): { backend: string; nVocab: number; nCtx: number; nEmbd: number; nClassifierHeads: number; nLogits: number };
   encode(ids: Int32Array): Promise<{ cls: Float32Array; logits: Float32Array }>;
   encodeBatch(ids: Int32Array, counts: Int32Array): Promise<{ cls: Float32Array; logits: Float32Array }>;
   dispose(): Promise<void>;
@@ -82,6 +83,7 @@ export class ChexbertLabeler {
   readonly #headClasses: number[];
   readonly #nEmbd: number;
   readonly #nCtx: number;
+  readonly #backend: string;
 
   private constructor(nativeBert: NativeBert, tokenizer: BertTokenizer, headClasses: number[]) {
     this.#native = nativeBert;
@@ -90,6 +92,7 @@ export class ChexbertLabeler {
     const info = nativeBert.info();
     this.#nEmbd = info.nEmbd;
     this.#nCtx = info.nCtx;
+    this.#backend = info.backend;
   }
 
   /**
@@ -168,15 +171,15 @@ export class ChexbertLabeler {
 
   /**
    * Labels many reports, in order. Texts the official cleaning makes identical are encoded once (their
-   * entries are the same object). Reports of like length share a graph (batchSize, maxBatchTokens); each
-   * result equals label()'s up to float summation order. Two batches are kept in flight (the model runs one
+   * entries are the same object). Reports of like length share a graph (batchSize: default 1 on the CPU, 16
+   * on a GPU; maxBatchTokens); each result equals label()'s up to float summation order. Two batches are kept in flight (the model runs one
    * at a time).
    */
   async labelMany(reports: readonly string[], options: ChexbertLabelManyOptions = {}): Promise<ChexbertResult[]> {
     if (!Array.isArray(reports)) throw invalidArgument('reports', 'an array of strings', reports);
     if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options);
     const { signal, onProgress } = options;
-    const { batchSize, maxBatchTokens } = bertBatchLimits(options, this.#nCtx);
+    const { batchSize, maxBatchTokens } = bertBatchLimits(options, this.#nCtx, this.#backend);
     reports.forEach((r, i) => {
       if (typeof r !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `reports[${i}] must be a string, got ${describeValue(r)}`);
     });

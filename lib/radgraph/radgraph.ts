@@ -41,7 +41,7 @@
 // pooling, spans, pruning and decoding are here.
 
 import { abortedError, fromNative, invalidArgument, LlavaRadError } from '../errors.js';
-import { DEFAULT_BERT_BATCH_SIZE, DEFAULT_BERT_BATCH_TOKENS, packBertBatch, planBertBatches } from '../bert/batch-plan.js';
+import { DEFAULT_BERT_BATCH_TOKENS, defaultBertBatchSize, packBertBatch, planBertBatches } from '../bert/batch-plan.js';
 import { BertTokenizer, WordPieceVocab } from '../bert/wordpiece.js';
 import type { RadgraphAnnotation } from '../eval/radgraph-reward.js';
 import { ggufNumber, ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
@@ -51,7 +51,7 @@ import { radgraphWords } from './words.js';
 
 /** what the addon's loadRadgraph / Radgraph expose (native/addon/radgraph.cpp) */
 interface NativeRadgraph {
-  info(): { nVocab: number; nCtx: number; nEmbd: number; nWidthEmbd: number; spanDim: number; nNerLabels: number; nRelationLabels: number };
+  info(): { backend: string; nVocab: number; nCtx: number; nEmbd: number; nWidthEmbd: number; spanDim: number; nNerLabels: number; nRelationLabels: number };
   encode(ids: Int32Array): Promise<Float32Array>;
   encodeBatch(ids: Int32Array, counts: Int32Array): Promise<Float32Array>;
   scoreSpans(words: Float32Array, spans: Int32Array): Promise<{ ner: Float32Array; mention: Float32Array }>;
@@ -176,11 +176,11 @@ export class RadgraphModel {
     }
     const segments: number[][] = [];
     for (let i = 0; i < pieces.length; i += room) segments.push([this.tokenizer.clsId, ...pieces.slice(i, i + room), this.tokenizer.sepId]);
-    // the segments' pieces' states, in order; segments of one report share graphs (padded, the padding masked)
+    // the segments' pieces' states, in order; on a GPU segments of one report share graphs (padded, masked)
     const states = new Float32Array(pieces.length * D);
     const segmentAt = segments.map((_, i) => i * room);
     const maxBatchTokens = Math.max(DEFAULT_BERT_BATCH_TOKENS, nCtx);
-    for (const batch of planBertBatches(segments.map((g) => g.length), DEFAULT_BERT_BATCH_SIZE, maxBatchTokens)) {
+    for (const batch of planBertBatches(segments.map((g) => g.length), defaultBertBatchSize(this.#info.backend), maxBatchTokens)) {
       const { ids, counts } = packBertBatch(segments, batch);
       const h = await this.#call(() => this.#native.encodeBatch(ids, counts));
       let row = 0;

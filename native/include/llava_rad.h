@@ -445,8 +445,8 @@ void      lr_clip_free(lr_clip * clip);
 lr_status lr_clip_get_info(const lr_clip * clip, lr_clip_info * out_info);
 
 /* ids: the texts' token ids one after another ([CLS] first, [SEP] last, each < n_vocab); n_ids[i]: text i's count
- * (1..n_ctx). out: capacity floats; needs n_texts x n_out: L2-normalized rows. Texts of like length share a graph
- * (at most 16 texts and 4096 token slots, padding masked). should_abort may be NULL (asked before each graph). Calls on one lr_clip are serialized; it may be used from any thread. */
+ * (1..n_ctx). out: capacity floats; needs n_texts x n_out: L2-normalized rows. On a GPU texts of like length share a
+ * graph (at most 16 texts and 4096 token slots, padding masked); on the CPU each has its own. should_abort may be NULL (asked before each graph). Calls on one lr_clip are serialized; it may be used from any thread. */
 lr_status lr_clip_embed_texts(lr_clip * clip, const int32_t * ids, const int32_t * n_ids, int32_t n_texts,
                               float * out, size_t capacity, lr_abort_callback should_abort, void * user);
 /* pixels as for lr_vision_encode; out: n_images x n_out L2-normalized rows. should_abort as for

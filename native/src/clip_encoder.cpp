@@ -55,9 +55,11 @@ void ClipEncoder::embed_texts(const int32_t * ids, const int32_t * n_ids, int32_
     std::vector<size_t> start((size_t) n_texts + 1, 0); // text i's ids begin at start[i]
     for (int32_t i = 0; i < n_texts; i++) start[i + 1] = start[i] + (size_t) n_ids[i];
 
-    // texts of like length share a graph, padded to the longest with the padding masked (open_clip masks it too)
+    // on a GPU texts of like length share a graph, padded to the longest with the padding masked (open_clip masks
+    // it too); on the CPU one text a graph, where batches measured slower (docs/benchmarks.md)
     std::vector<float> cls((size_t) n_texts * D);
-    for (const std::vector<int32_t> & batch : plan_bert_batches(n_ids, n_texts, kClipTextBatch, kClipTextBatchTokens)) {
+    const int32_t max_texts = backends_.gpu ? kClipTextBatch : 1;
+    for (const std::vector<int32_t> & batch : plan_bert_batches(n_ids, n_texts, max_texts, kClipTextBatchTokens)) {
         if (should_abort && should_abort(user)) fail(LR_ERR_CANCELLED, "the text embedding was cancelled");
         std::vector<int32_t> batch_ids, batch_counts;
         for (int32_t i : batch) {
