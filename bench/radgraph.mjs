@@ -11,10 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WordPieceVocab } from '../lib/bert/wordpiece.js';
 import { addBertMetadata } from '../lib/convert/bert-gguf.js';
-import { GgmlType, GgufValueType } from '../lib/gguf/types.js';
+import { GgufValueType } from '../lib/gguf/types.js';
 import { GgufWriter } from '../lib/gguf/writer.js';
 import { native } from '../lib/native.js';
 import { RadgraphModel } from '../lib/radgraph/radgraph.js';
+import { bertTensorPlan, writeRandomTensors } from './bert-shape.mjs';
 import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,8 +28,6 @@ const D = 768, FF = 3072, HEADS = 12, CTX = 512, WIDTH = 8, FEAT = 20, HID = 150
 const WORDS = 'no there is pleural effusion pneumothorax left right lower lobe heart size normal mild enlarged cardiac opacity consolidation atelectasis the of and with stable clear edema'.split(' ');
 const pieces = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', ',', ...WORDS];
 const vocab = new WordPieceVocab(pieces);
-let seed = 1;
-const rand = (n, scale) => Float32Array.from({ length: n }, () => { seed = (seed * 1103515245 + 12345) % 2147483648; return (seed / 2147483648 - 0.5) * 2 * scale; });
 
 async function makeGguf(file) {
   const w = new GgufWriter(file);
@@ -41,25 +40,13 @@ async function makeGguf(file) {
   w.addFloat32('radgraph.spans_per_word', 0.5);
   w.addArray('radgraph.ner_labels', GgufValueType.STRING, ['', 'ANAT-DP', 'OBS-DP', 'OBS-U', 'OBS-DA']);
   w.addArray('radgraph.relation_labels', GgufValueType.STRING, ['located_at', 'modify', 'suggestive_of']);
-  const tensors = [];
-  const t = (name, shape, scale) => tensors.push({ name, shape, scale }); // ggml order
-  const lin = (name, nIn, nOut) => { t(`${name}.weight`, [nIn, nOut], 1 / Math.sqrt(nIn)); t(`${name}.bias`, [nOut], 0.1); };
-  const norm = (name) => { t(`${name}.weight`, [D], 1); t(`${name}.bias`, [D], 0.1); };
-  t('bert.token_embd.weight', [D, pieces.length], 1); t('bert.position_embd.weight', [D, CTX], 1); t('bert.token_types.weight', [D, 2], 1);
-  norm('bert.token_embd_norm');
-  for (let i = 0; i < LAYERS; i++) {
-    for (const n of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) lin(`bert.blk.${i}.${n}`, D, D);
-    norm(`bert.blk.${i}.attn_output_norm`); lin(`bert.blk.${i}.ffn_up`, D, FF); lin(`bert.blk.${i}.ffn_down`, FF, D); norm(`bert.blk.${i}.layer_output_norm`);
-  }
+  const { tensors, t, linear: lin } = bertTensorPlan(pieces.length, LAYERS);
   const P = 2 * D + FEAT;
   t('radgraph.span_width_embd.weight', [FEAT, WIDTH], 1);
   for (const [name, nIn, nOut] of [['radgraph.ner', P, 4], ['radgraph.mention', P, 1], ['radgraph.relation', 3 * P, 3]]) {
     lin(`${name}.ffn.0`, nIn, HID); lin(`${name}.ffn.1`, HID, HID); lin(`${name}.out`, HID, nOut);
   }
-  for (const x of tensors) w.addTensorInfo(x.name, GgmlType.F32, x.shape);
-  await w.writeHeader();
-  for (const x of tensors) await w.writeTensorData(x.name, rand(x.shape.reduce((a, b) => a * b, 1), x.scale));
-  await w.close();
+  await writeRandomTensors(w, tensors);
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), 'radgraph-bench-'));

@@ -3,21 +3,25 @@
 // (SembScore's embedding).
 //
 // The GGUF (lib/convert/chexbert.ts) carries its WordPiece vocabulary (tokenizer.ggml.tokens), which load()
-// reads; a vocabulary may be passed instead. Encodes of one model run one at a time (lr_bert_encode holds a
-// mutex; the addon runs each on a libuv worker), so labelMany() keeps two in flight: one computing, the next
-// tokenized and queued, without tying up more of libuv's threads.
+// reads; a vocabulary may be passed instead. labelMany() can encode batches of reports in one graph each
+// (lr_bert_encode_batch: padded to the longest, the padding masked), reports of like length together (by
+// default on a GPU; one report a graph on the CPU, where batches measured slower). Encodes of
+// one model run one at a time (the engine holds a mutex; the addon runs each on a libuv worker), so it keeps two
+// batches in flight: one computing, the next packed and queued, without tying up more of libuv's threads.
 
 import { abortedError, describeValue, invalidArgument, LlavaRadError, fromNative } from '../errors.js';
 import { ggufNumber, ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
 import { native, type NativeModelParams } from '../native.js';
+import { bertBatchLimits, packBertBatch, planBertBatches, type BertBatchOptions } from './batch-plan.js';
 import { chexbertInputIds, cleanChexbertReport } from './chexbert-input.js';
 import { chexbertConditions, chexbertHeadClasses, type ChexbertCondition } from './chexbert-labels.js';
 import { BertTokenizer, WordPieceVocab } from './wordpiece.js';
 
 /** what the addon's loadBert / Bert expose (native/addon/bert.cpp) */
 interface NativeBert {
-  info(): { nVocab: number; nCtx: number; nEmbd: number; nClassifierHeads: number; nLogits: number };
+  info(): { backend: string; nVocab: number; nCtx: number; nEmbd: number; nClassifierHeads: number; nLogits: number };
   encode(ids: Int32Array): Promise<{ cls: Float32Array; logits: Float32Array }>;
+  encodeBatch(ids: Int32Array, counts: Int32Array): Promise<{ cls: Float32Array; logits: Float32Array }>;
   dispose(): Promise<void>;
 }
 interface NativeBertAddon {
@@ -40,8 +44,8 @@ export interface ChexbertLoadOptions extends NativeModelParams {
   vocab?: WordPieceVocab;
 }
 
-export interface ChexbertLabelManyOptions {
-  /** stops between encodes with an ABORTED error */
+export interface ChexbertLabelManyOptions extends BertBatchOptions {
+  /** stops between batches with an ABORTED error */
   signal?: AbortSignal;
   /** called after each distinct text is labeled: (done, total distinct texts) */
   onProgress?: (done: number, total: number) => void;
@@ -77,11 +81,18 @@ export class ChexbertLabeler {
   readonly conditions: readonly ChexbertCondition[] = chexbertConditions();
   readonly #native: NativeBert;
   readonly #headClasses: number[];
+  readonly #nEmbd: number;
+  readonly #nCtx: number;
+  readonly #backend: string;
 
   private constructor(nativeBert: NativeBert, tokenizer: BertTokenizer, headClasses: number[]) {
     this.#native = nativeBert;
     this.tokenizer = tokenizer;
     this.#headClasses = headClasses;
+    const info = nativeBert.info();
+    this.#nEmbd = info.nEmbd;
+    this.#nCtx = info.nCtx;
+    this.#backend = info.backend;
   }
 
   /**
@@ -130,24 +141,45 @@ export class ChexbertLabeler {
     } catch (e) {
       throw fromNative(e);
     }
+    return this.#result(ids, out.cls, out.logits);
+  }
+
+  /** one graph for the sequences of `lists` named by `batch`; their results, in batch order */
+  async #encodeBatch(lists: readonly number[][], batch: readonly number[]): Promise<ChexbertResult[]> {
+    const { ids, counts } = packBertBatch(lists, batch);
+    let out: { cls: Float32Array; logits: Float32Array };
+    try {
+      out = await this.#native.encodeBatch(ids, counts);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const nLogits = out.logits.length / batch.length;
+    return batch.map((k, b) => this.#result(lists[k]!, out.cls.slice(b * this.#nEmbd, (b + 1) * this.#nEmbd),
+      out.logits.subarray(b * nLogits, (b + 1) * nLogits)));
+  }
+
+  #result(ids: number[], cls: Float32Array, flatLogits: Float32Array): ChexbertResult {
     const logits: number[][] = [];
     let at = 0;
     for (const classes of this.#headClasses) {
-      logits.push(Array.from(out.logits.subarray(at, at + classes)));
+      logits.push(Array.from(flatLogits.subarray(at, at + classes)));
       at += classes;
     }
     const labels = logits.map((row) => row.indexOf(Math.max(...row)));
-    return { ids, cls: out.cls, logits, labels };
+    return { ids, cls, logits, labels };
   }
 
   /**
    * Labels many reports, in order. Texts the official cleaning makes identical are encoded once (their
-   * entries are the same object); two encodes are kept in flight (the model runs one at a time).
+   * entries are the same object). Reports of like length share a graph (batchSize: default 1 on the CPU, 16
+   * on a GPU; maxBatchTokens); each result equals label()'s up to float summation order. Two batches are kept in flight (the model runs one
+   * at a time).
    */
   async labelMany(reports: readonly string[], options: ChexbertLabelManyOptions = {}): Promise<ChexbertResult[]> {
     if (!Array.isArray(reports)) throw invalidArgument('reports', 'an array of strings', reports);
     if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options);
     const { signal, onProgress } = options;
+    const { batchSize, maxBatchTokens } = bertBatchLimits(options, this.#nCtx, this.#backend);
     reports.forEach((r, i) => {
       if (typeof r !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `reports[${i}] must be a string, got ${describeValue(r)}`);
     });
@@ -163,20 +195,24 @@ export class ChexbertLabeler {
       }
       return k;
     });
+    const lists = distinct.map((r) => chexbertInputIds(this.tokenizer, r));
+    const batches = planBertBatches(lists.map((l) => l.length), batchSize, maxBatchTokens);
     const results = new Array<ChexbertResult>(distinct.length);
     const IN_FLIGHT = 2;
     let next = 0;
     let done = 0;
     const worker = async (): Promise<void> => {
-      while (next < distinct.length) {
+      while (next < batches.length) {
         if (signal?.aborted) throw abortedError(signal, 'CheXbert labeling');
-        const k = next++;
-        results[k] = await this.#encode(chexbertInputIds(this.tokenizer, distinct[k]!));
-        done++;
-        onProgress?.(done, distinct.length);
+        const batch = batches[next++]!;
+        const out = await this.#encodeBatch(lists, batch);
+        batch.forEach((k, b) => {
+          results[k] = out[b]!;
+          onProgress?.(++done, distinct.length);
+        });
       }
     };
-    const workers = Array.from({ length: Math.min(IN_FLIGHT, distinct.length) }, worker);
+    const workers = Array.from({ length: Math.min(IN_FLIGHT, batches.length) }, worker);
     const settled = await Promise.allSettled(workers);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;

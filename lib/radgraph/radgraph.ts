@@ -41,6 +41,7 @@
 // pooling, spans, pruning and decoding are here.
 
 import { abortedError, fromNative, invalidArgument, LlavaRadError } from '../errors.js';
+import { DEFAULT_BERT_BATCH_TOKENS, defaultBertBatchSize, packBertBatch, planBertBatches } from '../bert/batch-plan.js';
 import { BertTokenizer, WordPieceVocab } from '../bert/wordpiece.js';
 import type { RadgraphAnnotation } from '../eval/radgraph-reward.js';
 import { ggufNumber, ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
@@ -50,8 +51,9 @@ import { radgraphWords } from './words.js';
 
 /** what the addon's loadRadgraph / Radgraph expose (native/addon/radgraph.cpp) */
 interface NativeRadgraph {
-  info(): { nVocab: number; nCtx: number; nEmbd: number; nWidthEmbd: number; spanDim: number; nNerLabels: number; nRelationLabels: number };
+  info(): { backend: string; nVocab: number; nCtx: number; nEmbd: number; nWidthEmbd: number; spanDim: number; nNerLabels: number; nRelationLabels: number };
   encode(ids: Int32Array): Promise<Float32Array>;
+  encodeBatch(ids: Int32Array, counts: Int32Array): Promise<Float32Array>;
   scoreSpans(words: Float32Array, spans: Int32Array): Promise<{ ner: Float32Array; mention: Float32Array }>;
   scorePairs(words: Float32Array, spans: Int32Array, mention: Float32Array): Promise<Float32Array>;
   dispose(): Promise<void>;
@@ -174,12 +176,18 @@ export class RadgraphModel {
     }
     const segments: number[][] = [];
     for (let i = 0; i < pieces.length; i += room) segments.push([this.tokenizer.clsId, ...pieces.slice(i, i + room), this.tokenizer.sepId]);
+    // the segments' pieces' states, in order; on a GPU segments of one report share graphs (padded, masked)
     const states = new Float32Array(pieces.length * D);
-    let at = 0;
-    for (const seg of segments) {
-      const h = await this.#call(() => this.#native.encode(Int32Array.from(seg)));
-      states.set(h.subarray(D, (seg.length - 1) * D), at * D);
-      at += seg.length - 2;
+    const segmentAt = segments.map((_, i) => i * room);
+    const maxBatchTokens = Math.max(DEFAULT_BERT_BATCH_TOKENS, nCtx);
+    for (const batch of planBertBatches(segments.map((g) => g.length), defaultBertBatchSize(this.#info.backend), maxBatchTokens)) {
+      const { ids, counts } = packBertBatch(segments, batch);
+      const h = await this.#call(() => this.#native.encodeBatch(ids, counts));
+      let row = 0;
+      batch.forEach((k, b) => {
+        states.set(h.subarray((row + 1) * D, (row + counts[b]! - 1) * D), segmentAt[k]! * D);
+        row += counts[b]!;
+      });
     }
     // a word's vector: the mean of its pieces' states (zero where it has none)
     const wordVectors = new Float32Array(words.length * D);

@@ -42,6 +42,12 @@ Napi::Function arg_function(const Napi::Value & v, const char * what);
 bool          has_opt(const Napi::Object & o, const char * key);
 // Int32Array or array of integers -> ids
 std::vector<int32_t> arg_int32_list(const Napi::Value & v, const char * what);
+// a batch of id sequences: ids one after another, counts each one's length; refuses no sequence at all and ids
+// that do not hold exactly the counts' sum (each count's range is the engine's to check)
+struct IdBatch {
+    std::vector<int32_t> ids, counts;
+};
+IdBatch arg_id_batch(const Napi::Value & ids, const Napi::Value & counts, const char * what);
 
 // a status plus the thread's message, captured where the call failed (lr_last_error is per thread)
 struct Failure {

@@ -1,9 +1,26 @@
-// BERT (CheXbert): loadBert (async), info (sync), encode (async: token ids -> [CLS] state and logits), dispose.
+// BERT (CheXbert): loadBert (async), info (sync), encode / encodeBatch (async: token ids -> [CLS] states and logits),
+// dispose.
 #include "addon.h"
 
 #include <cstring>
 
 namespace lra {
+
+namespace {
+
+// {cls: Float32Array, logits: Float32Array}
+Napi::Value encode_result(Napi::Env env, const std::vector<float> & cls, const std::vector<float> & logits) {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Float32Array c = Napi::Float32Array::New(env, cls.size());
+    std::memcpy(c.Data(), cls.data(), cls.size() * sizeof(float));
+    Napi::Float32Array l = Napi::Float32Array::New(env, logits.size());
+    if (!logits.empty()) std::memcpy(l.Data(), logits.data(), logits.size() * sizeof(float));
+    o.Set("cls", c);
+    o.Set("logits", l);
+    return o;
+}
+
+} // namespace
 
 struct BertCore {
     lr_bert *    bert = nullptr;
@@ -26,6 +43,7 @@ public:
 private:
     Napi::Value Info(const Napi::CallbackInfo & info);
     Napi::Value Encode(const Napi::CallbackInfo & info);
+    Napi::Value EncodeBatch(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
 };
 
@@ -34,6 +52,7 @@ Napi::Function Bert::Define(Napi::Env env) {
                        {
                            InstanceMethod<&Bert::Info>("info"),
                            InstanceMethod<&Bert::Encode>("encode"),
+                           InstanceMethod<&Bert::EncodeBatch>("encodeBatch"),
                            InstanceMethod<&Bert::Dispose>("dispose"),
                        });
 }
@@ -80,16 +99,29 @@ Napi::Value Bert::Encode(const Napi::CallbackInfo & info) {
                                                logits->empty() ? nullptr : logits->data(), logits->size());
             if (s != LR_OK) f.capture(s, "could not encode the token ids");
         },
-        [cls, logits](Napi::Env env) -> Napi::Value {
-            Napi::Object o = Napi::Object::New(env);
-            Napi::Float32Array c = Napi::Float32Array::New(env, cls->size());
-            std::memcpy(c.Data(), cls->data(), cls->size() * sizeof(float));
-            Napi::Float32Array l = Napi::Float32Array::New(env, logits->size());
-            if (!logits->empty()) std::memcpy(l.Data(), logits->data(), logits->size() * sizeof(float));
-            o.Set("cls", c);
-            o.Set("logits", l);
-            return o;
-        });
+        [cls, logits](Napi::Env env) -> Napi::Value { return encode_result(env, *cls, *logits); });
+}
+
+// encodeBatch(ids: Int32Array | number[], counts: Int32Array | number[]): Promise<{cls, logits}>: the sequences'
+// ids one after another and each one's count; cls: counts.length x nEmbd floats, logits: counts.length x nLogits
+Napi::Value Bert::EncodeBatch(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    auto batch = std::make_shared<IdBatch>(arg_id_batch(info[0], info[1], "sequence"));
+    const lr_bert_info & bi = core->info;
+    const size_t n_seqs = batch->counts.size();
+    auto cls = std::make_shared<std::vector<float>>(n_seqs * (size_t) bi.n_embd);
+    auto logits = std::make_shared<std::vector<float>>(n_seqs * (size_t) bi.n_logits);
+    auto bc = core;
+    auto op = gate_op(env, bc, "the BERT model");
+    return PromiseWorker::Queue(
+        env, "llava_rad.Bert.encodeBatch",
+        [bc, op, batch, cls, logits](Failure & f) {
+            const lr_status s = lr_bert_encode_batch(bc->bert, batch->ids.data(), batch->counts.data(), (int32_t) batch->counts.size(),
+                                                     cls->data(), cls->size(), logits->empty() ? nullptr : logits->data(),
+                                                     logits->size());
+            if (s != LR_OK) f.capture(s, "could not encode the batch of token ids");
+        },
+        [cls, logits](Napi::Env env) -> Napi::Value { return encode_result(env, *cls, *logits); });
 }
 
 // dispose(): Promise<void>; idempotent; waits for the encodes in flight, then frees

@@ -150,6 +150,17 @@ std::vector<int32_t> arg_int32_list(const Napi::Value & v, const char * what) {
     throw_type(v.Env(), std::string(what) + " must be an Int32Array or an array of integers, got " + describe(v));
 }
 
+IdBatch arg_id_batch(const Napi::Value & ids, const Napi::Value & counts, const char * what) {
+    IdBatch b{arg_int32_list(ids, "ids"), arg_int32_list(counts, "counts")};
+    if (b.counts.empty()) throw_range(ids.Env(), std::string("counts must name at least one ") + what + ", got none");
+    size_t total = 0;
+    for (int32_t n : b.counts) total += n > 0 ? (size_t) n : 0;
+    if (total != b.ids.size()) {
+        throw_range(ids.Env(), "ids must hold the counts' sum (" + std::to_string(total) + ") token ids, got " + std::to_string(b.ids.size()));
+    }
+    return b;
+}
+
 void Failure::capture(lr_status s, const std::string & what) {
     status = s;
     const char * msg = lr_last_error();

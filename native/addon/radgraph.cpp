@@ -46,6 +46,7 @@ public:
                            {
                                InstanceMethod<&Radgraph::Info>("info"),
                                InstanceMethod<&Radgraph::Encode>("encode"),
+                               InstanceMethod<&Radgraph::EncodeBatch>("encodeBatch"),
                                InstanceMethod<&Radgraph::ScoreSpans>("scoreSpans"),
                                InstanceMethod<&Radgraph::ScorePairs>("scorePairs"),
                                InstanceMethod<&Radgraph::Dispose>("dispose"),
@@ -92,6 +93,24 @@ private:
             [rc, op, ids, hidden](Failure & f) {
                 const lr_status s = lr_radgraph_encode(rc->rg, ids->data(), (int32_t) ids->size(), hidden->data(), hidden->size());
                 if (s != LR_OK) f.capture(s, "could not encode the token ids");
+            },
+            [hidden](Napi::Env env) -> Napi::Value { return to_js(env, *hidden); });
+    }
+
+    // encodeBatch(ids: Int32Array | number[], counts: Int32Array | number[]): Promise<Float32Array>
+    // (sum(counts) x n_embd: each segment's tokens, segment after segment)
+    Napi::Value EncodeBatch(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        auto batch = std::make_shared<IdBatch>(arg_id_batch(info[0], info[1], "segment"));
+        auto hidden = std::make_shared<std::vector<float>>(batch->ids.size() * (size_t) core->info.n_embd);
+        auto rc = core;
+        auto op = gate_op(env, rc, "the RadGraph model");
+        return PromiseWorker::Queue(
+            env, "llava_rad.Radgraph.encodeBatch",
+            [rc, op, batch, hidden](Failure & f) {
+                const lr_status s = lr_radgraph_encode_batch(rc->rg, batch->ids.data(), batch->counts.data(), (int32_t) batch->counts.size(),
+                                                             hidden->data(), hidden->size());
+                if (s != LR_OK) f.capture(s, "could not encode the segments");
             },
             [hidden](Napi::Env env) -> Napi::Value { return to_js(env, *hidden); });
     }

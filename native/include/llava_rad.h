@@ -353,6 +353,17 @@ lr_status lr_bert_get_info(const lr_bert * bert, lr_bert_info * out_info);
 lr_status lr_bert_encode(lr_bert * bert, const int32_t * ids, int32_t n_ids, float * cls, size_t cls_capacity,
                          float * logits, size_t logits_capacity);
 
+/* the most token slots one batched call takes: n_seqs x its longest sequence (padding included) */
+#define LR_BERT_MAX_BATCH_TOKENS 16384
+
+/* n_seqs sequences in one graph, padded to the longest with the padding masked out: each sequence's results
+ * equal lr_bert_encode's on it alone (up to float summation order). ids: the sequences one after another;
+ * n_ids[s]: sequence s's count (1..n_ctx); n_seqs >= 1 and n_seqs x max(n_ids) <= LR_BERT_MAX_BATCH_TOKENS
+ * (else LR_ERR_INVALID_ARGUMENT). cls: n_seqs x n_embd floats, sequence after sequence; logits (may be NULL):
+ * n_seqs x n_logits. LR_ERR_BUFFER_TOO_SMALL when a capacity is short. */
+lr_status lr_bert_encode_batch(lr_bert * bert, const int32_t * ids, const int32_t * n_ids, int32_t n_seqs, float * cls,
+                               size_t cls_capacity, float * logits, size_t logits_capacity);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* quantization (ggml's own quantizers)                                                           */
 
@@ -390,6 +401,11 @@ lr_status lr_radgraph_get_info(const lr_radgraph * radgraph, lr_radgraph_info * 
 /* the BERT encoder on one segment (ids as lr_bert_encode): every token's last hidden state, token after
  * token (n_ids * n_embd floats) */
 lr_status lr_radgraph_encode(lr_radgraph * radgraph, const int32_t * ids, int32_t n_ids, float * hidden, size_t capacity);
+/* n_seqs segments in one graph (ids, n_ids and the bounds as lr_bert_encode_batch): every real token's last
+ * hidden state, segment after segment, token after token (sum(n_ids) * n_embd floats); each segment's equal
+ * lr_radgraph_encode's on it alone up to float summation order */
+lr_status lr_radgraph_encode_batch(lr_radgraph * radgraph, const int32_t * ids, const int32_t * n_ids, int32_t n_seqs,
+                                   float * hidden, size_t capacity);
 
 /* words: n_words word vectors (n_words * n_embd floats); spans: n_spans (start, end) word pairs, end
  * inclusive, at most n_width_embd words wide. ner: n_spans * n_ner_labels entity scores (span after span);
@@ -429,8 +445,8 @@ void      lr_clip_free(lr_clip * clip);
 lr_status lr_clip_get_info(const lr_clip * clip, lr_clip_info * out_info);
 
 /* ids: the texts' token ids one after another ([CLS] first, [SEP] last, each < n_vocab); n_ids[i]: text i's count
- * (1..n_ctx). out: capacity floats; needs n_texts x n_out: L2-normalized rows. should_abort may be NULL (asked
- * before each text). Calls on one lr_clip are serialized; it may be used from any thread. */
+ * (1..n_ctx). out: capacity floats; needs n_texts x n_out: L2-normalized rows. On a GPU texts of like length share a
+ * graph (at most 16 texts and 4096 token slots, padding masked); on the CPU each has its own. should_abort may be NULL (asked before each graph). Calls on one lr_clip are serialized; it may be used from any thread. */
 lr_status lr_clip_embed_texts(lr_clip * clip, const int32_t * ids, const int32_t * n_ids, int32_t n_texts,
                               float * out, size_t capacity, lr_abort_callback should_abort, void * user);
 /* pixels as for lr_vision_encode; out: n_images x n_out L2-normalized rows. should_abort as for

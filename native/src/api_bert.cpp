@@ -1,5 +1,6 @@
 // C API: the BERT encoder (CheXbert's labeler).
 #include "api_guard.h"
+#include "bert_batch.h"
 #include "bert_encoder.h"
 #include "bert_model.h"
 
@@ -64,6 +65,25 @@ lr_status lr_bert_encode(lr_bert * bert, const int32_t * ids, int32_t n_ids, flo
             lr::fail(LR_ERR_BUFFER_TOO_SMALL, lr::format("lr_bert_encode: logits needs %zu floats, capacity is %zu", n_logits, logits_capacity));
         }
         bert->encoder->encode(ids, n_ids, cls, logits);
+    });
+}
+
+lr_status lr_bert_encode_batch(lr_bert * bert, const int32_t * ids, const int32_t * n_ids, int32_t n_seqs, float * cls,
+                               size_t cls_capacity, float * logits, size_t logits_capacity) {
+    return lr::guard_exceptions([&] {
+        LR_REQUIRE_ARG(bert != nullptr && cls != nullptr, "lr_bert_encode_batch: NULL argument");
+        const lr::BertHParams & hp = bert->model->hp;
+        lr::check_bert_batch(hp, ids, n_ids, n_seqs, "lr_bert_encode_batch");
+        const size_t n_cls = (size_t) n_seqs * hp.n_embd, n_logits = (size_t) n_seqs * hp.n_logits();
+        if (cls_capacity < n_cls) {
+            lr::fail(LR_ERR_BUFFER_TOO_SMALL, lr::format("lr_bert_encode_batch: cls needs %zu floats (%d x %d), capacity is %zu",
+                                                         n_cls, n_seqs, hp.n_embd, cls_capacity));
+        }
+        if (n_logits > 0 && logits != nullptr && logits_capacity < n_logits) {
+            lr::fail(LR_ERR_BUFFER_TOO_SMALL, lr::format("lr_bert_encode_batch: logits needs %zu floats (%d x %d), capacity is %zu",
+                                                         n_logits, n_seqs, hp.n_logits(), logits_capacity));
+        }
+        bert->encoder->encode_batch(ids, n_ids, n_seqs, cls, logits);
     });
 }
 

@@ -1,5 +1,6 @@
 // C API: RadGraph (the BERT encoder's per-token states and DyGIE's span scorers).
 #include "api_guard.h"
+#include "bert_batch.h"
 #include "bert_encoder.h"
 #include "bert_model.h"
 #include "span_model.h"
@@ -86,6 +87,18 @@ lr_status lr_radgraph_encode(lr_radgraph * rg, const int32_t * ids, int32_t n_id
         need(capacity, (size_t) n_ids * hp.n_embd, "hidden");
         std::vector<float> cls((size_t) hp.n_embd);
         rg->encoder->encode(ids, n_ids, cls.data(), nullptr, hidden);
+    });
+}
+
+lr_status lr_radgraph_encode_batch(lr_radgraph * rg, const int32_t * ids, const int32_t * n_ids, int32_t n_seqs,
+                                   float * hidden, size_t capacity) {
+    return lr::guard_exceptions([&] {
+        LR_REQUIRE_ARG(rg != nullptr && hidden != nullptr, "lr_radgraph_encode_batch: NULL argument");
+        const lr::BertHParams & hp = rg->bert->hp;
+        const lr::BertBatchShape shape = lr::check_bert_batch(hp, ids, n_ids, n_seqs, "lr_radgraph_encode_batch");
+        need(capacity, shape.n_tokens * hp.n_embd, "hidden");
+        std::vector<float> cls((size_t) n_seqs * hp.n_embd);
+        rg->encoder->encode_batch(ids, n_ids, n_seqs, cls.data(), nullptr, hidden);
     });
 }
 

@@ -1,4 +1,5 @@
 #include "clip_encoder.h"
+#include "bert_batch.h"
 #include "status.h"
 
 #include <algorithm>
@@ -51,12 +52,25 @@ void ClipEncoder::embed_texts(const int32_t * ids, const int32_t * n_ids, int32_
                               lr_abort_callback should_abort, void * user) {
     std::lock_guard<std::mutex> lk(mu_);
     const size_t D = (size_t) model_.text->hp.n_embd;
+    std::vector<size_t> start((size_t) n_texts + 1, 0); // text i's ids begin at start[i]
+    for (int32_t i = 0; i < n_texts; i++) start[i + 1] = start[i] + (size_t) n_ids[i];
+
+    // on a GPU texts of like length share a graph, padded to the longest with the padding masked (open_clip masks
+    // it too); on the CPU one text a graph, where batches measured slower (docs/benchmarks.md)
     std::vector<float> cls((size_t) n_texts * D);
-    for (int32_t i = 0; i < n_texts; i++) {
+    const int32_t max_texts = backends_.gpu ? kClipTextBatch : 1;
+    for (const std::vector<int32_t> & batch : plan_bert_batches(n_ids, n_texts, max_texts, kClipTextBatchTokens)) {
         if (should_abort && should_abort(user)) fail(LR_ERR_CANCELLED, "the text embedding was cancelled");
-        // one text a graph, unpadded: open_clip masks the padding, so this is the padded batch's result
-        text_.encode(ids, n_ids[i], cls.data() + (size_t) i * D, nullptr);
-        ids += n_ids[i];
+        std::vector<int32_t> batch_ids, batch_counts;
+        for (int32_t i : batch) {
+            batch_ids.insert(batch_ids.end(), ids + start[i], ids + start[i + 1]);
+            batch_counts.push_back(n_ids[i]);
+        }
+        std::vector<float> batch_cls(batch.size() * D);
+        text_.encode_batch(batch_ids.data(), batch_counts.data(), (int32_t) batch.size(), batch_cls.data(), nullptr);
+        for (size_t b = 0; b < batch.size(); b++) {
+            std::copy_n(batch_cls.data() + b * D, D, cls.data() + (size_t) batch[b] * D);
+        }
     }
     run_head(true, cls.data(), n_texts, out);
 }

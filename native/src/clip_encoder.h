@@ -1,5 +1,6 @@
 // Runs BiomedCLIP-CXR: token ids or preprocessed images in, L2-normalized embeddings out. The towers run on
-// their own encoders (BertEncoder: one text a graph, unpadded; VisionEncoder: batches of images, CLS only),
+// their own encoders (BertEncoder: on a GPU batches of texts, padded and masked; VisionEncoder: batches of images,
+// CLS only),
 // the heads on one graph per batch. Calls are serialized.
 #pragma once
 
@@ -15,6 +16,11 @@
 #include <vector>
 
 namespace lr {
+
+// texts in one graph of the text tower on a GPU (the CPU runs one a graph): at most this many, and this many
+// token slots (texts x the longest)
+constexpr int32_t kClipTextBatch = 16;
+constexpr int64_t kClipTextBatchTokens = 4096;
 
 class ClipEncoder {
 public:
