@@ -116,3 +116,10 @@ export async function asUsageAsync<T>(f: () => Promise<T>): Promise<T> {
 }
 
 export const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** the options of how a study's image is read, shared by findings, batch and serve */
+export const IMAGE_OPTIONS: Options = {
+  'high-bit-depth': { type: 'string' },
+  'dicom-window': { type: 'boolean' },
+  'skip-lateral': { type: 'boolean' },
+};

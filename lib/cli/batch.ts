@@ -19,7 +19,7 @@ import { identityKey, type RunParams } from '../batch/record.js';
 import { runStudies } from '../batch/runner.js';
 import { inShard, parseShard, ShardSpecError, type Shard } from '../batch/shard.js';
 import { runWorker, spawnWorkerEngine } from '../batch/workers.js';
-import { asUsage, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
+import { asUsage, describeNonFile, intArg, parseWithPositionals, UsageError, type Command, IMAGE_OPTIONS } from './args.js';
 
 /** exit status when the run finished but some studies have a failed record */
 export const EXIT_SOME_FAILED = 3;
@@ -121,9 +121,7 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
       shard: { type: 'string' },
       'retry-failed': { type: 'boolean' },
       'kv-type': { type: 'string' },
-      'high-bit-depth': { type: 'string' },
-      'dicom-window': { type: 'boolean' },
-      'skip-lateral': { type: 'boolean' },
+      ...IMAGE_OPTIONS,
       quiet: { type: 'boolean', short: 'q' },
       'json-progress': { type: 'boolean' },
       'ipc-worker': { type: 'boolean' },

@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { loadLlavaRad, type FindingsResult, type LoadLlavaRadOptions } from '../llava-rad.js';
 import { defaultModelFolder } from '../pull/home.js';
-import { asUsageAsync, backendArg, intArg, parseWithPositionals, round, UsageError, type Command } from './args.js';
+import { asUsageAsync, backendArg, intArg, parseWithPositionals, round, UsageError, type Command, IMAGE_OPTIONS } from './args.js';
 
 export const findingsCommand: Command = {
   name: 'findings',
@@ -42,9 +42,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       threads: { type: 'string', short: 't' },
       backend: { type: 'string' },
       'kv-type': { type: 'string' },
-      'high-bit-depth': { type: 'string' },
-      'dicom-window': { type: 'boolean' },
-      'skip-lateral': { type: 'boolean' },
+      ...IMAGE_OPTIONS,
       json: { type: 'boolean' },
     }, 'findings', 1);
     if (v.help) {

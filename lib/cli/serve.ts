@@ -6,7 +6,7 @@ import { modelIdentity } from '../batch/identity.js';
 import { loadLlavaRad, type LoadLlavaRadOptions } from '../llava-rad.js';
 import { defaultModelFolder } from '../pull/home.js';
 import { createServer } from '../serve/server.js';
-import { asUsageAsync, backendArg, intArg, parse, UsageError, type Command } from './args.js';
+import { asUsageAsync, backendArg, intArg, parse, UsageError, type Command, IMAGE_OPTIONS } from './args.js';
 
 function modelOptions(v: Record<string, string | boolean | undefined>): LoadLlavaRadOptions {
   const model = v.model ?? defaultModelFolder();
@@ -80,9 +80,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       threads: { type: 'string', short: 't' },
       backend: { type: 'string' },
       'kv-type': { type: 'string' },
-      'high-bit-depth': { type: 'string' },
-      'dicom-window': { type: 'boolean' },
-      'skip-lateral': { type: 'boolean' },
+      ...IMAGE_OPTIONS,
     }, 'serve');
     if (v.help) {
       io.out(this.usage + '\n');
