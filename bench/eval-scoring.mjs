@@ -16,7 +16,9 @@
 // The peer runs in a child process and times itself after loading. Rounds alternate which side goes first.
 //
 //   node --import ./scripts/ts-hooks.mjs bench/eval-scoring.mjs [--studies 2461] [--rounds 1] [--threads 2]
-//        [--seed 7] [--cache DIR] [--check 60] [--no-f16] [--no-write]
+//        [--seed 7] [--cache DIR] [--check 60] [--no-f16] [--peer-blas LIB] [--no-write]
+// --peer-blas: a BLAS shared library (e.g. an OpenBLAS) preloaded into the peer in place of the one Debian's
+// torch links (libblas.so.3: on this machine netlib's reference BLAS); its folder joins LD_LIBRARY_PATH.
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,7 +35,7 @@ const PEER = path.join(root, 'bench', 'eval_scoring_peer.py');
 const { values: opt } = parseArgs({ options: {
   studies: { type: 'string', default: '2461' }, rounds: { type: 'string', default: '1' }, threads: { type: 'string', default: '2' },
   seed: { type: 'string', default: '7' }, cache: { type: 'string', default: path.join(tmpdir(), 'llava-rad-eval-scoring') },
-  check: { type: 'string', default: '60' }, 'no-f16': { type: 'boolean' }, 'no-write': { type: 'boolean' },
+  check: { type: 'string', default: '60' }, 'peer-blas': { type: 'string' }, 'no-f16': { type: 'boolean' }, 'no-write': { type: 'boolean' },
 } });
 const positiveInt = (name) => {
   const n = Number(opt[name]);
@@ -44,7 +46,11 @@ const [STUDIES, ROUNDS, THREADS, SEED, CHECK] = ['studies', 'rounds', 'threads',
 if (STUDIES < 2) throw new Error(`--studies must be at least 2 (the bootstrap resamples studies), got ${STUDIES}`);
 const cache = path.resolve(opt.cache);
 const at = (f) => path.join(cache, f);
+const peerBlas = opt['peer-blas'] === undefined ? undefined : path.resolve(opt['peer-blas']);
+if (peerBlas !== undefined && !existsSync(peerBlas)) throw new Error(`--peer-blas: no such file: ${peerBlas}`);
 const python = (...args) => execFileSync(PYTHON, [PEER, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+const blasEnv = peerBlas === undefined ? process.env
+  : { ...process.env, LD_PRELOAD: peerBlas, LD_LIBRARY_PATH: [path.dirname(peerBlas), process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'), OPENBLAS_NUM_THREADS: String(THREADS) };
 const log = (...a) => console.error('[eval-scoring]', ...a);
 
 // 1. the checkpoints in the official formats, our GGUFs
@@ -87,7 +93,7 @@ async function ours() {
 
 function peer() {
   const out = at(`peer-${STUDIES}-${SEED}.json`);
-  python('run', cache, textsFile, out);
+  execFileSync(PYTHON, [PEER, 'run', cache, textsFile, out], { stdio: ['ignore', 'inherit', 'inherit'], env: blasEnv });
   return JSON.parse(readFileSync(out, 'utf8'));
 }
 
@@ -142,7 +148,8 @@ summary.ratio_radgraph = summary.ours_radgraph_studies_s / summary.peer_radgraph
 const line = {
   kind: 'eval-scoring', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), threads: THREADS,
   studies: STUDIES, texts: texts.length, mean_words: words.reduce((a, b) => a + b, 0) / texts.length, seed: SEED,
-  peer: { torch: peerOut.torch, threads: peerOut.threads, what: 'PyTorch re-implementation of the official forwards (not transformers / radgraph)' },
+  peer: { torch: peerOut.torch, threads: peerOut.threads, blas: peerBlas ?? 'libblas.so.3 (as linked)',
+    what: 'PyTorch re-implementation of the official forwards (not transformers / radgraph)' },
   bootstrap: 500, summary, check, rounds,
 };
 console.log(JSON.stringify(line));
