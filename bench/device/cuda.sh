@@ -145,99 +145,22 @@ step_env() {
     say "env: gpu '$gpu', driver $driver, nvcc $nv"
 }
 
-# ---- cuBLAS and friends: CMake's FindCUDAToolkit only finds unversioned libraries inside the toolkit ----
+# ---- cuBLAS and friends: scripts/find-cuda.sh (also used by scripts/package.mjs --cuda) -------------------
 CUDA_CMAKE_ARGS=()
 CUDA_LIBDIRS=""
 find_cuda() {
-    local nvcc cuda_home site shim d f lib found
-    nvcc=$(command -v nvcc || true)
-    for f in /usr/local/cuda/bin/nvcc /usr/local/cuda-*/bin/nvcc; do [ -z "$nvcc" ] && [ -x "$f" ] && nvcc=$f; done
-    site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
-    local nvpaths
-    nvpaths=$("$PY" -c 'import nvidia, sys; print(" ".join(nvidia.__path__))' 2>/dev/null)
-    if [ -z "$nvcc" ]; then
-        for f in $nvpaths/cu13/bin/nvcc $nvpaths/cuda_nvcc/bin/nvcc; do [ -z "$nvcc" ] && [ -x "$f" ] && nvcc=$f; done
-    fi
-    if [ -z "$nvcc" ]; then echo "find_cuda: no nvcc" >> "$LOG"; return 1; fi
-    # the toolkit: where the real nvcc lives (a PATH entry may be a symlink or a wrapper script)
-    cuda_home=""
-    local wrapped
-    wrapped=$(sed -n 's/^exec \([^ ]*nvcc\) .*/\1/p' "$nvcc" 2>/dev/null | head -1)
-    for d in "$(dirname "$(dirname "$(readlink -f "$nvcc")")")" ${wrapped:+"$(dirname "$(dirname "$(readlink -f "$wrapped")")")"} \
-             "$(readlink -f /usr/local/cuda 2>/dev/null)" /usr/local/cuda-*; do
-        if [ -z "$cuda_home" ] && [ -x "$d/bin/nvcc" ] && { [ -f "$d/include/cuda_runtime.h" ] || [ -f "$d/targets/x86_64-linux/include/cuda_runtime.h" ]; }; then
-            cuda_home=$d
-        fi
-    done
-    [ -z "$cuda_home" ] && cuda_home=$(dirname "$(dirname "$(readlink -f "$nvcc")")")
-    nvcc=$cuda_home/bin/nvcc
-    CUDA_CMAKE_ARGS+=("-DCMAKE_CUDA_COMPILER=$nvcc" "-DCUDAToolkit_ROOT=$cuda_home")
-    echo "find_cuda: nvcc $nvcc, toolkit $cuda_home, python site $site, nvidia packages: $nvpaths" >> "$LOG"
-    local tk_dirs="$cuda_home/lib64 $cuda_home/lib $cuda_home/targets/x86_64-linux/lib"
-    local search="$tk_dirs $cuda_home/lib64/stubs $cuda_home/targets/x86_64-linux/lib/stubs /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/nvidia/lib64 /usr/local/nvidia/lib"
-    for d in $nvpaths; do search="$search $d/cu13/lib $d/cublas/lib $d/cuda_runtime/lib"; done
-    shim=$WORK/cuda-shim
-    mkdir -p "$shim/lib" "$shim/include"
-    for lib in cublas cublasLt cudart; do
-        found=""
-        for d in $tk_dirs; do [ -z "$found" ] && [ -e "$d/lib$lib.so" ] && found=toolkit; done
-        if [ "$found" = toolkit ]; then echo "find_cuda: lib$lib.so is in the toolkit" >> "$LOG"; continue; fi
-        for d in $search; do
-            for f in "$d"/lib$lib.so.1[0-9] "$d"/lib$lib.so.1[0-9].* "$d"/lib$lib.so; do
-                [ -z "$found" ] && [ -f "$f" ] && found=$f
-            done
-        done
-        if [ -n "$found" ]; then
-            ln -sf "$found" "$shim/lib/lib$lib.so"
-            [ "$(basename "$found")" != "lib$lib.so" ] && ln -sf "$found" "$shim/lib/$(basename "$found")"
-            CUDA_CMAKE_ARGS+=("-DCUDA_${lib}_LIBRARY=$shim/lib/lib$lib.so")
-            CUDA_LIBDIRS="$CUDA_LIBDIRS:$(dirname "$found")"
-            echo "find_cuda: lib$lib -> $found" >> "$LOG"
-        else
-            echo "find_cuda: lib$lib NOT FOUND in $search" >> "$LOG"
-        fi
-    done
-    # the driver library (ggml-cuda links it for its virtual-memory pool); without it: GGML_CUDA_NO_VMM
-    found=""
-    for d in $tk_dirs $cuda_home/lib64/stubs $cuda_home/targets/x86_64-linux/lib/stubs; do
-        [ -z "$found" ] && [ -e "$d/libcuda.so" ] && found=toolkit
-    done
-    if [ -z "$found" ]; then
-        for f in /usr/lib/x86_64-linux-gnu/libcuda.so.1 /usr/lib64/libcuda.so.1 /usr/local/nvidia/lib64/libcuda.so.1 \
-                 /usr/local/nvidia/lib/libcuda.so.1 $(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF}'); do
-            [ -z "$found" ] && [ -e "$f" ] && found=$f
-        done
-        if [ -n "$found" ]; then
-            ln -sf "$found" "$shim/lib/libcuda.so"
-            CUDA_CMAKE_ARGS+=("-DCUDA_cuda_driver_LIBRARY=$shim/lib/libcuda.so")
-            echo "find_cuda: libcuda -> $found" >> "$LOG"
-        else
-            CUDA_CMAKE_ARGS+=("-DGGML_CUDA_NO_VMM=ON")
-            echo "find_cuda: no libcuda.so: GGML_CUDA_NO_VMM=ON" >> "$LOG"
-        fi
-    fi
-    # headers: only the cuBLAS ones, linked into a folder of their own (the wheels' include folder holds
-    # the headers of every CUDA wheel, which must not shadow the toolkit's own)
-    if [ -f "$cuda_home/include/cublas_v2.h" ] || [ -f "$cuda_home/targets/x86_64-linux/include/cublas_v2.h" ]; then
-        echo "find_cuda: cublas_v2.h is in the toolkit" >> "$LOG"
-    else
-        found=""
-        for d in $nvpaths; do
-            for f in "$d/cu13/include/cublas_v2.h" "$d/cublas/include/cublas_v2.h"; do [ -z "$found" ] && [ -f "$f" ] && found=$f; done
-        done
-        for f in /usr/include/cublas_v2.h /usr/local/include/cublas_v2.h /usr/include/x86_64-linux-gnu/cublas_v2.h; do
-            [ -z "$found" ] && [ -f "$f" ] && found=$f
-        done
-        if [ -n "$found" ]; then
-            for f in "$(dirname "$found")"/cublas*.h; do ln -sf "$f" "$shim/include/$(basename "$f")"; done
-            CUDA_CMAKE_ARGS+=("-DCMAKE_CUDA_FLAGS=-I$shim/include" "-DCMAKE_CXX_FLAGS=-I$shim/include")
-            echo "find_cuda: cuBLAS headers from $(dirname "$found")" >> "$LOG"
-        else
-            echo "find_cuda: cublas_v2.h NOT FOUND" >> "$LOG"
-        fi
-    fi
+    local out kind value rc
+    out=$(PYTHON="$PY" bash "$ROOT/scripts/find-cuda.sh" "$WORK/cuda-shim" 2>> "$LOG"); rc=$?
+    while read -r kind value; do
+        case $kind in
+            cmake) CUDA_CMAKE_ARGS+=("$value") ;;
+            libdir) CUDA_LIBDIRS="$CUDA_LIBDIRS:$value" ;;
+        esac
+    done <<< "$out"
     [ -n "$CUDA_LIBDIRS" ] && export LD_LIBRARY_PATH="${CUDA_LIBDIRS#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     echo "find_cuda: cmake args: ${CUDA_CMAKE_ARGS[*]}" >> "$LOG"
+    # no nvcc: nothing to build with; no cuBLAS: the configure step says so
+    [ ${#CUDA_CMAKE_ARGS[@]} -gt 0 ] || return 1
     return 0
 }
 
