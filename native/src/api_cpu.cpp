@@ -43,7 +43,7 @@ const char * lr_build_info(void) {
     static const std::string info = [] {
         std::string s = std::string("llava-rad engine; ggml ") + ggml_version() + " (" + ggml_commit() + ")";
 #ifdef LLAVA_RAD_HAVE_CUDA
-        s += "; backends: CPU, CUDA";
+        s += "; backends: CPU, CUDA (" + lr::cuda_status() + ")";
 #else
         s += "; backends: CPU";
 #endif

@@ -5,6 +5,7 @@
 #include "host_memory.h"
 #include "status.h"
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,6 +18,10 @@ namespace lr {
 
 namespace {
 
+// While the CUDA module loads, ggml's warnings and errors (e.g. ggml_cuda_init's "failed to initialize CUDA")
+// are kept here instead of printed: they become cuda_status(), said when CUDA is asked for or in lr_build_info.
+std::string * g_log_capture = nullptr;
+
 // ggml's own log lines: warnings and errors go to stderr; the rest (e.g. one line per repacked
 // tensor) only with LLAVA_RAD_VERBOSE=1
 void ggml_log(ggml_log_level level, const char * text, void *) {
@@ -26,19 +31,72 @@ void ggml_log(ggml_log_level level, const char * text, void *) {
     }();
     static ggml_log_level last = GGML_LOG_LEVEL_INFO;
     if (level == GGML_LOG_LEVEL_CONT) level = last; else last = level;
-    if (verbose || level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+    const bool problem = level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR;
+    if (g_log_capture != nullptr && problem) {
+        *g_log_capture += text;
+        if (!verbose) return;
+    }
+    if (verbose || problem) std::fputs(text, stderr);
 }
 
-// ggml's CUDA backend is a module beside the CPU ones (built with LLAVA_RAD_CUDA), loaded on first use
+std::string g_cuda_status = "not looked for yet";
+
+std::string one_line(std::string s) {
+    for (char & c : s) if (c == '\n') c = ' ';
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+// ggml's CUDA backend is a module beside the CPU ones (built with LLAVA_RAD_CUDA), loaded on first use. It
+// needs the CUDA runtime and cuBLAS of the toolkit it was built with, and a driver: when one is missing, the
+// module does not load (dlerror says which library) or finds no device (ggml says why); either way the run
+// goes on with the CPU and cuda_status() keeps the reason.
 void load_cuda_module() {
     static std::once_flag once;
     std::call_once(once, [] {
+        load_cpu(); // our log sink first
         const std::string path = ggml_module_dir() + "/libggml-cuda.so";
-        if (access(path.c_str(), R_OK) == 0) ggml_backend_load(path.c_str());
+        if (access(path.c_str(), R_OK) != 0) {
+            g_cuda_status = "not built in (no " + path + ")";
+            return;
+        }
+        // load it ourselves first for dlerror's reason (ggml's loader prints it but does not return it)
+        void * handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (handle == nullptr) {
+            const char * why = dlerror();
+            g_cuda_status = "libggml-cuda.so could not be loaded: " + std::string(why ? why : "unknown reason") +
+                            " (the CUDA runtime and cuBLAS it was built with must be on the library path)";
+            return;
+        }
+        std::string captured;
+        g_log_capture = &captured;
+        ggml_backend_reg_t reg = ggml_backend_load(path.c_str());
+        g_log_capture = nullptr;
+        dlclose(handle); // ggml's loader holds its own reference
+        if (reg == nullptr) {
+            g_cuda_status = "ggml could not start libggml-cuda.so" + (captured.empty() ? "" : ": " + one_line(captured));
+            return;
+        }
+        const size_t n = ggml_backend_reg_dev_count(reg);
+        if (n == 0) {
+            g_cuda_status = "no device" + (captured.empty() ? "" : " (" + one_line(captured) + ")");
+            return;
+        }
+        g_cuda_status = std::to_string(n) + (n == 1 ? " device: " : " devices: ");
+        for (size_t i = 0; i < n; i++) {
+            ggml_backend_dev_t dev = ggml_backend_reg_dev_get(reg, i);
+            g_cuda_status += (i ? ", " : "") + std::string(ggml_backend_dev_name(dev)) + " (" + ggml_backend_dev_description(dev) + ")";
+        }
+        if (!captured.empty()) std::fputs(captured.c_str(), stderr);
     });
 }
 
 } // namespace
+
+std::string cuda_status() {
+    load_cuda_module();
+    return g_cuda_status;
+}
 
 const CpuVariant & load_cpu() {
     static std::once_flag log_once;
@@ -187,7 +245,7 @@ void init_backends(Backends & out, lr_backend want, int n_threads) {
     if (!gpu_dev) {
         if (want == LR_BACKEND_CUDA) {
 #ifdef LLAVA_RAD_HAVE_CUDA
-            fail(LR_ERR_BACKEND, "backend 'cuda' was requested but no CUDA device was found");
+            fail(LR_ERR_BACKEND, "backend 'cuda' was requested but no CUDA device was found (CUDA: " + cuda_status() + ")");
 #else
             fail(LR_ERR_BACKEND, "backend 'cuda' was requested but this build has no CUDA support "
                                  "(rebuild with LLAVA_RAD_CUDA=1 npm rebuild llava-rad)");

@@ -62,6 +62,10 @@ void set_cpu_threads(ggml_backend_t cpu, int n_threads);
 // when it returns true
 void set_cpu_abort_callback(ggml_backend_t cpu, ggml_abort_callback cb, void * data);
 
+// What became of ggml's CUDA module (loaded on first call): "N device(s): ...", "no device (why)", "not built in
+// (...)", or why libggml-cuda.so did not load (a missing libcublas.so.N, say)
+std::string cuda_status();
+
 // Throws LR_ERR_BACKEND when CUDA is asked for but not compiled in or no device is present.
 void init_backends(Backends & out, lr_backend want, int n_threads);
 
