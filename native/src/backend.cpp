@@ -20,7 +20,7 @@ namespace {
 
 // While the CUDA module loads, ggml's warnings and errors (e.g. ggml_cuda_init's "failed to initialize CUDA")
 // are kept here instead of printed: they become cuda_status(), said when CUDA is asked for or in lr_build_info.
-std::string * g_log_capture = nullptr;
+thread_local std::string * g_log_capture = nullptr; // the loading thread's lines only
 
 // ggml's own log lines: warnings and errors go to stderr; the rest (e.g. one line per repacked
 // tensor) only with LLAVA_RAD_VERBOSE=1
