@@ -4,8 +4,9 @@
 // Where the addon is looked for, first loadable wins:
 //   1. LLAVA_RAD_BINARY (or its older name LLAVA_RAD_ADDON): a llava_rad.node file, or a folder holding one
 //      (directly or in Release/). When set, it is the only place tried.
-//   2. the prebuilt platform packages npm installs beside this one: llava-rad-linux-x64-cuda (x86-64 Linux, when
-//      the user installed it), then llava-rad-<os>-<arch> (an optional dependency); their addon is Release/llava_rad.node.
+//   2. the prebuilt platform packages npm installs beside this one: llava-rad-linux-x64-cuda13, then -cuda12
+//      (x86-64 Linux, when the user installed one), then llava-rad-<os>-<arch> (an optional dependency); their
+//      addon is Release/llava_rad.node.
 //   3. a source build in this package: <package root>/build/Release/llava_rad.node, the package root being found
 //      from this module's own location (lib/ when run from source, dist/ when built).
 // If none loads, LlavaRadError NATIVE_LOAD lists each place tried, why it failed, and how to build from source.
@@ -241,7 +242,8 @@ export interface AddonCandidate {
 /** The prebuilt platform packages that fit this process, most specific first. */
 export function platformPackages(platform: string = process.platform, arch: string = process.arch): string[] {
   const base = `llava-rad-${platform}-${arch}`;
-  return platform === 'linux' && arch === 'x64' ? [`${base}-cuda`, base] : [base];
+  // a CUDA package's addon loads without the CUDA runtime; its CUDA module then says why it did not (buildInfo)
+  return platform === 'linux' && arch === 'x64' ? [`${base}-cuda13`, `${base}-cuda12`, base] : [base];
 }
 
 function binaryFromEnv(): { name: string; value: string } | undefined {

@@ -8,14 +8,20 @@
 //                                             llava-rad-linux-arm64 from build/ instead
 //   <out>/llava-rad-linux-arm64-VERSION.tgz   with --arm64: cross-compiled here with Debian's aarch64 toolchain
 //                                             into build-pkg-arm64/ and smoke-tested under qemu-aarch64
-//   <out>/llava-rad-linux-x64-cuda-VERSION.tgz with --cuda: ggml's CUDA backend plus the CPU modules, built into
-//                                             build-pkg-cuda/ (needs the CUDA toolkit with cuBLAS)
+//   <out>/llava-rad-linux-x64-cudaN-VERSION.tgz with --cuda: ggml's CUDA backend plus the CPU modules, for the CUDA
+//                                             N runtime (N: the toolkit's major version, 12 or 13), built into
+//                                             build-pkg-cuda/ (needs the CUDA toolkit with cuBLAS: scripts/find-cuda.sh
+//                                             finds it, NVIDIA's Python wheels included)
 //
 // A platform package holds what a build folder holds, laid out the same way: Release/llava_rad.node (the addon),
 // Release/libggml*.so (ggml, its CPU modules, CUDA), and llava-rad-cli (the C++ CLI, whose run path is
 // $ORIGIN/Release); lib/native.ts loads Release/llava_rad.node from it.
 //
 // Usage: node scripts/package.mjs [--out DIR] [--no-main] [--no-host] [--arm64] [--cuda]
+//                                 [--cuda-archs LIST] [--cuda-build-dir DIR]
+//   --cuda-archs      CMAKE_CUDA_ARCHITECTURES (default: ggml's list for the toolkit, e.g. for CUDA 13
+//                     75-virtual;80-virtual;86-real;89-real;90-virtual;120a-real;121a-real)
+//   --cuda-build-dir  the build folder of the CUDA package (default build-pkg-cuda)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,6 +38,8 @@ const { values: opt } = parseArgs({
     'no-x64': { type: 'boolean', default: false }, // older name of --no-host
     arm64: { type: 'boolean', default: false },
     cuda: { type: 'boolean', default: false },
+    'cuda-archs': { type: 'string' },
+    'cuda-build-dir': { type: 'string', default: 'build-pkg-cuda' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -49,8 +57,13 @@ const PLATFORMS = {
   'linux-x64': { os: 'linux', cpu: 'x64', buildDir: 'build', what: 'portable CPU build: every x86-64 CPU module, one chosen at run time' },
   // from build/ on an arm64 machine; cross-compiled into build-pkg-arm64/ on x86-64 (--arm64)
   'linux-arm64': { os: 'linux', cpu: 'arm64', buildDir: os.arch() === 'arm64' ? 'build' : 'build-pkg-arm64', what: 'arm64 CPU build' },
-  'linux-x64-cuda': { os: 'linux', cpu: 'x64', buildDir: 'build-pkg-cuda', what: "ggml's CUDA backend (CUDA 12 runtime) and the portable CPU modules" },
 };
+// the CUDA package of toolkit major version N (12, 13): its libggml-cuda.so needs that runtime's libcudart.so.N
+// and libcublas.so.N, so each major version is a package of its own
+const cudaPlatform = (major) => ({
+  os: 'linux', cpu: 'x64', buildDir: opt['cuda-build-dir'], cuda: major,
+  what: `ggml's CUDA backend for the CUDA ${major} runtime (libcudart.so.${major}, libcublas.so.${major}) and the portable CPU modules`,
+});
 
 function die(msg) {
   console.error(`package: ${msg}`);
@@ -157,7 +170,7 @@ function checkBuild(name, buildDir) {
   const p = PLATFORMS[name];
   if (onOff(cache.LLAVA_RAD_NATIVE)) die(`${buildDir} is a -march=native build (LLAVA_RAD_NATIVE=ON): it would not run on other CPUs`);
   if ((cache.LLAVA_RAD_SANITIZE ?? '') !== '') die(`${buildDir} is a sanitizer build`);
-  if (onOff(cache.LLAVA_RAD_CUDA) !== name.endsWith('-cuda')) die(`${buildDir} was built with LLAVA_RAD_CUDA=${cache.LLAVA_RAD_CUDA}, not what ${name} needs`);
+  if (onOff(cache.LLAVA_RAD_CUDA) !== (p.cuda !== undefined)) die(`${buildDir} was built with LLAVA_RAD_CUDA=${cache.LLAVA_RAD_CUDA}, not what ${name} needs`);
   const proc = cache.CMAKE_SYSTEM_PROCESSOR || os.arch();
   const isArm = /aarch64|arm64/i.test(proc);
   if (isArm !== (p.cpu === 'arm64')) die(`${buildDir} was built for ${proc}, not ${p.cpu}`);
@@ -169,6 +182,20 @@ function stripTool(cpu) {
   const names = cpu === 'arm64' && os.arch() !== 'arm64' ? ['aarch64-linux-gnu-strip'] : ['strip'];
   for (const n of names) if (spawnSync(n, ['--version'], { stdio: 'ignore' }).status === 0) return n;
   return undefined;
+}
+
+/** A shipped binary may look for libraries beside itself ($ORIGIN...) only, never in the build machine's folders. */
+function checkRunPaths(files) {
+  if (spawnSync('readelf', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    console.log('package: no readelf(1): the run paths of the binaries were not checked');
+    return;
+  }
+  for (const f of files) {
+    const r = spawnSync('readelf', ['-d', f], { encoding: 'utf8' });
+    const m = /\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.*)\]/.exec(r.stdout ?? '');
+    const foreign = (m?.[1] ?? '').split(':').filter((d) => d !== '' && !d.startsWith('$ORIGIN'));
+    if (foreign.length) die(`${path.basename(f)} would look for libraries in ${foreign.join(', ')} (its run path); only $ORIGIN-relative folders may ship`);
+  }
 }
 
 function platformPackage(name) {
@@ -194,6 +221,7 @@ function platformPackage(name) {
   const cli = path.join(stage, 'llava-rad-cli');
   copyFileSync(path.join(buildDir, 'llava-rad-cli'), cli);
   files.push(cli);
+  checkRunPaths(files);
   const strip = stripTool(p.cpu);
   if (strip) for (const f of files) run(strip, ['--strip-unneeded', f]);
   else console.log(`package: no strip(1) for ${p.cpu}: ${name}'s binaries go in unstripped`);
@@ -241,11 +269,37 @@ function buildArm64() {
   run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', path.join(dir, 'llava-rad-cli'), 'info']);
 }
 
+/** Builds the CUDA package's engine; returns its platform name (linux-x64-cudaN). */
 function buildCuda() {
-  if (spawnSync('nvcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
-    die('--cuda needs the CUDA toolkit (nvcc and cuBLAS) on PATH; the CUDA package cannot be built on this machine');
+  const buildDir = opt['cuda-build-dir'];
+  const shim = path.join(root, `${buildDir}-shim`);
+  const found = spawnSync('bash', [path.join(root, 'scripts', 'find-cuda.sh'), shim], { cwd: root, encoding: 'utf8' });
+  process.stderr.write(found.stderr ?? '');
+  if (found.status !== 0) die('--cuda needs the CUDA toolkit (nvcc) and cuBLAS; scripts/find-cuda.sh found no complete set (above)');
+  const defs = [];
+  const libdirs = [];
+  let version = '';
+  for (const line of found.stdout.split('\n')) {
+    const [kind, value] = [line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1)];
+    if (kind === 'cmake') defs.push(value);
+    else if (kind === 'libdir' && !libdirs.includes(value)) libdirs.push(value);
+    else if (kind === 'version') version = value;
   }
-  buildNative(PLATFORMS['linux-x64-cuda'].buildDir, { LLAVA_RAD_CUDA: '1' });
+  const major = Number.parseInt(version, 10);
+  if (!(major >= 12)) die(`the CUDA toolkit is ${version || 'of unknown version'}; the CUDA package needs CUDA 12 or later`);
+  if (opt['cuda-archs']) defs.push(`-DCMAKE_CUDA_ARCHITECTURES=${opt['cuda-archs']}`);
+  const name = `linux-x64-cuda${major}`;
+  PLATFORMS[name] = cudaPlatform(major);
+  buildNative(buildDir, { LLAVA_RAD_CUDA: '1', LLAVA_RAD_CMAKE_ARGS: defs.join(' ') });
+  // smoke test: the module loads with the toolkit's libraries and says how many devices it sees
+  const env = { ...process.env, LD_LIBRARY_PATH: [...libdirs, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
+  const info = spawnSync(path.join(root, buildDir, 'llava-rad-cli'), ['info'], { cwd: root, env, encoding: 'utf8' });
+  const line = (info.stdout ?? '').split('\n').find((l) => l.includes('CUDA'));
+  if (info.status !== 0 || !line || /could not be loaded|could not start/.test(line)) {
+    die(`the CUDA build's llava-rad-cli info failed or its CUDA module did not load:\n${info.stdout}${info.stderr}`);
+  }
+  console.log(`package: CUDA ${version} build: ${line.trim()}`);
+  return name;
 }
 
 // ---- main -------------------------------------------------------------------------------------------------
@@ -263,9 +317,6 @@ if (opt.arm64 && host !== 'linux-arm64') {
   buildArm64();
   made.push(platformPackage('linux-arm64'));
 }
-if (opt.cuda) {
-  buildCuda();
-  made.push(platformPackage('linux-x64-cuda'));
-}
+if (opt.cuda) made.push(platformPackage(buildCuda()));
 rmSync(stageRoot, { recursive: true, force: true });
 console.log(`package: ${made.length} tarball(s) in ${outDir}`);

@@ -17,7 +17,7 @@ import {
   typeRowBytes,
   type LlamaModel,
 } from '../lib/index.js';
-import { native } from '../lib/native.js';
+import { native, platformPackages } from '../lib/native.js';
 import { validateGenerateOptions, validateLoadOptions } from '../lib/options.js';
 import { SlotQueue } from '../lib/queue.js';
 import { tinyLlamaPath } from './helpers/tiny-llama.js';
@@ -180,6 +180,12 @@ describe('addon loader', () => {
     expect(r.json).toMatchObject({ name: 'LlavaRadError', code: 'NATIVE_LOAD' });
     expect(r.json!.message).toMatch(/could not be loaded/);
     expect(r.json!.message).toContain('npm run build:native');
+  });
+
+  it('the platform packages tried: a CUDA 13, then a CUDA 12 package before the CPU one on x86-64 Linux only', () => {
+    expect(platformPackages('linux', 'x64')).toEqual(['llava-rad-linux-x64-cuda13', 'llava-rad-linux-x64-cuda12', 'llava-rad-linux-x64']);
+    expect(platformPackages('linux', 'arm64')).toEqual(['llava-rad-linux-arm64']);
+    expect(platformPackages('darwin', 'arm64')).toEqual(['llava-rad-darwin-arm64']);
   });
 
   it('loadModel also reports NATIVE_LOAD (after validating its options)', () => {
