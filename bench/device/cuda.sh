@@ -20,7 +20,8 @@
 #              to 4096), 7B-shaped decoders (q4_k: uniform Q4_K with a Q6_K lm head; q4_0)
 #   unit       llava-rad-tests (C++ unit tests)
 #   correct    greedy tokens of generate --backend cpu vs cuda (small decoders, 3 prompts, 32 tokens);
-#              vision --dump cpu vs cuda (the committed tiny fixture and the ViT-B), compared in float64
+#              vision --dump cpu vs cuda (the committed tiny fixture and the ViT-B), compared in float64;
+#              bert --dump cpu vs cuda (the tiny CheXbert of prepare.sh on its 20 golden sequences, batched and not)
 #   perf       llama-bench -ngl 99 -p 512 -n 128 -fa 0,1 -r 3 vs our generate --backend cuda (~512-token
 #              prompt, 128 tokens, --warmup) at fa 0 and 1, for the 7B q4_k and q4_0
 #   study      llava-rad-cli study (7B q4_k + ViT-B): P = 1, 8, 16, 32 (studies/hour), then P=32 with fa=1
@@ -194,6 +195,23 @@ VOCAB=""
 for f in "$ROOT/build-device/vocab.gguf" "$ROOT"/test/.fixtures/tiny-llama-base-q4_0-*.gguf "$ROOT"/test/.fixtures/tiny-llama-*.gguf; do
     [ -z "$VOCAB" ] && [ -f "$f" ] && VOCAB=$f
 done
+
+# compare_dumps STEP KEY=VALUE CMD...: runs CMD --backend cpu and CMD --backend $GPU, each with --dump, and
+# records the float64 comparison of the two dumps (devtools.py dumps) as STEP, KEY=VALUE naming the case
+compare_dumps() {
+    local step=$1 label=$2 rc1 rc2
+    shift 2
+    run 120 "$@" --backend cpu --dump "$WORK/cmp-cpu.f32"; rc1=$?
+    run 60 "$@" --backend "$GPU" --dump "$WORK/cmp-gpu.f32"; rc2=$?
+    if [ $rc1 = 0 ] && [ $rc2 = 0 ] && "$PY" "$TOOLS" dumps "$WORK/cmp-cpu.f32" "$WORK/cmp-gpu.f32" > "$WORK/cmp.json" 2>> "$LOG"; then
+        rec "$step" ok "$label" --json "$WORK/cmp.json"
+        say "$step $label: $(cat "$WORK/cmp.json")"
+    else
+        rec "$step" fail "$label" rc_cpu=$rc1 rc_gpu=$rc2
+        say "$step $label: FAILED"
+    fi
+    rm -f "$WORK/cmp-cpu.f32" "$WORK/cmp-gpu.f32"
+}
 
 # ---- the prebuilt CUDA build (bench/device/prepare.sh --cuda) ------------------------------------------------
 # use_prebuilt: unpacks build-device/cuda-prebuilt.tar.xz into $BUILD when its sources stamp is this tree's and
@@ -387,16 +405,15 @@ if [ $BUILD_OK = 1 ] && [ -x "$CLI" ]; then
     want correct && for v in "tiny-vision-f32:$ROOT/test/fixtures/vision/tiny-vision-f32.gguf" "vit-b-f16:$WORK/vit-b-f16.gguf"; do
         name=${v%%:*}; m=${v#*:}
         [ -f "$m" ] || { rec correct-vision skipped model=$name note=no-model; continue; }
-        run 120 "$CLI" vision --model "$m" --images 2 --batch 2 --backend cpu --dump "$WORK/vis-cpu.f32"; rc1=$?
-        run 60 "$CLI" vision --model "$m" --images 2 --batch 2 --backend "$GPU" --dump "$WORK/vis-gpu.f32"; rc2=$?
-        if [ $rc1 = 0 ] && [ $rc2 = 0 ] && "$PY" "$TOOLS" dumps "$WORK/vis-cpu.f32" "$WORK/vis-gpu.f32" > "$WORK/cmp.json" 2>> "$LOG"; then
-            rec correct-vision ok model=$name --json "$WORK/cmp.json"
-            say "correct vision $name: $(cat "$WORK/cmp.json")"
-        else
-            rec correct-vision fail model=$name rc_cpu=$rc1 rc_gpu=$rc2
-            say "correct vision $name: FAILED"
-        fi
-        rm -f "$WORK/vis-cpu.f32" "$WORK/vis-gpu.f32"
+        compare_dumps correct-vision model=$name "$CLI" vision --model "$m" --images 2 --batch 2
+    done
+
+    # correctness: the BERT encoder (CheXbert; CLIP's text tower runs the same graph), cpu vs gpu dumps of the
+    # tiny CheXbert on its 20 golden sequences (prepare.sh writes both), batched and one at a time
+    BERT_GGUF=$ROOT/build-device/chexbert-tiny-f32.gguf BERT_IDS=$ROOT/build-device/bert-ids.txt
+    want correct && for b in 1 0; do
+        [ -f "$BERT_GGUF" ] && [ -f "$BERT_IDS" ] || { rec correct-bert skipped note="no build-device/chexbert-tiny-f32.gguf (prepare.sh)"; break; }
+        compare_dumps correct-bert batch=$b "$CLI" bert --model "$BERT_GGUF" --ids-file "$BERT_IDS" --batch $b
     done
 
     # perf: llama-bench vs ours on the 7B-shaped decoders

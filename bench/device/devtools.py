@@ -213,13 +213,19 @@ def cmd_summary(args):
                     cells.append(f"{d.get('equal_prefix')}/{d.get('n')}")
             same = sum(1 for r in rows if (r.get("data") or {}).get("identical"))
             p(f"  {t:<6} identical {same}/{len(rows)}   " + "  ".join(cells))
-    vis = by("correct-vision")
-    if vis:
+    def dump_rows(step, title, label):
+        rows = by(step)
+        if not rows:
+            return
         p("")
-        p("CORRECTNESS vision, cpu vs gpu (projected rows of 2 synthetic images)")
-        for r in vis:
+        p(title)
+        for r in rows:
             d = r.get("data") or {}
-            p(f"  {r.get('model', '-'):<22} {r.get('status'):<6} rel_l2 {_fmt(d.get('rel_l2'), 6)}  max_abs {_fmt(d.get('max_abs'), 6)}  rel_max {_fmt(d.get('rel_max'), 6)}")
+            name = f"{label} {r.get(label, '-')}".strip() if label != "model" else str(r.get("model", "-"))
+            p(f"  {name:<22} {r.get('status'):<6} rel_l2 {_fmt(d.get('rel_l2'), 6)}  max_abs {_fmt(d.get('max_abs'), 6)}  rel_max {_fmt(d.get('rel_max'), 6)}")
+
+    dump_rows("correct-vision", "CORRECTNESS vision, cpu vs gpu (projected rows of 2 synthetic images)", "model")
+    dump_rows("correct-bert", "CORRECTNESS BERT encoder, cpu vs gpu ([CLS] states and logits of the tiny CheXbert, 20 sequences)", "batch")
 
     perf = by("perf-llama-bench") + by("perf-ours")
     if perf:

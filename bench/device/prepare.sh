@@ -7,6 +7,8 @@
 #                                  compiles: ~6 MB instead of the 35 MB bundle, and no git needed there
 #   build-device/vocab.gguf        a 1.8 MB decoder GGUF with the real LLaMA-2 tokenizer (the vocabulary
 #                                  template for llava-rad-make-model --vocab-from), instead of a 10.7 MB fixture
+#   build-device/chexbert-tiny-f32.gguf, bert-ids.txt   the tiny CheXbert of the tests (4.5 MB) and its 20 golden
+#                                  sequences, one a line, for cuda.sh's BERT check (llava-rad-cli bert)
 #   build-device/cuda-prebuilt.tar.xz, .sources   with --cuda: build-cuda's programs and libraries (stripped)
 #                                  for sm_90 (CUDA_ARCH), built HERE with nvcc and cuBLAS (scripts/find-cuda.sh),
 #                                  stamped with bench/device/sources-hash.sh; cuda.sh uses them when the stamp
@@ -66,6 +68,19 @@ MAKE_MODEL="$BUILD/llava-rad-make-model"
 "$MAKE_MODEL" decoder --vocab-from "$TEMPLATE" --out "$OUTDIR/vocab.gguf" --type q4_0 \
     --n-embd 32 --n-ff 32 --n-layer 1 --n-head 1 --n-ctx 4096 2>/dev/null
 echo "prepare: $OUTDIR/vocab.gguf ($(du -h "$OUTDIR/vocab.gguf" | cut -f1), tokenizer of $TEMPLATE)"
+
+# ---- a tiny CheXbert and its golden sequences, for the BERT check (llava-rad-cli bert) ----
+node --import ./scripts/ts-hooks.mjs --input-type=module -e "
+import { readFileSync, writeFileSync } from 'node:fs';
+import { convertChexbert } from './lib/convert/chexbert.js';
+import { WordPieceVocab } from './lib/bert/wordpiece.js';
+import { bertBaseUncasedVocabText } from './test/fixtures/wordpiece/vocab.js';
+const golden = JSON.parse(readFileSync('test/fixtures/chexbert/goldens.json', 'utf8'));
+await convertChexbert('test/fixtures/chexbert/chexbert-tiny.pth', WordPieceVocab.fromText(bertBaseUncasedVocabText()),
+  '$OUTDIR/chexbert-tiny-f32.gguf', { type: 'f32', headCount: golden.hparams.heads });
+writeFileSync('$OUTDIR/bert-ids.txt', golden.cases.map((c) => c.ids.join(' ')).join('\\n') + '\\n');
+"
+echo "prepare: $OUTDIR/chexbert-tiny-f32.gguf ($(du -h "$OUTDIR/chexbert-tiny-f32.gguf" | cut -f1)), $OUTDIR/bert-ids.txt ($(wc -l < "$OUTDIR/bert-ids.txt") sequences)"
 
 # ---- the CUDA build, made here ----
 if [ $CUDA = 1 ]; then

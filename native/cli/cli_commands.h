@@ -11,5 +11,6 @@ int cmd_generate(int argc, char ** argv);
 int cmd_info(int argc, char ** argv);
 int cmd_vision(int argc, char ** argv);
 int cmd_study(int argc, char ** argv);
+int cmd_bert(int argc, char ** argv);
 
 } // namespace lrcli

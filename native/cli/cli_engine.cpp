@@ -1,6 +1,9 @@
 #include "cli_engine.h"
+#include "cli_json.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 namespace lrcli {
 
@@ -63,6 +66,30 @@ void synthetic_image(int32_t size, bool mirrored, const float * mean, const floa
             }
         }
     }
+}
+
+Checksum dump_floats(const Args & a, const std::vector<float> & values) {
+    Checksum c;
+    for (float v : values) {
+        c.sum += v;
+        c.sum_abs += std::fabs(v);
+    }
+    auto it = a.values.find("dump");
+    if (it == a.values.end()) return c;
+    std::FILE * f = std::fopen(it->second.c_str(), "wb");
+    if (!f || std::fwrite(values.data(), sizeof(float), values.size(), f) != values.size()) {
+        if (f) std::fclose(f);
+        throw EngineError{LR_ERR_IO, "cannot write " + it->second};
+    }
+    if (std::fclose(f) != 0) throw EngineError{LR_ERR_IO, "cannot write " + it->second};
+    return c;
+}
+
+void print_json_with_checksum(std::string & o, bool & first, const Checksum & sums) {
+    json_key(o, "sum", first); o += json_number(sums.sum);
+    json_key(o, "sum_abs", first); o += json_number(sums.sum_abs);
+    o += "}\n";
+    std::fwrite(o.data(), 1, o.size(), stdout);
 }
 
 } // namespace lrcli

@@ -41,6 +41,15 @@ lr_model * load(const std::string & path, const Args & a, ModelHolder & holder, 
 // text -> ids (the full list; engine errors throw)
 std::vector<int32_t> tokenize(const lr_model * model, const std::string & text, bool add_bos);
 
+// --dump FILE of the arguments, when given: `values` as raw float32 (throws EngineError IO); and the sums of
+// the values and of their magnitudes, the checksum the commands print
+struct Checksum {
+    double sum = 0, sum_abs = 0;
+};
+Checksum dump_floats(const Args & a, const std::vector<float> & values);
+// ends a command's JSON object `o` with the checksum ("sum", "sum_abs") and prints it on stdout
+void print_json_with_checksum(std::string & o, bool & first, const Checksum & sums);
+
 // the reference's synthetic test image (scripts/reference/llava_rad_reference.py), normalized in float32:
 // 3 x size x size floats (CHW)
 void synthetic_image(int32_t size, bool mirrored, const float * mean, const float * stdv, float * out);

@@ -9,13 +9,15 @@
 //   llava-rad-cli study --model DECODER.gguf --mmproj VISION.gguf [--studies N] [--parallel P] [--max-tokens T]
 //                       [--prompt-tokens K] [--ctx-per-study C] [--latency-runs L] [--overlap 0|1] [--flash-attn 0|1]
 //                       [--threads N] [--backend B] [--json]
+//   llava-rad-cli bert --model BERT.gguf [--ids-file F | --seqs N --len L --seed S] [--batch 0|1] [--dump FILE.f32]
+//                      [--threads N] [--backend B] [--json]
 //   llava-rad-cli --version | --help
 //
 // Same JSON fields as the Node CLI (`llava-rad generate --json`). Exit codes: 0 ok, 1 engine error,
 // 2 bad arguments. Everything goes through the C API in llava_rad.h.
 //
 // One file per component: cli_args (option parsing, UsageError), cli_json (JSON writers), cli_engine (engine
-// errors, handle holders, loading), one file per command (generate.cpp, info.cpp, vision.cpp, study.cpp).
+// errors, handle holders, loading), one file per command (generate.cpp, info.cpp, vision.cpp, study.cpp, bert.cpp).
 #include "cli_args.h"
 #include "cli_commands.h"
 #include "cli_engine.h"
@@ -38,6 +40,7 @@ const char * const kUsage =
     "  info      print the build, the CPU code in use and a model's hyperparameters as JSON\n"
     "  vision    encode synthetic images with a vision GGUF (check / time a backend)\n"
     "  study     benchmark whole studies: image -> vision tower -> prompt -> T tokens, P studies at once\n"
+    "  bert      run a BERT GGUF (CheXbert) on token ids (check / time a backend)\n"
     "\n"
     "generate options:\n"
     "  -m, --model FILE        GGUF model (LLaMA architecture)\n"
@@ -74,6 +77,12 @@ const char * const kUsage =
     "  [--overlap 0|1 (1: encode the next batch while studies decode; 0: waves of P)] [--flash-attn 0|1]\n"
     "  [--threads N] [--backend B] [--json]\n"
     "\n"
+    "bert: run a BERT GGUF (CheXbert's encoder and heads) on the ids of --ids-file (one sequence a line) or on N\n"
+    "  pseudo-random sequences (sequence s has max(1, L - 3s) ids); --batch 1 (default) encodes them in one padded\n"
+    "  graph, 0 one at a time. --dump writes every [CLS] state, then every sequence's logits, as float32:\n"
+    "  --model BERT.gguf [--ids-file F | --seqs N (8) --len L (64) --seed S (0)] [--batch 0|1] [--dump FILE]\n"
+    "  [--threads N] [--backend B] [--json]\n"
+    "\n"
     "Research use only: LLaVA-Rad is not for clinical care.\n";
 
 } // namespace
@@ -104,7 +113,8 @@ int main(int argc, char ** argv) {
         if (cmd == "info") return cmd_info(argc, argv);
         if (cmd == "vision") return cmd_vision(argc, argv);
         if (cmd == "study") return cmd_study(argc, argv);
-        throw UsageError{"unknown command '" + cmd + "' (commands: generate, info, vision, study; see llava-rad-cli --help)"};
+        if (cmd == "bert") return cmd_bert(argc, argv);
+        throw UsageError{"unknown command '" + cmd + "' (commands: generate, info, vision, study, bert; see llava-rad-cli --help)"};
     } catch (const UsageError & e) {
         std::fprintf(stderr, "llava-rad-cli: %s\n", e.message.c_str());
         return 2;

@@ -54,23 +54,13 @@ int cmd_vision(int argc, char ** argv) {
     s = lr_vision_encode(vh.v, pixels.data(), (int32_t) n_images, which, out.data(), out.size());
     if (s != LR_OK) engine_fail(s, "encoding failed");
     const auto t3 = std::chrono::steady_clock::now();
-    double sum = 0, sum_abs = 0;
-    for (float v : out) { sum += v; sum_abs += std::fabs(v); }
-    auto it = a.values.find("dump");
-    if (it != a.values.end()) {
-        std::FILE * f = std::fopen(it->second.c_str(), "wb");
-        if (!f || std::fwrite(out.data(), sizeof(float), out.size(), f) != out.size()) {
-            if (f) std::fclose(f);
-            throw EngineError{LR_ERR_IO, "cannot write " + it->second};
-        }
-        std::fclose(f);
-    }
+    const Checksum sums = dump_floats(a, out);
     const double load_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     const double encode_ms = std::chrono::duration<double, std::milli>(t3 - t2).count();
     if (!a.flags.count("json")) {
         std::printf("%lld image(s) in %.1f ms (%.1f ms per image), backend %s, output %s [%lld x %d x %zu], sum %.6g, sum|.| %.6g\n",
                     n_images, encode_ms, encode_ms / (double) n_images, vi.backend, which == LR_VISION_FEATURES ? "features" : "projected",
-                    n_images, vi.n_patches, width, sum, sum_abs);
+                    n_images, vi.n_patches, width, sums.sum, sums.sum_abs);
         return 0;
     }
     std::string o = "{";
@@ -83,10 +73,7 @@ int cmd_vision(int argc, char ** argv) {
     json_key(o, "ms_per_image", first); o += json_number(encode_ms / (double) n_images);
     json_key(o, "n_patches", first); o += std::to_string(vi.n_patches);
     json_key(o, "width", first); o += std::to_string(width);
-    json_key(o, "sum", first); o += json_number(sum);
-    json_key(o, "sum_abs", first); o += json_number(sum_abs);
-    o += "}\n";
-    std::fwrite(o.data(), 1, o.size(), stdout);
+    print_json_with_checksum(o, first, sums);
     return 0;
 }
 
