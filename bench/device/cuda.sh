@@ -32,9 +32,6 @@
 # CUDA_ARCH (90), LLAMA_BENCH (dry run: a llama-bench binary to use), ONLY: a comma list of the steps
 # build, unit, correct, perf, study, official to run (default all); on a machine still warm from an
 # earlier call the build and models left there are reused (e.g. ONLY=study,official for a second call).
-# CUDA_BUILD=source: compile even when build-device/cuda-prebuilt.tar.xz (prepare.sh --cuda) is there and
-# fits; CUDA_PREBUILT_CHECK=load: accept the prebuilt build when its CUDA module loads without finding a GPU
-# (to check this script on a machine with nvcc but no GPU).
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
@@ -213,35 +210,6 @@ compare_dumps() {
     rm -f "$WORK/cmp-cpu.f32" "$WORK/cmp-gpu.f32"
 }
 
-# ---- the prebuilt CUDA build (bench/device/prepare.sh --cuda) ------------------------------------------------
-# use_prebuilt: unpacks build-device/cuda-prebuilt.tar.xz into $BUILD when its sources stamp is this tree's and
-# its CLI finds a GPU with the libraries find_cuda found (CUDA_PREBUILT_CHECK=load: the CUDA module loading is
-# enough, for checking this script on a machine without a GPU); CUDA_BUILD=source never uses it
-use_prebuilt() {
-    local tarball=$ROOT/build-device/cuda-prebuilt.tar.xz stamp=$ROOT/build-device/cuda-prebuilt.sources info want
-    [ -f "$tarball" ] && [ "${CUDA_BUILD:-auto}" != source ] || return 1
-    want=$(bash "$ROOT/bench/device/sources-hash.sh" "$CUDA_ARCH")
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        rec prebuilt skipped note="built from other sources than this tree's (stamp $(cut -c1-12 "$stamp" 2>/dev/null), here ${want:0:12})"
-        say "prebuilt: stale, building from source"
-        return 1
-    fi
-    rm -rf "$BUILD" && mkdir -p "$BUILD" && tar -xJf "$tarball" -C "$BUILD" || { rec prebuilt fail note="could not unpack"; rm -rf "$BUILD"; return 1; }
-    prepare_source "$BUILD" || echo "prebuilt: no llama.cpp tree beside it (the tokenizer unit test needs one)" >> "$LOG"
-    info=$("$CLI" info 2>&1 | head -c 2000)
-    echo "prebuilt: $info" >> "$LOG"
-    local pattern='CUDA \([0-9]+ devices?:'
-    [ "${CUDA_PREBUILT_CHECK:-device}" = load ] && pattern='CUDA \(([0-9]+ devices?:|no device)'
-    if ! [[ $info =~ $pattern ]]; then
-        rec prebuilt fail note="$(echo "$info" | grep -o 'backends: [^;]*' | head -c 400)"
-        say "prebuilt: does not run here ($(echo "$info" | grep -o 'backends: [^;]*' | head -c 200)); building from source"
-        rm -rf "$BUILD"
-        return 1
-    fi
-    rec build ok seconds=0 note="prebuilt (sm_$CUDA_ARCH, GGML_CUDA_NO_VMM), sources ${want:0:12}"
-    return 0
-}
-
 # ---- models (run in the background while the CUDA build compiles) ----------------------------------------
 make_models() {
     local t0 rc
@@ -295,13 +263,9 @@ BUILD_OK=0
 t0=$(date +%s)
 if [ "$MODE" = cuda ]; then
     find_cuda
-    PREBUILT_OK=0
-    if [ $CONFIGURE_ONLY = 0 ] && want build && use_prebuilt; then PREBUILT_OK=1; BUILD_OK=1; MAKE_MODEL=$BUILD/llava-rad-make-model; fi
     MODELS_PID=""
     if [ $CONFIGURE_ONLY = 0 ] && { want correct || want perf || want study; }; then make_models & MODELS_PID=$!; fi
-    if [ $PREBUILT_OK = 1 ]; then
-        say "build: the prebuilt CUDA build (build-device/cuda-prebuilt.tar.xz) runs here; nothing compiled"
-    elif ! want build && [ $CONFIGURE_ONLY = 0 ]; then
+    if ! want build && [ $CONFIGURE_ONLY = 0 ]; then
         [ -x "$CLI" ] && BUILD_OK=1
         rec build info note="not asked for (ONLY=$ONLY); $( [ $BUILD_OK = 1 ] && echo "reusing $CLI" || echo "no $CLI")"
     elif prepare_source "$BUILD"; then

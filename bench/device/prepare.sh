@@ -9,26 +9,21 @@
 #                                  template for llava-rad-make-model --vocab-from), instead of a 10.7 MB fixture
 #   build-device/chexbert-tiny-f32.gguf, bert-ids.txt   the tiny CheXbert of the tests (4.5 MB) and its 20 golden
 #                                  sequences, one a line, for cuda.sh's BERT check (llava-rad-cli bert)
-#   build-device/cuda-prebuilt.tar.xz, .sources   with --cuda: build-cuda's programs and libraries (stripped)
-#                                  for sm_90 (CUDA_ARCH), built HERE with nvcc and cuBLAS (scripts/find-cuda.sh),
-#                                  stamped with bench/device/sources-hash.sh; cuda.sh uses them when the stamp
-#                                  matches and they find a GPU there, and builds from source otherwise (saves the
-#                                  3-5 min build of the GPU machine's budget). The build here has no driver
-#                                  library to link, so it uses ggml's legacy CUDA memory pool (GGML_CUDA_NO_VMM).
+#
+# A CUDA build made here cannot travel instead: its libggml-cuda.so alone is 38 MB compressed (sm_90), and the
+# working tree (23 MB) plus what is carried must stay under the device tool's 64 MiB.
 #
 # Then call the device tool with   carry: ["build-device"]   and   command: bash bench/device/cuda.sh
 # (cuda.sh also works with the bundle and the fixture carried instead, if git is installed there).
 #
-#   bash bench/device/prepare.sh [--build-dir build-core] [--cuda]
+#   bash bench/device/prepare.sh [--build-dir build-core]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=build-core
-CUDA=0
 while [ $# -gt 0 ]; do
     case $1 in
         --build-dir) BUILD=$2; shift 2 ;;
-        --cuda) CUDA=1; shift ;;
-        *) echo "prepare: unknown argument '$1' (--build-dir DIR, --cuda)" >&2; exit 2 ;;
+        *) echo "prepare: unknown argument '$1' (--build-dir DIR)" >&2; exit 2 ;;
     esac
 done
 BUNDLE=node_modules/node-llama-cpp/llama/gitRelease.bundle
@@ -82,27 +77,7 @@ writeFileSync('$OUTDIR/bert-ids.txt', golden.cases.map((c) => c.ids.join(' ')).j
 "
 echo "prepare: $OUTDIR/chexbert-tiny-f32.gguf ($(du -h "$OUTDIR/chexbert-tiny-f32.gguf" | cut -f1)), $OUTDIR/bert-ids.txt ($(wc -l < "$OUTDIR/bert-ids.txt") sequences)"
 
-# ---- the CUDA build, made here ----
-if [ $CUDA = 1 ]; then
-    ARCH=${CUDA_ARCH:-90}
-    if [ ! -f build-cuda/CMakeCache.txt ]; then
-        CUDA_ARCH=$ARCH OUT="$TMP/configure" bash bench/device/cuda.sh --configure-only
-    fi
-    grep -q "^CMAKE_CUDA_ARCHITECTURES:.*=$ARCH\$" build-cuda/CMakeCache.txt || {
-        echo "prepare: build-cuda is not configured for CUDA_ARCH=$ARCH (rm -rf build-cuda and rerun)" >&2; exit 1; }
-    LIBDIRS=$(bash scripts/find-cuda.sh build-cuda-work/cuda-shim 2>/dev/null | sed -n 's/^libdir //p' | paste -sd: -)
-    cmake --build build-cuda --target llava-rad-cli llava-rad-tests llava-rad-make-model llama-bench -j "${JOBS:-$(nproc)}"
-    STAGE="$TMP/cuda-prebuilt"
-    mkdir -p "$STAGE/bin"
-    cp -a build-cuda/llava-rad-cli build-cuda/llava-rad-tests build-cuda/llava-rad-make-model "$STAGE/"
-    cp -a build-cuda/bin/llama-bench build-cuda/bin/lib*.so* "$STAGE/bin/"
-    find "$STAGE" -type f -exec strip --strip-unneeded {} \;
-    # it must load its CUDA module here (with the libraries find-cuda.sh found), else it is no use there
-    LD_LIBRARY_PATH="$LIBDIRS" "$STAGE/llava-rad-cli" info | grep -q 'CUDA (\(no device\|[0-9]* device\)' || {
-        echo "prepare: the CUDA build's CLI did not load its CUDA module:" >&2; LD_LIBRARY_PATH="$LIBDIRS" "$STAGE/llava-rad-cli" info >&2; exit 1; }
-    tar -C "$STAGE" -cJf "$OUTDIR/cuda-prebuilt.tar.xz.tmp" .
-    mv "$OUTDIR/cuda-prebuilt.tar.xz.tmp" "$OUTDIR/cuda-prebuilt.tar.xz"
-    bash bench/device/sources-hash.sh "$ARCH" > "$OUTDIR/cuda-prebuilt.sources"
-    echo "prepare: $OUTDIR/cuda-prebuilt.tar.xz ($(du -h "$OUTDIR/cuda-prebuilt.tar.xz" | cut -f1), sm_$ARCH, sources $(cut -c1-12 "$OUTDIR/cuda-prebuilt.sources"))"
-fi
-echo "prepare: carry [\"build-device\"]; what travels: $(du -ch "$OUTDIR"/* | tail -1 | cut -f1) + the working tree (at most 64 MiB)"
+# what travels to the GPU machine: the working tree (tracked and untracked, not ignored) plus build-device/
+TREE=$( { git ls-files -co --exclude-standard -z; find "$OUTDIR" -type f -print0; } | xargs -0 du -cb 2>/dev/null | awk '$2 == "total" { s += $1 } END { print s }')
+echo "prepare: carry [\"build-device\"]; the working tree and build-device/ together: $((TREE / 1048576)) MiB (the device tool takes at most 64)"
+[ "$TREE" -le $((64 * 1048576)) ] || { echo "prepare: that is over the device tool's 64 MiB" >&2; exit 1; }
