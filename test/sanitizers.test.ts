@@ -10,6 +10,9 @@ import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WordPieceVocab } from '../lib/bert/wordpiece.js';
+import { convertChexbert } from '../lib/convert/chexbert.js';
+import { bertBaseUncasedVocabText } from './fixtures/wordpiece/vocab.js';
 import { makeTinyLlama, tinyLlamaPath } from './helpers/tiny-llama.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,6 +55,7 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-sanitizers-'));
 let seed: string;
 let decoderF32: string;
 let decoderQ4K: string;
+let chexbert: string;
 // a failed build or fixture fails every test below with its message (a throwing beforeAll would skip them)
 let setupError: unknown;
 const ready = () => {
@@ -80,6 +84,10 @@ async function setup() {
   await makeTinyLlama({ path: seed, type: 'q4_0', nEmbd: 64, nFf: 128, nLayer: 1, nHead: 2, nHeadKv: 2 });
   decoderF32 = await tinyLlamaPath('f32');
   decoderQ4K = await tinyLlamaPath('q4_k');
+  chexbert = path.join(tmp, 'chexbert-f32.gguf');
+  const chexbertDir = path.join(root, 'test', 'fixtures', 'chexbert');
+  const heads = (JSON.parse(readFileSync(path.join(chexbertDir, 'goldens.json'), 'utf8')) as { hparams: { heads: number } }).hparams.heads;
+  await convertChexbert(path.join(chexbertDir, 'chexbert-tiny.pth'), WordPieceVocab.fromText(bertBaseUncasedVocabText()), chexbert, { type: 'f32', headCount: heads });
 }
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -166,6 +174,15 @@ describe(`under -fsanitize=${SANITIZE} (${path.relative(root, buildDir)}/)`, () 
     const r = run(cliExe, ['vision', '--model', VISION, '--images', '2', '--batch', '2', '--threads', '2', '--json']);
     expectClean(r, 'vision');
     expect(r.stdout).toMatch(/"images":\s*2/);
+  }, 600_000);
+
+  it('llava-rad-cli bert (the tiny CheXbert: 4 sequences of mixed lengths, batched and one at a time) runs clean', () => {
+    ready();
+    for (const batch of ['1', '0']) {
+      const r = run(cliExe, ['bert', '--model', chexbert, '--seqs', '4', '--len', '40', '--batch', batch, '--threads', '2', '--json']);
+      expectClean(r, `bert --batch ${batch}`);
+      expect(r.stdout).toMatch(/"sequences":\s*4/);
+    }
   }, 600_000);
 
   it('llava-rad-cli study (2 studies, 2 at once: vision batches, continuous batching) runs clean', () => {
