@@ -1,7 +1,7 @@
 // The C++ tests and the C++ CLI under AddressSanitizer (with LeakSanitizer) and UndefinedBehaviorSanitizer
 // (issue #14 item 5). Builds build-asan/ with plain CMake and LLAVA_RAD_SANITIZE=address,undefined (README
 // "Building with sanitizers"; incremental when it exists: only the C++ tests and the CLI, one CPU module for
-// this machine), then runs them on the tiny models. Every run must exit 0 with no sanitizer report on stderr.
+// this machine), then runs them on the tiny models (decoders, vision, the tiny CheXbert). Every run must exit 0 with no sanitizer report on stderr.
 // A failed build fails every test here; nothing is skipped.
 // LLAVA_RAD_ASAN_BUILD_DIR: another build folder; LLAVA_RAD_JOBS: parallel compile jobs (default: CPU count).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
