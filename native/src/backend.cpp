@@ -39,6 +39,12 @@ void ggml_log(ggml_log_level level, const char * text, void *) {
     if (verbose || problem) std::fputs(text, stderr);
 }
 
+// ggml's log lines go to ggml_log (once, before any module loads)
+void route_ggml_log() {
+    static std::once_flag once;
+    std::call_once(once, [] { ggml_log_set(ggml_log, nullptr); });
+}
+
 std::string g_cuda_status = "not looked for yet";
 
 std::string one_line(std::string s) {
@@ -54,7 +60,7 @@ std::string one_line(std::string s) {
 void load_cuda_module() {
     static std::once_flag once;
     std::call_once(once, [] {
-        load_cpu(); // our log sink first
+        route_ggml_log();
         const std::string path = ggml_module_dir() + "/libggml-cuda.so";
         if (access(path.c_str(), R_OK) != 0) {
             g_cuda_status = "not built in (no " + path + ")";
@@ -99,8 +105,7 @@ std::string cuda_status() {
 }
 
 const CpuVariant & load_cpu() {
-    static std::once_flag log_once;
-    std::call_once(log_once, [] { ggml_log_set(ggml_log, nullptr); });
+    route_ggml_log();
     return load_cpu_variant();
 }
 
