@@ -14,8 +14,10 @@
 //                                             finds it, NVIDIA's Python wheels included)
 //
 // A platform package holds what a build folder holds, laid out the same way: Release/llava_rad.node (the addon),
-// Release/libggml*.so (ggml, its CPU modules, CUDA), and llava-rad-cli (the C++ CLI, whose run path is
-// $ORIGIN/Release); lib/native.ts loads Release/llava_rad.node from it.
+// Release/libggml*.so (ggml, its CPU modules, CUDA), the compiler's libgomp.so.1 (ggml's OpenMP runtime, which
+// slim images lack), and llava-rad-cli (the C++ CLI, whose run path is $ORIGIN/Release); lib/native.ts loads
+// Release/llava_rad.node from it. Every binary's run path is $ORIGIN-relative, and every library it needs ships
+// with it or is part of every glibc system (checked with readelf).
 //
 // Usage: node scripts/package.mjs [--out DIR] [--no-main] [--no-host] [--arm64] [--cuda]
 //                                 [--cuda-archs LIST] [--cuda-build-dir DIR]
@@ -184,17 +186,68 @@ function stripTool(cpu) {
   return undefined;
 }
 
-/** A shipped binary may look for libraries beside itself ($ORIGIN...) only, never in the build machine's folders. */
-function checkRunPaths(files) {
-  if (spawnSync('readelf', ['--version'], { stdio: 'ignore' }).status !== 0) {
-    console.log('package: no readelf(1): the run paths of the binaries were not checked');
-    return;
+/** readelf -d of a shipped binary: its run path entries and the libraries it needs */
+function dynamicSection(file) {
+  const r = spawnSync('readelf', ['-d', file], { encoding: 'utf8' });
+  if (r.status !== 0) die(`readelf -d ${file} failed: ${r.stderr}`);
+  const m = /\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.*)\]/.exec(r.stdout);
+  const needed = [...r.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(.+?)\]/g)].map((x) => x[1]);
+  return { runPath: m ? m[1].split(':') : [], needed };
+}
+
+// what every glibc Linux has; the CUDA packages also use the CUDA runtime and cuBLAS the user installs
+const SYSTEM_LIBRARY = /^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-[\w.-]+\.so\.\d)$/;
+const CUDA_LIBRARY = /^(libcuda\.so\.1|libcudart\.so\.\d+|libcublas\.so\.\d+|libcublasLt\.so\.\d+)$/;
+// compiler runtime libraries that ship beside ggml (slim images such as node:*-slim lack them); GCC's runtime
+// library exception allows it
+const COMPILER_RUNTIME = ['libgomp.so.1'];
+
+/**
+ * Copies the compiler runtime libraries the binaries need (libgomp: ggml's OpenMP threads) from the build's own
+ * compiler into Release/; returns the files copied and their notice.
+ */
+function bundleCompilerRuntime(files, outRelease, cache) {
+  const wanted = new Set(files.flatMap((f) => dynamicSection(f).needed).filter((n) => COMPILER_RUNTIME.includes(n)));
+  const copied = [];
+  let notice = '';
+  for (const name of wanted) {
+    const cc = cache.CMAKE_C_COMPILER || 'cc';
+    const r = spawnSync(cc, [`-print-file-name=${name}`], { encoding: 'utf8' });
+    const found = (r.stdout ?? '').trim();
+    if (r.status !== 0 || !path.isAbsolute(found) || !existsSync(found)) die(`the binaries need ${name}, which ${cc} -print-file-name did not find`);
+    const dest = path.join(outRelease, name);
+    copyFileSync(realpathSync(found), dest);
+    copied.push(dest);
+    const version = spawnSync(cc, ['-dumpfullversion'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
+    notice += `\n\nRelease/${name} is GCC ${version}'s runtime library (${realpathSync(found)}), licensed under the GNU ` +
+      'General Public License 3.0 or later with the GCC Runtime Library Exception 3.1.';
+    const docs = /aarch64/.test(found) ? ['libgomp1-arm64-cross', 'libgomp1'] : ['libgomp1', 'libgomp1-arm64-cross'];
+    const doc = docs.map((d) => path.join('/usr/share/doc', d, 'copyright')).find((f) => existsSync(f));
+    if (doc) notice += ` Its copyright file (${doc}):\n\n${readFileSync(doc, 'utf8')}`;
   }
+  return { copied, notice };
+}
+
+/**
+ * A shipped binary looks for libraries beside itself ($ORIGIN...) only: never in the build machine's folders, and
+ * never through an empty entry (the working directory). Every library it needs ships with it or is part of
+ * every glibc system (and, for CUDA packages, the CUDA runtime).
+ */
+function checkLinkage(files, outRelease, cuda) {
+  if (spawnSync('readelf', ['--version'], { stdio: 'ignore' }).status !== 0) die('packaging needs readelf(1) (binutils) to check the binaries');
+  const shipped = new Set(readdirSync(outRelease));
   for (const f of files) {
-    const r = spawnSync('readelf', ['-d', f], { encoding: 'utf8' });
-    const m = /\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.*)\]/.exec(r.stdout ?? '');
-    const foreign = (m?.[1] ?? '').split(':').filter((d) => d !== '' && !d.startsWith('$ORIGIN'));
-    if (foreign.length) die(`${path.basename(f)} would look for libraries in ${foreign.join(', ')} (its run path); only $ORIGIN-relative folders may ship`);
+    const { runPath, needed } = dynamicSection(f);
+    const foreign = runPath.filter((d) => !d.startsWith('$ORIGIN'));
+    if (foreign.length) {
+      die(`${path.basename(f)} would look for libraries in ${foreign.map((d) => d === '' ? '(an empty entry: the working directory)' : d).join(', ')} ` +
+        '(its run path); only $ORIGIN-relative folders may ship');
+    }
+    for (const n of needed) {
+      if (!shipped.has(n) && !SYSTEM_LIBRARY.test(n) && !(cuda && CUDA_LIBRARY.test(n))) {
+        die(`${path.basename(f)} needs ${n}, which neither ships in the package nor is part of every glibc system`);
+      }
+    }
   }
 }
 
@@ -221,7 +274,8 @@ function platformPackage(name) {
   const cli = path.join(stage, 'llava-rad-cli');
   copyFileSync(path.join(buildDir, 'llava-rad-cli'), cli);
   files.push(cli);
-  checkRunPaths(files);
+  const runtime = bundleCompilerRuntime(files, outRelease, cmakeCache(buildDir));
+  checkLinkage([...files, ...runtime.copied], outRelease, p.cuda !== undefined);
   const strip = stripTool(p.cpu);
   if (strip) for (const f of files) run(strip, ['--strip-unneeded', f]);
   else console.log(`package: no strip(1) for ${p.cpu}: ${name}'s binaries go in unstripped`);
@@ -230,7 +284,7 @@ function platformPackage(name) {
   if (!existsSync(ggmlLicense)) die(`${ggmlLicense} is missing (the llama.cpp source the build cloned)`);
   writeFileSync(path.join(stage, 'THIRD_PARTY_NOTICES'),
     'The libraries in Release/ named libggml* are ggml, compiled from the llama.cpp source in node-llama-cpp ' +
-    `${pkg.devDependencies['node-llama-cpp']}; its license:\n\n${readFileSync(ggmlLicense, 'utf8')}`);
+    `${pkg.devDependencies['node-llama-cpp']}; its license:\n\n${readFileSync(ggmlLicense, 'utf8')}${runtime.notice}`);
   copyFileSync(path.join(root, 'LICENSE'), path.join(stage, 'LICENSE'));
   const manifest = {
     name: `llava-rad-${name}`,

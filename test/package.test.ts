@@ -135,6 +135,31 @@ describe(`npm run package, then an offline install with no compiler on PATH (${h
     expect(existsSync(path.join(app, 'node_modules', hostPackage, 'Release', 'llava_rad.node'))).toBe(true);
   });
 
+  it(`ships ${hostPackage}'s binaries self-contained: run paths $ORIGIN only, every needed library shipped or a glibc system one`, () => {
+    const release = path.join(app, 'node_modules', hostPackage, 'Release');
+    const shipped = readdirSync(release);
+    expect(shipped, 'ggml\'s OpenMP runtime ships beside it').toContain('libgomp.so.1');
+    const system = /^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-[\w.-]+\.so\.\d)$/;
+    const binaries = [...shipped.map((f) => path.join(release, f)), path.join(release, '..', 'llava-rad-cli')];
+    for (const f of binaries) {
+      const r = sh('readelf', ['-d', f]);
+      expect(r.status, `readelf -d ${f} (binutils is needed to check the package): ${r.stderr}`).toBe(0);
+      const runPath = /\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.*)\]/.exec(r.stdout)?.[1];
+      // an empty entry ("$ORIGIN:") would make the dynamic linker search the working directory
+      for (const entry of runPath?.split(':') ?? []) expect(entry, `${path.basename(f)} run path ${runPath}`).toMatch(/^\$ORIGIN(\/|$)/);
+      const needed = [...r.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(.+?)\]/g)].map((m) => m[1]!);
+      expect(needed.length, `${path.basename(f)} needs something`).toBeGreaterThan(0);
+      for (const n of needed) expect(shipped.includes(n) || system.test(n), `${path.basename(f)} needs ${n}`).toBe(true);
+    }
+    // the dynamic linker takes libgomp from the package, not from the system, and nothing from the working directory
+    const cwd = mkdtempSync(path.join(tmp, 'cwd-'));
+    const d = sh(path.join(release, '..', 'llava-rad-cli'), ['info'], { cwd, env: { ...appEnv, LD_DEBUG: 'libs' } });
+    expect(d.status, d.stderr).toBe(0);
+    const inits = [...d.stderr.matchAll(/calling init: (\S+)/g)].map((m) => m[1]!);
+    expect(inits.filter((f) => f.includes('libgomp')), 'libgomp loaded').toEqual([path.join(release, 'libgomp.so.1')]);
+    expect(d.stderr).not.toContain(`trying file=${cwd}`);
+  });
+
   it('npx llava-rad info loads the addon from the platform package', () => {
     const r = sh('npx', ['--offline', 'llava-rad', 'info'], { cwd: app, env: appEnv });
     expect(r.status, r.stderr).toBe(0);
