@@ -305,12 +305,24 @@ function buildHint(root: string): string {
     `in an app, or \`npm run build:native\` in ${root}; or set LLAVA_RAD_BINARY to a built llava_rad.node.`;
 }
 
+/** what the prebuilt packages need of the system (built on Debian 12 with GCC 12; see the README, Prebuilt packages) */
+export const PREBUILT_SYSTEM = 'glibc 2.34 or later and the C++ runtime (libstdc++) of GCC 12 or later, as on Debian 12 or Ubuntu 22.04';
+
+/** why an addon failed to load, with what to do when a prebuilt one meets an older C or C++ runtime */
+export function loadFailure(message: string, source: string): string {
+  const first = message.split('\n')[0]!;
+  const old = /version `((?:GLIBC|GLIBCXX|CXXABI)_[\d.]+)' not found/.exec(first);
+  if (!old || !source.startsWith('the platform package')) return `could not be loaded: ${first}`;
+  return `could not be loaded: ${first} (this system's C or C++ runtime is older than the prebuilt engine needs: ` +
+    `${PREBUILT_SYSTEM}; build from source instead, as below)`;
+}
+
 function tryLoad(c: AddonCandidate): NativeAddon | undefined {
   let mod: unknown;
   try {
     mod = createRequire(import.meta.url)(c.file!);
   } catch (e) {
-    c.failure = `could not be loaded: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+    c.failure = loadFailure(e instanceof Error ? e.message : String(e), c.source);
     return undefined;
   }
   const m = mod as Partial<NativeAddon>;

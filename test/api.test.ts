@@ -17,7 +17,7 @@ import {
   typeRowBytes,
   type LlamaModel,
 } from '../lib/index.js';
-import { native, platformPackages } from '../lib/native.js';
+import { PREBUILT_SYSTEM, loadFailure, native, platformPackages } from '../lib/native.js';
 import { validateGenerateOptions, validateLoadOptions } from '../lib/options.js';
 import { SlotQueue } from '../lib/queue.js';
 import { tinyLlamaPath } from './helpers/tiny-llama.js';
@@ -186,6 +186,18 @@ describe('addon loader', () => {
     expect(platformPackages('linux', 'x64')).toEqual(['llava-rad-linux-x64-cuda13', 'llava-rad-linux-x64-cuda12', 'llava-rad-linux-x64']);
     expect(platformPackages('linux', 'arm64')).toEqual(['llava-rad-linux-arm64']);
     expect(platformPackages('darwin', 'arm64')).toEqual(['llava-rad-darwin-arm64']);
+  });
+
+  it('a prebuilt addon that meets an older glibc or libstdc++ says what it needs and to build from source', () => {
+    const msg = "/app/node_modules/llava-rad-linux-x64/Release/llava_rad.node: /lib64/libstdc++.so.6: version `GLIBCXX_3.4.30' not found (required by /app/x.node)";
+    const fromPackage = loadFailure(msg, 'the platform package llava-rad-linux-x64');
+    expect(fromPackage).toMatch(/^could not be loaded: .*GLIBCXX_3\.4\.30' not found/);
+    expect(fromPackage).toContain(PREBUILT_SYSTEM);
+    expect(fromPackage).toContain('build from source');
+    // a source build or another failure: the loader's message alone
+    expect(loadFailure(msg, 'a source build')).toBe(`could not be loaded: ${msg}`);
+    expect(loadFailure('libgomp.so.1: cannot open shared object file\nmore', 'the platform package llava-rad-linux-arm64'))
+      .toBe('could not be loaded: libgomp.so.1: cannot open shared object file');
   });
 
   it('loadModel also reports NATIVE_LOAD (after validating its options)', () => {

@@ -9,6 +9,7 @@ import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PREBUILT_SYSTEM } from '../lib/native.js';
 import { envWithoutNpm, writeFreshApp } from './helpers/fresh-app.js';
 import { tinyLlamaPath } from './helpers/tiny-llama.js';
 
@@ -63,6 +64,15 @@ function duBytes(dir: string): number {
     else if (e.isFile()) total += statSync(p).size;
   }
   return total;
+}
+
+/** <0, 0, >0 as version a is older than, equal to or newer than b (missing parts are 0) */
+function compareVersions(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 function lastJson(stdout: string): Record<string, any> {
@@ -158,6 +168,26 @@ describe(`npm run package, then an offline install with no compiler on PATH (${h
     const inits = [...d.stderr.matchAll(/calling init: (\S+)/g)].map((m) => m[1]!);
     expect(inits.filter((f) => f.includes('libgomp')), 'libgomp loaded').toEqual([path.join(release, 'libgomp.so.1')]);
     expect(d.stderr).not.toContain(`trying file=${cwd}`);
+  });
+
+  it(`${hostPackage} needs no newer glibc or libstdc++ than the loader's hint states (${PREBUILT_SYSTEM})`, () => {
+    // the newest symbol versions the binaries ask for; PREBUILT_SYSTEM names glibc 2.34 and GCC 12 (GLIBCXX_3.4.30)
+    expect(PREBUILT_SYSTEM).toMatch(/glibc 2\.34 .*GCC 12/);
+    const limit: Record<string, number[]> = { GLIBC: [2, 34], GLIBCXX: [3, 4, 30], CXXABI: [1, 3, 13] };
+    const release = path.join(app, 'node_modules', hostPackage, 'Release');
+    const binaries = readdirSync(release).filter((f) => f !== 'libgomp.so.1').map((f) => path.join(release, f));
+    let seen = 0;
+    for (const f of [...binaries, path.join(release, '..', 'llava-rad-cli')]) {
+      const r = sh('objdump', ['-T', f]);
+      expect(r.status, `objdump -T ${f} (binutils is needed to check the package): ${r.stderr}`).toBe(0);
+      for (const m of r.stdout.matchAll(/\b(GLIBC|GLIBCXX|CXXABI)_(\d+(?:\.\d+)+)\b/g)) {
+        const v = m[2]!.split('.').map(Number);
+        const max = limit[m[1]!]!;
+        expect(compareVersions(v, max), `${path.basename(f)} needs ${m[0]}`).toBeLessThanOrEqual(0);
+        seen++;
+      }
+    }
+    expect(seen, 'versioned symbols read').toBeGreaterThan(100);
   });
 
   it('npx llava-rad info loads the addon from the platform package', () => {
