@@ -305,8 +305,11 @@ function buildHint(root: string): string {
     `in an app, or \`npm run build:native\` in ${root}; or set LLAVA_RAD_BINARY to a built llava_rad.node.`;
 }
 
-/** what the prebuilt packages need of the system (built on Debian 12 with GCC 12; see the README, Prebuilt packages) */
-export const PREBUILT_SYSTEM = 'glibc 2.34 or later and the C++ runtime (libstdc++) of GCC 12 or later, as on Debian 12 or Ubuntu 22.04';
+/**
+ * what the prebuilt packages need of the system (built on Debian 12 with GCC 12, asking for no newer C++ runtime
+ * than GCC 11's: native/src/glibcxx_compat.h; see the README, Prebuilt packages)
+ */
+export const PREBUILT_SYSTEM = 'glibc 2.34 or later and the C++ runtime (libstdc++) of GCC 11 or later, as on Debian 12, Ubuntu 22.04 or RHEL 9';
 
 /** why an addon failed to load, with what to do when a prebuilt one meets an older C or C++ runtime */
 export function loadFailure(message: string, source: string): string {

@@ -189,9 +189,9 @@ describe('addon loader', () => {
   });
 
   it('a prebuilt addon that meets an older glibc or libstdc++ says what it needs and to build from source', () => {
-    const msg = "/app/node_modules/llava-rad-linux-x64/Release/llava_rad.node: /lib64/libstdc++.so.6: version `GLIBCXX_3.4.30' not found (required by /app/x.node)";
+    const msg = "/app/node_modules/llava-rad-linux-x64/Release/llava_rad.node: /lib64/libstdc++.so.6: version `GLIBCXX_3.4.29' not found (required by /app/x.node)";
     const fromPackage = loadFailure(msg, 'the platform package llava-rad-linux-x64');
-    expect(fromPackage).toMatch(/^could not be loaded: .*GLIBCXX_3\.4\.30' not found/);
+    expect(fromPackage).toMatch(/^could not be loaded: .*GLIBCXX_3\.4\.29' not found/);
     expect(fromPackage).toContain(PREBUILT_SYSTEM);
     expect(fromPackage).toContain('build from source');
     // a source build or another failure: the loader's message alone
