@@ -1,4 +1,5 @@
-// Included first in every C++ file of the engine, the addon, the CLI and the tests (CMakeLists.txt: -include).
+// Included first in every C++ file of the engine, the addon, the CLI and the tests, and in ggml's CUDA module
+// (CMakeLists.txt: -include, nvcc --pre-include).
 //
 // GCC 12's headers bind std::condition_variable::wait(std::unique_lock<std::mutex>&) to a symbol version new in
 // GCC 12's libstdc++ (GLIBCXX_3.4.30); it is the only thing the prebuilt binaries need from a libstdc++ newer
@@ -7,7 +8,8 @@
 // for exception specification: the newer one lets a pthread cancellation unwind through it, and this engine never
 // cancels a thread.
 #pragma once
-#if defined(__cplusplus) && defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
+// Host code only: nvcc's device passes (__CUDA_ARCH__) see it too, through --pre-include.
+#if defined(__cplusplus) && defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)) && !defined(__CUDA_ARCH__)
 #include <cstddef> // defines _GLIBCXX_RELEASE when the C++ library is libstdc++
 #if defined(_GLIBCXX_RELEASE) && _GLIBCXX_RELEASE >= 12
 __asm__(".symver _ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE,"
