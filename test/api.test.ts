@@ -152,7 +152,8 @@ describe('addon loader', () => {
   function runWithAddon(addon: string, code: string) {
     const r = spawnSync(process.execPath, ['--import', path.join(root, 'scripts/ts-hooks.mjs'), '--input-type=module', '-e', code], {
       cwd: root,
-      env: { ...process.env, LLAVA_RAD_ADDON: addon },
+      // LLAVA_RAD_BINARY: the name the loader reads first (a value the suite runs under must not win)
+      env: { ...process.env, LLAVA_RAD_BINARY: addon },
       encoding: 'utf8',
       timeout: 60_000,
     });

@@ -85,7 +85,8 @@ describe('llava-rad (Node CLI)', () => {
     const r = run(['generate', '--model', bad, '--prompt', 'x']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^llava-rad: error \[BAD_GGUF\]: /);
-    const n = run(['generate', '--model', model, '--prompt', 'x'], { LLAVA_RAD_ADDON: path.join(tmp, 'nope.node') });
+    // the older name alone (LLAVA_RAD_BINARY, read first, is cleared: spawn drops undefined values)
+    const n = run(['generate', '--model', model, '--prompt', 'x'], { LLAVA_RAD_BINARY: undefined, LLAVA_RAD_ADDON: path.join(tmp, 'nope.node') });
     expect(n.code).toBe(1);
     expect(n.stderr).toMatch(/error \[NATIVE_LOAD\]: the native addon was not found at .*nope\.node[^]*LLAVA_RAD_ADDON: [^]*npm run build:native/);
   });
