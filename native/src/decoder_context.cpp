@@ -77,6 +77,7 @@ void DecoderContext::reserve() {
     s.n_kv = kv_->size();
     s.n_outputs = params_.n_batch;
     s.flash_attn = params_.flash_attn;
+    s.cpu = !model_.backends.gpu;
     drop_graph(); // the reservation graph uses the same metadata memory
     GraphCtx g(meta_);
     ggml_cgraph * gf = ggml_new_graph_custom(g.ctx, decoder_graph_max_nodes(model_.hp), false);
@@ -189,6 +190,7 @@ void DecoderContext::decode_ubatch(const BatchRow * rows, int32_t n) {
     s.n_kv = kv_->n_kv();
     s.n_outputs = (int32_t) out_ids_.size();
     s.flash_attn = params_.flash_attn;
+    s.cpu = !model_.backends.gpu;
 
     prepare_graph(s);
     const GraphInputs & in = graph_in_;

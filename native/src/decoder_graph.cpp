@@ -191,9 +191,17 @@ void build_decoder_graph(ggml_context * ctx, ggml_cgraph * gf, const DecoderMode
             ggml_flash_attn_ext_set_prec(o, GGML_PREC_F32);
             attn = ggml_reshape_2d(ctx, o, n_embd, n_tokens);
         } else {
-            ggml_tensor * kq = ggml_mul_mat(ctx, Kp, Q); // [n_kv, n_tokens, n_head]
+            // With an f16 cache ggml's CPU product rounds the f32 operand (queries, then attention weights) to f16 on
+            // one-token steps, but on arm64 its batched f16 x f32 product (llamafile) keeps it in f32: a sequence
+            // would get other logits decoded alone than batched with others. Rounding here gives every path the
+            // same f16 operands (x86-64 rounds them on every path already: there at most the product's summation
+            // order changes, when the rounded queries let a batched step take llamafile's kernel).
+            const bool round_q = s.cpu && Kp->type == GGML_TYPE_F16;
+            const bool round_w = s.cpu && v_cache->type == GGML_TYPE_F16;
+            ggml_tensor * kq = ggml_mul_mat(ctx, Kp, round_q ? ggml_cast(ctx, Q, GGML_TYPE_F16) : Q); // [n_kv, n_tokens, n_head]
             ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
             kq = ggml_soft_max_ext(ctx, kq, in.kq_mask, kq_scale, 0.0f);
+            if (round_w) kq = ggml_cast(ctx, kq, GGML_TYPE_F16);
             // transposed V cache viewed as [n_kv, n_head_kv, head_dim] -> [n_kv, head_dim, n_head_kv]
             ggml_tensor * Vt = ggml_view_4d(ctx, v_cache, n_kv, n_head_kv, head_dim, 1,
                                             ggml_row_size(v_cache->type, kv_size * head_dim), ggml_row_size(v_cache->type, kv_size),

@@ -16,10 +16,11 @@ struct GraphShape {
     int32_t n_kv      = 0; // KV cells attended over
     int32_t n_outputs = 0; // rows whose logits are computed
     bool flash_attn   = false;
+    bool cpu          = true; // computed on the CPU backend (an f16 cache's operands are rounded in the graph)
 
     bool operator==(const GraphShape & o) const {
         return n_tokens == o.n_tokens && n_tok_ids == o.n_tok_ids && n_emb == o.n_emb && n_kv == o.n_kv &&
-               n_outputs == o.n_outputs && flash_attn == o.flash_attn;
+               n_outputs == o.n_outputs && flash_attn == o.flash_attn && cpu == o.cpu;
     }
 };
 
