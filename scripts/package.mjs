@@ -186,13 +186,18 @@ function stripTool(cpu) {
   return undefined;
 }
 
-/** readelf -d of a shipped binary: its run path entries and the libraries it needs */
+/** readelf -d of a shipped binary: its run path entries and the libraries it needs (read once per file) */
+const dynamicSections = new Map();
 function dynamicSection(file) {
+  if (dynamicSections.has(file)) return dynamicSections.get(file);
   const r = spawnSync('readelf', ['-d', file], { encoding: 'utf8' });
+  if (r.error) die('packaging needs readelf(1) (binutils) to check the binaries');
   if (r.status !== 0) die(`readelf -d ${file} failed: ${r.stderr}`);
   const m = /\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[(.*)\]/.exec(r.stdout);
   const needed = [...r.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(.+?)\]/g)].map((x) => x[1]);
-  return { runPath: m ? m[1].split(':') : [], needed };
+  const section = { runPath: m ? m[1].split(':') : [], needed };
+  dynamicSections.set(file, section);
+  return section;
 }
 
 // what every glibc Linux has; the CUDA packages also use the CUDA runtime and cuBLAS the user installs
@@ -234,7 +239,6 @@ function bundleCompilerRuntime(files, outRelease, cache) {
  * every glibc system (and, for CUDA packages, the CUDA runtime).
  */
 function checkLinkage(files, outRelease, cuda) {
-  if (spawnSync('readelf', ['--version'], { stdio: 'ignore' }).status !== 0) die('packaging needs readelf(1) (binutils) to check the binaries');
   const shipped = new Set(readdirSync(outRelease));
   for (const f of files) {
     const { runPath, needed } = dynamicSection(f);
