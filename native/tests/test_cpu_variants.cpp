@@ -4,13 +4,11 @@
 // state), so a difference is pinned to one op of one module, not to a whole model run.
 // LR_DEBUG_VARIANTS=1 prints every (module, op) difference.
 #include "harness.h"
-#include "cpu_variant.h"
+#include "cpu_modules.h"
 
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -23,29 +21,7 @@
 
 namespace {
 
-struct Module {
-    std::string name;
-    void * handle = nullptr;
-    ggml_backend_t backend = nullptr;
-};
-
-Module open_module(const lr::CpuVariant & v) {
-    Module m;
-    m.name = v.name;
-    m.handle = dlopen(v.path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    CHECK_MSG(m.handle != nullptr, v.path + ": " + dlerror());
-    using init_fn = ggml_backend_reg_t (*)();
-    auto init = reinterpret_cast<init_fn>(dlsym(m.handle, "ggml_backend_init"));
-    CHECK(init != nullptr);
-    ggml_backend_reg_t reg = init();
-    CHECK(reg != nullptr && ggml_backend_reg_dev_count(reg) == 1);
-    m.backend = ggml_backend_dev_init(ggml_backend_reg_dev_get(reg, 0), nullptr);
-    CHECK(m.backend != nullptr);
-    auto set_threads = reinterpret_cast<ggml_backend_set_n_threads_t>(ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"));
-    CHECK(set_threads != nullptr);
-    set_threads(m.backend, 2);
-    return m;
-}
+using lrtest::CpuModule;
 
 // one op (or a few) on inputs made by fill(); its output compared as f32
 struct OpCase {
@@ -85,7 +61,7 @@ void fill(ggml_tensor * t, std::mt19937 & rng) {
     ggml_backend_tensor_set(t, bytes.data(), 0, bytes.size());
 }
 
-std::vector<float> run(const Module & m, const OpCase & c, uint32_t seed) {
+std::vector<float> run(const CpuModule & m, const OpCase & c, uint32_t seed) {
     ggml_init_params ip = { 64 * ggml_tensor_overhead() + ggml_graph_overhead(), nullptr, true };
     ggml_context * ctx = ggml_init(ip);
     std::vector<ggml_tensor *> inputs;
@@ -210,14 +186,12 @@ double rel_diff(const std::vector<float> & a, const std::vector<float> & ref) {
 } // namespace
 
 TEST("cpu variants: each op of the decoder and vision graphs gives the plainest module's results on every module this CPU runs") {
-    std::vector<lr::CpuVariant> found;
-    for (const lr::CpuVariant & v : lr::cpu_variants()) if (v.score > 0) found.push_back(v);
+    const std::vector<lr::CpuVariant> found = lrtest::runnable_cpu_variants();
+    CHECK(!found.empty());
     if (found.size() == 1) SKIP("this build has one CPU module (" + found[0].name + "): nothing to compare it with");
-    CHECK(found.size() >= 2);
-    std::stable_sort(found.begin(), found.end(), [](const lr::CpuVariant & a, const lr::CpuVariant & b) { return a.score < b.score; });
-    std::vector<Module> modules;
-    for (const lr::CpuVariant & v : found) modules.push_back(open_module(v));
-    const Module * base = &modules.front();
+    std::vector<CpuModule> modules;
+    for (const lr::CpuVariant & v : found) modules.push_back(lrtest::open_cpu_module(v, 2));
+    const CpuModule * base = &modules.front();
     const std::string baseline = base->name;
     std::string bad;
     int compared = 0;
@@ -225,7 +199,7 @@ TEST("cpu variants: each op of the decoder and vision graphs gives the plainest 
     for (size_t ci = 0; ci < all.size(); ci++) {
         const OpCase & c = all[ci];
         const std::vector<float> ref = run(*base, c, 1000 + (uint32_t) ci);
-        for (const Module & m : modules) {
+        for (const CpuModule & m : modules) {
             if (&m == base) continue;
             const double d = rel_diff(run(m, c, 1000 + (uint32_t) ci), ref);
             compared++;
