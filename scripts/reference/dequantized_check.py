@@ -12,8 +12,11 @@ runs `build/llava-rad-cli generate --json` on each prompt and scores the generat
 one causal float64 pass over prompt + our tokens, gap_i = max(reference logits at step i) - reference logit of
 OUR token i. Prints one line per (setting, prompt) and a summary; exit 0 when every gap <= --tol.
 
+--arm64 DIR adds the arm64 CLI of a cross build folder (docs/cpu.md, arm64), run under qemu-aarch64 with the
+cross toolchain's libgomp.
+
 usage: /usr/bin/python3 scripts/reference/dequantized_check.py MODEL.gguf [MODEL.gguf ...] [--tol 0.4]
-           [--tokens 24] [--variants a,b,...] [--no-qemu] [--json OUT.jsonl]
+           [--tokens 24] [--variants a,b,...] [--no-qemu] [--arm64 DIR ...] [--json OUT.jsonl]
 needs: Debian's python3-torch and python3-numpy; gguf-py from build/llama.cpp (the engine's build); qemu-user.
 """
 import argparse
@@ -21,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -53,26 +57,33 @@ read_f_tensor = llama_reference.read_tensor
 llama_reference.read_tensor = read_any_tensor
 
 
-def cpu_settings(variants, qemu):
+def cpu_settings(variants, qemu, arm64_dirs):
+    """(label, environment, command prefix) for each way of running the engine"""
     info = json.loads(subprocess.run([CLI, 'info'], capture_output=True, text=True, check=True).stdout)['cpu']
     names = variants or info['variants']
     out = []
     for v in names:
-        out.append((f'{v}/ggml', {'LLAVA_RAD_CPU_VARIANT': v, 'LLAVA_RAD_CPU_KERNELS': 'ggml'}, None))
+        out.append((f'{v}/ggml', {'LLAVA_RAD_CPU_VARIANT': v, 'LLAVA_RAD_CPU_KERNELS': 'ggml'}, [CLI]))
         if info['kernels'] == 'vnni':
-            out.append((f'{v}/vnni', {'LLAVA_RAD_CPU_VARIANT': v, 'LLAVA_RAD_CPU_KERNELS': 'vnni'}, None))
+            out.append((f'{v}/vnni', {'LLAVA_RAD_CPU_VARIANT': v, 'LLAVA_RAD_CPU_KERNELS': 'vnni'}, [CLI]))
     if qemu:
         for cpu in ('Haswell', 'Nehalem'):
-            out.append((f'qemu {cpu} (default)', {}, cpu))
+            out.append((f'qemu {cpu} (default)', {}, ['qemu-x86_64', '-cpu', cpu, CLI]))
+    if arm64_dirs:
+        # the cross toolchain's libgomp alone on the library path (qemu's -L with Debian's multiarch arm64 libc
+        # mixes two loaders)
+        libs = tempfile.mkdtemp(prefix='llava-rad-arm64-libs-')
+        os.symlink('/usr/aarch64-linux-gnu/lib/libgomp.so.1', os.path.join(libs, 'libgomp.so.1'))
+        for d in arm64_dirs:
+            out.append((f'arm64 qemu ({os.path.basename(os.path.normpath(d))})', {'LD_LIBRARY_PATH': libs},
+                        ['qemu-aarch64', os.path.join(d, 'llava-rad-cli')]))
     return out
 
 
-def run_engine(model, prompt, n, env_extra, qemu_cpu):
+def run_engine(model, prompt, n, env_extra, runner):
     env = {k: v for k, v in os.environ.items() if k not in ('LLAVA_RAD_CPU_VARIANT', 'LLAVA_RAD_CPU_KERNELS')}
     env.update(env_extra)
-    cmd = [CLI, 'generate', '--model', model, '--prompt', prompt, '--max-tokens', str(n), '--json', '--threads', '2']
-    if qemu_cpu:
-        cmd = ['qemu-x86_64', '-cpu', qemu_cpu] + cmd
+    cmd = runner + ['generate', '--model', model, '--prompt', prompt, '--max-tokens', str(n), '--json', '--threads', '2']
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)}: {r.stderr}')
@@ -94,9 +105,10 @@ def main():
     ap.add_argument('--tokens', type=int, default=24)
     ap.add_argument('--variants', default='')
     ap.add_argument('--no-qemu', action='store_true')
+    ap.add_argument('--arm64', action='append', default=[], metavar='DIR')
     ap.add_argument('--json', default='')
     a = ap.parse_args()
-    settings = cpu_settings([v for v in a.variants.split(',') if v], not a.no_qemu)
+    settings = cpu_settings([v for v in a.variants.split(',') if v], not a.no_qemu, a.arm64)
     commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     worst = 0.0
     records = []
@@ -104,10 +116,10 @@ def main():
         ref = LlamaReference(model)
         types = sorted({t.tensor_type.name for t in gguf.GGUFReader(model).tensors})
         print(f'== {os.path.basename(model)} ({", ".join(types)}), reference: float64 of the dequantized tensors', flush=True)
-        for label, env, qemu_cpu in settings:
+        for label, env, runner in settings:
             per = []
             for prompt in PROMPTS:
-                out = run_engine(model, prompt, a.tokens, env, qemu_cpu)
+                out = run_engine(model, prompt, a.tokens, env, runner)
                 g = gaps(ref, out['prompt_tokens'], out['tokens'])
                 per.append(max(g) if g else 0.0)
                 records.append(dict(commit=commit, model=os.path.basename(model), setting=label, prompt=prompt,
