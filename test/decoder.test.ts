@@ -122,12 +122,16 @@ describe.each(cases)('greedy generation matches llama.cpp (%s, %s)', (type, vari
   }, 120_000);
 });
 
+// The q8_0 cache runs on the f32 decoder: with f16 weights, how the activations meet them is the CPU's (x86-64 and
+// llama.cpp's arm64 FP16 builds round them to f16, ggml's baseline arm64 code keeps them in f32), and the random
+// weights magnify that through the cache's 8-bit rounding into whole logits (docs/cpu.md, arm64); with f32
+// weights our x86-64 and arm64 logits agree within 1e-4 on either cache.
 describe('attention variants match llama.cpp configured the same way', () => {
   it.each([
-    ['flash attention, f16 cache', { flashAttention: true }, { flashAttention: true }],
-    ['q8_0 cache (flash attention, Hadamard-rotated K/V as llama.cpp)', { kvCacheType: 'q8_0' as const }, { flashAttention: true, kvCacheType: 'q8_0' as const }],
-  ])('%s', async (_name, ours, ref) => {
-    const file = await tinyLlamaPath('f16');
+    ['flash attention, f16 cache', { flashAttention: true }, { flashAttention: true }, 'f16'],
+    ['q8_0 cache (flash attention, Hadamard-rotated K/V as llama.cpp)', { kvCacheType: 'q8_0' as const }, { flashAttention: true, kvCacheType: 'q8_0' as const }, 'f32'],
+  ] as const)('%s', async (_name, ours, ref, weights) => {
+    const file = await tinyLlamaPath(weights);
     const model = await loadModel({ model: file, threads: 1, contextSize: 256, ...ours });
     try {
       const rs: Agreement[] = [];
