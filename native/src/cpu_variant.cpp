@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 
 namespace lr {
@@ -22,10 +23,19 @@ const char * const kAmxVariants[] = { "sapphirerapids" };
 constexpr const char * kPrefix = "libggml-cpu";
 constexpr const char * kSuffix = ".so";
 
-bool is_amx_variant(const std::string & name) {
-    for (const char * a : kAmxVariants) if (name == a) return true;
+// ggml's arm64 variants compiled with SVE (ggml/src/CMakeLists.txt): chosen only when named. Under qemu their
+// q6_K products are wrong with 128-bit vectors (Graviton 4, Neoverse N2 / V2) and their two-column q4_K / q6_K
+// products with 512-bit ones; right with 256-bit ones (test_cpu_variants.cpp)
+const char * const kSveVariants[] = { "armv8.2_3", "armv8.6_1", "armv8.6_2", "armv9.2_1", "armv9.2_2",
+                                      "android_armv9.0_1", "android_armv9.2_1", "android_armv9.2_2" };
+
+bool listed(const std::string & name, const char * const * list, size_t n) {
+    for (size_t i = 0; i < n; i++) if (name == list[i]) return true;
     return false;
 }
+
+bool is_amx_variant(const std::string & name) { return listed(name, kAmxVariants, std::size(kAmxVariants)); }
+bool is_sve_variant(const std::string & name) { return listed(name, kSveVariants, std::size(kSveVariants)); }
 
 #ifndef LLAVA_RAD_CPU_MODULE_NAME
 #define LLAVA_RAD_CPU_MODULE_NAME "baseline"
@@ -101,6 +111,7 @@ static std::vector<CpuVariant> scan_cpu_variants() {
         v.path = dir + "/" + e->d_name;
         v.score = module_score(v.path, v.error);
         v.amx = is_amx_variant(name);
+        v.sve = is_sve_variant(name);
         out.push_back(v);
     }
     closedir(d);
@@ -130,7 +141,7 @@ CpuVariant choose_cpu_variant(const std::vector<CpuVariant> & found, const std::
     }
     const CpuVariant * best = nullptr;
     for (const CpuVariant & v : found) {
-        if (v.score <= 0 || v.amx) continue;
+        if (v.score <= 0 || v.amx || v.sve) continue;
         if (!best || v.score > best->score) best = &v;
     }
     if (!best) {

@@ -94,6 +94,19 @@ TEST("cpu variant: the best-scoring module this CPU runs, never an AMX one unles
     CHECK(choice_error({}, "") != "");
 }
 
+TEST("cpu variant: on arm64 the best module without SVE, an SVE one only when named") {
+    std::vector<lr::CpuVariant> found = {
+        variant("armv8.0_1", 10), variant("armv8.2_1", 30), variant("armv8.2_2", 50), variant("armv8.2_3", 70),
+        variant("armv8.6_1", 90), variant("armv8.6_2", 110), variant("armv9.2_1", 0), variant("armv9.2_2", 0),
+    };
+    for (lr::CpuVariant & v : found) v.sve = v.name >= "armv8.2_3"; // as scan_cpu_variants marks ggml's SVE modules
+    std::string chosen;
+    CHECK(choice_error(found, "", &chosen).empty());
+    CHECK_MSG(chosen == "armv8.2_2", chosen);
+    CHECK(choice_error(found, "armv8.6_1", &chosen).empty());
+    CHECK(chosen == "armv8.6_1");
+}
+
 TEST("cpu variant: the modules built beside libggml are found, and this CPU runs at least the baseline") {
     const std::vector<lr::CpuVariant> found = lr::cpu_variants();
     CHECK(!found.empty());
@@ -101,6 +114,9 @@ TEST("cpu variant: the modules built beside libggml are found, and this CPU runs
     for (const lr::CpuVariant & v : found) {
         CHECK(v.path.rfind(lr::ggml_module_dir() + "/", 0) == 0);
         CHECK(v.amx == (v.name == "sapphirerapids"));
+        // ggml's SVE modules: the arm64 ones from armv8.2_3 on (armv8.0_1, armv8.2_1, armv8.2_2 have none)
+        const bool arm = v.name.rfind("armv", 0) == 0;
+        CHECK_MSG(v.sve == (arm && v.name >= "armv8.2_3"), v.name);
         runnable = runnable || v.score > 0;
         // x64 (any x86-64) and the native module make no demands a CPU of the build's kind could miss
         if (v.name == "x64" || v.name == "native" || v.name == "baseline") CHECK_MSG(v.score > 0, v.name);

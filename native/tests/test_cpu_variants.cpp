@@ -2,7 +2,8 @@
 // decoder and vision graphs on the same random inputs as the plainest one (the lowest-scoring module: x64,
 // x86-64 with SSE2 only, on x86; armv8.0_1 on arm64), and must agree with it. All modules are opened side by side in this process (each keeps its own
 // state), so a difference is pinned to one op of one module, not to a whole model run.
-// LR_DEBUG_VARIANTS=1 prints every (module, op) difference.
+// LR_DEBUG_VARIANTS=1 prints every (module, op) difference; LR_DEBUG_VARIANTS_OPS=TEXT runs only the ops whose name
+// contains TEXT (to look into one op under emulation, where the whole set takes minutes).
 #include "harness.h"
 #include "cpu_modules.h"
 
@@ -186,7 +187,15 @@ double rel_diff(const std::vector<float> & a, const std::vector<float> & ref) {
 } // namespace
 
 TEST("cpu variants: each op of the decoder and vision graphs gives the plainest module's results on every module this CPU runs") {
-    const std::vector<lr::CpuVariant> found = lrtest::runnable_cpu_variants();
+    // ggml's arm64 SVE modules are left out unless LR_VARIANTS_SVE=1: the engine never chooses them by itself
+    // (cpu_variant.cpp), and their q4_K / q6_K products are wrong at some vector lengths (docs/cpu.md, arm64)
+    std::vector<lr::CpuVariant> found;
+    std::string left_out;
+    for (const lr::CpuVariant & v : lrtest::runnable_cpu_variants()) {
+        if (v.sve && !std::getenv("LR_VARIANTS_SVE")) left_out += (left_out.empty() ? "" : ", ") + v.name;
+        else found.push_back(v);
+    }
+    if (!left_out.empty()) std::printf("     not compared (SVE, chosen only when named): %s\n", left_out.c_str());
     CHECK(!found.empty());
     if (found.size() == 1) SKIP("this build has one CPU module (" + found[0].name + "): nothing to compare it with");
     std::vector<CpuModule> modules;
@@ -198,6 +207,8 @@ TEST("cpu variants: each op of the decoder and vision graphs gives the plainest 
     const std::vector<OpCase> all = cases();
     for (size_t ci = 0; ci < all.size(); ci++) {
         const OpCase & c = all[ci];
+        const char * only = std::getenv("LR_DEBUG_VARIANTS_OPS");
+        if (only && !std::strstr(c.name, only)) continue;
         const std::vector<float> ref = run(*base, c, 1000 + (uint32_t) ci);
         for (const CpuModule & m : modules) {
             if (&m == base) continue;
