@@ -132,11 +132,11 @@ struct BlockXK {
 };
 static_assert(sizeof(BlockXK) == 352, "activation super-block layout");
 
+#if LR_VNNI_X86
 constexpr int kMaxColsQ8 = 16; // columns per register tile: 16 accumulators + 8 weight quads + scales
 constexpr int kMaxColsQ6 = 8;  // 8 float + 8 integer accumulators + 4 weight quads + scales
 constexpr int kMaxColsQ4 = 8;  // 8 float + 8 integer accumulators + 8 unpacked weight registers
 
-#if LR_VNNI_X86
 #define LR_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 #define LR_PRAGMA(x) _Pragma(#x)
 #if defined(__clang__)
