@@ -13,10 +13,11 @@ one causal float64 pass over prompt + our tokens, gap_i = max(reference logits a
 OUR token i. Prints one line per (setting, prompt) and a summary; exit 0 when every gap <= --tol.
 
 --arm64 DIR adds the arm64 CLI of a cross build folder (docs/cpu.md, arm64), run under qemu-aarch64 with the
-cross toolchain's libgomp.
+cross toolchain's libgomp; --arm64-cpu CPU passes qemu's -cpu (e.g. max,sve-default-vector-length=16 for 128-bit
+SVE; qemu's own default is 512-bit).
 
 usage: /usr/bin/python3 scripts/reference/dequantized_check.py MODEL.gguf [MODEL.gguf ...] [--tol 0.4]
-           [--tokens 24] [--variants a,b,...] [--no-qemu] [--arm64 DIR ...] [--json OUT.jsonl]
+           [--tokens 24] [--variants a,b,...] [--no-qemu] [--arm64 DIR ...] [--arm64-cpu CPU] [--json OUT.jsonl]
 needs: Debian's python3-torch and python3-numpy; gguf-py from build/llama.cpp (the engine's build); qemu-user.
 """
 import argparse
@@ -57,7 +58,7 @@ read_f_tensor = llama_reference.read_tensor
 llama_reference.read_tensor = read_any_tensor
 
 
-def cpu_settings(variants, qemu, arm64_dirs):
+def cpu_settings(variants, qemu, arm64_dirs, arm64_cpu):
     """(label, environment, command prefix) for each way of running the engine"""
     info = json.loads(subprocess.run([CLI, 'info'], capture_output=True, text=True, check=True).stdout)['cpu']
     names = variants or info['variants']
@@ -75,8 +76,9 @@ def cpu_settings(variants, qemu, arm64_dirs):
         libs = tempfile.mkdtemp(prefix='llava-rad-arm64-libs-')
         os.symlink('/usr/aarch64-linux-gnu/lib/libgomp.so.1', os.path.join(libs, 'libgomp.so.1'))
         for d in arm64_dirs:
-            out.append((f'arm64 qemu ({os.path.basename(os.path.normpath(d))})', {'LD_LIBRARY_PATH': libs},
-                        ['qemu-aarch64', os.path.join(d, 'llava-rad-cli')]))
+            cpu = ['-cpu', arm64_cpu] if arm64_cpu else []
+            out.append((f'arm64 qemu ({os.path.basename(os.path.normpath(d))}{", " + arm64_cpu if arm64_cpu else ""})',
+                        {'LD_LIBRARY_PATH': libs}, ['qemu-aarch64'] + cpu + [os.path.join(d, 'llava-rad-cli')]))
     return out
 
 
@@ -106,9 +108,10 @@ def main():
     ap.add_argument('--variants', default='')
     ap.add_argument('--no-qemu', action='store_true')
     ap.add_argument('--arm64', action='append', default=[], metavar='DIR')
+    ap.add_argument('--arm64-cpu', default='')
     ap.add_argument('--json', default='')
     a = ap.parse_args()
-    settings = cpu_settings([v for v in a.variants.split(',') if v], not a.no_qemu, a.arm64)
+    settings = cpu_settings([v for v in a.variants.split(',') if v], not a.no_qemu, a.arm64, a.arm64_cpu)
     commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     worst = 0.0
     records = []
