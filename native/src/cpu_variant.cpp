@@ -24,8 +24,8 @@ constexpr const char * kPrefix = "libggml-cpu";
 constexpr const char * kSuffix = ".so";
 
 // ggml's arm64 variants compiled with SVE (ggml/src/CMakeLists.txt): chosen only when named. Under qemu their
-// q6_K products are wrong with 128-bit vectors (Graviton 4, Neoverse N2 / V2) and their two-column q4_K / q6_K
-// products with 512-bit ones; right with 256-bit ones (test_cpu_variants.cpp)
+// two-column q4_K / q6_K products are wrong with 512-bit vectors, and their q6_K products with 128-bit ones
+// (Graviton 4, Neoverse N2 / V2) when Clang 16 built them; right with 256-bit ones (docs/cpu.md, arm64)
 const char * const kSveVariants[] = { "armv8.2_3", "armv8.6_1", "armv8.6_2", "armv9.2_1", "armv9.2_2",
                                       "android_armv9.0_1", "android_armv9.2_1", "android_armv9.2_2" };
 

@@ -25,7 +25,7 @@ struct CpuVariant {
     int score = 0;     // its ggml_backend_score() on this CPU (0: this CPU cannot run it)
     bool amx = false;  // compiled for AMX: never chosen unless named
     bool sve = false;  // compiled for arm64 SVE: never chosen unless named (ggml's SVE q4_K / q6_K products are
-                       // wrong at 128- and 512-bit vector lengths: docs/cpu.md, arm64)
+                       // wrong at some vector lengths: docs/cpu.md, arm64)
     std::string error; // why the module could not be opened (score 0), or ""
 };
 
