@@ -32,4 +32,9 @@ CpuModule open_cpu_module(const lr::CpuVariant & v, int n_threads) {
     return m;
 }
 
+void close_cpu_module(CpuModule & m) {
+    if (m.backend) ggml_backend_free(m.backend);
+    m.backend = nullptr;
+}
+
 } // namespace lrtest

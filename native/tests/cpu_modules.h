@@ -20,7 +20,10 @@ struct CpuModule {
 // the modules of this build that this CPU runs (score > 0), lowest score (the plainest) first
 std::vector<lr::CpuVariant> runnable_cpu_variants();
 
-// opens a module and a backend on it with n_threads threads (CHECK-fails when it cannot); never closed
+// opens a module and a backend on it with n_threads threads (CHECK-fails when it cannot); the module stays loaded
 CpuModule open_cpu_module(const lr::CpuVariant & v, int n_threads);
+
+// frees the backend (the module itself stays loaded for the rest of the process)
+void close_cpu_module(CpuModule & m);
 
 } // namespace lrtest

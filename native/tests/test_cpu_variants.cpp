@@ -218,6 +218,7 @@ TEST("cpu variants: each op of the decoder and vision graphs gives the plainest 
             if (!(d <= c.tol)) bad += "\n       " + m.name + ": " + c.name + ": " + std::to_string(d) + " (tolerance " + std::to_string(c.tol) + ")";
         }
     }
+    for (CpuModule & m : modules) lrtest::close_cpu_module(m);
     std::printf("     compared %d (module, op) pairs against %s\n", compared, baseline.c_str());
     CHECK_MSG(bad.empty(), "ops that differ from " + baseline + ":" + bad);
 }

@@ -72,7 +72,7 @@ TEST("f16 products: every CPU module this machine runs sums them in single preci
     std::string bad;
     int checked = 0;
     for (const lr::CpuVariant & v : lrtest::runnable_cpu_variants()) {
-        const lrtest::CpuModule m = lrtest::open_cpu_module(v, 2);
+        lrtest::CpuModule m = lrtest::open_cpu_module(v, 2);
         for (ggml_type xt : { GGML_TYPE_F32, GGML_TYPE_F16 }) {
             for (int64_t n : columns) {
                 const std::vector<float> y = product(m, w, x, n, xt);
@@ -94,6 +94,7 @@ TEST("f16 products: every CPU module this machine runs sums them in single preci
                 if (off) bad += "\n       " + where + std::to_string(off) + " of " + std::to_string(big.size()) + " sums of 4096 x 128 are not 524288 (e.g. " + std::to_string(big[0]) + ")";
             }
         }
+        lrtest::close_cpu_module(m);
     }
     std::printf("     checked %d f16 products of %lld-term dot products against exact sums\n", checked, (long long) K);
     CHECK_MSG(bad.empty(), "f16 products not summed in single precision:" + bad);
