@@ -11,7 +11,7 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 import { promptTokens } from './workers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -53,7 +53,7 @@ const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--c
 const r = JSON.parse(out.trim().split('\n').pop());
 const sorted = [...r.latencies_ms].sort((a, b) => a - b);
 const line = {
-  bench: 'abort-latency', commit: gitCommit(), cpu: cpuModel(), threads: o.threads, model: path.basename(model),
+  bench: 'abort-latency', commit: gitCommit(), cpu: cpuModel(), cpuid: cpuId(), threads: o.threads, model: path.basename(model),
   prompt_tokens: o.prompt, abort_after_ms: o.after, addon: opt.addon ?? 'build/Release/llava_rad.node',
   latency_ms_median: sorted[Math.floor(sorted.length / 2)], latency_ms_max: sorted[sorted.length - 1],
   latencies_ms: r.latencies_ms.map((x) => Math.round(x)), usable_after: r.usable_after, date: new Date().toISOString(),

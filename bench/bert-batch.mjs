@@ -16,7 +16,7 @@ import { addBertMetadata } from '../lib/convert/bert-gguf.js';
 import { GgufValueType } from '../lib/gguf/types.js';
 import { GgufWriter } from '../lib/gguf/writer.js';
 import { BERT_BASE, bertTensorPlan, writeRandomTensors } from './bert-shape.mjs';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({ options: {
@@ -76,7 +76,7 @@ try {
   console.log(JSON.stringify({ mean_tokens: Number(meanTokens.toFixed(1)), max_tokens: Math.max(...tokens), rows }));
   if (!opt['no-write']) {
     appendFileSync(path.join(root, 'bench', 'results', `bert-batch-${deviceSlug()}.jsonl`), JSON.stringify({ kind: 'bert-batch', date: new Date().toISOString(), commit: gitCommit(),
-      device: deviceSlug(), cpu: cpuModel(), threads, layers: LAYERS, max_batch_tokens: Number(opt.tokens), mean_tokens: Number(meanTokens.toFixed(1)), max_tokens: Math.max(...tokens), results: rows }) + '\n');
+      device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), threads, layers: LAYERS, max_batch_tokens: Number(opt.tokens), mean_tokens: Number(meanTokens.toFixed(1)), max_tokens: Math.max(...tokens), results: rows }) + '\n');
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

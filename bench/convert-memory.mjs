@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -145,7 +145,7 @@ async function runOne(type) {
     date: new Date().toISOString(),
     commit: commitOfConverter(),
     device,
-    machine: { cpu: cpuModel(), cpus: nCpu, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    machine: { cpu: cpuModel(), cpuid: cpuId(), cpus: nCpu, mem_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     type,
     threads: opt.threads ? Number(opt.threads) : 'default',
     peak_rss_mb: Math.round(maxKb / 1024),

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WordPieceVocab } from '../lib/bert/wordpiece.js';
 import { ChexbertLabeler, convertChexbert, convertRadgraph, evaluate, RadgraphModel } from '../lib/index.js';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PYTHON = '/usr/bin/python3'; // Debian's, with torch
@@ -146,7 +146,7 @@ summary.ours_radgraph_studies_s = rate('radgraph_s', 'ours');
 summary.ratio_radgraph = summary.ours_radgraph_studies_s / summary.peer_radgraph_studies_s;
 
 const line = {
-  kind: 'eval-scoring', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), threads: THREADS,
+  kind: 'eval-scoring', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), threads: THREADS,
   studies: STUDIES, texts: texts.length, mean_words: words.reduce((a, b) => a + b, 0) / texts.length, seed: SEED,
   peer: { torch: peerOut.torch, threads: peerOut.threads, blas: peerBlas ?? 'libblas.so.3 (as linked)',
     what: 'PyTorch re-implementation of the official forwards (not transformers / radgraph)' },

@@ -18,7 +18,7 @@ import { addonEnv, buildBundle, root } from './fuzz/bundle.mjs';
 import { Pool } from './fuzz/pool.mjs';
 import { Tally } from './fuzz/report.mjs';
 import { TARGETS } from './fuzz/targets.mjs';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -137,7 +137,7 @@ if (!a['no-record']) {
   const file = path.join(root, 'bench', 'results', `fuzz-${deviceSlug()}.jsonl`);
   mkdirSync(path.dirname(file), { recursive: true });
   const rec = {
-    kind: 'fuzz', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), node: process.version,
+    kind: 'fuzz', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), node: process.version,
     args: { inputs: Number(a.inputs), seconds: a.seconds ? Number(a.seconds) : null, targets: a.targets ?? 'all', seed: Number(a.seed), jobs: jobsN, chunk },
     limits: { hangS: Number(a['hang-s']), peakGiB: Number(a['peak-gib']) },
     durationS: Math.round(seconds), inputs: T.inputs, planned, maxRssMB: Math.round(pool.maxRssKiB / 1024), childrenStarted: pool.spawned,

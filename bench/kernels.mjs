@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -46,7 +46,7 @@ if (r.status !== 0) {
 }
 const rows = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const device = deviceSlug();
-const meta = { kind: 'kernels', date: new Date().toISOString(), commit: gitCommit(), device, cpu: cpuModel(), loadavg_start: os.loadavg()[0] };
+const meta = { kind: 'kernels', date: new Date().toISOString(), commit: gitCommit(), device, cpu: cpuModel(), cpuid: cpuId(), loadavg_start: os.loadavg()[0] };
 if (!opt['no-write']) {
   mkdirSync(path.join(here, 'results'), { recursive: true });
   appendFileSync(path.join(here, 'results', `${device}.jsonl`), `${JSON.stringify({ ...meta, cases: rows })}\n`);

@@ -11,7 +11,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 import { promptTokens } from './workers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -59,7 +59,7 @@ console.log('| KV type | cache MiB | pp tok/s | decode tok/s | peak RSS MiB |\n|
 for (const r of rows) console.log(`| ${r.kv} | ${r.cache_mb.toFixed(0)} | ${r.pp_tps.toFixed(1)} | ${r.tg_tps.toFixed(1)} | ${r.peak_rss_mb.toFixed(0)} |`);
 if (!opt['no-write']) {
   const file = path.join(root, 'bench', 'results', `${deviceSlug()}.jsonl`);
-  appendFileSync(file, JSON.stringify({ kind: 'kv-cache', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(),
+  appendFileSync(file, JSON.stringify({ kind: 'kv-cache', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(),
     model: path.basename(model), ...o, rounds: Number(opt.rounds), results: rows }) + '\n');
   console.log(`appended to ${path.relative(root, file)}`);
 }

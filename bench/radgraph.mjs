@@ -16,7 +16,7 @@ import { GgufWriter } from '../lib/gguf/writer.js';
 import { native } from '../lib/native.js';
 import { RadgraphModel } from '../lib/radgraph/radgraph.js';
 import { bertTensorPlan, writeRandomTensors } from './bert-shape.mjs';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({ options: {
@@ -78,7 +78,7 @@ try {
   await model.dispose();
   if (!opt['no-write']) {
     appendFileSync(path.join(root, 'bench', 'results', `${deviceSlug()}.jsonl`), JSON.stringify({ kind: 'radgraph', date: new Date().toISOString(), commit: gitCommit(),
-      device: deviceSlug(), cpu: cpuModel(), threads, layers: LAYERS, reports: Number(opt.reports), results: rows }) + '\n');
+      device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), threads, layers: LAYERS, reports: Number(opt.reports), results: rows }) + '\n');
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -143,7 +143,7 @@ async function main() {
       const np = JSON.parse(execFileSync('/usr/bin/python3', ['-c', NUMPY, file, qfile, String(k)], { encoding: 'utf8', maxBuffer: 1 << 26 }));
       const same = ours.top.filter((t, i) => JSON.stringify(t) === JSON.stringify(np.top[i])).length;
       const rec = {
-        bench: 'retrieval', date: new Date().toISOString(), commit: gitCommit(), cpu: cpuModel(), cpus: nCpu, node: process.version, numpy_version: np.numpy,
+        bench: 'retrieval', date: new Date().toISOString(), commit: gitCommit(), cpu: cpuModel(), cpuid: cpuId(), cpus: nCpu, node: process.version, numpy_version: np.numpy,
         loadavg_1m: os.loadavg()[0], n, dim, queries: nq, k,
         ours: { build_s: build.build_s, build_rss_mb: build.rss_mb, open_s: ours.open_s, open_noverify_s: ours.open_noverify_s, search1_s: ours.search1_s, search_batch_s: ours.search_batch_s, rss_mb: ours.rss_mb },
         numpy: { build_s: np.build_s, open_s: np.open_s, search1_s: np.search1_s, search_batch_s: np.search_batch_s, rss_mb: np.rss_mb },

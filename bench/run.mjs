@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureLlamaBench, runLlamaBench } from './llama-bench.mjs';
 import { ensureModel, SHAPES, TYPES } from './make-model.mjs';
-import { cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit, nCpu } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -297,7 +297,7 @@ const record = {
   date: new Date().toISOString(),
   commit: gitCommit(),
   device,
-  cpu: cpuModel(),
+  cpu: cpuModel(), cpuid: cpuId(),
   cpus: nCpu,
   model: modelDesc,
   threads,

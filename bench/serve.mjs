@@ -24,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MODELS_DIR, SHAPES, TYPES, ensureModel } from './make-model.mjs';
-import { deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -142,7 +142,7 @@ async function main() {
 
   const device = v.device ?? deviceSlug();
   const record = {
-    kind: 'serve', date: new Date().toISOString(), commit: gitCommit(), device, cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
+    kind: 'serve', date: new Date().toISOString(), commit: gitCommit(), device, cpu: cpuModel(), cpuid: cpuId(), cpus: os.cpus().length,
     decoder: path.basename(decoder), vision: path.basename(vision), threads, concurrency, max_tokens: maxTokens,
     load_avg_start: os.loadavg()[0], runs, ...(v.note ? { note: v.note } : {}),
   };

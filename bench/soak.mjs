@@ -13,7 +13,7 @@ import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cpuModel, deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..');
@@ -135,7 +135,7 @@ for (const phase of phases) {
 }
 if (!opt['no-write']) {
   const file = path.join(root, 'bench', 'results', `${deviceSlug()}.jsonl`);
-  const common = { kind: 'soak', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), threads,
+  const common = { kind: 'soak', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), threads,
     decoder: path.basename(decoder), vision: path.basename(VISION), node: process.version, gc: Boolean(gc),
     malloc_arena_max: process.env.MALLOC_ARENA_MAX ?? null };
   for (const r of rows) appendFileSync(file, `${JSON.stringify({ ...common, ...r })}\n`);

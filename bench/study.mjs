@@ -25,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MODELS_DIR, SHAPES, TYPES, ensureModel } from './make-model.mjs';
-import { deviceSlug, gitCommit } from './machine.mjs';
+import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -157,7 +157,7 @@ async function main() {
   const commit = gitCommit();
   const device = v.device ?? deviceSlug();
   const record = {
-    kind: 'study', date: new Date().toISOString(), commit, device, cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
+    kind: 'study', date: new Date().toISOString(), commit, device, cpu: cpuModel(), cpuid: cpuId(), cpus: os.cpus().length,
     decoder: path.basename(decoder), vision: path.basename(vision), threads: o.threads, max_tokens: o.maxTokens,
     load_avg_start: os.loadavg()[0], runs, ...(v.note ? { note: v.note } : {}),
   };
