@@ -6,8 +6,12 @@
 //   <out>/llava-rad-linux-x64-VERSION.tgz     the prebuilt engine from build/ (the portable CPU build: every
 //                                             x86-64 CPU module, one chosen at run time); on an arm64 machine,
 //                                             llava-rad-linux-arm64 from build/ instead
-//   <out>/llava-rad-linux-arm64-VERSION.tgz   with --arm64: cross-compiled here with Debian's aarch64 toolchain
-//                                             into build-pkg-arm64/ and smoke-tested under qemu-aarch64
+//   <out>/llava-rad-linux-arm64-VERSION.tgz   with --arm64: cross-compiled here into build-pkg-arm64/ and
+//                                             smoke-tested under qemu-aarch64: by Clang 16 or later where there
+//                                             is one (every arm64 CPU module, one chosen at run time), else by
+//                                             Debian's GCC 12 cross compiler (one baseline arm64 module: GCC
+//                                             before 14 cannot build ggml's armv9.2-a+sme modules); both link
+//                                             against Debian's aarch64 toolchain (g++-aarch64-linux-gnu)
 //   <out>/llava-rad-linux-x64-cudaN-VERSION.tgz with --cuda: ggml's CUDA backend plus the CPU modules, for the CUDA
 //                                             N runtime (N: the toolkit's major version, 12 or 13), built into
 //                                             build-pkg-cuda/ (needs the CUDA toolkit with cuBLAS: scripts/find-cuda.sh
@@ -19,8 +23,10 @@
 // Release/llava_rad.node from it. Every binary's run path is $ORIGIN-relative, and every library it needs ships
 // with it or is part of every glibc system (checked with readelf).
 //
-// Usage: node scripts/package.mjs [--out DIR] [--no-main] [--no-host] [--arm64] [--cuda]
-//                                 [--cuda-archs LIST] [--cuda-build-dir DIR]
+// Usage: node scripts/package.mjs [--out DIR] [--no-main] [--no-host] [--arm64] [--arm64-compiler auto|clang|gcc]
+//                                 [--cuda] [--cuda-archs LIST] [--cuda-build-dir DIR]
+//   --arm64-compiler  auto (default): Clang 16+ (clang-NN or clang on PATH) where found, else GCC; clang: fail
+//                     without one
 //   --cuda-archs      CMAKE_CUDA_ARCHITECTURES (default: ggml's list for the toolkit, e.g. for CUDA 13
 //                     75-virtual;80-virtual;86-real;89-real;90-virtual;120a-real;121a-real)
 //   --cuda-build-dir  the build folder of the CUDA package (default build-pkg-cuda)
@@ -39,6 +45,7 @@ const { values: opt } = parseArgs({
     'no-host': { type: 'boolean', default: false },
     'no-x64': { type: 'boolean', default: false }, // older name of --no-host
     arm64: { type: 'boolean', default: false },
+    'arm64-compiler': { type: 'string', default: 'auto' },
     cuda: { type: 'boolean', default: false },
     'cuda-archs': { type: 'string' },
     'cuda-build-dir': { type: 'string', default: 'build-pkg-cuda' },
@@ -313,18 +320,48 @@ function buildNative(buildDir, env, extraArgs = []) {
     { env: { ...process.env, LLAVA_RAD_BUILD_DIR: buildDir, LLAVA_RAD_NATIVE: '0', ...env } });
 }
 
+// Clang 16 or later (the first to accept ggml's armv9.2-a+sme flags), as [clang, clang++, major], or undefined
+const CLANG_MIN = 16;
+function findClang() {
+  const names = [...Array.from({ length: 10 }, (_, i) => `-${CLANG_MIN + 9 - i}`), ''];
+  for (const suffix of names) {
+    const r = spawnSync(`clang${suffix}`, ['--version'], { encoding: 'utf8' });
+    const major = Number(/clang version (\d+)/.exec(r.stdout ?? '')?.[1]);
+    if (r.status === 0 && major >= CLANG_MIN && spawnSync(`clang++${suffix}`, ['--version'], { stdio: 'ignore' }).status === 0) {
+      return [`clang${suffix}`, `clang++${suffix}`, major];
+    }
+  }
+  return undefined;
+}
+
 function buildArm64() {
+  // the GCC cross toolchain is needed either way: its libstdc++, libgcc and glibc for aarch64 are what Clang links
   for (const t of ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++']) {
     if (spawnSync(t, ['--version'], { stdio: 'ignore' }).status !== 0) die(`--arm64 needs ${t} (Debian: apt install g++-aarch64-linux-gnu)`);
   }
+  const choice = opt['arm64-compiler'];
+  if (!['auto', 'clang', 'gcc'].includes(choice)) die(`--arm64-compiler must be auto, clang or gcc, got ${JSON.stringify(choice)}`);
+  const clang = choice === 'gcc' ? undefined : findClang();
+  if (choice === 'clang' && !clang) die(`--arm64-compiler clang needs Clang ${CLANG_MIN} or later (Debian 12: apt install clang-16)`);
+  const compilers = clang
+    ? [`-DCMAKE_C_COMPILER=${clang[0]}`, `-DCMAKE_CXX_COMPILER=${clang[1]}`,
+        '-DCMAKE_C_COMPILER_TARGET=aarch64-linux-gnu', '-DCMAKE_CXX_COMPILER_TARGET=aarch64-linux-gnu']
+    : ['-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc', '-DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++'];
+  console.error(clang
+    ? `package: arm64 cross build with ${clang[0]} (Clang ${clang[2]}): every arm64 CPU module`
+    : 'package: arm64 cross build with aarch64-linux-gnu-gcc: one baseline arm64 module (Clang 16 or later builds them all)');
   buildNative(PLATFORMS['linux-arm64'].buildDir, {
-    LLAVA_RAD_CMAKE_ARGS: ['-DCMAKE_SYSTEM_NAME=Linux', '-DCMAKE_SYSTEM_PROCESSOR=aarch64',
-      '-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc', '-DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++'].join(' '),
+    LLAVA_RAD_CMAKE_ARGS: ['-DCMAKE_SYSTEM_NAME=Linux', '-DCMAKE_SYSTEM_PROCESSOR=aarch64', ...compilers].join(' '),
   });
-  // smoke test: the C++ CLI reports its build and runs a model under qemu-aarch64
+  // smoke test: the C++ CLI reports its build under qemu-aarch64, with the modules the compiler was to build
   const dir = path.join(root, PLATFORMS['linux-arm64'].buildDir);
   if (spawnSync('qemu-aarch64', ['--version'], { stdio: 'ignore' }).status !== 0) die('--arm64 smoke test needs qemu-aarch64 (Debian: apt install qemu-user)');
-  run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', path.join(dir, 'llava-rad-cli'), 'info']);
+  const info = spawnSync('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', path.join(dir, 'llava-rad-cli'), 'info'], { encoding: 'utf8' });
+  process.stdout.write(info.stdout ?? '');
+  process.stderr.write(info.stderr ?? '');
+  if (info.status !== 0) die(`the arm64 CLI failed under qemu-aarch64 (exit ${info.status})`);
+  const modules = readdirSync(path.join(dir, 'Release')).filter((f) => /^libggml-cpu-.*\.so$/.test(f));
+  if (clang && modules.length < 2) die(`the Clang build made ${modules.length} CPU module(s), not ggml's arm64 set: ${modules.join(', ')}`);
 }
 
 /** Builds the CUDA package's engine; returns its platform name (linux-x64-cudaN). */
