@@ -17,7 +17,7 @@ import {
   typeRowBytes,
   type LlamaModel,
 } from '../lib/index.js';
-import { PREBUILT_SYSTEM, loadFailure, native, platformPackages } from '../lib/native.js';
+import { PREBUILT_SYSTEM, addonPath, loadFailure, native, platformPackages } from '../lib/native.js';
 import { validateGenerateOptions, validateLoadOptions } from '../lib/options.js';
 import { SlotQueue } from '../lib/queue.js';
 import { tinyLlamaPath } from './helpers/tiny-llama.js';
@@ -544,7 +544,7 @@ describe('dispose', () => {
   });
 
   it('a worker thread ended mid-generation (env teardown) and process.exit() mid-generation do not crash', async () => {
-    const addon = JSON.stringify(path.join(root, 'build', 'Release', 'llava_rad.node'));
+    const addon = JSON.stringify(addonPath()); // the addon the library loads (a platform package or build/)
     const src = `
       const { parentPort } = require('node:worker_threads');
       const a = require(${addon});
