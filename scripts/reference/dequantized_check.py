@@ -75,11 +75,25 @@ def cpu_settings(variants, qemu, arm64_dirs, arm64_cpu):
         # mixes two loaders)
         libs = tempfile.mkdtemp(prefix='llava-rad-arm64-libs-')
         os.symlink('/usr/aarch64-linux-gnu/lib/libgomp.so.1', os.path.join(libs, 'libgomp.so.1'))
+        # without Debian's multiarch libc6:arm64 there is no arm64 loader in /lib: qemu then takes the cross
+        # toolchain's whole sysroot (-L), whose libgomp is the same
+        sysroot = [] if os.path.exists('/lib/ld-linux-aarch64.so.1') else ['-L', '/usr/aarch64-linux-gnu']
         for d in arm64_dirs:
             cpu = ['-cpu', arm64_cpu] if arm64_cpu else []
+            cpu = sysroot + cpu
             out.append((f'arm64 qemu ({os.path.basename(os.path.normpath(d))}{", " + arm64_cpu if arm64_cpu else ""})',
                         {'LD_LIBRARY_PATH': libs}, ['qemu-aarch64'] + cpu + [os.path.join(d, 'llava-rad-cli')]))
     return out
+
+
+def host_cpu():
+    """the machine the settings ran on: /proc/cpuinfo's vendor, family, model and name (VMs often say only 'AMD EPYC')"""
+    try:
+        text = open('/proc/cpuinfo').read().split('\n\n')[0]
+    except OSError:
+        return None
+    f = dict((k.strip(), v.strip()) for k, _, v in (l.partition(':') for l in text.splitlines()) if _)
+    return {k: f.get(src) for k, src in (('vendor', 'vendor_id'), ('family', 'cpu family'), ('model', 'model'), ('name', 'model name'))}
 
 
 def run_engine(model, prompt, n, env_extra, runner):
@@ -113,6 +127,7 @@ def main():
     a = ap.parse_args()
     settings = cpu_settings([v for v in a.variants.split(',') if v], not a.no_qemu, a.arm64, a.arm64_cpu)
     commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    machine = host_cpu()
     worst = 0.0
     records = []
     for model in a.models:
@@ -125,7 +140,7 @@ def main():
                 out = run_engine(model, prompt, a.tokens, env, runner)
                 g = gaps(ref, out['prompt_tokens'], out['tokens'])
                 per.append(max(g) if g else 0.0)
-                records.append(dict(commit=commit, model=os.path.basename(model), setting=label, prompt=prompt,
+                records.append(dict(commit=commit, machine=machine, model=os.path.basename(model), setting=label, prompt=prompt,
                                     cpu_variant=out['cpu']['variant'], cpu_kernels=out['cpu']['kernels'],
                                     vnni_matrices=out['model']['vnni_matrices'], tokens=out['tokens'], gaps=g))
             worst = max(worst, max(per))
