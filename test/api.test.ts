@@ -543,6 +543,47 @@ describe('dispose', () => {
     await m.dispose();
   });
 
+  it('a worker thread terminated inside a synchronous call or with a load in flight does not abort the process', () => {
+    // When the call returns, its result (or its error) can no longer reach JS. node-addon-api then throws a
+    // second Napi::Error out of its own exception handler, which ends the whole process ("terminate called after
+    // throwing an instance of 'Napi::Error'") unless the addon is built with NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS.
+    // Run in a child process, so that a regression fails this test instead of killing the test runner.
+    const workerSrc = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const a = require(workerData.addon);
+      if (workerData.what === 'quantize') {
+        const q8 = a.typeFromName('q8_0');
+        const n = 4096, rows = 4096; // 16M floats: a long synchronous call
+        const x = new Float32Array(n * rows).fill(0.5);
+        parentPort.postMessage('start');
+        for (;;) a.quantize(q8, x, rows, n);
+      } else {
+        const again = () => a.loadModel(workerData.model, { threads: 1 }).then((m) => m.dispose()).then(again, again);
+        again();
+        again();
+        parentPort.postMessage('start');
+      }`;
+    const src = `
+      const { Worker } = require('node:worker_threads');
+      const data = ${JSON.stringify({ addon: addonPath(), model: file })};
+      (async () => {
+        let n = 0;
+        for (const what of ['quantize', 'load']) {
+          for (let i = 0; i < 4; i++) {
+            const w = new Worker(${JSON.stringify(workerSrc)}, { eval: true, workerData: { ...data, what } });
+            await new Promise((r) => w.once('message', r));
+            await new Promise((r) => setTimeout(r, 5 + 30 * i));
+            await w.terminate();
+            n++;
+          }
+        }
+        console.log('terminated ' + n + ' workers');
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8', timeout: 110_000 });
+    expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
+    expect(r.stdout.trim()).toBe('terminated 8 workers');
+  });
+
   it('a worker thread ended mid-generation (env teardown) and process.exit() mid-generation do not crash', async () => {
     const addon = JSON.stringify(addonPath()); // the addon the library loads (a platform package or build/)
     const src = `
