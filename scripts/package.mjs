@@ -356,10 +356,7 @@ function buildArm64() {
   // smoke test: the C++ CLI reports its build under qemu-aarch64, with the modules the compiler was to build
   const dir = path.join(root, PLATFORMS['linux-arm64'].buildDir);
   if (spawnSync('qemu-aarch64', ['--version'], { stdio: 'ignore' }).status !== 0) die('--arm64 smoke test needs qemu-aarch64 (Debian: apt install qemu-user)');
-  const info = spawnSync('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', path.join(dir, 'llava-rad-cli'), 'info'], { encoding: 'utf8' });
-  process.stdout.write(info.stdout ?? '');
-  process.stderr.write(info.stderr ?? '');
-  if (info.status !== 0) die(`the arm64 CLI failed under qemu-aarch64 (exit ${info.status})`);
+  run('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', path.join(dir, 'llava-rad-cli'), 'info']);
   const modules = readdirSync(path.join(dir, 'Release')).filter((f) => /^libggml-cpu-.*\.so$/.test(f));
   if (clang && modules.length < 2) die(`the Clang build made ${modules.length} CPU module(s), not ggml's arm64 set: ${modules.join(', ')}`);
 }

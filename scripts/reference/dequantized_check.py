@@ -71,18 +71,20 @@ def cpu_settings(variants, qemu, arm64_dirs, arm64_cpu):
         for cpu in ('Haswell', 'Nehalem'):
             out.append((f'qemu {cpu} (default)', {}, ['qemu-x86_64', '-cpu', cpu, CLI]))
     if arm64_dirs:
-        # the cross toolchain's libgomp alone on the library path (qemu's -L with Debian's multiarch arm64 libc
-        # mixes two loaders)
-        libs = tempfile.mkdtemp(prefix='llava-rad-arm64-libs-')
-        os.symlink('/usr/aarch64-linux-gnu/lib/libgomp.so.1', os.path.join(libs, 'libgomp.so.1'))
-        # without Debian's multiarch libc6:arm64 there is no arm64 loader in /lib: qemu then takes the cross
-        # toolchain's whole sysroot (-L), whose libgomp is the same
-        sysroot = [] if os.path.exists('/lib/ld-linux-aarch64.so.1') else ['-L', '/usr/aarch64-linux-gnu']
+        if os.path.exists('/lib/ld-linux-aarch64.so.1'):
+            # Debian's multiarch libc6:arm64: the cross toolchain's libgomp alone on the library path (qemu's -L
+            # would pair the cross loader with the multiarch libc)
+            libs = tempfile.mkdtemp(prefix='llava-rad-arm64-libs-')
+            os.symlink('/usr/aarch64-linux-gnu/lib/libgomp.so.1', os.path.join(libs, 'libgomp.so.1'))
+            env, prefix = {'LD_LIBRARY_PATH': libs}, []
+        else:
+            # no arm64 loader in /lib: the cross toolchain's whole sysroot, libgomp included
+            env, prefix = {}, ['-L', '/usr/aarch64-linux-gnu']
+        if arm64_cpu:
+            prefix += ['-cpu', arm64_cpu]
         for d in arm64_dirs:
-            cpu = ['-cpu', arm64_cpu] if arm64_cpu else []
-            cpu = sysroot + cpu
             out.append((f'arm64 qemu ({os.path.basename(os.path.normpath(d))}{", " + arm64_cpu if arm64_cpu else ""})',
-                        {'LD_LIBRARY_PATH': libs}, ['qemu-aarch64'] + cpu + [os.path.join(d, 'llava-rad-cli')]))
+                        env, ['qemu-aarch64'] + prefix + [os.path.join(d, 'llava-rad-cli')]))
     return out
 
 
