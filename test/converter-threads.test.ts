@@ -3,7 +3,10 @@
 //   bytes (sha256), for the f16, q8_0 and q4_k_m decoders and the f16 and f32 vision towers;
 // - the tiny release's tensors are each one work block, so the row-block split that a 7B conversion meets (blocks
 //   of up to CHUNK_VALUES values, more blocks than threads) is checked on the pool itself: tensors of 3 and more
-//   blocks encoded as f16, q8_0, q6_K and q4_K, and a LoRA merge of 4 blocks, with 1 and with 3 threads.
+//   blocks encoded as f16, q8_0, q6_K and q4_K, and a LoRA merge of 4 blocks, with 1 and with 3 threads;
+// - the workers run in a process started with --input-type=module too (they inherit it, and their eval code is
+//   then an ES module), with the same bytes as in this one.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,6 +44,22 @@ describe('convertRelease: the same bytes with 1 and 2 worker threads', () => {
     expect(files.filter((f) => f.endsWith('.gguf')), 'the decoder and the vision GGUF').toHaveLength(2);
     expect(files, 'the two GGUFs and llava-rad.json').toHaveLength(3);
     expect(runs[1], `sha256 of the ${files.length} files (${files.join(', ')}), 2 threads vs 1`).toEqual(runs[0]);
+  }, 240_000);
+});
+
+describe('convertRelease in a process run with --input-type=module', () => {
+  it('converts with its worker threads, to the same bytes as here', async () => {
+    const here2 = path.join(tmp, 'esm-here');
+    const child = path.join(tmp, 'esm-child');
+    const options = { base: path.join(REL, 'vicuna'), adapter: path.join(REL, 'llava-rad'), type: 'q8_0' as const, visionType: 'f16' as const, threads: 2 };
+    await convertRelease({ ...options, out: here2 });
+    const code = `import { convertRelease } from ${JSON.stringify(path.join(here, '..', 'lib', 'convert', 'convert.ts'))};
+      try { await convertRelease(${JSON.stringify({ ...options, out: child })}); console.log('converted'); }
+      catch (e) { console.log(e.code + ': ' + e.message); }`;
+    const r = spawnSync(process.execPath, ['--import', path.join(here, '..', 'scripts', 'ts-hooks.mjs'), '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 120_000 });
+    // before the worker took its modules through import(): "INTERNAL: a converter worker failed: require is not defined in ES module scope"
+    expect(r.stdout.trim().split('\n').pop(), r.stderr).toBe('converted');
+    expect(digests(child), 'sha256 of the 3 files, child vs this process').toEqual(digests(here2));
   }, 240_000);
 });
 

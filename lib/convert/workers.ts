@@ -31,10 +31,17 @@ import { addonPath } from '../native.js';
 /** values per work item (row blocks of about this many values) */
 export const CHUNK_VALUES = 1 << 22;
 
-/** the worker script (plain CommonJS, run with eval) */
+/**
+ * the worker script, run with eval. Eval code is CommonJS, or an ES module when this process runs with
+ * --input-type=module (a worker inherits execArgv): it has no require() there, so the script takes what it
+ * needs through import(), which both kinds of code have, and starts once that is in.
+ */
 const WORKER_SOURCE = String.raw`
 'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
+(async () => {
+const { parentPort, workerData } = await import('node:worker_threads');
+const { createRequire } = await import('node:module');
+const requireAddon = createRequire(workerData.addon);
 let addon = null;
 
 const f32 = new Float32Array(1);
@@ -123,7 +130,7 @@ function handle(m) {
       return m.len * 2;
     }
     case 'quantize': {
-      if (!addon) addon = require(workerData.addon);
+      if (!addon) addon = requireAddon(workerData.addon);
       const b = addon.quantize(m.type, new Float32Array(workerData.input, 0, m.nRows * m.nPerRow), m.nRows, m.nPerRow);
       if (b.length > output.length) throw new Error('quantized block of ' + b.length + ' bytes does not fit the output buffer');
       output.set(b);
@@ -141,6 +148,7 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
   }
 });
+})();
 `;
 
 interface Slot {
