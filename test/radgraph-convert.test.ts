@@ -1,5 +1,5 @@
 // `convertRadgraph` on broken and unusual archives (built here from the tiny fixture's files): corrupt,
-// truncated, not a tar, no config.json, no weights.th, no vocabulary, settings the engine does not implement,
+// truncated, not a tar, gzip bombs, no config.json, no weights.th, no vocabulary, settings the engine does not implement,
 // weights that do not fit the config -> typed errors, no output left behind; a vocab.txt inside the archive
 // and a nested model.tar.gz are read, a large weights.th is copied whole. Then the engine's own checks: a
 // truncated GGUF, spans outside the words; and 40 mutated archives and 40 mutated GGUFs, each a typed error or a
@@ -7,13 +7,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WordPieceVocab } from '../lib/bert/wordpiece.js';
 import { convertRadgraph } from '../lib/convert/radgraph.js';
 import { LlavaRadError } from '../lib/errors.js';
 import { native } from '../lib/native.js';
-import { readModelArchive } from '../lib/radgraph/archive.js';
+import { INFLATION_SLACK, readModelArchive } from '../lib/radgraph/archive.js';
 import { RadgraphModel } from '../lib/radgraph/radgraph.js';
 
 const FIXTURE = new URL('./fixtures/radgraph/model/', import.meta.url).pathname;
@@ -23,28 +23,34 @@ const vocab = WordPieceVocab.fromText(vocabText);
 const dir = mkdtempSync(path.join(tmpdir(), 'radgraph-convert-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** a ustar archive of the given files, gzip'd */
-function tarGz(files: ReadonlyArray<[string, Buffer]>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, data] of files) {
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 100, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('14000000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\0' + '00', 257);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(blocks));
+/** a ustar header: `size` as the entry's size, `type` its type flag ('0' a file) */
+function tarHeader(name: string, size: number, type = '0'): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, 'utf8');
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('14000000000\0', 136);
+  h.write('        ', 148);
+  h.write(type, 156);
+  h.write('ustar\0' + '00', 257);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return h;
 }
+
+/** the tar blocks of these files, end marker included */
+function tar(files: ReadonlyArray<[string, Buffer]>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const [name, data] of files) blocks.push(tarHeader(name, data.length), data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+/** a ustar archive of the given files, gzip'd */
+const tarGz = (files: ReadonlyArray<[string, Buffer]>): Buffer => gzipSync(tar(files));
 
 /** a parsed config.json, edited freely by the cases */
 type Cfg = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -90,6 +96,30 @@ describe('convertRadgraph refuses broken archives with typed errors', () => {
     const p = path.join(dir, 'cut.tar.gz');
     writeFileSync(p, whole.subarray(0, whole.length >> 1));
     await expectRefused(p, 'BAD_CHECKPOINT', /gzip|truncated/);
+  });
+  // A gzip of zeros inflates about 1000 times: before the limits (lib/radgraph/archive.ts), a 14 MB archive whose
+  // weights.th said 3 GiB had 3 GB written to the temporary folder before config.json was even read.
+  it('a weights.th (or any entry) whose size is far beyond what the gzip can honestly hold, refused from its header', async () => {
+    for (const [name, type] of [['weights.th', '0'], ['model.tar.gz', '0'], ['ignored.bin', '0'], ['a-link', '2']] as const) {
+      const p = path.join(dir, `huge-${name}.tar.gz`);
+      writeFileSync(p, gzipSync(Buffer.concat([tarHeader(name, 3 * 1024 ** 3, type), Buffer.alloc(64 * 1024)])));
+      const a = readModelArchive(p);
+      await expect(a, name).rejects.toMatchObject({ code: 'BAD_CHECKPOINT', message: expect.stringMatching(/3221225472 bytes takes its tar past \d+ bytes.*gzip bomb/) });
+    }
+  });
+  it('a tar that inflates past its limit after its end marker, refused while inflating', async () => {
+    const zeros = Buffer.alloc(1 << 20);
+    const gz = createGzip({ level: 9 }); // about 1000:1 on zeros
+    const parts: Buffer[] = [];
+    gz.on('data', (c: Buffer) => parts.push(c));
+    const done = new Promise((resolve) => gz.on('end', resolve));
+    gz.write(tar([...files, ['weights.th', weights]]));
+    for (let i = 0; i < (INFLATION_SLACK >> 20) + 64; i++) gz.write(zeros);
+    gz.end();
+    await done;
+    const p = path.join(dir, 'trailing-zeros.tar.gz');
+    writeFileSync(p, Buffer.concat(parts));
+    await expectRefused(p, 'BAD_CHECKPOINT', /inflates past \d+ bytes, more than 32 times its gzip'd size/);
   });
   it('gzip of something that is not a tar', async () => {
     const p = path.join(dir, 'plain.gz');
@@ -151,6 +181,37 @@ describe('convertRadgraph reads unusual layouts', () => {
     } finally {
       await a.dispose();
     }
+  });
+
+  it('data after the end marker is read past; a pax record larger than the gunzip\'s chunks names the next entry', async () => {
+    /** a pax record "<length> key=value\n", its length counting itself */
+    const paxRecord = (key: string, value: string) => {
+      const body = ` ${key}=${value}\n`;
+      let n = body.length + 1;
+      while (String(n).length + body.length !== n) n = String(n).length + body.length;
+      return `${n}${body}`;
+    };
+    const pax = Buffer.from(paxRecord('comment', 'x'.repeat(200_000)) + paxRecord('path', './config.json'));
+    const cfg = Buffer.from(JSON.stringify(config));
+    const entries = [...files].filter(([name]) => name !== 'config.json');
+    const body = Buffer.concat([
+      tarHeader('PaxHeaders/a', pax.length, 'x'), pax, Buffer.alloc((512 - (pax.length % 512)) % 512),
+      tarHeader('a-name-the-pax-record-replaces', cfg.length), cfg, Buffer.alloc((512 - (cfg.length % 512)) % 512),
+      tar([...entries, ['weights.th', weights]]),
+    ]);
+    // 32 MB of zeros after the end marker: before, kept and joined chunk by chunk (96 s of copying)
+    const p = path.join(dir, 'pax-and-trailing.tar.gz');
+    writeFileSync(p, gzipSync(Buffer.concat([body, Buffer.alloc(32 << 20)]), { level: 9 }));
+    const a = await readModelArchive(p);
+    try {
+      expect(a.files.get('config.json')?.equals(cfg), 'config.json, named by the pax record').toBe(true);
+      expect(a.files.has('a-name-the-pax-record-replaces')).toBe(false);
+      expect(readFileSync(a.weightsPath!).equals(weights)).toBe(true);
+    } finally {
+      await a.dispose();
+    }
+    const r = await convertRadgraph(p, path.join(dir, 'pax.gguf'), { vocab, headCount: 4 });
+    expect(r.config.dataset).toBe('radgraph');
   });
 
   it("radgraph's labels among several datasets' namespaces", async () => {

@@ -6,9 +6,14 @@
 // Only regular files are taken; names are matched after removing a leading "./". GNU long names and pax
 // `path` records are honoured; links, devices and anything else are skipped. A corrupt or truncated stream
 // is BAD_CHECKPOINT.
+//
+// Limits, so that a small hostile archive cannot fill the disk or spin for hours: weights.th (and a nested
+// archive) may be at most MAX_WEIGHTS bytes, and the tar may inflate to at most MAX_INFLATION times the gzip's
+// size (plus INFLATION_SLACK): model weights barely compress, while a gzip of zeros inflates about 1000 times.
+// An entry whose size breaks either is refused from its tar header, before anything of it is written.
 
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
@@ -17,6 +22,13 @@ import { LlavaRadError } from '../errors.js';
 const BLOCK = 512;
 /** the most one small (in-memory) file may hold */
 const MAX_SMALL_FILE = 16 * 1024 * 1024;
+/** the most a long name or pax record may hold */
+const MAX_META_RECORD = 1024 * 1024;
+/** the most weights.th (or a nested model.tar.gz) may hold: RadGraph's BERT-base weights are about 0.5 GB */
+export const MAX_WEIGHTS = 8 * 1024 ** 3;
+/** the tar may be at most this many times the size of its gzip, plus INFLATION_SLACK */
+export const MAX_INFLATION = 32;
+export const INFLATION_SLACK = 256 * 1024 * 1024;
 const WEIGHTS = 'weights.th';
 const NESTED = 'model.tar.gz';
 
@@ -59,10 +71,24 @@ function normalize(name: string): string {
   return name.replace(/^(\.\/)+/, '');
 }
 
-/** where each file goes while the stream runs */
-interface Sink { name: string; size: number; left: number; chunks?: Buffer[]; file?: WriteStream }
+/** where each file goes while the stream runs; `meta`: a GNU long name (L) or pax (x) record, naming the next entry */
+interface Sink { name: string; size: number; left: number; chunks?: Buffer[]; file?: WriteStream; meta?: 'L' | 'x' }
+
+/** the name a GNU long name / pax record gives the next entry */
+function recordName(meta: 'L' | 'x', data: Buffer): string | undefined {
+  if (meta === 'L') return field(data, 0, data.length);
+  return /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data.toString('utf8'))?.[1];
+}
 
 async function readTarGz(path: string, dir: string, depth: number): Promise<{ files: Map<string, Buffer>; weightsPath?: string }> {
+  let maxTar: number;
+  try {
+    maxTar = (await stat(path)).size * MAX_INFLATION + INFLATION_SLACK;
+  } catch (e) {
+    throw new LlavaRadError('IO', `could not read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  let tarBytes = 0; // inflated so far
+  let declared = 0; // the headers read and the sizes they gave
   const files = new Map<string, Buffer>();
   let weightsPath: string | undefined;
   let nestedPath: string | undefined;
@@ -74,20 +100,38 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
   let sawHeader = false;
   let blocked: WriteStream | undefined; // a file whose buffer is full: the stream waits for its 'drain'
   const writes: Promise<void>[] = [];
+  const opened: WriteStream[] = []; // the files opened for weights.th / a nested archive, closed if the read fails
 
   const openSink = (name: string, size: number): Sink => {
     const s: Sink = { name, size, left: size };
     const toDisk = name === WEIGHTS || (name === NESTED && depth === 0);
+    if (toDisk && size > MAX_WEIGHTS) throw bad(path, `${name} of ${size} bytes: more than a RadGraph model's weights can be (at most ${MAX_WEIGHTS})`);
     if (toDisk) {
       const target = join(dir, `${depth}-${name}`);
-      s.file = createWriteStream(target);
-      writes.push(new Promise((resolve, reject) => { s.file!.on('finish', () => resolve()); s.file!.on('error', reject); }));
+      const file = createWriteStream(target);
+      s.file = file;
+      opened.push(file);
+      const written = new Promise<void>((resolve, reject) => { file.on('finish', () => resolve()); file.on('error', reject); });
+      written.catch(() => undefined); // awaited below; an archive refused before then must not leave it unhandled
+      writes.push(written);
       if (name === WEIGHTS) weightsPath = target; else nestedPath = target;
     } else if (size <= MAX_SMALL_FILE) s.chunks = [];
     return s;
   };
 
+  /** the current entry is whole: keep it, end its file, or take the name it gives the next one */
+  const finish = (): void => {
+    const s = sink!;
+    sink = undefined;
+    if (s.meta) longName = recordName(s.meta, Buffer.concat(s.chunks!));
+    else if (s.chunks) files.set(s.name, Buffer.concat(s.chunks));
+    s.file?.end();
+  };
+
   const consume = (chunk: Buffer): void => {
+    // what follows the end marker is read past, not kept: kept and joined chunk by chunk, 32 MB of trailing
+    // zeros took 96 s of copying (quadratic in their length)
+    if (ended) return;
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     let off = 0;
     while (!ended) {
@@ -99,11 +143,7 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
         if (sink.file && !sink.file.write(Buffer.from(part))) blocked = sink.file;
         sink.left -= n;
         off += n;
-        if (sink.left === 0) {
-          if (sink.chunks) files.set(sink.name, Buffer.concat(sink.chunks));
-          sink.file?.end();
-          sink = undefined;
-        }
+        if (sink.left === 0) finish();
         continue;
       }
       if (pad > 0) {
@@ -121,36 +161,24 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
       sawHeader = true;
       const type = String.fromCharCode(h[156]!);
       const size = octal(h, 124, 12, path);
+      declared += BLOCK + size;
+      if (declared > maxTar) throw bad(path, `an entry of ${size} bytes takes its tar past ${maxTar} bytes, more than ${MAX_INFLATION} times its gzip'd size (a gzip bomb?)`);
       const prefix = field(h, 345, 155);
       let name = longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
       longName = undefined;
       pad = (BLOCK - (size % BLOCK)) % BLOCK;
       name = normalize(name);
       if (type === 'L' || type === 'x') {
-        // a GNU long name / pax header: its data names the next entry
-        if (size > MAX_SMALL_FILE) throw bad(path, 'a tar metadata record is too large');
-        if (pending.length - off < size) { off -= BLOCK; pad = 0; break; } // wait for the whole record
-        const data = Buffer.from(pending.subarray(off, off + size));
-        off += size;
-        if (type === 'L') longName = field(data, 0, size);
-        else {
-          const m = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data.toString('utf8'));
-          if (m) longName = m[1];
-        }
-        continue;
-      }
-      if (type === '0' || type === '\0') sink = openSink(name, size);
+        if (size > MAX_META_RECORD) throw bad(path, `a tar metadata record of ${size} bytes is too large (at most ${MAX_META_RECORD})`);
+        sink = { name, size, left: size, chunks: [], meta: type };
+      } else if (type === '0' || type === '\0') sink = openSink(name, size);
       else sink = { name, size, left: size }; // skipped entry: its data is read past
-      if (size === 0) {
-        if (sink.chunks) files.set(name, Buffer.alloc(0));
-        sink.file?.end();
-        sink = undefined;
-      }
+      if (size === 0) finish();
     }
     pending = pending.subarray(off);
   };
 
-  await new Promise<void>((resolve, reject) => {
+  const inflate = () => new Promise<void>((resolve, reject) => {
     const input = createReadStream(path);
     const gunzip = createGunzip();
     const fail = (e: unknown) => {
@@ -161,7 +189,12 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
     input.on('error', (e) => reject(new LlavaRadError('IO', `could not read ${path}: ${e.message}`, { cause: e })));
     gunzip.on('error', fail);
     gunzip.on('data', (chunk: Buffer) => {
-      try { consume(chunk); } catch (e) { fail(e); }
+      tarBytes += chunk.length;
+      if (tarBytes > maxTar) {
+        fail(bad(path, `its tar inflates past ${maxTar} bytes, more than ${MAX_INFLATION} times its gzip'd size (a gzip bomb?)`));
+        return;
+      }
+      try { consume(chunk); } catch (e) { fail(e); return; }
       if (blocked) {
         gunzip.pause();
         // 'drain' does not come for a file already ended (its last write filled the buffer): 'finish' does
@@ -177,9 +210,19 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
     gunzip.on('end', () => resolve());
     input.pipe(gunzip);
   });
-  if (sink !== undefined || pad > 0 || (pending.length > 0 && !ended)) throw bad(path, 'the archive is truncated');
-  if (!sawHeader) throw bad(path, 'the archive holds no files');
-  await Promise.all(writes);
+  try {
+    await inflate();
+    if (sink !== undefined || pad > 0 || (pending.length > 0 && !ended)) throw bad(path, 'the archive is truncated');
+    if (!sawHeader) throw bad(path, 'the archive holds no files');
+  } catch (e) {
+    for (const f of opened) f.destroy();
+    throw e;
+  }
+  try {
+    await Promise.all(writes);
+  } catch (e) {
+    throw new LlavaRadError('IO', `could not copy ${WEIGHTS} out of ${path} into ${dir}: ${(e as Error).message}`, { cause: e });
+  }
   if (nestedPath !== undefined && !files.has('config.json')) {
     const inner = await readTarGz(nestedPath, dir, depth + 1);
     await rm(nestedPath, { force: true });
