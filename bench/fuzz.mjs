@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Fuzz harness (issue #20): mutates checkpoints (PyTorch zip / legacy pickles, safetensors), GGUFs, DICOMs,
-// images, batch manifests and model folders for a fixed budget, runs each input through the library's own
+// images, batch manifests, model folders, BERT-family GGUFs (CheXbert, RadGraph, CLIP text) and retrieval
+// indexes for a fixed budget, runs each input through the library's own
 // entry point in a pool of child processes, and counts what happened: accepted, a typed LlavaRadError (by
 // code), an untyped error, a signal, a hang (no answer within 30 s), a peak (RSS over 4 GiB).
 //
@@ -9,13 +10,14 @@
 //
 // Appends one {"kind": "fuzz"} line to bench/results/fuzz-<device>.jsonl (not for --replay / --no-record).
 // Components: bench/fuzz/{bundle,child,pool,report,targets}.mjs and one mutator per format (bytes, zip,
-// pickle, json, safetensors, gguf, dicom, image, manifest).
+// pickle, json, safetensors, gguf, dicom, image, manifest, index-file); seeds.mjs makes the converted seeds.
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { addonEnv, buildBundle, root } from './fuzz/bundle.mjs';
 import { Pool } from './fuzz/pool.mjs';
+import { makeSeeds } from './fuzz/seeds.mjs';
 import { Tally } from './fuzz/report.mjs';
 import { TARGETS } from './fuzz/targets.mjs';
 import { cpuId, cpuModel, deviceSlug, gitCommit } from './machine.mjs';
@@ -84,6 +86,12 @@ const planned = jobs.reduce((s, j) => s + j.seeds.length, 0);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'llava-rad-fuzz-'));
 if (a.keep) mkdirSync(a.keep, { recursive: true });
 const bundle = await buildBundle(path.join(tmp, 'bundle'));
+// targets whose seeds are converted models or written indexes get them made once, here, by the library
+const seeds = path.join(tmp, 'seeds');
+if (jobs.some((j) => TARGETS[j.target].seeds)) {
+  Object.assign(process.env, addonEnv());
+  await makeSeeds(await import(bundle), seeds, console.error);
+}
 const tally = new Tally();
 if (!a.replay) {
   const per = {};
@@ -95,7 +103,7 @@ let last = t0;
 const replays = [];
 const pool = new Pool({
   size: Math.min(jobsN, jobs.length),
-  env: { ...addonEnv(), FUZZ_BUNDLE: bundle, ...(a.keep ? { FUZZ_KEEP: path.resolve(a.keep) } : {}), LLAVA_RAD_THREADS: '1' },
+  env: { ...addonEnv(), FUZZ_BUNDLE: bundle, FUZZ_SEEDS: seeds, ...(a.keep ? { FUZZ_KEEP: path.resolve(a.keep) } : {}), LLAVA_RAD_THREADS: '1' },
   tmp,
   hangMs: Number(a['hang-s']) * 1000,
   peakKiB: Number(a['peak-gib']) * 1024 * 1024,

@@ -14,6 +14,8 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const EXTRA = [
   "export { readManifest } from './lib/batch/manifest.ts';",
   "export { readImageFile } from './lib/image/read-file.ts';",
+  // the seeds of bert-family targets (seeds.mjs) need bert-base-uncased's vocabulary, rebuilt as the tests do
+  "export { bertBaseUncasedVocabText } from './test/fixtures/wordpiece/vocab.ts';",
 ];
 
 /** Builds the bundle; returns its path. */

@@ -8,11 +8,14 @@ import { root } from './bundle.mjs';
 import { mutateBytes } from './bytes.mjs';
 import { mutateDicom } from './dicom.mjs';
 import { mutateGguf } from './gguf.mjs';
+import { mutateIndex } from './index-file.mjs';
 import { mutateImage } from './image.mjs';
 import { jsonBytes, mutateJsonValue } from './json.mjs';
 import { makeManifest } from './manifest.mjs';
 import { mutatePickle } from './pickle.mjs';
 import { mutateSafetensors } from './safetensors.mjs';
+import { SEED_FILES, clipSeed, seedsDir } from './seeds.mjs';
+import { mutateArchive } from './tar.mjs';
 import { mutateZipStructure, readZip, writeZip } from './zip.mjs';
 
 const fx = (...p) => path.join(root, 'test', ...p);
@@ -169,6 +172,57 @@ function folderInput(rng, dir) {
   return dir;
 }
 
+const REPORTS = ['No pleural effusion or pneumothorax.', 'Mild cardiomegaly; small left pleural effusion.', '', 'x'.repeat(3000)];
+
+/** a BERT-family GGUF: CheXbert, RadGraph, or the CLIP text tower (with its vision GGUF, mutated now and then) */
+function bertInput(rng, dir) {
+  const kind = rng.weighted({ chexbert: 4, radgraph: 3, clip: 3 });
+  rng.note(kind);
+  if (kind === 'clip') {
+    const s = clipSeed();
+    const which = rng.chance(0.85) ? 'clip' : 'vision';
+    rng.note(`mutated: ${which}`);
+    const files = { kind, clip: path.join(dir, 'clip.gguf'), vision: path.join(dir, 'vision.gguf') };
+    for (const k of ['clip', 'vision']) writeFileSync(files[k], k === which ? mutateGguf(read(s[k]), rng) : read(s[k]));
+    return files;
+  }
+  const seed = path.join(seedsDir(), rng.pick(SEED_FILES[kind]));
+  rng.note(path.basename(seed));
+  const file = path.join(dir, 'model.gguf');
+  writeFileSync(file, mutateGguf(read(seed), rng));
+  return { kind, file };
+}
+
+async function runBert(L, input, rng) {
+  const reports = REPORTS.filter(() => rng.chance(0.6));
+  if (input.kind === 'chexbert') {
+    const m = await L.ChexbertLabeler.load(input.file, { threads: 1 });
+    try {
+      await m.label(REPORTS[1]);
+      await m.labelMany(reports);
+    } finally {
+      await m.dispose();
+    }
+  } else if (input.kind === 'radgraph') {
+    const m = await L.RadgraphModel.load(input.file, { threads: 1 });
+    try {
+      await m.annotate(REPORTS[1]);
+      await m.annotateMany(reports);
+    } finally {
+      await m.dispose();
+    }
+  } else {
+    const m = await L.loadClip({ clip: input.clip, vision: input.vision, threads: 1 });
+    try {
+      await m.embedTexts([REPORTS[0], ...reports]);
+      if (rng.chance(0.3)) await m.embedImages([read(IMAGES()[0])]);
+      if (rng.chance(0.3)) await m.classify(read(IMAGES()[0]), ['pleural effusion', 'no finding']);
+    } finally {
+      await m.dispose();
+    }
+  }
+}
+
 /** a special file where a regular one is expected: FIFO, folder, device, symlink loop, dangling link, empty */
 const SPECIAL_KINDS = ['fifo', 'dir', 'devzero', 'devnull', 'loop', 'dangling', 'empty', 'devurandom'];
 const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision'];
@@ -287,6 +341,55 @@ export const TARGETS = {
       const files = L.resolveModelFolder(dir);
       const lr = await L.loadLlavaRad({ decoder: files.decoder, vision: files.vision, contextSize: 256, threads: 1 });
       await lr.dispose();
+    },
+  },
+  bert: {
+    weight: 1,
+    seeds: true,
+    what: 'BERT-family GGUFs (tiny CheXbert f32 / f16, RadGraph f32, the CLIP text tower with its vision GGUF): load + label / annotate / embed texts (images and zero-shot labels now and then)',
+    make: bertInput,
+    run: runBert,
+  },
+  index: {
+    weight: 1,
+    seeds: true,
+    what: 'retrieval indexes (header fields, metadata JSON and vectors, each with the checksums made to match or not; truncation, appended bytes): RetrievalIndex.open (verify on or off) + searchVectors + vector()',
+    make: (rng, dir) => {
+      const seed = path.join(seedsDir(), rng.pick(SEED_FILES.index));
+      rng.note(path.basename(seed));
+      const file = path.join(dir, 'x.lrindex');
+      writeFileSync(file, mutateIndex(read(seed), rng));
+      return { file, verify: rng.chance(0.8), k: rng.pick([1, 5, 10, 10_000]), kind: rng.pick(['all', 'image', 'text']), chunkBytes: rng.pick([undefined, 1, 64, 4096]) };
+    },
+    run: async (L, input) => {
+      const ix = L.RetrievalIndex.open(input.file, { verify: input.verify, ...(input.chunkBytes ? { chunkBytes: input.chunkBytes } : {}) });
+      try {
+        const q = new Float32Array(ix.dim).fill(1 / Math.sqrt(ix.dim));
+        L.searchVectors(ix, [q], { k: input.k, kind: input.kind });
+        if (ix.count > 0) ix.vector(ix.count - 1);
+        ix.counts();
+      } finally {
+        ix.close();
+      }
+    },
+  },
+  archive: {
+    weight: 1,
+    what: "RadGraph model archives (.tar.gz: tar headers, long-name / pax records, nesting, config.json and label vocabularies, data after the end marker, the gzip layer): convertRadgraph, then load + annotate when it converts",
+    make: (rng, dir) => {
+      const file = path.join(dir, 'radgraph.tar.gz');
+      writeFileSync(file, mutateArchive(read(fx('fixtures/radgraph/model/radgraph-tiny.tar.gz')), rng));
+      return { file, out: path.join(dir, 'radgraph.gguf'), vocab: rng.chance(0.9) };
+    },
+    run: async (L, input) => {
+      const vocab = input.vocab ? L.WordPieceVocab.fromText(read(fx('fixtures/radgraph/model/vocab.txt')).toString('utf8')) : undefined;
+      await L.convertRadgraph(input.file, input.out, { ...(vocab ? { vocab } : {}), headCount: 4 });
+      const m = await L.RadgraphModel.load(input.out, { threads: 1 });
+      try {
+        await m.annotate(REPORTS[1]);
+      } finally {
+        await m.dispose();
+      }
     },
   },
   special: {
