@@ -54,6 +54,8 @@ export type LlavaRadErrorCode =
   | 'UNAUTHORIZED'
   /** `serve` (HTTP 504): the study ran past the per-request timeout */
   | 'TIMEOUT'
+  /** `serve` (HTTP 408): the client did not send its whole request (headers and body) within the request timeout */
+  | 'REQUEST_TIMEOUT'
   /** `serve` (HTTP 404): no such route */
   | 'NOT_FOUND'
   /** `serve` (HTTP 405): the route does not take that method */
@@ -69,7 +71,7 @@ export const ERROR_CODES: readonly LlavaRadErrorCode[] = [
   'INVALID_IMAGE', 'IMAGE_TOO_LARGE', 'IMAGE_TOO_SMALL', 'INVALID_DICOM', 'NON_FRONTAL_VIEW',
   'DOWNLOAD', 'ACCESS_DENIED', 'LICENSE_NOT_ACCEPTED',
   'BAD_MANIFEST', 'BAD_PREDICTIONS', 'MODEL_MISMATCH', 'BAD_JUDGE_RESPONSE', 'BAD_INDEX',
-  'QUEUE_FULL', 'SHUTTING_DOWN', 'UNAUTHORIZED', 'TIMEOUT', 'NOT_FOUND', 'METHOD_NOT_ALLOWED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE',
+  'QUEUE_FULL', 'SHUTTING_DOWN', 'UNAUTHORIZED', 'TIMEOUT', 'REQUEST_TIMEOUT', 'NOT_FOUND', 'METHOD_NOT_ALLOWED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE',
 ];
 
 export interface LlavaRadErrorOptions {

@@ -126,5 +126,8 @@ describe('llava-rad serve (the CLI)', () => {
     const q = spawnSync(process.execPath, [cli, 'serve', '--model', tmp, '--queue', '-1'], { encoding: 'utf8' });
     expect(q.status).toBe(2);
     expect(q.stderr).toMatch(/--queue/);
+    const t = spawnSync(process.execPath, [cli, 'serve', '--model', tmp, '--request-timeout-ms', '-5'], { encoding: 'utf8' });
+    expect(t.status).toBe(2);
+    expect(t.stderr).toMatch(/--request-timeout-ms must be an integer between 0 and 86400000, got '-5'/);
   });
 });

@@ -1,14 +1,14 @@
 // `llava-rad serve`'s HTTP API (lib/serve/) on the tiny models, on 127.0.0.1: findings equal to the library's
 // for the same image and reason (multipart, JSON base64, DICOM, OpenAI chat completions), the SSE and OpenAI
 // stream framing, each error path with its code and status, 429 under a full queue, disconnect cancels,
-// the API key, metrics.
+// clients too slow to send their request (408) or not speaking HTTP, the API key, metrics.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postprocessFindings, type FindingsResult, type LlavaRad } from '../lib/index.js';
 import type { PredictionRecord } from '../lib/batch/record.js';
 import {
-  chatBody, DICOM, form, jsonPost, LANDSCAPE_JPG, loadTinyLlavaRad, metric, parseSse, PORTRAIT_PNG, readSseUntil, serve, waitFor, type Served,
+  chatBody, DICOM, form, jsonPost, LANDSCAPE_JPG, loadTinyLlavaRad, metric, parseSse, PORTRAIT_PNG, rawRequest, readSseUntil, serve, waitFor, type Served,
 } from './helpers/serve-http.js';
 
 const MAX = 1024; // the server's --max-tokens: room for the long studies of the queue and disconnect tests
@@ -236,6 +236,61 @@ describe('under load and disconnects', () => {
     await waitFor(() => s.logs.some((l) => JSON.parse(l).status === 499));
     const line = JSON.parse(s.logs.find((l) => JSON.parse(l).status === 499)!);
     expect(line).toMatchObject({ method: 'POST', url: '/v1/findings', status: 499, code: 'ABORTED' });
+  });
+});
+
+describe('clients that send their request slowly, or not at all, or not as HTTP', () => {
+  const RT = 400; // this server's requestTimeoutMs
+  let slow: Served;
+  beforeAll(async () => {
+    slow = await serve({ model, concurrency: 2, queue: 2, maxTokens: MAX, requestTimeoutMs: RT });
+  });
+  afterAll(async () => {
+    await slow?.close();
+  });
+  const HEAD = 'POST /v1/findings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n';
+
+  it('the default server gives a client 120 s to send its request, headers 60 s', () => {
+    expect(s.server.app.server.requestTimeout).toBe(120_000);
+    expect(s.server.app.server.headersTimeout).toBe(60_000);
+  });
+
+  // before requestTimeoutMs: fastify's default is no limit, and each of these held its connection for as long as the
+  // client liked (checked to 150 s); headers alone were cut at Node's 60 s
+  const cases: Array<[string, string, string | undefined]> = [
+    ['headers, then the body a byte at a time', `${HEAD}{"image":"`, 'A'],
+    ['headers, then no body', HEAD, undefined],
+    ['the headers a byte at a time', 'POST /v1/findings HTTP/1.1\r\n', 'X'],
+  ];
+  for (const [what, head, drip] of cases) {
+    it(`${what}: 408 REQUEST_TIMEOUT in the API's error shape, the connection closed`, async () => {
+      const before = await metric(slow.url, 'llava_rad_errors_total{code="REQUEST_TIMEOUT"}');
+      const r = await rawRequest(slow.url, head, { drip, dripMs: 50, waitMs: 60_000 });
+      expect(r.closedByServer, 'the server closed the connection').toBe(true);
+      expect(r.status).toBe(408);
+      expect(JSON.parse(r.body)).toEqual({ error: { code: 'REQUEST_TIMEOUT', message: `the request (headers and body) did not arrive whole within ${RT} ms`, type: 'invalid_request_error' } });
+      expect(await metric(slow.url, 'llava_rad_errors_total{code="REQUEST_TIMEOUT"}'), 'counted in /metrics').toBe(before + 1);
+    });
+  }
+
+  it('bytes that are not HTTP: 400 INVALID_ARGUMENT; headers over 16 KiB: 431 PAYLOAD_TOO_LARGE', async () => {
+    const junk = await rawRequest(slow.url, 'HELLO THERE\r\n\r\n', { waitMs: 30_000 });
+    expect([junk.status, JSON.parse(junk.body).error.code, junk.closedByServer]).toEqual([400, 'INVALID_ARGUMENT', true]);
+    const big = await rawRequest(slow.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, { waitMs: 30_000 });
+    expect([big.status, JSON.parse(big.body).error.code, big.closedByServer]).toEqual([431, 'PAYLOAD_TOO_LARGE', true]);
+  });
+
+  it('a request received whole is not cut by the limit while its study streams for longer', async () => {
+    const t0 = Date.now();
+    const res = await fetch(`${slow.url}/v1/findings`, { method: 'POST', headers: { accept: 'text/event-stream' }, body: form(PORTRAIT_PNG, { max_tokens: String(MAX), ignore_eos: 'true' }) });
+    const events = parseSse(await res.text());
+    const ms = Date.now() - t0;
+    const record = JSON.parse(events.at(-1)!.data) as PredictionRecord;
+    expect(events.at(-1)!.event).toBe('record');
+    expect(record.tokens, `all ${MAX} tokens, streamed over ${ms} ms`).toHaveLength(MAX);
+    // the check means something only if the study outlasted the limit (and Node's checks of it, every RT / 4 ms)
+    expect(ms, 'the stream lasted longer than the request timeout').toBeGreaterThan(2 * RT);
+    expect((await fetch(`${slow.url}/health`)).status).toBe(200);
   });
 });
 

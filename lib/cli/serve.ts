@@ -48,6 +48,8 @@ Options:
       --queue N           studies that may wait beyond those (default 16); more are refused with 429
       --api-key K         require "Authorization: Bearer K" (or X-API-Key) on the API; default $LLAVA_RAD_API_KEY
       --timeout-ms N      per-request limit (default 300000)
+      --request-timeout-ms N
+                          how long a client may take to send its whole request (default 120000; 0: none)
       --drain-grace-ms N  on SIGTERM, how long studies in flight may finish (default 30000)
   -n, --max-tokens N      most tokens a request may ask for, and the default (default 256)
       --max-image-mb N    most megabytes of an image file (default 64)
@@ -72,6 +74,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       queue: { type: 'string' },
       'api-key': { type: 'string' },
       'timeout-ms': { type: 'string' },
+      'request-timeout-ms': { type: 'string' },
       'drain-grace-ms': { type: 'string' },
       'max-tokens': { type: 'string', short: 'n' },
       'max-image-mb': { type: 'string' },
@@ -94,6 +97,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
     const apiKey = typeof v['api-key'] === 'string' ? v['api-key'] : process.env.LLAVA_RAD_API_KEY;
     if (apiKey === '') throw new UsageError('serve: --api-key must not be empty');
     const timeoutMs = intArg(v['timeout-ms'], '--timeout-ms', 1, 86_400_000) ?? 300_000;
+    const requestTimeoutMs = intArg(v['request-timeout-ms'], '--request-timeout-ms', 0, 86_400_000) ?? 120_000;
     const graceMs = intArg(v['drain-grace-ms'], '--drain-grace-ms', 0, 86_400_000) ?? 30_000;
     const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, 4096) ?? 256;
     const maxImageBytes = (intArg(v['max-image-mb'], '--max-image-mb', 1, 1024) ?? 64) << 20;
@@ -109,7 +113,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
     }));
     try {
       const server = await createServer({
-        model, concurrency, queue, timeoutMs, maxTokens, maxImageBytes, highBitDepth, kvType,
+        model, concurrency, queue, timeoutMs, requestTimeoutMs, maxTokens, maxImageBytes, highBitDepth, kvType,
         identity: await modelIdentity(model.files),
         dicomWindow: v['dicom-window'] === true,
         skipLateral: v['skip-lateral'] === true,

@@ -1,7 +1,7 @@
 // Errors as the server answers them: JSON {"error": {"code", "message", "type"}} (the shape OpenAI's clients
 // read: they show error.message) with an HTTP status chosen from the code. Every code is a LlavaRadError code
-// (lib/errors.ts; QUEUE_FULL, SHUTTING_DOWN, UNAUTHORIZED, TIMEOUT, NOT_FOUND, METHOD_NOT_ALLOWED,
-// PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE are the server's).
+// (lib/errors.ts; QUEUE_FULL, SHUTTING_DOWN, UNAUTHORIZED, TIMEOUT, REQUEST_TIMEOUT, NOT_FOUND,
+// METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE and UNSUPPORTED_MEDIA_TYPE are the server's).
 
 import { isLlavaRadError, LlavaRadError, type LlavaRadErrorCode } from '../errors.js';
 
@@ -22,6 +22,7 @@ const STATUS: Partial<Record<ServeErrorCode, number>> = {
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
   IMAGE_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -38,6 +39,10 @@ const STATUS: Partial<Record<ServeErrorCode, number>> = {
 
 export function httpStatus(code: ServeErrorCode): number {
   return STATUS[code] ?? 500;
+}
+
+export function errorBody(code: ServeErrorCode, message: string): ErrorBody {
+  return { error: { code, message, type: errorType(httpStatus(code)) } };
 }
 
 /** OpenAI's error "type" for a status, so its SDKs raise their matching exception classes */
@@ -74,6 +79,5 @@ export function toHttpError(e: unknown): HttpError {
     code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 404 ? 'NOT_FOUND' : status < 500 ? 'INVALID_ARGUMENT' : 'INTERNAL';
     message = e.message;
   }
-  const status = httpStatus(code);
-  return { status, headers, body: { error: { code, message, type: errorType(status) } } };
+  return { status: httpStatus(code), headers, body: errorBody(code, message) };
 }

@@ -2,6 +2,7 @@
 // studies in flight continuously, as `batch` does). createServer builds it without listening, so tests start
 // it on port 0 and close it; drain() is the SIGTERM path.
 
+import type { ServerOptions as HttpServerOptions } from 'node:http';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { invalidArgument } from '../errors.js';
@@ -13,6 +14,7 @@ import { modelIdentity } from '../batch/identity.js';
 import { Admission } from './admission.js';
 import { installApiKey } from './auth.js';
 import { findingsRoute } from './findings.js';
+import { clientErrorHandler } from './client-errors.js';
 import { ServeError, toHttpError } from './http-errors.js';
 import { ServeMetrics } from './metrics.js';
 import { openaiRoute } from './openai.js';
@@ -34,6 +36,12 @@ export interface ServeOptions {
   apiKey?: string;
   /** per-request limit in ms, admission to answer (default 300000) */
   timeoutMs?: number;
+  /**
+   * how long a client may take to send a whole request, headers and body, in ms (default 120000; 0: no limit,
+   * for a reverse proxy that enforces its own); past it the connection gets 408 and is closed. Without it a
+   * client that sends headers, then its body a byte at a time (or never), holds its connection for ever.
+   */
+  requestTimeoutMs?: number;
   /** most bytes of an image file (default 64 MiB); a JSON body may be 4/3 of it (base64) */
   maxImageBytes?: number;
   /** most pixels of an image, checked from its header before decoding (default 50,000,000) */
@@ -61,6 +69,11 @@ export interface LlavaRadServer {
   drain(graceMs: number): Promise<void>;
 }
 
+/** Node's default time limit for a request's headers */
+const HEADERS_TIMEOUT_MS = 60_000;
+/** the shortest interval between Node's checks of the request timeouts */
+const MIN_CHECK_INTERVAL_MS = 100;
+
 function positiveInt(v: number | undefined, name: string, dflt: number, lo: number, hi: number): number {
   if (v === undefined) return dflt;
   if (!Number.isInteger(v) || v < lo || v > hi) throw invalidArgument(name, `an integer from ${lo} to ${hi}`, v);
@@ -74,6 +87,7 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
   const maxImageBytes = positiveInt(o.maxImageBytes, 'maxImageBytes', 64 << 20, 1024, 1 << 30);
   const maxTokens = positiveInt(o.maxTokens, 'maxTokens', 256, 1, 1 << 16);
   const timeoutMs = positiveInt(o.timeoutMs, 'timeoutMs', 300_000, 1, 86_400_000);
+  const requestTimeoutMs = positiveInt(o.requestTimeoutMs, 'requestTimeoutMs', 120_000, 0, 86_400_000);
   if (o.apiKey !== undefined && (typeof o.apiKey !== 'string' || o.apiKey === '')) throw invalidArgument('apiKey', 'a non-empty string', o.apiKey);
   const modelId = o.modelId ?? 'llava-rad';
   const identity = o.identity ?? (await modelIdentity(o.model.files));
@@ -91,11 +105,21 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
   };
   const runner = new StudyRunner(o.model, identity, settings, admission, metrics, shutdown.signal);
 
+  // Node checks its connections against the request and header timeouts every connectionsCheckingInterval ms
+  // (30 s by default), and refuses a header timeout longer than the request timeout
+  const nodeHttp: HttpServerOptions = requestTimeoutMs > 0 ? {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(MIN_CHECK_INTERVAL_MS, Math.floor(requestTimeoutMs / 4))),
+  } : {};
   const app = Fastify({
     logger: false,
     bodyLimit: Math.ceil((maxImageBytes * 4) / 3) + (1 << 20), // base64 image + the other fields
     return503OnClosing: false, // our own 503 (SHUTTING_DOWN) below
     forceCloseConnections: 'idle',
+    requestTimeout: requestTimeoutMs,
+    clientErrorHandler: clientErrorHandler(metrics, requestTimeoutMs),
+    http: nodeHttp,
   });
   app.removeContentTypeParser('text/plain'); // multipart or JSON only: anything else is 415
   installRequestLog(app, metrics, o.log ?? (() => {}));

@@ -1,6 +1,7 @@
 // HTTP helpers for the server tests: a tiny model served on 127.0.0.1, requests shaped as curl and OpenAI's
 // clients send them, and Server-Sent Events read back into events.
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { contextPerStudy } from '../../lib/batch/engine.js';
@@ -122,4 +123,42 @@ export async function metric(url: string, series: string): Promise<number> {
 /** polls `f` until it is true (no timing assertion: the test's own timeout bounds it) */
 export async function waitFor(f: () => Promise<boolean> | boolean, stepMs = 20): Promise<void> {
   while (!(await f())) await new Promise((r) => setTimeout(r, stepMs));
+}
+
+export interface RawAnswer {
+  /** the status line's code, or 0 when the server closed without answering */
+  status: number;
+  /** the response body (what follows the blank line) */
+  body: string;
+  /** whether the server closed the connection (rather than the `waitMs` limit) */
+  closedByServer: boolean;
+}
+
+/**
+ * Sends `head` over a raw TCP connection, then one byte of `drip` every `dripMs` (if given), and collects what the
+ * server writes until it closes the connection or `waitMs` passes: for requests no HTTP client would send.
+ */
+export function rawRequest(url: string, head: string, opts: { drip?: string; dripMs?: number; waitMs: number }): Promise<RawAnswer> {
+  const { port } = new URL(url);
+  return new Promise((resolve) => {
+    let out = '';
+    let timer: NodeJS.Timeout | undefined;
+    let drip: NodeJS.Timeout | undefined;
+    const done = (closedByServer: boolean) => {
+      clearTimeout(timer);
+      clearInterval(drip);
+      c.destroy();
+      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(out)?.[1] ?? 0);
+      resolve({ status, body: out.slice(out.indexOf('\r\n\r\n') + 4), closedByServer });
+    };
+    const c = connect(Number(port), '127.0.0.1', () => {
+      c.write(head);
+      if (opts.drip !== undefined) drip = setInterval(() => c.writable && c.write(opts.drip!), opts.dripMs ?? 100);
+      timer = setTimeout(() => done(false), opts.waitMs);
+    });
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (out += d));
+    c.on('error', () => {});
+    c.on('close', () => done(true));
+  });
 }
