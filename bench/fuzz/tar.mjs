@@ -90,7 +90,15 @@ function mutateEntries(entries, rng) {
     const target = op === 'config' ? entries.find((x) => x.name === 'config.json') : rng.pick(entries.filter((x) => x.name.startsWith('vocabulary/')));
     if (!target) return;
     if (op === 'config') {
-      target.data = jsonBytes(mutateJsonValue(JSON.parse(target.data.toString('utf8')), rng), rng);
+      let value;
+      try {
+        value = JSON.parse(target.data.toString('utf8'));
+      } catch {
+        // an earlier mutation of this input broke it already: change its bytes instead
+        target.data = mutateBytes(target.data, rng);
+        return;
+      }
+      target.data = jsonBytes(mutateJsonValue(value, rng), rng);
     } else {
       const lines = target.data.toString('utf8').split('\n');
       const i = rng.int(lines.length);
