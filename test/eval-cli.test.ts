@@ -108,6 +108,9 @@ describe('llava-rad eval', () => {
     ['a non-JSON line', () => [write('nonjson.jsonl', `${devLines[0]}\n{"reference": "x", "prediction": \n`)], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: .*nonjson\.jsonl line 2: not JSON \(.*\); expected one JSON object per line\n$/],
     ['a missing reference', () => [write('noref.jsonl', `${devLines[0]}\n{"id":"a","prediction":"x"}\n`)], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: .*noref\.jsonl line 2: expected a string "reference" .*got undefined\n$/],
     ['a missing prediction', () => [write('nopred.jsonl', '{"id":"a","reference":"x","findings":3}\n')], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: .*nopred\.jsonl line 1: expected a string "prediction" or "findings", got 3\n$/],
+    // ROUGE-L is quadratic in the words: before the limit, two 256 KB texts took 9 s, two 4 MB ones about 40 minutes
+    ['a prediction over 64 KiB', () => [write('longpred.jsonl', `${JSON.stringify({ id: 'a', reference: 'x', prediction: 'no '.repeat(30000) })}\n`)], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: .*longpred\.jsonl line 1: the prediction has 90000 bytes; at most 65536 are scored/],
+    ['a reference over 64 KiB in UTF-8', () => [write('longref.jsonl', `${devLines[0]}\n${JSON.stringify({ id: 'b', reference: 'é'.repeat(40000), findings: 'x' })}\n`)], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: .*longref\.jsonl line 2: the reference has 80000 bytes; at most 65536 are scored/],
     ['a line that is not an object', () => [write('arr.jsonl', '[1,2]\n')], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: .*arr\.jsonl line 1: expected a JSON object .*got an array of length 2\n$/],
     ['only failed records', () => [write('failed.jsonl', '{"id":"a","error":{"code":"IO","message":"x"}}\n')], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: no records to score \(all 1 records carry an error\)\n$/],
     ['an empty file', () => [write('empty.jsonl', '\n')], 1, /^llava-rad: error \[BAD_PREDICTIONS\]: no records to score\n$/],

@@ -2,9 +2,26 @@
 // records ({id, query, reference, prediction}) and `llava-rad batch` records ({id, findings, reference?,
 // prediction?, error?}) are accepted; a record with an `error` (a study that failed) is skipped and
 // counted. Anything else is a BAD_PREDICTIONS error naming the file, the line and what was expected.
+//
+// A reference or prediction may hold at most MAX_TEXT_BYTES (a manifest's reference limit): ROUGE-L's longest
+// common subsequence is quadratic in the words, so one record of two 256 KB texts took 9 s and of two 4 MB ones
+// would take about 40 minutes; a findings section is a few KB.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { MANIFEST_LIMITS } from '../batch/manifest.js';
 import { describeValue, LlavaRadError } from '../errors.js';
+
+/** the most bytes of UTF-8 a reference or a prediction may hold */
+export const MAX_TEXT_BYTES = MANIFEST_LIMITS.referenceBytes;
+
+function checkLength(where: string, field: string, text: string): void {
+  // a UTF-16 string's UTF-8 bytes are at most 3 per unit: only a long one needs counting
+  if (text.length * 3 <= MAX_TEXT_BYTES) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_TEXT_BYTES) {
+    throw new LlavaRadError('BAD_PREDICTIONS', `${where}: the ${field} has ${bytes} bytes; at most ${MAX_TEXT_BYTES} are scored (a findings section has a few thousand)`);
+  }
+}
 
 /** one record as a caller may pass it to evaluate() */
 export interface EvalRecord {
@@ -46,6 +63,8 @@ export function toPair(rec: unknown, where: string): ScoredPair | null {
     const field = r.prediction !== undefined ? '"prediction"' : '"prediction" or "findings"';
     throw new LlavaRadError('BAD_PREDICTIONS', `${where}: expected a string ${field}, got ${describeValue(prediction)}`);
   }
+  checkLength(where, 'reference', r.reference);
+  checkLength(where, r.prediction !== undefined ? 'prediction' : 'findings', prediction);
   if (r.id !== undefined && typeof r.id !== 'string' && typeof r.id !== 'number') {
     throw new LlavaRadError('BAD_PREDICTIONS', `${where}: expected "id" to be a string, got ${describeValue(r.id)}`);
   }
