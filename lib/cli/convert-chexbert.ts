@@ -2,11 +2,12 @@
 // chexbert` loads (the BERT encoder, the 14 heads and bert-base-uncased's WordPiece vocabulary).
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { convertChexbert } from '../convert/chexbert.js';
 import { LlavaRadError } from '../errors.js';
+import { MAX_VOCAB_FILE_BYTES, readRegularFileSync } from '../regular-file.js';
 import { describeNonFile, intArg, parseWithPositionals, round, UsageError, type Command } from './args.js';
 
 /** sha256 of bert-base-uncased's vocab.txt (the vocabulary CheXbert was trained with) */
@@ -58,12 +59,7 @@ $LLAVA_RAD_HOME/eval/chexbert-<type>.gguf, or pass it to eval with --chexbert / 
     const dir = path.dirname(path.resolve(out));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`convert-chexbert: --out folder not found: ${dir}`);
     if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`convert-chexbert: --out must name a file, got the folder ${out}`);
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(vocabPath);
-    } catch (e) {
-      throw new LlavaRadError('IO', `could not read ${vocabPath}: ${(e as Error).message}`, { cause: e });
-    }
+    const bytes = readRegularFileSync(vocabPath, 'the vocabulary', MAX_VOCAB_FILE_BYTES);
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha !== BERT_BASE_UNCASED_VOCAB_SHA256) io.err(`llava-rad convert-chexbert: warning: ${vocabPath} is not bert-base-uncased's vocab.txt (sha256 ${sha.slice(0, 12)}..., expected ${BERT_BASE_UNCASED_VOCAB_SHA256.slice(0, 12)}...); CheXbert was trained with that one\n`);
     let vocab: WordPieceVocab;

@@ -2,11 +2,12 @@
 // GGUF that `eval --metrics radgraph` loads (the BERT encoder, DyGIE's span scorers, the labels and the
 // WordPiece vocabulary).
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { convertRadgraph } from '../convert/radgraph.js';
 import { LlavaRadError } from '../errors.js';
+import { MAX_VOCAB_FILE_BYTES, readRegularFileSync } from '../regular-file.js';
 import { describeNonFile, intArg, parseWithPositionals, round, UsageError, type Command } from './args.js';
 
 function requireFile(p: string, what: string): void {
@@ -59,8 +60,9 @@ result at $LLAVA_RAD_HOME/eval/radgraph-f32.gguf, or pass it to eval with --radg
     let vocab: WordPieceVocab | undefined;
     if (typeof v.vocab === 'string') {
       requireFile(v.vocab, '--vocab');
+      const text = readRegularFileSync(v.vocab, 'the vocabulary', MAX_VOCAB_FILE_BYTES).toString('utf8');
       try {
-        vocab = WordPieceVocab.fromText(readFileSync(v.vocab, 'utf8'));
+        vocab = WordPieceVocab.fromText(text);
       } catch (e) {
         throw new LlavaRadError('BAD_CHECKPOINT', `${v.vocab}: ${(e as Error).message}`, { cause: e });
       }

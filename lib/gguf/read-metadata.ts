@@ -5,8 +5,9 @@
 // the file and within fixed limits, known value types, UTF-8 keys and strings. Anything else is BAD_GGUF;
 // a file that cannot be opened or read is IO.
 
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { LlavaRadError } from '../errors.js';
+import { openRegularFile } from '../regular-file.js';
 import { GGUF_MAGIC, GgufValueType } from './types.js';
 
 export type GgufMetadataValue = number | bigint | boolean | string | GgufMetadataValue[];
@@ -148,17 +149,10 @@ export interface GgufMetadata {
 
 /** reads the key/value metadata of a GGUF file (BAD_GGUF for a malformed header, IO for an unreadable file) */
 export async function readGgufMetadata(file: string): Promise<GgufMetadata> {
-  let fh: FileHandle;
+  const { fh, size } = await openRegularFile(file, 'the GGUF');
   try {
-    fh = await open(file, 'r');
-  } catch (e) {
-    throw new LlavaRadError('IO', `could not open ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new LlavaRadError('IO', `${file} is not a file`);
-    const r = new HeaderReader(fh, st.size, file);
-    if (st.size < 24 || (await r.u32()) !== GGUF_MAGIC) throw new LlavaRadError('BAD_GGUF', `${file}: not a GGUF file (no GGUF magic)`);
+    const r = new HeaderReader(fh, size, file);
+    if (size < 24 || (await r.u32()) !== GGUF_MAGIC) throw new LlavaRadError('BAD_GGUF', `${file}: not a GGUF file (no GGUF magic)`);
     const version = await r.u32();
     if (version !== 2 && version !== 3) throw r.bad(`unsupported GGUF version ${version}`);
     const tensorCount = await r.count('tensor count', 1 << 24);

@@ -12,12 +12,13 @@
 // size (plus INFLATION_SLACK): model weights barely compress, while a gzip of zeros inflates about 1000 times.
 // An entry whose size breaks either is refused from its tar header, before anything of it is written.
 
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { LlavaRadError } from '../errors.js';
+import { openRegularFile } from '../regular-file.js';
 
 const BLOCK = 512;
 /** the most one small (in-memory) file may hold */
@@ -81,12 +82,8 @@ function recordName(meta: 'L' | 'x', data: Buffer): string | undefined {
 }
 
 async function readTarGz(path: string, dir: string, depth: number): Promise<{ files: Map<string, Buffer>; weightsPath?: string }> {
-  let maxTar: number;
-  try {
-    maxTar = (await stat(path)).size * MAX_INFLATION + INFLATION_SLACK;
-  } catch (e) {
-    throw new LlavaRadError('IO', `could not read ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const { fh, size } = await openRegularFile(path, 'the archive');
+  const maxTar = size * MAX_INFLATION + INFLATION_SLACK;
   let tarBytes = 0; // inflated so far
   let declared = 0; // the headers read and the sizes they gave
   const files = new Map<string, Buffer>();
@@ -179,7 +176,7 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
   };
 
   const inflate = () => new Promise<void>((resolve, reject) => {
-    const input = createReadStream(path);
+    const input = fh.createReadStream(); // closes fh when it ends or is destroyed
     const gunzip = createGunzip();
     const fail = (e: unknown) => {
       input.destroy();

@@ -14,9 +14,10 @@
 // An entry is known by (id, kind) only: a study whose image or report changed since it was indexed keeps its
 // old vector (as `batch` keeps a study's old findings); build a new index to re-embed.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Embedder } from '../clip/embedder.js';
-import { LlavaRadError, abortedError, describeValue } from '../errors.js';
+import { LlavaRadError, abortedError, describeValue, isLlavaRadError } from '../errors.js';
+import { readImageFile } from '../image/read-file.js';
 import { acquireLock } from '../batch/lock.js';
 import { readManifest, type ManifestOptions, type Study } from '../batch/manifest.js';
 import { BuildJournal, type JournalEntry } from './build-journal.js';
@@ -63,18 +64,19 @@ function checkKinds(kinds: unknown): EntryKind[] {
   return [...new Set(kinds as EntryKind[])];
 }
 
-/** a study's image bytes; IO names the study */
-export function readStudyImage(s: Study): Uint8Array {
+/** a study's image bytes (a regular file of bounded size, as batch reads it); IO names the study */
+export async function readStudyImage(s: Study): Promise<Uint8Array> {
   try {
-    return readFileSync(s.image);
+    return await readImageFile(s.image);
   } catch (e) {
-    throw new LlavaRadError('IO', `study ${JSON.stringify(s.id)} (manifest line ${s.line}): cannot read the image ${s.image}: ${(e as Error).message}`);
+    if (isLlavaRadError(e) && e.code !== 'IO') throw e;
+    throw new LlavaRadError('IO', `study ${JSON.stringify(s.id)} (manifest line ${s.line}): ${(e as Error).message}`);
   }
 }
 
 async function embed(embedder: Embedder, kind: EntryKind, batch: readonly Todo[], signal?: AbortSignal): Promise<JournalEntry[]> {
   const vectors = kind === 'image'
-    ? await embedder.embedImages(batch.map((t) => readStudyImage(t.study)), { signal })
+    ? await embedder.embedImages(await Promise.all(batch.map((t) => readStudyImage(t.study))), { signal })
     : await embedder.embedTexts(batch.map((t) => t.study.reference!), { signal });
   checkEmbeddings(vectors, batch.length, embedder.dim, kind === 'image' ? 'embedImages' : 'embedTexts');
   return batch.map((t, i) => ({ id: t.study.id, kind, vector: vectors[i]! }));

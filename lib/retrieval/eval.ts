@@ -30,7 +30,7 @@ async function embedAll(embedder: Embedder, studies: readonly Study[], kind: Ent
   for (let i = 0; i < studies.length; i += size) {
     const part = studies.slice(i, i + size);
     const v = kind === 'image'
-      ? await embedder.embedImages(part.map(readStudyImage), { signal: options.signal })
+      ? await embedder.embedImages(await Promise.all(part.map(readStudyImage)), { signal: options.signal })
       : await embedder.embedTexts(part.map((s) => s.reference!), { signal: options.signal });
     checkEmbeddings(v, part.length, embedder.dim, kind === 'image' ? 'embedImages' : 'embedTexts');
     out.push(...v);

@@ -9,8 +9,9 @@
 // Writing goes through atomic-file.ts: a reader sees the old index or the new one, never a half-written one.
 
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { LlavaRadError } from '../errors.js';
+import { openRegularFileSync } from '../regular-file.js';
 import { writeFileAtomically } from './atomic-file.js';
 import {
   FLOAT_BYTES, HEADER_BYTES, INDEX_LIMITS, decodeHeader, decodeMeta, encodeHeader, encodeMeta, vectorsOffsetFor,
@@ -69,18 +70,11 @@ export class RetrievalIndex {
     if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > 1 << 30) {
       throw new LlavaRadError('INVALID_ARGUMENT', `chunkBytes must be an integer from 1 to ${1 << 30}, got ${String(chunkBytes)}`);
     }
-    let fd: number;
+    const { fd, size } = openRegularFileSync(file, 'the index');
     try {
-      fd = openSync(file, 'r');
-    } catch (e) {
-      throw new LlavaRadError('IO', `cannot open the index ${file}: ${(e as Error).message}`);
-    }
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new LlavaRadError('BAD_INDEX', `${file}: not a regular file`);
       const head = Buffer.alloc(HEADER_BYTES);
-      if (st.size >= HEADER_BYTES) readFully(fd, head, 0, file);
-      const header = decodeHeader(file, head, st.size);
+      if (size >= HEADER_BYTES) readFully(fd, head, 0, file);
+      const header = decodeHeader(file, head, size);
       const metaBytes = Buffer.alloc(header.metaBytes);
       readFully(fd, metaBytes, header.metaOffset, file);
       if (!createHash('sha256').update(metaBytes).digest().equals(header.metaSha256)) {
