@@ -7,7 +7,7 @@ import { bleuBootstrap, percentile, rougeBootstrap } from '../lib/eval/bootstrap
 import { evaluate } from '../lib/eval/evaluate.js';
 import { readPredictions } from '../lib/eval/read-predictions.js';
 import { rougeL, rougeTokenize } from '../lib/eval/rouge.js';
-import { fsum, pySplit } from '../lib/eval/text.js';
+import { fsum, pyRstrip, pySplit, pyStrip } from '../lib/eval/text.js';
 
 const fixture = (name: string) => new URL(`./fixtures/eval/${name}`, import.meta.url).pathname;
 interface Official { median: number; ci_l: number; ci_h: number; mean?: number; half_width?: number }
@@ -45,6 +45,25 @@ describe(`sacrebleu ${golden.versions.sacrebleu} BLEU on ${golden.n} dev pairs`,
     expect(tokenize13a('Tip 4.5 cm, 3-4 ribs; e.g. (R) “x”!')).toBe('Tip 4.5 cm , 3 - 4 ribs ; e . g . ( R ) “x” !'); // sacrebleu 2.6.0's output
     expect(tokenize13a('a&amp;b &lt;c&gt; &quot;q&quot;')).toBe('a & b < c > " q "');
     expect(pySplit('a\u00a0b\u3000c\x1cd\u200be')).toEqual(['a', 'b', 'c', 'd\u200be']);
+  });
+
+  // Python 3.11: [c for c in range(0x110000) if chr(c).isspace()]
+  const PY_WHITESPACE = [0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004,
+    0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000];
+  it(`strip() and rstrip() take Python's ${PY_WHITESPACE.length} whitespace characters, no other of the BMP`, () => {
+    const ws = String.fromCharCode(...PY_WHITESPACE);
+    expect(pyStrip(`${ws}x${ws}y${ws}`)).toBe(`x${ws}y`);
+    expect(pyRstrip(`${ws}x${ws}`)).toBe(`${ws}x`);
+    const kept: number[] = [];
+    for (let c = 0; c < 0x10000; c++) if (pyStrip(String.fromCharCode(c)) === '') kept.push(c);
+    expect(kept, 'the characters strip() removes').toEqual(PY_WHITESPACE);
+    expect(pyStrip('\ufeffx'), 'U+FEFF is not whitespace to Python (it is to JavaScript\'s \\s)').toBe('\ufeffx');
+  });
+
+  it('rstrip of a long run of whitespace inside a segment takes one pass (it took 5.4 s for 64,000 spaces)', () => {
+    const s = `a${' '.repeat(1 << 20)}b ${'\t'.repeat(1 << 20)}`;
+    expect(pyRstrip(s)).toBe(`a${' '.repeat(1 << 20)}b`);
+    expect(preprocessBleuSegment(`a${' '.repeat(1 << 16)}b  `)).toBe('a b');
   });
 
   it(`per-segment statistics, orders 4 and 1 (${golden.n} segments each)`, () => {

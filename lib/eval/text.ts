@@ -4,7 +4,11 @@
 
 const PY_WS_CLASS = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const PY_WS_RUN = new RegExp(`[${PY_WS_CLASS}]+`);
-const PY_WS_TAIL = new RegExp(`[${PY_WS_CLASS}]+$`);
+// one character (each of Python's whitespace characters is one UTF-16 unit). Strips scan with it: the regular
+// expression /[ws]+$/ backtracks from every start in a run of whitespace that is not at the end, so its cost grows
+// with the square of the run (64,000 spaces: 5.4 s)
+const PY_WS_CHAR = new RegExp(`^[${PY_WS_CLASS}]$`);
+const isPyWhitespace = (ch: string): boolean => PY_WS_CHAR.test(ch);
 
 /** the body of a RegExp character class matching Python's whitespace (str.isspace(); `\s` of a str pattern) */
 export function pyWhitespaceClass(): string {
@@ -18,7 +22,16 @@ export function pySplit(s: string): string[] {
 
 /** Python's `s.rstrip()` (no argument) */
 export function pyRstrip(s: string): string {
-  return s.replace(PY_WS_TAIL, '');
+  let end = s.length;
+  while (end > 0 && isPyWhitespace(s[end - 1]!)) end--;
+  return s.slice(0, end);
+}
+
+/** Python's `s.strip()` (no argument) */
+export function pyStrip(s: string): string {
+  let start = 0;
+  while (start < s.length && isPyWhitespace(s[start]!)) start++;
+  return pyRstrip(s.slice(start));
 }
 
 /** exactly rounded sum of doubles (Shewchuk's algorithm, as Python's math.fsum) */

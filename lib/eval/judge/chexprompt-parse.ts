@@ -12,6 +12,8 @@
 //   (Python's int(): surrounding blanks, a sign, "_" between digits); an item without a comma or with a
 //   non-integer count makes the whole list unparseable; a repeated key keeps its last count.
 
+import { pyStrip } from '../text.js';
+
 /** chexprompt's ERROR_TYPE_MAP: the six error types by their letter in the prompt */
 export const CHEXPROMPT_ERROR_TYPES = {
   A: 'false_positive_finding',
@@ -36,12 +38,7 @@ export interface ChexpromptRating {
 const SIGNIFICANT = 'Number of clinically significant errors by type:';
 const INSIGNIFICANT = 'Number of clinically insignificant errors by type:';
 
-/** Python's str.strip() whitespace (str.isspace) */
-const PY_SPACE = '[\\s\\x1c-\\x1f\\x85]';
-const STRIP_RE = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, 'gu');
-export function pyStrip(s: string): string {
-  return s.replace(STRIP_RE, '');
-}
+export { pyStrip };
 
 /** Python's int(str) for ASCII digits; undefined where Python raises ValueError */
 export function pyInt(s: string): number | undefined {
