@@ -85,6 +85,8 @@ const jobs = plan();
 const planned = jobs.reduce((s, j) => s + j.seeds.length, 0);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'llava-rad-fuzz-'));
 if (a.keep) mkdirSync(a.keep, { recursive: true });
+// the commit of the sources bundled now (read at the end, it would name whatever was committed meanwhile)
+const commit = gitCommit();
 const bundle = await buildBundle(path.join(tmp, 'bundle'));
 // targets whose seeds are converted models or written indexes get them made once, here, by the library
 const seeds = path.join(tmp, 'seeds');
@@ -145,7 +147,7 @@ if (!a['no-record']) {
   const file = path.join(root, 'bench', 'results', `fuzz-${deviceSlug()}.jsonl`);
   mkdirSync(path.dirname(file), { recursive: true });
   const rec = {
-    kind: 'fuzz', date: new Date().toISOString(), commit: gitCommit(), device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), node: process.version,
+    kind: 'fuzz', date: new Date().toISOString(), commit, device: deviceSlug(), cpu: cpuModel(), cpuid: cpuId(), node: process.version,
     args: { inputs: Number(a.inputs), seconds: a.seconds ? Number(a.seconds) : null, targets: a.targets ?? 'all', seed: Number(a.seed), jobs: jobsN, chunk },
     limits: { hangS: Number(a['hang-s']), peakGiB: Number(a['peak-gib']) },
     durationS: Math.round(seconds), inputs: T.inputs, planned, maxRssMB: Math.round(pool.maxRssKiB / 1024), childrenStarted: pool.spawned,

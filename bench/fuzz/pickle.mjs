@@ -157,6 +157,7 @@ export function mutatePickle(buf, rng, stops = 1) {
   }
   const n = rng.count(6, 2);
   for (let i = 0; i < n; i++) {
+    if (list.length === 0) break; // an earlier 'del' or 'trunc' took every op
     const at = rng.int(list.length);
     const what = rng.weighted({ arg: 5, del: 2, dup: 2, swap: 1, insert: 3, hostile: 3, bytes: 1, trunc: 1, string: 2 });
     rng.note(`pickle ${what}`);

@@ -225,7 +225,7 @@ async function runBert(L, input, rng) {
 
 /** a special file where a regular one is expected: FIFO, folder, device, symlink loop, dangling link, empty */
 const SPECIAL_KINDS = ['fifo', 'dir', 'devzero', 'devnull', 'loop', 'dangling', 'empty', 'devurandom'];
-const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision'];
+const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert'];
 function special(kind, p) {
   if (kind === 'fifo') execFileSync('mkfifo', [p]);
   else if (kind === 'dir') mkdirSync(p);
@@ -401,7 +401,10 @@ export const TARGETS = {
       const i = ((seed % n) + n) % n;
       const kind = SPECIAL_KINDS[i % SPECIAL_KINDS.length];
       const use = SPECIAL_USES[Math.floor(i / SPECIAL_KINDS.length)];
-      const name = { checkpoint: 'model.pt', safetensors: 'model.safetensors', manifest: 'm.jsonl', image: 'x.png', folder: 'llava-rad.json', gguf: 'm.gguf', vision: 'v.gguf' }[use];
+      const name = {
+        checkpoint: 'model.pt', safetensors: 'model.safetensors', manifest: 'm.jsonl', image: 'x.png', folder: 'llava-rad.json', gguf: 'm.gguf', vision: 'v.gguf',
+        index: 'x.lrindex', archive: 'radgraph.tar.gz', chexbert: 'chexbert.gguf',
+      }[use];
       rng.note(`${use} as ${kind}`);
       special(kind, path.join(dir, name));
       return { use, kind, file: path.join(dir, name), dir };
@@ -412,6 +415,9 @@ export const TARGETS = {
       if (s.use === 'image') return L.preprocessImage(await L.readImageFile(s.file));
       if (s.use === 'folder') return L.resolveModelFolder(s.dir);
       if (s.use === 'gguf') return (await L.loadModel({ model: s.file, threads: 1, contextSize: 256 })).dispose();
+      if (s.use === 'index') return L.RetrievalIndex.open(s.file).close();
+      if (s.use === 'archive') return L.convertRadgraph(s.file, path.join(s.dir, 'out.gguf'), { headCount: 4 });
+      if (s.use === 'chexbert') return (await L.ChexbertLabeler.load(s.file, { threads: 1 })).dispose();
       return (await L.loadVisionModel({ model: s.file, threads: 1 })).dispose();
     },
   },
