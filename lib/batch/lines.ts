@@ -11,7 +11,8 @@
 // that NoWriterError is thrown. Once a writer is seen the input is read to its end with no overall time
 // limit (a slow producer is legitimate), EAGAIN polled with a short backoff (5 ms doubling to 100 ms).
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import { openRegularFileSync } from '../regular-file.js';
 
 /** bytes read at a time */
 export const CHUNK_BYTES = 1 << 20;
@@ -195,7 +196,7 @@ export interface ScanOptions {
 
 /** Calls onLine(text, 1-based line number, byte offset where the line starts) for each newline-ended line. */
 export function scanLines(file: string, onLine: OnLine, options: ScanOptions = {}): LineScan {
-  const fd = openSync(file, 'r');
+  const { fd } = openRegularFileSync(file, 'the file'); // a FIFO planted in an output's place must not block
   try {
     const lines = new LineSplitter(onLine, options.maxLineBytes);
     readChunks(fd, (chunk) => lines.push(chunk));
