@@ -14,6 +14,7 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const EXTRA = [
   "export { readManifest } from './lib/batch/manifest.ts';",
   "export { readImageFile } from './lib/image/read-file.ts';",
+  "export { contextPerStudy } from './lib/batch/engine.ts';",
   // the seeds of bert-family targets (seeds.mjs) need bert-base-uncased's vocabulary, rebuilt as the tests do
   "export { bertBaseUncasedVocabText } from './test/fixtures/wordpiece/vocab.ts';",
 ];

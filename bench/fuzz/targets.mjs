@@ -16,6 +16,8 @@ import { mutatePickle } from './pickle.mjs';
 import { mutateSafetensors } from './safetensors.mjs';
 import { SEED_FILES, clipSeed, seedsDir } from './seeds.mjs';
 import { mutateArchive } from './tar.mjs';
+import { mutateHttp } from './http.mjs';
+import { connect } from 'node:net';
 import { mutateZipStructure, readZip, writeZip } from './zip.mjs';
 
 const fx = (...p) => path.join(root, 'test', ...p);
@@ -223,6 +225,73 @@ async function runBert(L, input, rng) {
   }
 }
 
+/** the server each child runs for the http target: the tiny models, made on the first http input */
+let served;
+function server(L) {
+  served ??= (async () => {
+    const model = await L.loadLlavaRad({ decoder: DECODERS[0], vision: VISIONS[1], threads: 1, parallel: 2, contextSize: L.contextPerStudy(8) });
+    const s = await L.createServer({ model, concurrency: 2, queue: 2, maxTokens: 8, maxImageBytes: 1 << 20, requestTimeoutMs: 2000, timeoutMs: 20_000 });
+    await s.app.listen({ host: '127.0.0.1', port: 0 });
+    return s.app.server.address().port;
+  })();
+  return served;
+}
+
+/**
+ * Writes `bytes` on one connection and reads the first answer: its headers, then its Content-Length bytes, its
+ * chunks up to the last, or (neither) everything up to the close; or what came within limitMs. The connection
+ * is not half-closed: a server takes that for a client going away, and cancels the study.
+ */
+function exchange(port, bytes, limitMs) {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      c.destroy();
+      resolve(buf.toString('latin1'));
+    };
+    const complete = () => {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return false;
+      const head = buf.subarray(0, end).toString('latin1');
+      if (/^HTTP\/1\.1 (1\d\d|204|304) /.test(head)) return true;
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      if (length) return buf.length >= end + 4 + Number(length[1]);
+      if (/\r\ntransfer-encoding: *chunked/i.test(head)) return buf.indexOf('\r\n0\r\n\r\n', end) >= 0 || buf.subarray(end + 4, end + 9).toString() === '0\r\n\r\n';
+      return false; // read to the close
+    };
+    const c = connect(port, '127.0.0.1', () => c.write(bytes));
+    const timer = setTimeout(done, limitMs);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (complete()) done();
+    });
+    c.on('error', () => {});
+    c.on('close', done);
+  });
+}
+
+/**
+ * One hostile request against the child's server. ok: a 1xx-3xx answer. typed: a 4xx / 503 / 504 answer in the
+ * API's error shape (its code). untyped: a 500, an error answer without the shape, no answer at all, or a server
+ * that does not answer GET /health with 200 afterwards.
+ */
+async function runHttp(L, bytes) {
+  const port = await server(L);
+  const text = await exchange(port, bytes, 20_000);
+  const health = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.status, (e) => String(e));
+  if (health !== 200) throw new Error(`GET /health answered ${health} after this input`);
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
+  if (status === 0) throw new Error(`no answer (${text.length} bytes within 20 s)`);
+  if (status < 400) return;
+  const code = /\{"error":\{"code":"([A-Z_]+)"/.exec(text)?.[1];
+  if (status === 500 || code === undefined || code === 'INTERNAL') throw new Error(`HTTP ${status} ${code ?? 'without the API error shape'}: ${text.slice(0, 200)}`);
+  throw new L.LlavaRadError(code, `HTTP ${status}`);
+}
+
 /** a special file where a regular one is expected: FIFO, folder, device, symlink loop, dangling link, empty */
 const SPECIAL_KINDS = ['fifo', 'dir', 'devzero', 'devnull', 'loop', 'dangling', 'empty', 'devurandom'];
 const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert'];
@@ -391,6 +460,12 @@ export const TARGETS = {
         await m.dispose();
       }
     },
+  },
+  http: {
+    weight: 1,
+    what: 'serve on the tiny models (one server per child, kept across inputs): multipart, JSON and chat requests and the GET routes with the request line, headers, lengths, chunked framing, bodies and parts mutated, each written to a raw connection; then GET /health',
+    make: (rng) => mutateHttp(read(fx('fixtures/findings/radiograph-rgb-1100x900.jpg')), rng),
+    run: runHttp,
   },
   special: {
     weight: 0,

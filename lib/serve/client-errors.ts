@@ -1,7 +1,11 @@
 // What the server answers when a connection fails below the routes (Node's 'clientError'): a request not
-// received within the request timeout (408), headers over Node's limit (431), bytes that are not HTTP (400).
-// The answer has the API's error shape, the connection is then closed, and the error is counted in /metrics.
+// received within the request timeout (408), headers over Node's limit (431), bytes that are not HTTP (400);
+// a request whose Expect header is not 100-continue (417, Node's 'checkExpectation'), a CONNECT request (405,
+// Node's 'connect'). The answer has the
+// API's error shape and is counted in /metrics; after a client error the connection is closed.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { errorBody, type ServeErrorCode } from './http-errors.js';
 import type { ServeMetrics } from './metrics.js';
@@ -11,6 +15,16 @@ interface ClientError {
   reason: string;
   code: ServeErrorCode;
   message: string;
+}
+
+/** writes the answer, then closes the connection once it is out (a client still sending is not waited for) */
+function closeWith(socket: Duplex, answer: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(answer, () => socket.destroy());
+  setTimeout(() => socket.destroy(), 5000).unref(); // a client that does not read its answer
 }
 
 function classify(err: Error & { code?: string }, requestTimeoutMs: number): ClientError {
@@ -29,10 +43,22 @@ export function clientErrorHandler(metrics: ServeMetrics, requestTimeoutMs: numb
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const e = classify(err, requestTimeoutMs);
     metrics.errors.inc({ code: e.code });
-    if (socket.writable) {
-      const body = JSON.stringify(errorBody(e.code, e.message));
-      socket.write(`HTTP/1.1 ${e.status} ${e.reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
-    }
-    socket.destroy();
+    const body = JSON.stringify(errorBody(e.code, e.message));
+    closeWith(socket, `HTTP/1.1 ${e.status} ${e.reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
   };
+}
+
+/** 417 for an Expect header other than 100-continue (the request is not run; the connection stays usable) */
+export function expectationFailed(req: IncomingMessage, res: ServerResponse, metrics: ServeMetrics): void {
+  metrics.errors.inc({ code: 'INVALID_ARGUMENT' });
+  const body = JSON.stringify(errorBody('INVALID_ARGUMENT', `Expect: ${String(req.headers.expect).slice(0, 100)} is not supported (only 100-continue)`));
+  res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** 405 for CONNECT (this is not a proxy); the connection is closed */
+export function connectRefused(req: IncomingMessage, socket: Duplex, metrics: ServeMetrics): void {
+  metrics.errors.inc({ code: 'METHOD_NOT_ALLOWED' });
+  const body = JSON.stringify(errorBody('METHOD_NOT_ALLOWED', `CONNECT ${String(req.url).slice(0, 100)}: this server is not a proxy`));
+  closeWith(socket, `HTTP/1.1 405 Method Not Allowed\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
 }

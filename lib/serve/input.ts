@@ -3,7 +3,7 @@
 // and @fastify/multipart, the pixel limit from the image's header by the library.
 
 import type { FastifyRequest } from 'fastify';
-import { describeValue } from '../errors.js';
+import { describeValue, isLlavaRadError } from '../errors.js';
 import { ServeError } from './http-errors.js';
 
 export interface ImageInput {
@@ -44,7 +44,40 @@ export async function readImageInput(request: FastifyRequest): Promise<ImageInpu
   return { image: decodeBase64Image(image, '"image"'), source: typeof filename === 'string' && filename ? filename : 'upload', fields };
 }
 
+/**
+ * how long the multipart parser may take after Node has received the whole request: the parser (@fastify/busboy
+ * 3.2) never finishes a body whose part without a valid Content-Disposition header holds more than a few KB
+ * (it stops reading), and the request would wait for ever
+ */
+const MULTIPART_STALL_MS = 1000;
+
 async function readMultipart(request: FastifyRequest): Promise<ImageInput> {
+  const parts = readParts(request);
+  parts.catch(() => undefined); // given up on below: it may never settle, or settle later
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    let since = 0;
+    timer = setInterval(() => {
+      if (!request.raw.complete) return; // still arriving: the request timeout bounds that
+      since ||= Date.now();
+      if (Date.now() - since >= MULTIPART_STALL_MS) {
+        reject(new ServeError('INVALID_ARGUMENT', 'a malformed multipart/form-data body: its parser stopped before the end (a part without a valid Content-Disposition header?)'));
+      }
+    }, 100);
+  });
+  try {
+    return await Promise.race([parts, stalled]);
+  } catch (e) {
+    // the multipart parser's own errors (a body that ends before its closing boundary, a malformed part header)
+    // carry no HTTP status: they are the client's, not the server's
+    if (isLlavaRadError(e) || (e instanceof Error && typeof (e as Error & { statusCode?: unknown }).statusCode === 'number')) throw e;
+    throw new ServeError('INVALID_ARGUMENT', `a malformed multipart/form-data body: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function readParts(request: FastifyRequest): Promise<ImageInput> {
   let image: Buffer | undefined;
   let source = 'upload';
   const fields: Record<string, unknown> = {};

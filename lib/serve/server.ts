@@ -14,7 +14,7 @@ import { modelIdentity } from '../batch/identity.js';
 import { Admission } from './admission.js';
 import { installApiKey } from './auth.js';
 import { findingsRoute } from './findings.js';
-import { clientErrorHandler } from './client-errors.js';
+import { clientErrorHandler, connectRefused, expectationFailed } from './client-errors.js';
 import { ServeError, toHttpError } from './http-errors.js';
 import { ServeMetrics } from './metrics.js';
 import { openaiRoute } from './openai.js';
@@ -106,12 +106,16 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
   const runner = new StudyRunner(o.model, identity, settings, admission, metrics, shutdown.signal);
 
   // Node checks its connections against the request and header timeouts every connectionsCheckingInterval ms
-  // (30 s by default), and refuses a header timeout longer than the request timeout
-  const nodeHttp: HttpServerOptions = requestTimeoutMs > 0 ? {
-    requestTimeout: requestTimeoutMs,
-    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
-    connectionsCheckingInterval: Math.min(30_000, Math.max(MIN_CHECK_INTERVAL_MS, Math.floor(requestTimeoutMs / 4))),
-  } : {};
+  // (30 s by default), and refuses a header timeout longer than the request timeout. A request without a Host
+  // header is served (Node would answer 400 itself, without the API's error shape; no route needs the host).
+  const nodeHttp: HttpServerOptions = {
+    requireHostHeader: false,
+    ...(requestTimeoutMs > 0 ? {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(MIN_CHECK_INTERVAL_MS, Math.floor(requestTimeoutMs / 4))),
+    } : {}),
+  };
   const app = Fastify({
     logger: false,
     bodyLimit: Math.ceil((maxImageBytes * 4) / 3) + (1 << 20), // base64 image + the other fields
@@ -121,6 +125,10 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
     clientErrorHandler: clientErrorHandler(metrics, requestTimeoutMs),
     http: nodeHttp,
   });
+  // an Expect header other than 100-continue: Node answers 417 itself unless asked, so answer it in the API's shape
+  app.server.on('checkExpectation', (req, res) => expectationFailed(req, res, metrics));
+  // CONNECT (a proxy's method): Node closes the connection without a word unless asked
+  app.server.on('connect', (req, socket) => connectRefused(req, socket, metrics));
   app.removeContentTypeParser('text/plain'); // multipart or JSON only: anything else is 415
   installRequestLog(app, metrics, o.log ?? (() => {}));
   app.addHook('onRequest', async () => {
