@@ -243,6 +243,7 @@ function server(L) {
  * is not half-closed: a server takes that for a client going away, and cancels the study.
  */
 function exchange(port, bytes, limitMs) {
+  const head = bytes.subarray(0, 5).toString('latin1') === 'HEAD '; // an answer to HEAD has no body
   return new Promise((resolve) => {
     let buf = Buffer.alloc(0);
     let settled = false;
@@ -256,11 +257,11 @@ function exchange(port, bytes, limitMs) {
     const complete = () => {
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) return false;
-      const head = buf.subarray(0, end).toString('latin1');
-      if (/^HTTP\/1\.1 (1\d\d|204|304) /.test(head)) return true;
-      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      const headers = buf.subarray(0, end).toString('latin1');
+      if (head || /^HTTP\/1\.1 (1\d\d|204|304) /.test(headers)) return true;
+      const length = /\r\ncontent-length: *(\d+)/i.exec(headers);
       if (length) return buf.length >= end + 4 + Number(length[1]);
-      if (/\r\ntransfer-encoding: *chunked/i.test(head)) return buf.indexOf('\r\n0\r\n\r\n', end) >= 0 || buf.subarray(end + 4, end + 9).toString() === '0\r\n\r\n';
+      if (/\r\ntransfer-encoding: *chunked/i.test(headers)) return buf.indexOf('\r\n0\r\n\r\n', end) >= 0 || buf.subarray(end + 4, end + 9).toString() === '0\r\n\r\n';
       return false; // read to the close
     };
     const c = connect(port, '127.0.0.1', () => c.write(bytes));
@@ -287,7 +288,9 @@ async function runHttp(L, bytes) {
   const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
   if (status === 0) throw new Error(`no answer (${text.length} bytes within 20 s)`);
   if (status < 400) return;
-  const code = /\{"error":\{"code":"([A-Z_]+)"/.exec(text)?.[1];
+  // an answer to HEAD has the status and headers of the GET answer, no body: its status stands for the code
+  const headCode = { 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE' }[status];
+  const code = /\{"error":\{"code":"([A-Z_]+)"/.exec(text)?.[1] ?? (bytes.subarray(0, 5).toString('latin1') === 'HEAD ' ? headCode : undefined);
   if (status === 500 || code === undefined || code === 'INTERNAL') throw new Error(`HTTP ${status} ${code ?? 'without the API error shape'}: ${text.slice(0, 200)}`);
   throw new L.LlavaRadError(code, `HTTP ${status}`);
 }
