@@ -45,22 +45,24 @@ export async function readImageInput(request: FastifyRequest): Promise<ImageInpu
 }
 
 /**
- * how long the multipart parser may take after Node has received the whole request: the parser (@fastify/busboy
- * 3.2) never finishes a body whose part without a valid Content-Disposition header holds more than a few KB
- * (it stops reading), and the request would wait for ever
+ * how long the multipart parser may go without reading anything once Node has received the whole request: the
+ * parser (@fastify/busboy 3.2) stops reading a body whose part without a valid Content-Disposition header holds
+ * more than a few KB, and never finishes, so the request would wait for ever. A large upload being parsed reads
+ * on, however long it takes.
  */
 const MULTIPART_STALL_MS = 1000;
 
 async function readMultipart(request: FastifyRequest): Promise<ImageInput> {
   const parts = readParts(request);
   parts.catch(() => undefined); // given up on below: it may never settle, or settle later
+  let lastRead = Date.now();
+  const onData = () => (lastRead = Date.now()); // the body is piped into the parser: each chunk it takes
+  request.raw.on('data', onData);
   let timer: NodeJS.Timeout | undefined;
   const stalled = new Promise<never>((_, reject) => {
-    let since = 0;
     timer = setInterval(() => {
-      if (!request.raw.complete) return; // still arriving: the request timeout bounds that
-      since ||= Date.now();
-      if (Date.now() - since >= MULTIPART_STALL_MS) {
+      // still arriving: the request timeout bounds that
+      if (request.raw.complete && Date.now() - lastRead >= MULTIPART_STALL_MS) {
         reject(new ServeError('INVALID_ARGUMENT', 'a malformed multipart/form-data body: its parser stopped before the end (a part without a valid Content-Disposition header?)'));
       }
     }, 100);
@@ -74,6 +76,7 @@ async function readMultipart(request: FastifyRequest): Promise<ImageInput> {
     throw new ServeError('INVALID_ARGUMENT', `a malformed multipart/form-data body: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
     clearInterval(timer);
+    request.raw.off('data', onData);
   }
 }
 
