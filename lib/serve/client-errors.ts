@@ -1,12 +1,11 @@
-// What the server answers when a connection fails below the routes (Node's 'clientError'): a request not
-// received within the request timeout (408), headers over Node's limit (431), bytes that are not HTTP (400);
-// a request whose Expect header is not 100-continue (417, Node's 'checkExpectation'), a CONNECT request (405,
-// Node's 'connect'). The answer has the
-// API's error shape and is counted in /metrics; after a client error the connection is closed.
+// What the server answers below the routes: when a connection fails (Node's 'clientError': a request not
+// received within the request timeout, 408; headers over Node's limit, 431; bytes that are not HTTP, 400), for an
+// Expect header other than 100-continue (417, Node's 'checkExpectation') and for CONNECT (405, Node's 'connect').
+// The answer has the API's error shape and is counted in /metrics; but for 417 the connection is then closed.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { errorBody, type ServeErrorCode } from './http-errors.js';
 import type { ServeMetrics } from './metrics.js';
 
