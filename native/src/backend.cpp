@@ -162,8 +162,6 @@ ggml_backend_sched_t new_scheduler(const Backends & b, size_t max_nodes) {
 
 namespace {
 
-std::string gib(uint64_t bytes) { return format("%.2f GiB", (double) bytes / (1024.0 * 1024.0 * 1024.0)); }
-
 // the memory backend `be` of `b` may fill, 0 when unknown
 uint64_t device_memory(const Backends & b, ggml_backend_t be) {
     if (be == b.gpu && b.gpu_dev) {
@@ -197,15 +195,24 @@ void reserve_graph(ggml_backend_sched_t & sched, const Backends & b, size_t max_
         if (have > 0 && need[i] > have) {
             replace_scheduler(sched, b, max_nodes);
             fail(LR_ERR_OUT_OF_MEMORY, format("%s needs %s of compute memory on %s, which has %s",
-                what.c_str(), gib(need[i]).c_str(), ggml_backend_name(order[i]), gib(have).c_str()));
+                what.c_str(), memory_size(need[i]).c_str(), ggml_backend_name(order[i]), memory_size(have).c_str()));
         }
     }
     if (!ggml_backend_sched_reserve(sched, gf)) {
         replace_scheduler(sched, b, max_nodes);
         size_t total = 0;
         for (size_t n : need) total += n;
-        fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s of compute memory for %s", gib(total).c_str(), what.c_str()));
+        fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s of compute memory for %s", memory_size(total).c_str(), what.c_str()));
     }
+}
+
+size_t ctx_alloc_size(ggml_context * ctx, ggml_backend_buffer_type_t buft) {
+    const size_t align = ggml_backend_buft_get_alignment(buft);
+    size_t total = 0;
+    for (ggml_tensor * t = ggml_get_first_tensor(ctx); t; t = ggml_get_next_tensor(ctx, t)) {
+        total += GGML_PAD(ggml_backend_buft_get_alloc_size(buft, t), align);
+    }
+    return total;
 }
 
 int default_threads() {

@@ -39,6 +39,10 @@ ggml_backend_sched_t new_scheduler(const Backends & backends, size_t max_nodes);
 void reserve_graph(ggml_backend_sched_t & sched, const Backends & backends, size_t max_nodes, ggml_cgraph * gf,
                    const std::string & what);
 
+// the bytes a buffer of type `buft` needs for every tensor of the no-alloc context `ctx` (each padded to the
+// type's alignment, as ggml_backend_alloc_ctx_tensors_from_buft places them)
+size_t ctx_alloc_size(ggml_context * ctx, ggml_backend_buffer_type_t buft);
+
 // the CPU backend's extra buffer types that matrices may be placed in, best first: ggml's repacking only (no
 // AMX: see cpu_variant.h)
 std::vector<ggml_backend_buffer_type_t> cpu_extra_buffer_types();

@@ -1,4 +1,5 @@
 #include "kv_cache.h"
+#include "host_memory.h"
 #include "status.h"
 
 #include <algorithm>
@@ -33,7 +34,19 @@ KvCache::KvCache(const LlamaHParams & hp, const Backends & backends, int32_t siz
         k_.push_back(k);
         v_.push_back(v);
     }
-    buf_ = ggml_backend_alloc_ctx_tensors_from_buft(ctx_, backends.buffer_type(backends.main()));
+    ggml_backend_buffer_type_t buft = backends.buffer_type(backends.main());
+    if (!backends.gpu) {
+        // the cache is written (cleared) at once: one that does not fit is refused, not left to the OOM killer
+        try {
+            check_host_allocation(ctx_alloc_size(ctx_, buft),
+                format("a KV cache of %d cells (%s; %d layers x %d values x 2)", size, ggml_type_name(type), hp.n_layer, hp.n_embd_kv()));
+        } catch (...) {
+            ggml_free(ctx_);
+            ctx_ = nullptr;
+            throw;
+        }
+    }
+    buf_ = ggml_backend_alloc_ctx_tensors_from_buft(ctx_, buft);
     if (!buf_) {
         ggml_free(ctx_);
         fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate the KV cache (%d cells)", size));

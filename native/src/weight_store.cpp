@@ -1,5 +1,6 @@
 #include "weight_store.h"
 #include "cpu_variant.h"
+#include "host_memory.h"
 #include "status.h"
 
 #include "host_buffer.h"
@@ -147,45 +148,78 @@ void WeightStore::place(const GgufFile & gguf, const Backends & backends, const 
     for (auto & tb : type_bytes) if (tb.second > best) { best = tb.second; main_type = tb.first; }
 
     // one metadata context and one buffer per buffer type
-    std::map<ggml_backend_buffer_type_t, std::vector<std::pair<const Placed *, ggml_tensor *>>> groups;
-    for (const Placed & p : placed) groups[p.buft];
-    for (auto & g : groups) {
-        size_t n = 0;
-        for (const Placed & p : placed) n += p.buft == g.first;
-        ggml_init_params ip = { ggml_tensor_overhead() * (n + 1), nullptr, true };
-        ggml_context * ctx = ggml_init(ip);
-        if (!ctx) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed");
-        contexts_.push_back(ctx);
+    struct Group {
+        ggml_backend_buffer_type_t buft;     // placed in
+        ggml_backend_buffer_type_t alloc;    // allocated from (the backends' CPU memory for plain CPU weights)
+        bool mapped;                         // left in the file mapping
+        ggml_context * ctx;
+        std::vector<std::pair<const Placed *, ggml_tensor *>> tensors;
+    };
+    std::vector<Group> groups;
+    {
+        std::map<ggml_backend_buffer_type_t, size_t> count;
+        for (const Placed & p : placed) count[p.buft]++;
+        for (auto & c : count) {
+            const bool mapped = c.first == cpu_buft && use_mmap;
+            groups.push_back({c.first, c.first == cpu_buft ? backends.buffer_type(backends.cpu) : c.first, mapped, nullptr, {}});
+            ggml_init_params ip = { ggml_tensor_overhead() * (c.second + 1), nullptr, true };
+            groups.back().ctx = ggml_init(ip);
+            if (!groups.back().ctx) fail(LR_ERR_OUT_OF_MEMORY, "ggml_init failed");
+            contexts_.push_back(groups.back().ctx);
+        }
+    }
+    for (Group & g : groups) {
         for (const Placed & p : placed) {
-            if (p.buft != g.first) continue;
-            ggml_tensor * t = ggml_new_tensor(ctx, p.src->type, p.src->n_dims, p.src->ne);
+            if (p.buft != g.buft) continue;
+            ggml_tensor * t = ggml_new_tensor(g.ctx, p.src->type, p.src->n_dims, p.src->ne);
             ggml_set_name(t, p.decl->name.c_str());
             *p.decl->slot = t;
-            g.second.push_back({&p, t});
+            g.tensors.push_back({&p, t});
         }
+    }
+    // the copies in this process's memory, written as they are allocated: refused at once when they do not fit
+    uint64_t host_copy = 0, plain_copy = 0;
+    for (const Group & g : groups) {
+        const bool in_host_memory = ggml_backend_buft_is_host(g.alloc) || ggml_backend_buft_get_device(g.buft) == cpu_dev;
+        if (g.mapped || !in_host_memory) continue;
+        const size_t n = ctx_alloc_size(g.ctx, g.alloc);
+        host_copy += n;
+        if (g.buft == cpu_buft) plain_copy += n;
+    }
+    if (host_copy > 0) {
+        const std::string hint = plain_copy > 0 ? format("; with mmap, %s of them would be computed from the file mapping instead",
+                                                         memory_size(plain_copy).c_str()) : std::string();
+        const std::string what = format("copying the weights of %s", gguf.path().c_str());
+        try {
+            check_host_allocation(host_copy, what);
+        } catch (const Error & e) {
+            throw Error(e.code, e.what() + hint);
+        }
+    }
+    for (Group & g : groups) {
         ggml_backend_buffer_t buf = nullptr;
-        if (g.first == cpu_buft && use_mmap) {
+        if (g.mapped) {
             // weights stay in the mapping: no copy
             buf = ggml_backend_cpu_buffer_from_ptr(const_cast<uint8_t *>(gguf.base()), gguf.file_size());
             if (!buf) fail(LR_ERR_OUT_OF_MEMORY, "could not wrap the mapped file in a CPU buffer");
             buffers_.push_back(buf);
-            for (auto & pt : g.second) {
+            for (auto & pt : g.tensors) {
                 if (ggml_backend_tensor_alloc(buf, pt.second, const_cast<uint8_t *>(pt.first->src->data)) != GGML_STATUS_SUCCESS) {
                     fail(LR_ERR_INTERNAL, "could not place a mapped tensor");
                 }
             }
         } else {
             // plain CPU weights in the backends' CPU memory (huge pages on a CPU-only run)
-            buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, g.first == cpu_buft ? backends.buffer_type(backends.cpu) : g.first);
+            buf = ggml_backend_alloc_ctx_tensors_from_buft(g.ctx, g.alloc);
             if (!buf) {
-                fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s memory for the weights", ggml_backend_buft_name(g.first)));
+                fail(LR_ERR_OUT_OF_MEMORY, format("could not allocate %s memory for the weights", ggml_backend_buft_name(g.buft)));
             }
             buffers_.push_back(buf);
             // the CPU's repacking buffer types allocate their own memory: advised before it is written
-            if (g.first != cpu_buft && g.first != vnni_buft && ggml_backend_buft_get_device(g.first) == cpu_dev) {
+            if (g.buft != cpu_buft && g.buft != vnni_buft && ggml_backend_buft_get_device(g.buft) == cpu_dev) {
                 advise_huge_pages(buf);
             }
-            for (auto & pt : g.second) {
+            for (auto & pt : g.tensors) {
                 ggml_tensor * t = pt.second;
                 ggml_backend_tensor_set(t, pt.first->src->data, 0, pt.first->src->nbytes);
                 if (pt.first->vnni == VnniLayout::Q4_Kx8) {

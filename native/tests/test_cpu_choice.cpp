@@ -183,6 +183,65 @@ TEST("host memory: MemTotal, capped by the tightest cgroup memory limit (v2 'max
     CHECK(lr::host_memory().limit() > 0);              // this machine's own
 }
 
+// the message check_host_allocation refuses with (its code must be OUT_OF_MEMORY), or "" when it allows
+std::string allocation_error(uint64_t bytes, const lr::HostMemory & m) {
+    try {
+        lr::check_host_allocation(bytes, "a test buffer", m);
+        return "";
+    } catch (const lr::Error & e) {
+        CHECK(e.code == LR_ERR_OUT_OF_MEMORY);
+        return e.what();
+    }
+}
+
+TEST("host memory available: MemAvailable + SwapFree, capped by a limited cgroup's limit less its working set") {
+    TempTree t;
+    t.write("proc/meminfo", "MemTotal:       16777216 kB\nMemFree:         1000 kB\nMemAvailable:    8388608 kB\nSwapFree:        1048576 kB\n");
+    t.write("proc/self/cgroup", "0::/kubepods/pod1/c1");
+    CHECK(lr::host_memory(t.root()).available == 9ull << 30); // 8 GiB available + 1 GiB of swap
+    // the pod: 4 GiB, 3 GiB used of which 1 GiB is inactive page cache -> 2 GiB of headroom
+    t.write("sys/fs/cgroup/kubepods/pod1/memory.max", "4294967296");
+    t.write("sys/fs/cgroup/kubepods/pod1/memory.current", "3221225472");
+    t.write("sys/fs/cgroup/kubepods/pod1/memory.stat", "anon 2147483648\nfile 1073741824\nactive_file 0\ninactive_file 1073741824\n");
+    CHECK(lr::host_memory(t.root()).available == 2ull << 30);
+    // without memory.stat the whole usage counts
+    t.write("sys/fs/cgroup/kubepods/pod1/memory.stat", "anon 1\n");
+    CHECK(lr::host_memory(t.root()).available == 1ull << 30);
+    // a container over its limit has 1 byte of headroom, not "no limit"
+    t.write("sys/fs/cgroup/kubepods/pod1/memory.current", "5368709120");
+    CHECK(lr::host_memory(t.root()).available == 1);
+    // cgroup v1: limit_in_bytes less (usage_in_bytes - total_inactive_file); "unlimited" loses to MemAvailable
+    TempTree v1;
+    v1.write("proc/meminfo", "MemTotal:       16777216 kB\nMemAvailable:    8388608 kB\n");
+    v1.write("proc/self/cgroup", "9:memory:/docker/abc");
+    v1.write("sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "9223372036854771712");
+    v1.write("sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes", "1073741824");
+    CHECK(lr::host_memory(v1.root()).available == 8ull << 30);
+    v1.write("sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", "2147483648");
+    v1.write("sys/fs/cgroup/memory/docker/abc/memory.stat", "cache 536870912\ntotal_inactive_file 536870912\n");
+    CHECK(lr::host_memory(v1.root()).available == 1610612736ull); // 2 GiB - (1 GiB - 0.5 GiB)
+    TempTree empty;
+    CHECK(lr::host_memory(empty.root()).available == 0); // unknown: no refusal on this ground
+    CHECK(lr::host_memory().available > 0);              // this machine's own
+}
+
+TEST("check_host_allocation: more than the limit or than is available now is OUT_OF_MEMORY naming both sizes") {
+    lr::HostMemory m;
+    m.physical = 16ull << 30;
+    m.available = 6ull << 30;
+    CHECK(allocation_error(6ull << 30, m).empty());
+    CHECK(allocation_error(1ull << 20, m).empty());
+    const std::string now = allocation_error((6ull << 30) + 1, m);
+    CHECK_MSG(now == "a test buffer needs 6.00 GiB of memory; 6.00 GiB is available now (of 16.00 GiB)", now);
+    const std::string machine = allocation_error(20ull << 30, m);
+    CHECK_MSG(machine == "a test buffer needs 20.00 GiB of memory; this machine has 16.00 GiB", machine);
+    m.cgroup_limit = 512ull << 20;
+    const std::string container = allocation_error(600ull << 20, m);
+    CHECK_MSG(container == "a test buffer needs 600 MiB of memory; this container's memory limit has 512 MiB", container);
+    lr::HostMemory unknown; // nothing known: nothing refused
+    CHECK(allocation_error(1ull << 50, unknown).empty());
+}
+
 TEST("cpu threads: thread siblings count once; the default is the cores allowed, capped by the quota, at least 1") {
     TempTree t;
     topology(t, 0, 0, 0);
