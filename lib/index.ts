@@ -169,7 +169,7 @@ export { readGgufMetadata, type GgufMetadata, type GgufMetadataValue } from './g
 export { RetrievalIndex, writeIndexFile, INDEX_LIMITS, INDEX_MAGIC, INDEX_VERSION, search, searchVectors, checkSameModel, MAX_K, DEFAULT_K, buildIndex, DEFAULT_BUILD_BATCH, exportJsonl, retrievalMetrics, retrievalRanks, RECALL_AT, evalRetrieval, openEmbedder, type IndexContents, type OpenIndexOptions, type EntryKind, type SearchHit, type SearchOptions, type KindFilter, type Query, type BuildIndexOptions, type BuildIndexResult, type RetrievalMetrics, type DirectionMetrics, type RetrievalRanks, type EvalRetrievalOptions, type EvalRetrievalResult } from './retrieval/index.js';
 // RadGraph's model on the engine (DyGIE span model on the BERT encoder: report text -> annotations), its
 // converter (radgraph.tar.gz -> GGUF) and the radgraph metric of evaluate().
-export { RadgraphModel, radgraphWords, type RadgraphSettings, type RadgraphTrace, type RadgraphAnnotateManyOptions } from './radgraph/index.js';
+export { RadgraphModel, RADGRAPH_MAX_WORDS, radgraphWords, type RadgraphSettings, type RadgraphTrace, type RadgraphAnnotateManyOptions } from './radgraph/index.js';
 export { radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult, type RadgraphSource } from './radgraph/metric.js';
 export { convertRadgraph, readRadgraphConfig, type ConvertRadgraphOptions, type ConvertRadgraphResult, type RadgraphConfig, type RadgraphConvertType } from './convert/radgraph.js';
 

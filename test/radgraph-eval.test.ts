@@ -76,6 +76,22 @@ describe('the radgraph metric of evaluate()', () => {
     await expect(evaluate(records, { metrics: ['radgraph'], radgraph: path.join(dir, 'missing.gguf') })).rejects.toMatchObject({ code: 'IO' });
   });
 
+  it('a record past RadGraph\'s 4096 words is BAD_PREDICTIONS naming it, before any metric is computed', async () => {
+    const long = Array.from({ length: 4097 }, () => 'effusion').join(' ');
+    const file = path.join(dir, 'long.jsonl');
+    writeFileSync(file, [...records, { id: 'long', reference: 'No effusion.', prediction: long }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    // a missing model file is not even opened: the lengths are checked first
+    await expect(evaluate(file, { metrics: ['bleu', 'radgraph'], radgraph: path.join(dir, 'missing.gguf') })).rejects.toMatchObject({
+      code: 'BAD_PREDICTIONS',
+      message: `${file}: record ${records.length + 1} of those scored (id "long"): the prediction has 4097 words; the radgraph metric reads reports of at most 4096 (RadGraph scores every pair of its kept spans, so the time grows with the square of the words; a findings section has a few hundred)`,
+    });
+    await expect(evaluatePaired(records, [...records.slice(1), { ...records[0]!, prediction: long }], { metrics: ['radgraph'], radgraph: gguf })).rejects.toMatchObject({
+      code: 'BAD_PREDICTIONS', message: expect.stringMatching(/^B: record 1 of those scored \(id "s0"\): the prediction has 4097 words/),
+    });
+    // without the radgraph metric the record is scored
+    expect((await evaluate(file, { metrics: ['bleu'], bootstrap: B })).n).toBe(records.length + 1);
+  });
+
   it('the paired bootstrap: A and B are the mean per-report F1 of the reference\'s rewards, resampled with the paired rows', async () => {
     // B: the predictions rotated by one (another system on the same studies)
     const rotated = records.map((r, i) => ({ ...r, prediction: records[(i + 1) % records.length]!.prediction }));

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WordPieceVocab } from '../lib/bert/wordpiece.js';
 import { convertRadgraph } from '../lib/convert/radgraph.js';
-import { RadgraphModel } from '../lib/radgraph/radgraph.js';
+import { annotation, type PredictedNer, type PredictedRelation } from '../lib/radgraph/decode.js';
+import { RADGRAPH_MAX_KEPT_SPANS, RADGRAPH_MAX_WORDS, RadgraphModel, radgraphTooLong } from '../lib/radgraph/radgraph.js';
 
 const FIXTURE = new URL('./fixtures/radgraph/model/', import.meta.url).pathname;
 interface Case {
@@ -74,6 +75,60 @@ describe('RadGraph engine on the tiny archive', () => {
     const t = await model.trace(' \t\n ');
     expect(t.words).toEqual([]);
     expect(t.annotation.entities).toEqual({});
+  });
+
+  it(`annotates ${RADGRAPH_MAX_WORDS} words; one more is INVALID_ARGUMENT before anything is computed`, async () => {
+    const words = (n: number) => Array.from({ length: n }, (_, i) => ['effusion', 'left', 'no', '.'][i % 4]).join(' ');
+    const t = await model.trace(words(RADGRAPH_MAX_WORDS));
+    expect(t.words).toHaveLength(RADGRAPH_MAX_WORDS);
+    expect(t.top).toHaveLength(RADGRAPH_MAX_WORDS / 2); // spans_per_word 0.5
+    await expect(model.annotate(words(RADGRAPH_MAX_WORDS + 1))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^the report has 4097 words; RadGraph annotates reports of at most 4096 \(every pair/),
+    });
+    // a 65,536-byte text of one-character words: 32,768 words, refused at once (annotated, hours and 13 GB of scores)
+    await expect(model.annotate('1.'.repeat(16384))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^the report has 32768 words/) });
+  });
+
+  it('a model keeping more spans per word is bounded by the kept spans', () => {
+    expect(radgraphTooLong(4096, 0.5)).toBeUndefined();
+    expect(radgraphTooLong(RADGRAPH_MAX_KEPT_SPANS, 1)).toBeUndefined();
+    expect(radgraphTooLong(RADGRAPH_MAX_KEPT_SPANS + 1, 1)).toBe(`${RADGRAPH_MAX_KEPT_SPANS + 1} words, of which this model (spans_per_word 1) would keep ${RADGRAPH_MAX_KEPT_SPANS + 1} spans; at most ${RADGRAPH_MAX_KEPT_SPANS} are scored in pairs`);
+    expect(radgraphTooLong(4097, 0.1)).toMatch(/^4097 words; RadGraph annotates reports of at most 4096/);
+  });
+
+  it('the annotation dict equals radgraph get_entity\'s loops, written plainly, on 200 random predictions with repeated spans', () => {
+    // get_entity (radgraph/utils.py): for each entity in NER order, scan every relation in prediction order; keep
+    // those whose first span is the entity's, pointing at the first entity with the second span
+    const plain = (words: string[], ner: PredictedNer[], rels: PredictedRelation[]) => {
+      const entities: Record<string, unknown> = {};
+      ner.forEach((n, idx) => {
+        const out: Array<[string, string]> = [];
+        for (const r of rels) {
+          if (r.start1 !== n.start || r.end1 !== n.end) continue;
+          const t = ner.findIndex((m) => m.start === r.start2 && m.end === r.end2);
+          if (t >= 0) out.push([r.label, String(t + 1)]);
+        }
+        entities[String(idx + 1)] = { tokens: words.slice(n.start, n.end + 1).join(' '), label: n.label, start_ix: n.start, end_ix: n.end, relations: out };
+      });
+      return { text: words.join(' '), entities, data_source: null, data_split: 'inference' };
+    };
+    let seed = 7;
+    const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    let relations = 0;
+    for (let c = 0; c < 200; c++) {
+      const words = Array.from({ length: 1 + rand(12) }, (_, i) => `w${i}`);
+      const span = (): [number, number] => { const s = rand(words.length); return [s, Math.min(words.length - 1, s + rand(3))]; };
+      const ner = Array.from({ length: rand(10) }, () => { const [start, end] = span(); return { start, end, label: ['ANAT-DP', 'OBS-DP', 'OBS-U'][rand(3)]! }; });
+      const rels = Array.from({ length: rand(30) }, () => {
+        const [start1, end1] = span();
+        const [start2, end2] = span();
+        return { start1, end1, start2, end2, label: ['located_at', 'modify', 'suggestive_of'][rand(3)]! };
+      });
+      const got = annotation(words, ner, rels);
+      expect(got, `case ${c}`).toEqual(plain(words, ner, rels));
+      for (const e of Object.values(got.entities)) relations += e.relations.length;
+    }
+    expect(relations, 'relations kept over the 200 cases').toBeGreaterThan(100);
   });
 
   it('refuses a non-string report and an aborted batch with typed errors', async () => {

@@ -19,7 +19,7 @@ import { chexbertMetrics, labelPairs, withChexbert, type ChexbertMetricOptions, 
 import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { fsum } from './text.js';
-import { checkRadgraphOptions, radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult } from '../radgraph/metric.js';
+import { checkRadgraphLengths, checkRadgraphOptions, radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult } from '../radgraph/metric.js';
 
 /** metric families: "bleu" gives bleu1 and bleu4, "rouge" gives rougeL, "chexbert" gives chexbert and sembScore, "radgraph" radgraph */
 export const EVAL_METRICS = ['bleu', 'rouge', 'chexbert', 'radgraph'] as const;
@@ -163,6 +163,7 @@ export async function evaluate(input: string | readonly EvalRecord[], options: E
   if (typeof input !== 'string' && !Array.isArray(input)) throw new LlavaRadError('INVALID_ARGUMENT', `input must be a predictions file path or an array of records, got ${describeValue(input)}`);
   const { pairs, skipped } = loadPairs(input);
   if (pairs.length === 0) throw noPairs(skipped);
+  if (opts.metrics.includes('radgraph')) checkRadgraphLengths(pairs, typeof input === 'string' ? input : undefined);
   const metrics = scorePairs(pairs, opts);
   if (opts.metrics.includes('chexbert')) Object.assign(metrics, await scoreChexbert(pairs, opts));
   if (opts.metrics.includes('radgraph')) metrics.radgraph = await radgraphMetric(pairs.map((p) => p.reference), pairs.map((p) => p.prediction), opts, opts.bootstrap);

@@ -26,7 +26,7 @@ import { loadPairs, resolveOptions, type EvalOptions, type ResolvedOptions } fro
 import type { EvalRecord, ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { radgraphRewards } from './radgraph-reward.js';
-import { annotateReports, withRadgraph } from '../radgraph/metric.js';
+import { annotateReports, checkRadgraphLengths, withRadgraph } from '../radgraph/metric.js';
 import { fsum } from './text.js';
 
 export interface PairedMetric {
@@ -159,6 +159,10 @@ export function matchPairs(inputA: string | readonly EvalRecord[], inputB: strin
 export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
   const opts = resolveOptions(options);
   const { pa, pb, skipped, unmatched } = matchPairs(inputA, inputB);
+  if (opts.metrics.includes('radgraph')) {
+    checkRadgraphLengths(pa, typeof inputA === 'string' ? inputA : 'A');
+    checkRadgraphLengths(pb, typeof inputB === 'string' ? inputB : 'B');
+  }
   const n = pa.length;
   const B_ = opts.bootstrap;
   const idx = sacrebleuIndices(n, B_);

@@ -10,13 +10,18 @@ export function enumerateSpans(nWords: number, maxWidth: number): Array<[number,
   return spans;
 }
 
+/** ceil(words x spans_per_word) in float32 as torch computes it, at least 1: how many spans the pruner keeps */
+export function keptSpanCount(nWords: number, spansPerWord: number): number {
+  return Math.max(Math.ceil(Math.fround(Math.fround(nWords) * Math.fround(spansPerWord))), 1);
+}
+
 /**
  * the spans kept for relations: ceil(words x spans_per_word) computed in float32 as torch does
  * (sentence_lengths.float() * spans_per_word), the highest mention scores (ties: the earlier span), returned
  * in span order (the pruner sorts the kept indices)
  */
 export function pruneSpans(mention: Float32Array, nWords: number, spansPerWord: number): number[] {
-  const keep = Math.min(Math.max(Math.ceil(Math.fround(Math.fround(nWords) * Math.fround(spansPerWord))), 1), mention.length);
+  const keep = Math.min(keptSpanCount(nWords, spansPerWord), mention.length);
   const order = Array.from(mention.keys()).sort((a, b) => mention[b]! - mention[a]! || a - b);
   return order.slice(0, keep).sort((a, b) => a - b);
 }
@@ -66,14 +71,26 @@ export function decodeRelations(top: ReadonlyArray<[number, number]>, scores: Fl
  * second one (relations to a span that is not an entity are dropped)
  */
 export function annotation(words: readonly string[], ner: readonly PredictedNer[], relations: readonly PredictedRelation[]): RadgraphAnnotation {
+  // both lookups hashed by span: a scan per entity made this cubic in the words (relations grow with their square)
+  const spanKey = (s: number, e: number) => `${s},${e}`;
+  const firstEntity = new Map<string, number>();
+  ner.forEach((n, idx) => {
+    const k = spanKey(n.start, n.end);
+    if (!firstEntity.has(k)) firstEntity.set(k, idx);
+  });
+  const fromSpan = new Map<string, PredictedRelation[]>();
+  for (const r of relations) {
+    const k = spanKey(r.start1, r.end1);
+    const list = fromSpan.get(k);
+    if (list) list.push(r);
+    else fromSpan.set(k, [r]);
+  }
   const entities: Record<string, RadgraphEntity> = {};
-  const firstIndex = (s: number, e: number) => ner.findIndex((n) => n.start === s && n.end === e);
   ner.forEach((n, idx) => {
     const rels: Array<[string, string]> = [];
-    for (const r of relations) {
-      if (r.start1 !== n.start || r.end1 !== n.end) continue;
-      const target = firstIndex(r.start2, r.end2);
-      if (target >= 0) rels.push([r.label, String(target + 1)]);
+    for (const r of fromSpan.get(spanKey(n.start, n.end)) ?? []) {
+      const target = firstEntity.get(spanKey(r.start2, r.end2));
+      if (target !== undefined) rels.push([r.label, String(target + 1)]);
     }
     entities[String(idx + 1)] = { tokens: words.slice(n.start, n.end + 1).join(' '), label: n.label, start_ix: n.start, end_ix: n.end, relations: rels };
   });

@@ -5,7 +5,8 @@
 import { describeValue, invalidArgument, LlavaRadError } from '../errors.js';
 import { radgraphF1, RADGRAPH_REWARD_LEVELS, type RadgraphAnnotation, type RadgraphRewardLevel } from '../eval/radgraph-reward.js';
 import type { NativeModelParams } from '../native.js';
-import { RadgraphModel } from './radgraph.js';
+import { RADGRAPH_MAX_WORDS, RadgraphModel } from './radgraph.js';
+import { radgraphWords } from './words.js';
 
 export type RadgraphSource = string | RadgraphModel;
 
@@ -43,6 +44,26 @@ export function checkRadgraphOptions(o: RadgraphMetricOptions): void {
     throw invalidArgument('radgraphLevel', '"simple", "partial" or "complete"', o.radgraphLevel);
   }
   if (o.radgraphLowercase !== undefined && typeof o.radgraphLowercase !== 'boolean') throw invalidArgument('radgraphLowercase', 'a boolean', o.radgraphLowercase);
+}
+
+/**
+ * Before any scoring: BAD_PREDICTIONS naming the record when a reference or a prediction has more words than
+ * RadGraph annotates (RADGRAPH_MAX_WORDS), so that an evaluation is refused at once instead of failing, or
+ * running for hours, after the other metrics. `label` names the file or set ("A", a path).
+ */
+export function checkRadgraphLengths(pairs: ReadonlyArray<{ id?: string; reference: string; prediction: string }>, label?: string): void {
+  pairs.forEach((p, i) => {
+    for (const field of ['reference', 'prediction'] as const) {
+      // a word is at least one character: only a long text needs splitting
+      if (p[field].length <= RADGRAPH_MAX_WORDS) continue;
+      const n = radgraphWords(p[field]).length;
+      if (n > RADGRAPH_MAX_WORDS) {
+        const where = `${label ? `${label}: ` : ''}record ${i + 1} of those scored${p.id !== undefined ? ` (id ${JSON.stringify(p.id)})` : ''}`;
+        throw new LlavaRadError('BAD_PREDICTIONS',
+          `${where}: the ${field} has ${n} words; the radgraph metric reads reports of at most ${RADGRAPH_MAX_WORDS} (RadGraph scores every pair of its kept spans, so the time grows with the square of the words; a findings section has a few hundred)`);
+      }
+    }
+  });
 }
 
 /** runs `fn` with a model: the caller's, or one loaded from a path and disposed after */

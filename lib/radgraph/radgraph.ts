@@ -46,8 +46,30 @@ import { BertTokenizer, WordPieceVocab } from '../bert/wordpiece.js';
 import type { RadgraphAnnotation } from '../eval/radgraph-reward.js';
 import { ggufNumber, ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
 import { native, type NativeModelParams } from '../native.js';
-import { annotation, decodeNer, decodeRelations, enumerateSpans, pruneSpans } from './decode.js';
+import { annotation, decodeNer, decodeRelations, enumerateSpans, keptSpanCount, pruneSpans } from './decode.js';
 import { radgraphWords } from './words.js';
+
+/**
+ * The longest report annotated, in words, and the most spans kept for relations. Every ordered pair of kept
+ * spans is scored, so time and the relation scores grow with the square of the words: at the released model's
+ * shape (spans_per_word 0.5) 2,000 words took 28 s on 2 cores (bench/radgraph.mjs), 4,096 take about two
+ * minutes, and a 65,536-byte text of one-letter words (32,768 words) would take hours and 13 GB of scores. A
+ * findings section has a few hundred words.
+ */
+export const RADGRAPH_MAX_WORDS = 4096;
+export const RADGRAPH_MAX_KEPT_SPANS = 2048;
+
+/** why RadGraph will not annotate a text of `nWords` words with `spansPerWord`, or undefined when it will */
+export function radgraphTooLong(nWords: number, spansPerWord: number): string | undefined {
+  if (nWords > RADGRAPH_MAX_WORDS) {
+    return `${nWords} words; RadGraph annotates reports of at most ${RADGRAPH_MAX_WORDS} (every pair of its kept spans is scored, so the time grows with the square of the words; a findings section has a few hundred)`;
+  }
+  const kept = keptSpanCount(nWords, spansPerWord);
+  if (kept > RADGRAPH_MAX_KEPT_SPANS) {
+    return `${nWords} words, of which this model (spans_per_word ${spansPerWord}) would keep ${kept} spans; at most ${RADGRAPH_MAX_KEPT_SPANS} are scored in pairs`;
+  }
+  return undefined;
+}
 
 /** what the addon's loadRadgraph / Radgraph expose (native/addon/radgraph.cpp) */
 interface NativeRadgraph {
@@ -168,6 +190,8 @@ export class RadgraphModel {
     const { nEmbd: D, nCtx } = this.#info;
     const s = this.settings;
     const words = radgraphWords(report);
+    const tooLong = radgraphTooLong(words.length, s.spansPerWord);
+    if (tooLong) throw new LlavaRadError('INVALID_ARGUMENT', `the report has ${tooLong}`);
     const wordPieces = words.map((w) => this.tokenizer.tokenize(w));
     const pieces = wordPieces.flat();
     const room = s.maxLength > 0 ? s.maxLength - 2 : nCtx - 2;
