@@ -145,3 +145,37 @@ describe('evaluate() on the dev set equals run.py', () => {
     });
   }
 });
+
+describe('bootstraps of many resamples hold one resample at a time', () => {
+  // evaluate() allows 100,000 resamples; before the resamples were drawn row by row, 3,000 studies at that
+  // setting ended the process (V8: heap out of memory) while the 3e8 indices were drawn into one array. Here
+  // 500 studies x 10,000 resamples (5e6 indices per metric) run in a child whose JS heap may hold 32 MB:
+  // before, it aborted there (exit 134). That the numbers are numpy's, sacrebleu's and scipy's is checked
+  // above and in eval-numpy-random / eval-chexbert-f1 (the same row-by-row draws).
+  it('evaluate (BLEU, ROUGE-L), evaluatePaired and chexbertF1: 5e6 indices each in a 32 MB heap', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const path = await import('node:path');
+    const root = new URL('..', import.meta.url).pathname;
+    const code = `
+      const { evaluate } = await import(${JSON.stringify(path.join(root, 'lib/eval/evaluate.ts'))});
+      const { evaluatePaired } = await import(${JSON.stringify(path.join(root, 'lib/eval/paired.ts'))});
+      const { chexbertF1 } = await import(${JSON.stringify(path.join(root, 'lib/eval/chexbert-f1.ts'))});
+      const n = 500, B = 10000;
+      const preds = ['No effusion.', 'Mild cardiomegaly.', 'Heart size normal.', 'Small left pleural effusion.'];
+      const a = Array.from({ length: n }, (_, i) => ({ id: String(i), reference: preds[(i * 7) % 4] + ' No pneumothorax.', prediction: preds[i % 4] }));
+      const b = a.map((r, i) => ({ ...r, prediction: preds[(i + 1) % 4] }));
+      const labels = (k) => Array.from({ length: 14 }, (_, c) => [null, 1, 2, 3][(k * 5 + c * 3) % 4]);
+      const e = await evaluate(a, { bootstrap: B });
+      const p = await evaluatePaired(a, b, { bootstrap: B });
+      const c = chexbertF1(a.map((_, i) => labels(i)), a.map((_, i) => labels(i % 3 ? i : i + 1)), { bootstrap: B });
+      console.log(JSON.stringify({ bleu4: e.metrics.bleu4, rougeL: e.metrics.rougeL, paired: p.metrics, chexbert: c.summary }));`;
+    const run = (heap: string[]) => {
+      const r = spawnSync(process.execPath, [...heap, '--import', path.join(root, 'scripts/ts-hooks.mjs'), '--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 300_000 });
+      expect(r.status, `${heap.join(' ') || 'default heap'}: exit ${r.status} ${r.signal ?? ''}: ${r.stderr.split('\n').filter((l) => /FATAL|Error/.test(l)).join(' ').slice(0, 400)}`).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    };
+    const child = run(['--max-old-space-size=32']);
+    expect(child.bleu4.ci[0]).toBeLessThan(child.bleu4.ci[1]);
+    expect(child.chexbert['Micro-F1-14'].ci[0]).toBeLessThan(child.chexbert['Micro-F1-14'].ci[1]);
+  }, 300_000);
+});

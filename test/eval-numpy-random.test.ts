@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { defaultRng, PCG64, RandomState, seedSequenceState } from '../lib/eval/numpy-random.js';
+import { ResampleRows } from '../lib/eval/resample-rows.js';
+import { scipyBootstrapIndices, scipyBootstrapRows } from '../lib/eval/scipy-bootstrap.js';
 
 interface Golden {
   versions: Record<string, string>;
@@ -75,3 +77,34 @@ describe(`numpy default_rng (PCG64 + SeedSequence), vs numpy ${golden.versions.n
     for (const w of seedSequenceState(12345, 8)) expect(w >>> 0).toBe(w);
   });
 });
+
+describe('bootstrap resamples drawn row by row equal the one B x n draw', () => {
+  const collect = (rows: ResampleRows) => {
+    const out: number[][] = [];
+    rows.forEach((row) => out.push(Array.from(row)));
+    return out;
+  };
+  it('sacrebleu: choice(220, size=(20, 220)) of real numpy, row by row; each forEach draws afresh', () => {
+    const rows = ResampleRows.sacrebleu(220, 20, golden.generator.seed);
+    expect(collect(rows), '4400 draws').toEqual(golden.generator.choice_220x20);
+    expect(collect(rows), 'a second pass: the same rows').toEqual(golden.generator.choice_220x20);
+  });
+  it('an odd n (PCG64 hands out 32-bit halves across rows) and n = 1 (no draws)', () => {
+    for (const [n, B] of [[7, 9], [1, 4], [3001, 3]]) {
+      const flat = defaultRng(12345).choice(n, n * B);
+      expect(collect(ResampleRows.sacrebleu(n, B, 12345)).flat(), `${n * B} draws`).toEqual(flat);
+      const legacy = new RandomState(3).randint(0, n, n * B);
+      expect(collect(ResampleRows.scipy(n, B, 3)).flat(), `${n * B} legacy draws`).toEqual(legacy);
+    }
+  });
+  it('scipy.stats.bootstrap: the rows equal the indices matrix, batched or not; a RandomState given is drawn from once', () => {
+    const matrix = scipyBootstrapIndices(37, { nResamples: 11 });
+    expect(collect(scipyBootstrapRows(37, { nResamples: 11 })).flat(), '407 draws').toEqual(Array.from(matrix));
+    expect(Array.from(scipyBootstrapIndices(37, { nResamples: 11, batch: 4 }))).toEqual(Array.from(matrix));
+    const rs = new RandomState(3);
+    const given = scipyBootstrapRows(37, { nResamples: 11, randomState: rs });
+    expect(collect(given).flat()).toEqual(Array.from(matrix));
+    expect(collect(given).flat(), 'the stream goes on').toEqual(new RandomState(3).randint(0, 37, 37 * 22).slice(37 * 11));
+  });
+});
+

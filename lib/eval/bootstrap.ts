@@ -12,7 +12,8 @@
 //   2.5th, 50th and 97.5th percentiles (numpy's linear interpolation) are low, median and high.
 
 import { bleuFromStats } from './bleu.js';
-import { defaultRng, RandomState, type Generator } from './numpy-random.js';
+import { RandomState } from './numpy-random.js';
+import { ResampleRows } from './resample-rows.js';
 import { fsum } from './text.js';
 
 /** the seed sacrebleu gives default_rng (SACREBLEU_SEED's default) */
@@ -62,31 +63,29 @@ export interface BleuBootstrap {
 }
 
 /**
- * Row-major B x n bootstrap indices, as `default_rng(seed).choice(n, size=(B, n))` draws them.
- * Each call makes a fresh generator, as each sacrebleu `corpus_score` does.
+ * sacrebleu's B x n bootstrap resamples (`default_rng(seed).choice(n, size=(B, n))`), row by row. Each
+ * forEach makes a fresh generator, as each sacrebleu `corpus_score` does.
  */
-export function sacrebleuIndices(n: number, samples: number, seed: number = SACREBLEU_SEED): Int32Array {
-  const rng: Generator = defaultRng(seed);
-  return Int32Array.from(rng.choice(n, n * samples));
+export function sacrebleuRows(n: number, samples: number, seed: number = SACREBLEU_SEED): ResampleRows {
+  return ResampleRows.sacrebleu(n, samples, seed);
 }
 
 /** sacrebleu's bootstrap of a corpus BLEU from per-segment statistics */
-export function bleuBootstrap(stats: readonly number[][], maxOrder: number, samples: number, indices?: Int32Array): BleuBootstrap {
+export function bleuBootstrap(stats: readonly number[][], maxOrder: number, samples: number, rows?: ResampleRows): BleuBootstrap {
   const n = stats.length;
-  const idx = indices ?? sacrebleuIndices(n, samples);
+  const resamples = rows ?? sacrebleuRows(n, samples);
   const width = 2 + 2 * maxOrder;
   const sum = new Float64Array(width);
   const scores: number[] = [];
-  for (let r = 0; r < samples; r++) {
+  resamples.forEach((row) => {
     sum.fill(0);
-    const row = r * n;
     for (let i = 0; i < n; i++) {
-      const s = stats[idx[row + i]!]!;
+      const s = stats[row[i]!]!;
       // sacrebleu sums float32 copies of the statistics: exact for integers below 2^24
       for (let k = 0; k < width; k++) sum[k] = Math.fround(sum[k]! + s[k]!);
     }
     scores.push(bleuFromStats(sum, maxOrder).score);
-  }
+  });
   const sorted = [...scores].sort((a, b) => a - b);
   const lowerIdx = Math.floor(samples / 40);
   const upperIdx = samples - lowerIdx - 1;

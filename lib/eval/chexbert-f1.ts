@@ -21,7 +21,7 @@
 // studies of each study's precision / recall / F1 across labels.
 
 import { describeValue, invalidArgument, LlavaRadError } from '../errors.js';
-import { pairwiseSum, scipyBootstrap, scipyBootstrapIndices, SCIPY_BOOTSTRAP_RESAMPLES, SCIPY_BOOTSTRAP_SEED } from './scipy-bootstrap.js';
+import { pairwiseSum, scipyBootstrap, scipyBootstrapRows, SCIPY_BOOTSTRAP_RESAMPLES, SCIPY_BOOTSTRAP_SEED } from './scipy-bootstrap.js';
 
 /** the 14 conditions in the CheXbert labeler's output order */
 export const CHEXBERT_CONDITIONS = [
@@ -279,7 +279,7 @@ export function chexbertF1(references: readonly ChexbertLabels[], predictions: r
   const all = CHEXBERT_CONDITIONS.map((_, i) => i);
   const five = CHEXBERT_CONDITIONS_5.map((c) => CHEXBERT_CONDITIONS.indexOf(c));
   // every official bootstrap call makes a fresh RandomState(3) and resamples the same n studies: one draw serves all
-  const indices = B > 0 ? scipyBootstrapIndices(n, { nResamples: B, randomState: SCIPY_BOOTSTRAP_SEED }) : undefined;
+  const indices = B > 0 ? scipyBootstrapRows(n, { nResamples: B, randomState: SCIPY_BOOTSTRAP_SEED }) : undefined;
   const one = (mode: BinaryMode, cols: number[], names: readonly string[]): ClassificationReport => {
     const yTrue = binaryMatrix(refs, mode, cols);
     const yPred = binaryMatrix(preds, mode, cols);

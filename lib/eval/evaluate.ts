@@ -14,7 +14,7 @@
 
 import { describeValue, LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, corpusBleu } from './bleu.js';
-import { bleuBootstrap, rougeBootstrap, sacrebleuIndices } from './bootstrap.js';
+import { bleuBootstrap, rougeBootstrap, sacrebleuRows } from './bootstrap.js';
 import { chexbertMetrics, labelPairs, withChexbert, type ChexbertMetricOptions, type ChexbertMetricResult, type SembScoreResult } from './chexbert-metric.js';
 import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
@@ -137,11 +137,11 @@ export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions):
   const metrics: EvalResult['metrics'] = {};
   if (opts.metrics.includes('bleu')) {
     // both BLEU orders resample with a fresh default_rng(12345), i.e. the same indices
-    const indices = sacrebleuIndices(pairs.length, opts.bootstrap);
+    const rows = sacrebleuRows(pairs.length, opts.bootstrap);
     for (const order of [1, 4] as const) {
       const stats = bleuCorpusStats(preds, refs, order);
       const corpus = corpusBleu(stats, order);
-      const bs = bleuBootstrap(stats, order, opts.bootstrap, indices);
+      const bs = bleuBootstrap(stats, order, opts.bootstrap, rows);
       metrics[order === 1 ? 'bleu1' : 'bleu4'] = { score: corpus.score, ci: bs.ci, mean: bs.mean, precisions: corpus.precisions, bp: corpus.bp };
     }
   }

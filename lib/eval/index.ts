@@ -52,6 +52,7 @@ export {
 export {
   scipyBootstrap,
   scipyBootstrapIndices,
+  scipyBootstrapRows,
   radgraphMeanStatistic,
   pairwiseSum,
   numpyMean,

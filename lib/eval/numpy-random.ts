@@ -15,6 +15,12 @@ import { invalidArgument } from '../errors.js';
 
 const TWO32 = 4294967296;
 
+/** where draws are written: a number[] or a typed array */
+export interface Writable {
+  readonly length: number;
+  [i: number]: number;
+}
+
 /** the smallest 2^k - 1 that is >= x (x a uint32) */
 function mask32(x: number): number {
   let m = x >>> 0;
@@ -24,6 +30,20 @@ function mask32(x: number): number {
   m |= m >>> 8;
   m |= m >>> 16;
   return m >>> 0;
+}
+
+/**
+ * The two ranges both numpy samplers fill without rejection: a single value (no draw) and all 2^32 values
+ * (one draw each). Returns false, writing nothing, for any other range (`rng` = high - low - 1).
+ */
+function fillWithoutRejection(out: Writable, low: number, rng: number, src: Uint32Source): boolean {
+  if (rng === 0) {
+    for (let i = 0; i < out.length; i++) out[i] = low;
+    return true;
+  }
+  if (rng !== TWO32 - 1) return false;
+  for (let i = 0; i < out.length; i++) out[i] = low + src.nextUint32();
+  return true;
 }
 
 /** a source of uint32 draws */
@@ -134,14 +154,15 @@ export class RandomState {
 
   /** `randint(low, high, size)`: integers in [low, high) by masked rejection sampling */
   randint(low: number, high: number, size: number): number[] {
-    const rng = checkRange(low, high, 'randint') - 1;
     checkSize(size);
-    const out = new Array<number>(size);
-    if (rng === 0) return out.fill(low);
-    if (rng === TWO32 - 1) {
-      for (let i = 0; i < size; i++) out[i] = low + this.bitGenerator.nextUint32();
-      return out;
-    }
+    return this.fillRandint(new Array<number>(size), low, high);
+  }
+
+  /** `randint(low, high, out.length)` written into `out` (the draws continue the stream across calls) */
+  fillRandint<T extends Writable>(out: T, low: number, high: number): T {
+    const rng = checkRange(low, high, 'randint') - 1;
+    const size = out.length;
+    if (fillWithoutRejection(out, low, rng, this.bitGenerator)) return out;
     const mask = mask32(rng);
     for (let i = 0; i < size; i++) {
       let v: number;
@@ -362,15 +383,16 @@ export class Generator {
 
   /** `integers(low, high, size)`: integers in [low, high) by Lemire's method on 32-bit draws */
   integers(low: number, high: number, size: number): number[] {
-    const rng = checkRange(low, high, 'integers') - 1;
     checkSize(size);
-    const out = new Array<number>(size);
-    if (rng === 0) return out.fill(low);
+    return this.fillIntegers(new Array<number>(size), low, high);
+  }
+
+  /** `integers(low, high, out.length)` written into `out` (the draws continue the stream across calls) */
+  fillIntegers<T extends Writable>(out: T, low: number, high: number): T {
+    const rng = checkRange(low, high, 'integers') - 1;
+    const size = out.length;
     const src = this.bitGenerator;
-    if (rng === TWO32 - 1) {
-      for (let i = 0; i < size; i++) out[i] = low + src.nextUint32();
-      return out;
-    }
+    if (fillWithoutRejection(out, low, rng, src)) return out;
     const rngExcl = rng + 1;
     const threshold = (TWO32 - rngExcl) % rngExcl; // (UINT32_MAX - rng) % rng_excl
     for (let i = 0; i < size; i++) {

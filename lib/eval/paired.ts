@@ -19,7 +19,8 @@
 
 import { LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, bleuFromStats, corpusBleu } from './bleu.js';
-import { percentile, sacrebleuIndices } from './bootstrap.js';
+import { percentile, sacrebleuRows } from './bootstrap.js';
+import type { ResampleRows } from './resample-rows.js';
 import { averageF1, binaryMatrix, CHEXBERT_CONDITIONS, CHEXBERT_CONDITIONS_5, normalizeChexbertLabels, type BinaryMode, type ChexbertSummaryKey } from './chexbert-f1.js';
 import { cosineSimilarity, labelPairs, withChexbert } from './chexbert-metric.js';
 import { loadPairs, resolveOptions, type EvalOptions, type ResolvedOptions } from './evaluate.js';
@@ -54,8 +55,8 @@ export interface PairedResult {
   metrics: { bleu1?: PairedMetric; bleu4?: PairedMetric; rougeL?: PairedMetric; chexbert?: Record<ChexbertSummaryKey, PairedMetric>; sembScore?: PairedMetric; radgraph?: PairedMetric };
 }
 
-/** the chexbert family's paired bootstrap over the resamples `idx` (B x n, row-major) */
-async function pairedChexbert(pa: readonly ScoredPair[], pb: readonly ScoredPair[], idx: Int32Array, B: number, opts: ResolvedOptions): Promise<Pick<PairedResult['metrics'], 'chexbert' | 'sembScore'>> {
+/** the chexbert family's paired bootstrap over the resamples `idx` */
+async function pairedChexbert(pa: readonly ScoredPair[], pb: readonly ScoredPair[], idx: ResampleRows, opts: ResolvedOptions): Promise<Pick<PairedResult['metrics'], 'chexbert' | 'sembScore'>> {
   const n = pa.length;
   const { refs, preds } = await withChexbert(opts, (labeler) => labelPairs(labeler, pa.map((p) => p.reference), [...pa.map((p) => p.prediction), ...pb.map((p) => p.prediction)], opts.signal));
   const predsA = preds.slice(0, n);
@@ -64,7 +65,6 @@ async function pairedChexbert(pa: readonly ScoredPair[], pb: readonly ScoredPair
   const [yR, yA, yB] = [norm(refs), norm(predsA), norm(predsB)];
   const all = CHEXBERT_CONDITIONS.map((_, i) => i);
   const five = CHEXBERT_CONDITIONS_5.map((c) => CHEXBERT_CONDITIONS.indexOf(c));
-  const rows = (r: number) => idx.subarray(r * n, (r + 1) * n);
   const chexbert = {} as Record<ChexbertSummaryKey, PairedMetric>;
   for (const [suffix, mode, cols] of [['14', 'rrg', all], ['5', 'rrg', five], ['14+', 'rrg+', all], ['5+', 'rrg+', five]] as Array<[string, BinaryMode, number[]]>) {
     const t = binaryMatrix(yR, mode, cols);
@@ -72,29 +72,29 @@ async function pairedChexbert(pa: readonly ScoredPair[], pb: readonly ScoredPair
     const b = binaryMatrix(yB, mode, cols);
     for (const avg of ['micro', 'macro'] as const) {
       const diffs: number[] = [];
-      for (let r = 0; r < B; r++) diffs.push(averageF1(t, b, avg, rows(r)) - averageF1(t, a, avg, rows(r)));
+      idx.forEach((row) => diffs.push(averageF1(t, b, avg, row) - averageF1(t, a, avg, row)));
       chexbert[`${avg === 'micro' ? 'Micro' : 'Macro'}-F1-${suffix}` as ChexbertSummaryKey] = summarize(averageF1(t, a, avg), averageF1(t, b, avg), diffs);
     }
   }
   const ca = refs.map((r, i) => cosineSimilarity(r.cls, predsA[i]!.cls));
   const cb = refs.map((r, i) => cosineSimilarity(r.cls, predsB[i]!.cls));
-  return { chexbert, sembScore: meanDiffs(ca, cb, idx, B) };
+  return { chexbert, sembScore: meanDiffs(ca, cb, idx) };
 }
 
 /** paired bootstrap of per-study values averaged over the studies (ROUGE-L, SembScore) */
-function meanDiffs(fa: readonly number[], fb: readonly number[], idx: Int32Array, B: number): PairedMetric {
+function meanDiffs(fa: readonly number[], fb: readonly number[], idx: ResampleRows): PairedMetric {
   const n = fa.length;
   const diffs: number[] = [];
-  for (let r = 0; r < B; r++) {
+  idx.forEach((row) => {
     let x = 0;
     let y = 0;
     for (let i = 0; i < n; i++) {
-      const j = idx[r * n + i]!;
+      const j = row[i]!;
       x += fa[j]!;
       y += fb[j]!;
     }
     diffs.push(y / n - x / n);
-  }
+  });
   let ma = 0;
   let mb = 0;
   for (let i = 0; i < n; i++) {
@@ -123,7 +123,7 @@ function summarize(a: number, b: number, diffs: number[]): PairedMetric {
  *  the resamples every paired metric uses: for per-study scores computed elsewhere (GREEN, CheXprompt) */
 export function pairedMeans(fa: readonly number[], fb: readonly number[], bootstrap: number): PairedMetric {
   if (fa.length !== fb.length || fa.length === 0) throw new LlavaRadError('INVALID_ARGUMENT', `pairedMeans needs two equally long non-empty lists, got ${fa.length} and ${fb.length} values`);
-  return meanDiffs(fa, fb, sacrebleuIndices(fa.length, bootstrap), bootstrap);
+  return meanDiffs(fa, fb, sacrebleuRows(fa.length, bootstrap));
 }
 
 export interface MatchedPairs {
@@ -165,7 +165,7 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
   }
   const n = pa.length;
   const B_ = opts.bootstrap;
-  const idx = sacrebleuIndices(n, B_);
+  const idx = sacrebleuRows(n, B_);
   const refs = pa.map((p) => p.reference);
   const metrics: PairedResult['metrics'] = {};
   if (opts.metrics.includes('bleu')) {
@@ -176,11 +176,11 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
       const diffs: number[] = [];
       const sumA = new Float64Array(width);
       const sumB = new Float64Array(width);
-      for (let r = 0; r < B_; r++) {
+      idx.forEach((row) => {
         sumA.fill(0);
         sumB.fill(0);
         for (let i = 0; i < n; i++) {
-          const j = idx[r * n + i]!;
+          const j = row[i]!;
           const x = sa[j]!;
           const y = sb[j]!;
           for (let k = 0; k < width; k++) {
@@ -189,23 +189,23 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
           }
         }
         diffs.push(bleuFromStats(sumB, order).score - bleuFromStats(sumA, order).score);
-      }
+      });
       metrics[order === 1 ? 'bleu1' : 'bleu4'] = summarize(corpusBleu(sa, order).score, corpusBleu(sb, order).score, diffs);
     }
   }
   if (opts.metrics.includes('rouge')) {
     const fa = pa.map((p) => rougeL(p.reference, p.prediction).fmeasure);
     const fb = pb.map((p) => rougeL(p.reference, p.prediction).fmeasure);
-    metrics.rougeL = meanDiffs(fa, fb, idx, B_);
+    metrics.rougeL = meanDiffs(fa, fb, idx);
   }
-  if (opts.metrics.includes('chexbert')) Object.assign(metrics, await pairedChexbert(pa, pb, idx, B_, opts));
+  if (opts.metrics.includes('chexbert')) Object.assign(metrics, await pairedChexbert(pa, pb, idx, opts));
   if (opts.metrics.includes('radgraph')) {
     metrics.radgraph = await withRadgraph(opts, async (model) => {
       const refAnnotations = await annotateReports(model, refs, opts.signal);
       const level = { rewardLevel: opts.radgraphLevel ?? 'partial', lowercase: opts.radgraphLowercase ?? false } as const;
       const f1 = async (ps: readonly ScoredPair[]) =>
         radgraphRewards(refAnnotations, await annotateReports(model, ps.map((p) => p.prediction), opts.signal), level).rewards.map((r) => r.f1);
-      return meanDiffs(await f1(pa), await f1(pb), idx, B_);
+      return meanDiffs(await f1(pa), await f1(pb), idx);
     });
   }
   return {

@@ -18,6 +18,7 @@
 import { invalidArgument, LlavaRadError } from '../errors.js';
 import { percentile } from './bootstrap.js';
 import { RandomState } from './numpy-random.js';
+import { ResampleRows } from './resample-rows.js';
 
 /** the random_state the official evaluation passes to scipy.stats.bootstrap */
 export const SCIPY_BOOTSTRAP_SEED = 3;
@@ -120,32 +121,49 @@ export function scipyBootstrapIndices(n: number, options: Pick<ScipyBootstrapOpt
   if (n * nResamples > 2 ** 31 - 1) throw new LlavaRadError('INVALID_ARGUMENT', `${nResamples} resamples of ${n} observations are too many indices`);
   const rng = resolveRng(options.randomState);
   const out = new Int32Array(n * nResamples);
+  // batches change nothing: MT19937 hands out one stream of 32-bit draws whatever the call sizes
   for (let k = 0; k < nResamples; k += batch) {
     const rows = Math.min(batch, nResamples - k);
-    out.set(rng.randint(0, n, rows * n), k * n);
+    rng.fillRandint(out.subarray(k * n, (k + rows) * n), 0, n);
   }
   return out;
+}
+
+/** the same resamples row by row (n numbers held instead of nResamples x n) */
+export function scipyBootstrapRows(n: number, options: Pick<ScipyBootstrapOptions, 'nResamples' | 'batch' | 'randomState'> = {}): ResampleRows {
+  checkCount(n, 'the number of observations', 2);
+  const nResamples = checkCount(options.nResamples ?? SCIPY_BOOTSTRAP_RESAMPLES, 'nResamples', 1);
+  if (options.batch !== undefined) checkCount(options.batch, 'batch', 1);
+  const rs = options.randomState;
+  if (rs !== undefined && !(rs instanceof RandomState)) resolveRng(rs); // checks the seed
+  return ResampleRows.scipy(n, nResamples, rs ?? SCIPY_BOOTSTRAP_SEED);
 }
 
 /**
  * `scipy.stats.bootstrap((range(n),), statistic, method="percentile", vectorized=False, ...)`: `statistic`
  * gets each resample's study indices (a view, do not keep it) and returns a number.
- * `indices` (from scipyBootstrapIndices) lets several statistics share one draw, as the official
- * evaluation's calls do (each makes a fresh RandomState(3), so equal n means equal resamples).
+ * `indices` (scipyBootstrapRows, or a matrix from scipyBootstrapIndices) lets several statistics share one
+ * draw, as the official evaluation's calls do (each makes a fresh RandomState(3), so equal n means equal
+ * resamples); without it the resamples are drawn row by row.
  */
 export function scipyBootstrap(
   n: number,
   statistic: (indices: Int32Array) => number,
   options: ScipyBootstrapOptions = {},
-  indices?: Int32Array,
+  indices?: Int32Array | ResampleRows,
 ): ScipyBootstrapResult {
   const nResamples = checkCount(options.nResamples ?? SCIPY_BOOTSTRAP_RESAMPLES, 'nResamples', 1);
   const confidence = options.confidenceLevel ?? 0.95;
   if (typeof confidence !== 'number' || !(confidence > 0 && confidence < 1)) throw invalidArgument('confidenceLevel', 'a number between 0 and 1', confidence);
-  const idx = indices ?? scipyBootstrapIndices(n, options);
-  if (idx.length !== n * nResamples) throw invalidArgument('indices', `${nResamples} x ${n} values`, `${idx.length} values`);
   const distribution = new Float64Array(nResamples);
-  for (let k = 0; k < nResamples; k++) distribution[k] = statistic(idx.subarray(k * n, (k + 1) * n));
+  if (indices instanceof Int32Array) {
+    if (indices.length !== n * nResamples) throw invalidArgument('indices', `${nResamples} x ${n} values`, `${indices.length} values`);
+    for (let k = 0; k < nResamples; k++) distribution[k] = statistic(indices.subarray(k * n, (k + 1) * n));
+  } else {
+    const rows = indices ?? scipyBootstrapRows(n, options);
+    if (rows.n !== n || rows.samples !== nResamples) throw invalidArgument('indices', `${nResamples} resamples of ${n}`, `${rows.samples} of ${rows.n}`);
+    rows.forEach((row, k) => { distribution[k] = statistic(row); });
+  }
   const alpha = (1 - confidence) / 2;
   const theta = Array.from(distribution);
   return {
