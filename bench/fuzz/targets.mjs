@@ -17,6 +17,7 @@ import { mutateSafetensors } from './safetensors.mjs';
 import { SEED_FILES, clipSeed, seedsDir } from './seeds.mjs';
 import { mutateArchive } from './tar.mjs';
 import { mutateHttp } from './http.mjs';
+import { hostileText } from './text.mjs';
 import { connect } from 'node:net';
 import { mutateZipStructure, readZip, writeZip } from './zip.mjs';
 
@@ -295,6 +296,76 @@ async function runHttp(L, bytes) {
   throw new L.LlavaRadError(code, `HTTP ${status}`);
 }
 
+const RADIOGRAPH = fx('fixtures/findings/radiograph-rgb-1100x900.jpg');
+
+/** the models the text target runs, loaded once per child from the campaign's seeds */
+let textModels;
+function textModelsOf(L) {
+  textModels ??= (async () => {
+    const s = clipSeed();
+    const folder = path.dirname(s.clip);
+    const decoder = path.join(folder, readdirSync(folder).find((f) => /decoder.*\.gguf$/.test(f)));
+    return {
+      chexbert: await L.ChexbertLabeler.load(path.join(seedsDir(), 'chexbert-f32.gguf'), { threads: 1 }),
+      radgraph: await L.RadgraphModel.load(path.join(seedsDir(), 'radgraph-f32.gguf'), { threads: 1 }),
+      clip: await L.loadClip({ clip: s.clip, vision: s.vision, threads: 1 }),
+      llava: await L.loadLlavaRad({ decoder, vision: s.vision, threads: 1 }),
+    };
+  })();
+  return textModels;
+}
+
+/** a record field: usually hostile text, now and then another JSON type */
+function textField(rng) {
+  return rng.chance(0.93) ? hostileText(rng) : rng.pick([null, 42, true, [], {}, ['x'], -0.5]);
+}
+
+/** hostile text through every consumer of text: the metrics (a predictions file), CheXbert, RadGraph, CLIP, the decoder */
+function textInput(rng, dir) {
+  const kind = rng.weighted({ eval: 4, chexbert: 2, radgraph: 2, clip: 2, tokenize: 1, findings: 1, judge: 1 });
+  rng.note(kind);
+  if (kind !== 'eval') return { kind, texts: Array.from({ length: rng.count(6, 2) }, () => hostileText(rng)) };
+  const records = Array.from({ length: rng.count(8, 3) }, (_, i) => {
+    const r = { id: rng.chance(0.9) ? `s${i}` : textField(rng), reference: textField(rng), [rng.chance(0.7) ? 'prediction' : 'findings']: textField(rng) };
+    if (rng.chance(0.05)) r.error = textField(rng);
+    return r;
+  });
+  let bytes = Buffer.from(records.map((r) => JSON.stringify(r)).join(rng.pick(['\n', '\r\n', '\n\n'])) + '\n');
+  if (rng.chance(0.1)) bytes = mutateBytes(bytes, rng, { count: 1 });
+  const file = path.join(dir, 'predictions.jsonl');
+  writeFileSync(file, bytes);
+  const metrics = rng.pick([['bleu', 'rouge'], ['chexbert'], ['radgraph'], ['bleu', 'rouge', 'chexbert', 'radgraph']]);
+  return { kind, file, metrics, bootstrap: rng.pick([2, 20, 100]), paired: rng.chance(0.2) };
+}
+
+async function runText(L, input, rng) {
+  const m = await textModelsOf(L);
+  const { texts } = input;
+  if (input.kind === 'eval') {
+    const opts = { metrics: input.metrics, chexbert: m.chexbert, radgraph: m.radgraph, bootstrap: input.bootstrap };
+    await (input.paired ? L.evaluatePaired(input.file, input.file, opts) : L.evaluate(input.file, opts));
+  } else if (input.kind === 'chexbert') await m.chexbert.labelMany(texts);
+  else if (input.kind === 'radgraph') await m.radgraph.annotateMany(texts);
+  else if (input.kind === 'clip') {
+    await m.clip.embedTexts(texts);
+    if (rng.chance(0.3)) await m.clip.classify(read(RADIOGRAPH), texts);
+  } else if (input.kind === 'tokenize') {
+    const ids = await m.llava.decoder.tokenize(texts.join(''));
+    await m.llava.decoder.detokenize(ids);
+  } else if (input.kind === 'findings') await m.llava.generateFindings(read(RADIOGRAPH), texts[0], { maxTokens: 2 });
+  else {
+    for (const t of texts) {
+      L.cleanGreenResponse(t);
+      L.greenCounts(t);
+      try {
+        L.parseChexpromptCompletion(t);
+      } catch (e) {
+        if (!(e instanceof L.LlavaRadError)) throw e;
+      }
+    }
+  }
+}
+
 /** a special file where a regular one is expected: FIFO, folder, device, symlink loop, dangling link, empty */
 const SPECIAL_KINDS = ['fifo', 'dir', 'devzero', 'devnull', 'loop', 'dangling', 'empty', 'devurandom'];
 const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert'];
@@ -469,6 +540,13 @@ export const TARGETS = {
     what: 'serve on the tiny models (one server per child, kept across inputs): multipart, JSON and chat requests and the GET routes with the request line, headers, lengths, chunked framing, bodies and parts mutated, each written to a raw connection; then GET /health',
     make: (rng) => mutateHttp(read(fx('fixtures/findings/radiograph-rgb-1100x900.jpg')), rng),
     run: runHttp,
+  },
+  text: {
+    weight: 1,
+    seeds: true,
+    what: 'hostile text (length-changing case maps, combining marks, lone surrogates, controls, every whitespace, special-token strings, long runs, past the limits) through evaluate / evaluatePaired (a predictions file, now and then damaged), CheXbert, RadGraph, CLIP text and zero-shot labels, the decoder tokenizer, generateFindings reasons and the judges\' parsers',
+    make: textInput,
+    run: runText,
   },
   special: {
     weight: 0,
