@@ -96,7 +96,11 @@ if (isEntryPoint()) {
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort(new LlavaRadError('ABORTED', 'interrupted')));
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    // a reader that went away (`| head`) ends the command as it is
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    // output that cannot be written (a full disk) fails the command rather than leave a file short with exit 0
+    process.stderr.write(`llava-rad: error [IO]: cannot write the standard output: ${e.message}\n`);
+    process.exit(1);
   });
   main(process.argv.slice(2), defaultIo(), ac.signal).then(
     (code) => {

@@ -160,6 +160,15 @@ export function invalidArgument(what: string, expected: string, value: unknown):
   return new LlavaRadError('INVALID_ARGUMENT', `${what} must be ${expected}, got ${describeValue(value)}`);
 }
 
+/**
+ * IO error for a failed file operation (a full disk, a quota, no permission, a read-only file system...):
+ * "`doing`: the system's message", keeping the system error as the cause. A LlavaRadError passes through.
+ */
+export function ioError(e: unknown, doing: string): LlavaRadError {
+  if (e instanceof LlavaRadError) return e;
+  return new LlavaRadError('IO', `${doing}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
 /** ABORTED error for an AbortSignal (keeps the signal's reason as the cause) */
 export function abortedError(signal?: AbortSignal, what = 'the operation'): LlavaRadError {
   const reason: unknown = signal?.reason;

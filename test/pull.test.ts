@@ -254,6 +254,25 @@ describe('llava-rad pull (fake Hugging Face on 127.0.0.1)', () => {
     expect(other.message).toMatch(/already holds a q8_0 model, not f16/);
   });
 
+  it('a disk that fills during a download is IO at once, naming the file, with no retry (it was retried as a lost connection)', async () => {
+    const home = newHome();
+    // files limited to 100 KiB, SIGXFSZ ignored: a write past the limit fails (EFBIG) as one to a full disk does (ENOSPC)
+    const node = [process.execPath, '--import', pathToFileURL(path.join(root, 'scripts', 'ts-hooks.mjs')).href, path.join(root, 'lib', 'cli.ts'), 'pull', '--accept-license'];
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn('bash', ['-c', `trap '' XFSZ; ulimit -f 100; exec "$@"`, 'bash', ...node], { cwd: root, env: { ...process.env, LLAVA_RAD_HOME: home, HF_ENDPOINT: hub.endpoint }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^llava-rad: error \[IO\]: cannot write .*\.part: EFBIG: file too large, write$/m);
+    const fetched = hub.log.filter((l) => l.server === 'cdn').map((l) => l.path);
+    expect(fetched.length).toBeGreaterThan(0);
+    expect(new Set(fetched).size, `each file asked for once: ${fetched.join(', ')}`).toBe(fetched.length);
+    expect(existsSync(path.join(home, 'models'))).toBe(false);
+  });
+
   it('a size or sha256 that differs from the listing is a DOWNLOAD error and leaves no file behind', async () => {
     const cases: [string, () => void, RegExp][] = [
       ['adapter_config.json', () => hub.sizeLie.set(`${LLAVA}/adapter_config.json`, 520), /the server sends 519 bytes, Hugging Face lists 520/],

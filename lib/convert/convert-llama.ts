@@ -12,7 +12,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { LlavaRadError, describeValue } from '../errors.js';
+import { LlavaRadError, describeValue, ioError } from '../errors.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -108,7 +108,7 @@ export async function convertLlama(options: ConvertLlamaOptions): Promise<Conver
       bytesDone += Number(ggmlTensorBytes(t.type, t.shape));
       options.onProgress?.({ phase: 'decoder', tensor: t.name, done, total: dec.tensors.length, bytesDone, bytesTotal });
     });
-    await rename(tmp, outFile);
+    await rename(tmp, outFile).catch((e: unknown) => { throw ioError(e, `cannot move ${tmp} to ${outFile}`); });
     return { out: outFile, type, types };
   } catch (e) {
     await w?.abort();

@@ -35,7 +35,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LlavaRadError, describeValue } from '../errors.js';
+import { LlavaRadError, describeValue, ioError } from '../errors.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { GgmlType, GgufValueType, f16BitsToF32, f32ToF16Bits, ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { convertClip } from './clip.js';
@@ -780,13 +780,13 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
       converter: { name: 'llava-rad', version: CONVERTER_VERSION },
       sources,
       research_use_only: true,
-    }, null, 2) + '\n');
+    }, null, 2) + '\n').catch((e: unknown) => { throw ioError(e, `cannot write ${manifestTmp}`); });
     const moves: [string, string][] = [[decTmp, decoderName], [visTmp, visionName]];
     if (clipName !== undefined) moves.push([clipTmp!, clipName]);
     moves.push([manifestTmp, manifestName]);
     for (const [tmp, name] of moves) {
       const dest = path.join(outDir, name);
-      await rename(tmp, dest);
+      await rename(tmp, dest).catch((e: unknown) => { throw ioError(e, `cannot move ${tmp} to ${dest}`); });
       placed.push(dest);
     }
     return {

@@ -20,7 +20,7 @@
 import { rename, rm } from 'node:fs/promises';
 import type { WordPieceVocab } from '../bert/wordpiece.js';
 import { WordPieceVocab as Vocab } from '../bert/wordpiece.js';
-import { describeValue, LlavaRadError } from '../errors.js';
+import { describeValue, ioError, LlavaRadError } from '../errors.js';
 import { GgmlType, GgufValueType, f32ArrayToF16 } from '../gguf/types.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { readModelArchive } from '../radgraph/archive.js';
@@ -281,7 +281,7 @@ export async function convertRadgraph(archivePath: string, outPath: string, opti
       }
       await writer.close();
       writer = undefined;
-      await rename(tmp, outPath);
+      await rename(tmp, outPath).catch((e: unknown) => { throw ioError(e, `cannot move ${tmp} to ${outPath}`); });
       return { config: cfg, bert, tensorSources: new Map(planned.map((p) => [p.name, p.source.name])) };
     } finally {
       await ckpt.close();

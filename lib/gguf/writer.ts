@@ -16,6 +16,7 @@
 // Only the header lives in memory; tensor data goes to the file as it is handed over (positional
 // writes, so tensors may be written in any order).
 
+import { ioError } from '../errors.js';
 import { open, type FileHandle } from 'node:fs/promises';
 import {
   GGUF_DEFAULT_ALIGNMENT,
@@ -339,11 +340,11 @@ export class GgufWriter {
     const header = this.encodeHeader();
     const a = BigInt(this.alignment);
     this.dataStart = alignUp(BigInt(header.length), a);
-    const fh = await open(this.path, 'w');
+    const fh = await open(this.path, 'w').catch((e: unknown) => { throw ioError(e, `cannot create ${this.path}`); });
     try {
       const padded = Buffer.alloc(Number(this.dataStart));
       header.copy(padded);
-      await writeAll(fh, padded, 0);
+      await writeAll(fh, padded, 0, this.path);
     } catch (e) {
       await fh.close().catch(() => {});
       throw e;
@@ -384,10 +385,10 @@ export class GgufWriter {
     const pos = this.dataStart + t.offset + t.written;
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     t.written += n; // claim the range before awaiting so concurrent chunk calls cannot overlap
-    await writeAll(this.fh!, bytes, Number(pos));
+    await writeAll(this.fh!, bytes, Number(pos), this.path);
     if (t.written === t.nbytes) {
       const pad = alignUp(t.nbytes, BigInt(this.alignment)) - t.nbytes;
-      if (pad > 0n) await writeAll(this.fh!, new Uint8Array(Number(pad)), Number(this.dataStart + t.offset + t.nbytes));
+      if (pad > 0n) await writeAll(this.fh!, new Uint8Array(Number(pad)), Number(this.dataStart + t.offset + t.nbytes), this.path);
     }
   }
 
@@ -406,9 +407,9 @@ export class GgufWriter {
       if (missing.length > 0) {
         throw new Error(`GgufWriter: tensor data missing for ${missing.map((t) => `'${t.name}'`).join(', ')}`);
       }
-      await fh.truncate(Number(this.dataStart + this.dataSize));
+      await fh.truncate(Number(this.dataStart + this.dataSize)).catch((e: unknown) => { throw ioError(e, `cannot write ${this.path}`); });
     } finally {
-      await fh.close();
+      await fh.close().catch((e: unknown) => { throw ioError(e, `cannot write ${this.path}`); });
     }
   }
 
@@ -421,10 +422,11 @@ export class GgufWriter {
   }
 }
 
-async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+/** writes all of `data` at `position`; a failed write (a full disk, say) is IO naming `file` */
+async function writeAll(fh: FileHandle, data: Uint8Array, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done).catch((e: unknown) => { throw ioError(e, `cannot write ${file}`); });
     if (bytesWritten <= 0) throw new Error('GgufWriter: write made no progress');
     done += bytesWritten;
   }

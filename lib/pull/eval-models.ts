@@ -23,7 +23,7 @@ import { BERT_BASE_UNCASED_VOCAB_SHA256 } from '../cli/convert-chexbert.js';
 import { convertChexbert, type ChexbertConvertType } from '../convert/chexbert.js';
 import { convertLlama } from '../convert/convert-llama.js';
 import { isConvertType, type ConvertType } from '../convert/mix.js';
-import { abortedError, LlavaRadError } from '../errors.js';
+import { abortedError, ioError, LlavaRadError } from '../errors.js';
 import { type HfFile, type HfRepoInfo } from './hf.js';
 import { llavaRadHome, sourceFolder } from './home.js';
 import { downloadPlan, fileOf, hfOptions, pinnedFile, pinnedInfo, type PulledFile, type PullProgress } from './pull.js';
@@ -196,6 +196,6 @@ export async function pullEval(options: PullEvalOptions = {}): Promise<PullEvalR
     chexbert: existsSync(gguf) ? { gguf, type, bytes: statSync(gguf).size } : null,
     ...(result.greenGguf !== undefined && existsSync(result.greenGguf) ? { green: { gguf: result.greenGguf, type: greenType, bytes: statSync(result.greenGguf).size } } : {}),
     files: [...recorded.values()], research_use_only: true, redistribution: 'see each repository\'s terms; do not redistribute',
-  }, null, 2) + '\n');
+  }, null, 2) + '\n').catch((e: unknown) => { throw ioError(e, `cannot write ${record}`); });
   return result;
 }

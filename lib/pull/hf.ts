@@ -12,7 +12,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { open, rename, rm, writeFile } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { abortedError, LlavaRadError } from '../errors.js';
+import { abortedError, ioError, LlavaRadError } from '../errors.js';
 
 export interface HfOptions {
   /** default $HF_ENDPOINT or https://huggingface.co */
@@ -191,7 +191,7 @@ export async function downloadFile(info: HfRepoInfo, file: HfFile, dest: string,
     await rm(part, { force: true });
     have = 0;
   }
-  if (size === 0) await writeFile(part, '');
+  if (size === 0) await writeFile(part, '').catch((e: unknown) => { throw ioError(e, `cannot write ${part}`); });
   const resumedFrom = have;
   let hash: Hash | undefined;
   let hashed = -1;
@@ -225,7 +225,7 @@ export async function downloadFile(info: HfRepoInfo, file: HfFile, dest: string,
       hash = await hashPrefix(part, have);
       hashed = have;
     }
-    const fh = await open(part, have > 0 ? 'r+' : 'w');
+    const fh = await open(part, have > 0 ? 'r+' : 'w').catch((e: unknown) => { throw ioError(e, `cannot write ${part}`); });
     let tooLong = false;
     try {
       if (have === 0) await fh.truncate(0);
@@ -235,7 +235,8 @@ export async function downloadFile(info: HfRepoInfo, file: HfFile, dest: string,
           res.destroy();
           break;
         }
-        await fh.write(c, 0, c.length, have);
+        // a full disk is not a lost connection: IO at once, no retry
+        await fh.write(c, 0, c.length, have).catch((e: unknown) => { throw ioError(e, `cannot write ${part}`); });
         have += c.length;
         if (hash) {
           hash.update(c);
@@ -258,6 +259,6 @@ export async function downloadFile(info: HfRepoInfo, file: HfFile, dest: string,
     const got = hash.digest('hex');
     if (got !== file.sha256) throw await mismatch(`sha256 ${got}, Hugging Face lists ${file.sha256}`);
   }
-  await rename(part, dest);
+  await rename(part, dest).catch((e: unknown) => { throw ioError(e, `cannot move ${part} to ${dest}`); });
   return { resumedFrom, downloaded: true };
 }

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { ioError } from '../errors.js';
 import path from 'node:path';
 
 export const LICENSE_TERMS = `LLaVA-Rad weights: license terms
@@ -40,10 +41,14 @@ export function licenseAccepted(home: string): boolean {
 }
 
 export async function recordLicenseAcceptance(home: string): Promise<void> {
-  await mkdir(home, { recursive: true });
-  await writeFile(licenseRecordPath(home), JSON.stringify({
-    version: LICENSE_VERSION,
-    accepted_at: new Date().toISOString(),
-    repositories: ['lmsys/vicuna-7b-v1.5', 'microsoft/llava-rad'],
-  }, null, 2) + '\n');
+  try {
+    await mkdir(home, { recursive: true });
+    await writeFile(licenseRecordPath(home), JSON.stringify({
+      version: LICENSE_VERSION,
+      accepted_at: new Date().toISOString(),
+      repositories: ['lmsys/vicuna-7b-v1.5', 'microsoft/llava-rad'],
+    }, null, 2) + '\n');
+  } catch (e) {
+    throw ioError(e, `cannot record the license acceptance in ${home}`);
+  }
 }

@@ -12,7 +12,7 @@ import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { convertRelease, isConvertType, type ConvertType } from '../convert/convert.js';
 import { CONVERT_TYPES } from '../convert/mix.js';
-import { abortedError, LlavaRadError } from '../errors.js';
+import { abortedError, ioError, LlavaRadError } from '../errors.js';
 import { resolveModelFolder } from '../llava-rad.js';
 import { downloadFile, repoInfo, type HfFile, type HfOptions, type HfRepoInfo } from './hf.js';
 import { llavaRadHome, sourceFolder } from './home.js';
@@ -277,7 +277,7 @@ export async function pull(options: PullOptions = {}): Promise<PullResult> {
     })),
     research_use_only: true,
     redistribution: 'not allowed (weights and converted files)',
-  }, null, 2) + '\n');
+  }, null, 2) + '\n').catch((e: unknown) => { throw ioError(e, `cannot write ${path.join(dir, 'pull.json')}`); });
 
   if (options.keepSources !== true) {
     await rm(sources.vicuna, { recursive: true, force: true });

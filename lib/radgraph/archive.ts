@@ -98,6 +98,10 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
   let blocked: WriteStream | undefined; // a file whose buffer is full: the stream waits for its 'drain'
   const writes: Promise<void>[] = [];
   const opened: WriteStream[] = []; // the files opened for weights.th / a nested archive, closed if the read fails
+  // a file that cannot be written (a full disk) ends the read at once: the reading would otherwise wait for
+  // ever for the 'drain' of a file that failed
+  let stopReading: ((e: LlavaRadError) => void) | undefined;
+  let writeFailure: LlavaRadError | undefined;
 
   const openSink = (name: string, size: number): Sink => {
     const s: Sink = { name, size, left: size };
@@ -109,6 +113,10 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
       s.file = file;
       opened.push(file);
       const written = new Promise<void>((resolve, reject) => { file.on('finish', () => resolve()); file.on('error', reject); });
+      file.on('error', (e) => {
+        writeFailure ??= new LlavaRadError('IO', `could not copy ${name} out of ${path} into ${dir}: ${e.message}`, { cause: e });
+        stopReading?.(writeFailure);
+      });
       written.catch(() => undefined); // awaited below; an archive refused before then must not leave it unhandled
       writes.push(written);
       if (name === WEIGHTS) weightsPath = target; else nestedPath = target;
@@ -183,6 +191,8 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
       gunzip.destroy();
       reject(e instanceof LlavaRadError ? e : bad(path, `not a readable gzip'd tar (${(e as Error).message})`));
     };
+    stopReading = fail;
+    if (writeFailure) fail(writeFailure);
     input.on('error', (e) => reject(new LlavaRadError('IO', `could not read ${path}: ${e.message}`, { cause: e })));
     gunzip.on('error', fail);
     gunzip.on('data', (chunk: Buffer) => {
@@ -192,6 +202,7 @@ async function readTarGz(path: string, dir: string, depth: number): Promise<{ fi
         return;
       }
       try { consume(chunk); } catch (e) { fail(e); return; }
+      if (writeFailure) { fail(writeFailure); return; }
       if (blocked) {
         gunzip.pause();
         // 'drain' does not come for a file already ended (its last write filled the buffer): 'finish' does
