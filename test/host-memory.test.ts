@@ -3,7 +3,8 @@
 // 7B q4_k_m loaded with contextSize 44000 on a 24 GB machine (a 21.5 GiB KV cache beside 3.8 GiB of weights) had
 // the process killed (exit 137) while the cache was cleared. Now each is refused before it is allocated when it
 // needs more than the machine or the container allows, or more than is available now (MemAvailable + SwapFree; a
-// limited cgroup's limit less its working set), and the process goes on.
+// limited cgroup's limit less its working set), and the process goes on. So are compute buffers that would grow
+// past what is available once the weights and the cache are in.
 //
 // The machine's size is made up: each case runs in a child process whose LLAVA_RAD_TEST_HOST_ROOT points the
 // engine at a fake /proc/meminfo and cgroup tree (native/tests/test_cpu_choice.cpp checks the reading of real
@@ -121,13 +122,27 @@ describe('memory the machine does not have: OUT_OF_MEMORY before the allocation,
     expect(after, `after the refusals: ${TOKENS} tokens compared`).toEqual({ loaded: true, tokens: reference });
   }, 150_000);
 
+  it('compute buffers: a graph that would take more than is left after the weights and the cache is refused; a smaller batch loads', () => {
+    const host = fakeHost('compute', { memTotalMiB: 1024, memAvailableMiB: 50 });
+    // 8192 cells: a 16 MiB cache fits, but a batch of 512 tokens over 8192 cells needs 114 MiB of buffers
+    const [big, small] = loadAll(host, [
+      { decoder: { model: f32, contextSize: 8192, mmap: true } },
+      { decoder: { model: f32, contextSize: 8192, batchSize: 64, mmap: true } },
+    ]);
+    expect(big).toMatchObject({ loaded: false, code: 'OUT_OF_MEMORY' });
+    expect((big as { message: string }).message).toMatch(/^could not create the context: a decoder batch of 512 tokens over 8192 cache cells needs (\d+) MiB of compute memory on CPU; 50 MiB is available now$/);
+    expect(Number(/needs (\d+) MiB/.exec((big as { message: string }).message)![1])).toBeGreaterThan(50);
+    expect(small).toMatchObject({ loaded: true });
+    expect((small as { tokens: number[] }).tokens).toHaveLength(TOKENS);
+  }, 150_000);
+
   it('a container: its limit, then its headroom (limit less working set) refuse; the page cache it holds counts as free', () => {
     const cgroup = { maxMiB: 512, currentMiB: 480, inactiveFileMiB: 0 };
     const host = fakeHost('pod', { memTotalMiB: 65536, memAvailableMiB: 32768, cgroup });
     const [overLimit, overHeadroom, fits] = loadAll(host, [
       { decoder: { model: f32, contextSize: 300000, mmap: true } }, // 586 MiB > the 512 MiB limit
       { decoder: { model: f32, contextSize: 32768, mmap: true } }, // 64 MiB > 512 - 480
-      { decoder: { model: f32, contextSize: 8192, mmap: true } }, // 16 MiB
+      { decoder: { model: f32, contextSize: 8192, batchSize: 32, mmap: true } }, // 16 MiB, and small compute buffers
     ]);
     expect(overLimit).toEqual({
       loaded: false, code: 'OUT_OF_MEMORY',
@@ -140,16 +155,20 @@ describe('memory the machine does not have: OUT_OF_MEMORY before the allocation,
     expect(fits, `${TOKENS} tokens compared`).toEqual({ loaded: true, tokens: reference });
     // the same usage, 64 MiB of it inactive page cache: 96 MiB of headroom, and the 64 MiB cache loads
     const cached = fakeHost('pod-cache', { memTotalMiB: 65536, memAvailableMiB: 32768, cgroup: { ...cgroup, inactiveFileMiB: 64 } });
-    expect(loadAll(cached, [{ decoder: { model: f32, contextSize: 32768, mmap: true } }])).toEqual([{ loaded: true, tokens: reference }]);
+    expect(loadAll(cached, [{ decoder: { model: f32, contextSize: 32768, batchSize: 32, mmap: true } }])).toEqual([{ loaded: true, tokens: reference }]);
   }, 150_000);
 
-  it('the vision tower\'s weights are checked the same way', () => {
+  it('the vision tower: its copied weights, then its graph\'s buffers, are checked the same way', () => {
     const vision = path.join(root, 'test', 'fixtures', 'vision', 'tiny-vision-f32.gguf');
-    const host = fakeHost('tiny', { memTotalMiB: 1024, memAvailableMiB: 0.5 });
-    const [copied, mapped] = loadAll(host, [{ vision: { model: vision, mmap: false } }, { vision: { model: vision, mmap: true } }]);
+    const tiny = fakeHost('tiny', { memTotalMiB: 1024, memAvailableMiB: 0.5 });
+    const [copied, mapped] = loadAll(tiny, [{ vision: { model: vision, mmap: false } }, { vision: { model: vision, mmap: true } }]);
     expect(copied).toMatchObject({ loaded: false, code: 'OUT_OF_MEMORY' });
     expect((copied as { message: string }).message).toMatch(/copying the weights of .*tiny-vision-f32\.gguf needs 1\.\d MiB of memory; 512 KiB is available now \(of 1\.00 GiB\)/);
-    expect(mapped).toEqual({ loaded: true });
+    // mapped, the weights load; the graph for one image needs more than 512 KiB
+    expect(mapped).toMatchObject({ loaded: false, code: 'OUT_OF_MEMORY' });
+    expect((mapped as { message: string }).message).toMatch(/^could not encode the images: the vision graph for 1 image\(s\) needs \d+ MiB of compute memory on CPU; 512 KiB is available now$/);
+    const roomy = fakeHost('roomy', { memTotalMiB: 1024, memAvailableMiB: 256 });
+    expect(loadAll(roomy, [{ vision: { model: vision, mmap: false } }])).toEqual([{ loaded: true }]);
   }, 150_000);
 
   it('the CLI: one line naming the code, exit 1', () => {

@@ -186,7 +186,9 @@ void reserve_graph(ggml_backend_sched_t & sched, const Backends & b, size_t max_
     std::vector<ggml_backend_t> order; // the scheduler's backend order (new_scheduler)
     if (b.gpu) order.push_back(b.gpu);
     order.push_back(b.cpu);
-    std::vector<size_t> need(order.size(), 0);
+    std::vector<size_t> need(order.size(), 0), held(order.size(), 0);
+    // the buffers the last graph reserved (and wrote when it ran): a new reservation replaces them
+    for (size_t i = 0; i < order.size(); i++) held[i] = ggml_backend_sched_get_buffer_size(sched, order[i]);
     // measuring plans the allocation without making it; the scheduler then holds no buffers, so the
     // reservation below must follow (an allocation from a measured-only plan would write through null)
     ggml_backend_sched_reserve_size(sched, gf, need.data());
@@ -196,6 +198,19 @@ void reserve_graph(ggml_backend_sched_t & sched, const Backends & b, size_t max_
             replace_scheduler(sched, b, max_nodes);
             fail(LR_ERR_OUT_OF_MEMORY, format("%s needs %s of compute memory on %s, which has %s",
                 what.c_str(), memory_size(need[i]).c_str(), ggml_backend_name(order[i]), memory_size(have).c_str()));
+        }
+        // host memory is also taken by what was loaded before (weights, KV caches, other processes): a graph
+        // that runs at its full size writes all of its buffers, so more than is available now would end
+        // with the OOM killer, not an error
+        if (order[i] == b.cpu) {
+            // only the growth over the buffers held before is new memory
+            const uint64_t growth = need[i] > held[i] ? need[i] - held[i] : 0;
+            const uint64_t available = host_memory().available;
+            if (available > 0 && growth > available) {
+                replace_scheduler(sched, b, max_nodes);
+                fail(LR_ERR_OUT_OF_MEMORY, format("%s needs %s of compute memory on %s; %s is available now",
+                    what.c_str(), memory_size(need[i]).c_str(), ggml_backend_name(order[i]), memory_size(available).c_str()));
+            }
         }
     }
     if (!ggml_backend_sched_reserve(sched, gf)) {
