@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Fuzz harness (issue #20): mutates checkpoints (PyTorch zip / legacy pickles, safetensors), GGUFs, DICOMs,
 // images, batch manifests, model folders, BERT-family GGUFs (CheXbert, RadGraph, CLIP text), retrieval
-// indexes, RadGraph archives, HTTP requests and hostile text (bench/fuzz/text.mjs) for a fixed budget, runs each input through the library's own
+// indexes, RadGraph archives, HTTP requests, hostile text (bench/fuzz/text.mjs) and journals damaged between
+// two runs (bench/fuzz/journal.mjs) for a fixed budget, runs each input through the library's own
 // entry point in a pool of child processes, and counts what happened: accepted, a typed LlavaRadError (by
 // code), an untyped error, a signal, a hang (no answer within 30 s), a peak (RSS over 4 GiB).
 //
@@ -10,7 +11,8 @@
 //
 // Appends one {"kind": "fuzz"} line to bench/results/fuzz-<device>.jsonl (not for --replay / --no-record).
 // Components: bench/fuzz/{bundle,child,pool,report,targets}.mjs and one mutator per format (bytes, zip,
-// pickle, json, safetensors, gguf, dicom, image, manifest, index-file); seeds.mjs makes the converted seeds.
+// pickle, json, safetensors, gguf, dicom, image, manifest, index-file, journal); seeds.mjs makes the converted
+// seeds and the cut-short batch job and index build the journal target resumes.
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
