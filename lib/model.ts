@@ -113,6 +113,24 @@ const STOP_NAMES: Record<number, StopReason> = {
   [NativeStop.ContextFull]: 'context_full',
 };
 
+/** bytes of one kept step's logits */
+const LOGIT_BYTES = 4;
+
+/**
+ * keepLogits holds a copy of every step's logits until the call settles (maxTokens x n_vocab floats: 4 GiB for
+ * 32,768 steps of LLaMA's 32,000): refused with OUT_OF_MEMORY before any work when that is more than this
+ * machine or container has available now, rather than left to the kernel's OOM killer
+ */
+function checkKeptLogits(maxTokens: number, nVocab: number): void {
+  try {
+    native().checkHostMemory(maxTokens * nVocab * LOGIT_BYTES, `keepLogits (up to ${maxTokens} steps of ${nVocab} logits)`);
+  } catch (e) {
+    const err = fromNative(e);
+    if (err.code !== 'OUT_OF_MEMORY') throw err;
+    throw new LlavaRadError('OUT_OF_MEMORY', `${err.message}: lower maxTokens, or leave keepLogits off`, { status: err.status });
+  }
+}
+
 /**
  * Loads a GGUF model and creates its context (one KV cache with `parallel` sequence slots).
  * Rejects with LlavaRadError: INVALID_ARGUMENT (options), IO, BAD_GGUF, UNSUPPORTED, OUT_OF_MEMORY,
@@ -390,6 +408,7 @@ export class LlamaModel {
   async generate(prompt: Prompt, options: GenerateOptions = {}): Promise<GenerateResult> {
     this.#assertAlive();
     const o = validateGenerateOptions(options, { nVocab: this.info.nVocab, contextSize: this.contextSize });
+    if (o.keepLogits) checkKeptLogits(o.maxTokens, this.info.nVocab);
     let prepared: PreparedPrompt;
     try {
       prepared = this.#preparePrompt(prompt, o.addBos);

@@ -183,6 +183,8 @@ export interface NativeAddon {
   statusName(status: number): string;
   buildInfo(): string;
   cpuInfo(): CpuInfo;
+  /** throws OUT_OF_MEMORY (naming both sizes) when `bytes` of host memory for `what` are not there to take */
+  checkHostMemory(bytes: number, what: string): void;
   readonly TOKEN_EMBD: number;
   readonly napiVersion: number;
 }

@@ -64,7 +64,10 @@ export interface GenerateOptions {
   onToken?: (event: TokenEvent) => void;
   /** keep going past EOS until maxTokens; default false */
   ignoreEos?: boolean;
-  /** return each step's logits in result.logits (n_vocab floats per generated token); default false */
+  /**
+   * return each step's logits in result.logits (n_vocab floats per generated token); default false. Refused with
+   * OUT_OF_MEMORY before any work when maxTokens x n_vocab floats are more than the memory available now.
+   */
   keepLogits?: boolean;
   /**
    * prepend BOS. Default for a string prompt: the model's add_bos flag (true for LLaMA);

@@ -4,7 +4,8 @@
 // the process killed (exit 137) while the cache was cleared. Now each is refused before it is allocated when it
 // needs more than the machine or the container allows, or more than is available now (MemAvailable + SwapFree; a
 // limited cgroup's limit less its working set), and the process goes on. So are compute buffers that would grow
-// past what is available once the weights and the cache are in.
+// past what is available once the weights and the cache are in, and generations with keepLogits, whose every
+// step's logits the caller is handed and holds (maxTokens x n_vocab floats).
 //
 // The machine's size is made up: each case runs in a child process whose LLAVA_RAD_TEST_HOST_ROOT points the
 // engine at a fake /proc/meminfo and cgroup tree (native/tests/test_cpu_choice.cpp checks the reading of real
@@ -51,22 +52,26 @@ function fakeHost(name: string, h: FakeHost): string {
   return dir;
 }
 
-type Outcome = { loaded: true; tokens?: number[] } | { loaded: false; code?: string; message: string };
+type Outcome = { loaded: true; tokens?: number[]; logits?: number } | { loaded: false; code?: string; message: string };
 
 /**
  * Loads each of `loads` in turn in one child process on the fake host (a decoder: generate TOKENS greedy
- * tokens; a vision tower: encode one image), reporting each outcome.
+ * tokens, or as `generate` says; a vision tower: encode one image), reporting each outcome.
  */
-function loadAll(host: string, loads: Array<{ decoder?: Record<string, unknown>; vision?: Record<string, unknown> }>): Outcome[] {
+function loadAll(host: string, loads: Array<{ decoder?: Record<string, unknown>; generate?: Record<string, unknown>; vision?: Record<string, unknown> }>): Outcome[] {
   const code = `const { loadModel, loadVisionModel } = await import(${JSON.stringify(path.join(root, 'lib', 'index.ts'))});
     const out = [];
     for (const l of ${JSON.stringify(loads)}) {
       try {
         if (l.decoder) {
           const m = await loadModel({ threads: 1, ...l.decoder });
-          const r = await m.generate(${JSON.stringify(PROMPT)}, { maxTokens: ${TOKENS}, ignoreEos: true });
-          await m.dispose();
-          out.push({ loaded: true, tokens: r.tokens });
+          let r;
+          try {
+            r = await m.generate(${JSON.stringify(PROMPT)}, { maxTokens: ${TOKENS}, ignoreEos: true, ...l.generate });
+          } finally {
+            await m.dispose();
+          }
+          out.push({ loaded: true, tokens: r.tokens, ...(r.logits ? { logits: r.logits.length } : {}) });
         } else {
           const v = await loadVisionModel({ threads: 1, ...l.vision });
           await v.encode(new Float32Array(v.pixelsPerImage));
@@ -169,6 +174,23 @@ describe('memory the machine does not have: OUT_OF_MEMORY before the allocation,
     expect((mapped as { message: string }).message).toMatch(/^could not encode the images: the vision graph for 1 image\(s\) needs \d+ MiB of compute memory on CPU; 512 KiB is available now$/);
     const roomy = fakeHost('roomy', { memTotalMiB: 1024, memAvailableMiB: 256 });
     expect(loadAll(roomy, [{ vision: { model: vision, mmap: false } }])).toEqual([{ loaded: true }]);
+  }, 150_000);
+
+  it('keepLogits: every step\'s logits over what is available is refused before any work; fewer steps keep theirs', () => {
+    const host = fakeHost('logits', { memTotalMiB: 1024, memAvailableMiB: 50 });
+    const decoder = { model: f32, contextSize: 4096, batchSize: 32, mmap: true };
+    const [many, few, plain] = loadAll(host, [
+      // 1000 steps x 32000 logits x 4 bytes = 122 MiB
+      { decoder, generate: { maxTokens: 1000, keepLogits: true } },
+      { decoder, generate: { keepLogits: true } },
+      { decoder, generate: { maxTokens: 1000, ignoreEos: false } },
+    ]);
+    expect(many).toEqual({
+      loaded: false, code: 'OUT_OF_MEMORY',
+      message: 'keepLogits (up to 1000 steps of 32000 logits) needs 122 MiB of memory; 50 MiB is available now (of 1.00 GiB): lower maxTokens, or leave keepLogits off',
+    });
+    expect(few, `${TOKENS} tokens compared`).toEqual({ loaded: true, tokens: reference, logits: TOKENS });
+    expect(plain).toMatchObject({ loaded: true });
   }, 150_000);
 
   it('the CLI: one line naming the code, exit 1', () => {

@@ -21,7 +21,7 @@ Napi::Error status_error(Napi::Env env, lr_status status, const std::string & me
 void throw_status(Napi::Env env, lr_status status, const std::string & what) {
     const char * msg = lr_last_error();
     std::string full = what;
-    if (msg && *msg) full += ": " + std::string(msg);
+    if (msg && *msg) full += (full.empty() ? "" : ": ") + std::string(msg);
     Napi::Error e = status_error(env, status, full);
     e.Set("lrMessage", Napi::String::New(env, msg ? msg : ""));
     throw e;
@@ -232,10 +232,24 @@ static Napi::Value CpuInfo(const Napi::CallbackInfo & info) {
     return o;
 }
 
+// checkHostMemory(bytes, what): throws OUT_OF_MEMORY when that much host memory is not there to take
+static Napi::Value CheckHostMemory(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+        throw_type(env, "checkHostMemory(bytes: number, what: string)");
+    }
+    const double bytes = info[0].As<Napi::Number>().DoubleValue();
+    if (!(bytes >= 0) || bytes > 1.8e19) throw_range(env, "checkHostMemory: bytes must be a number from 0 to 2^64");
+    const lr_status s = lr_check_host_memory(static_cast<uint64_t>(bytes), info[1].As<Napi::String>().Utf8Value().c_str());
+    if (s != LR_OK) throw_status(env, s, "");
+    return env.Undefined();
+}
+
 void init_errors(Napi::Env env, Napi::Object exports) {
     exports.Set("statusName", Napi::Function::New(env, StatusName, "statusName"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
+    exports.Set("checkHostMemory", Napi::Function::New(env, CheckHostMemory, "checkHostMemory"));
 }
 
 } // namespace lra

@@ -67,6 +67,12 @@ typedef struct lr_cpu_info {
  * LLAVA_RAD_CPU_VARIANT cannot), LR_ERR_INVALID_ARGUMENT for a bad LLAVA_RAD_CPU_KERNELS */
 lr_status lr_get_cpu_info(lr_cpu_info * out);
 
+/* LR_OK when `bytes` of host memory for `what` fit; LR_ERR_OUT_OF_MEMORY (lr_last_error names both sizes) when
+ * they are more than this machine or its container's memory limit allows, or more than is available now
+ * (MemAvailable + SwapFree, less in a cgroup with less headroom). For memory a caller will hold because of the
+ * engine (e.g. every step's logits); the engine checks its own allocations itself. Unknown sizes refuse nothing. */
+lr_status lr_check_host_memory(uint64_t bytes, const char * what);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* models                                                                                         */
 

@@ -1,6 +1,7 @@
 // The CPU choices made at run time: which ggml CPU module (cpu_variant.h), how many threads (cpu_threads.h)
 // and how much memory graphs may take (host_memory.h), on made-up module lists and on fake /proc + /sys trees.
 #include "harness.h"
+#include "llava_rad.h"
 #include "cpu_threads.h"
 #include "host_memory.h"
 #include "cpu_variant.h"
@@ -240,6 +241,19 @@ TEST("check_host_allocation: more than the limit or than is available now is OUT
     CHECK_MSG(container == "a test buffer needs 600 MiB of memory; this container's memory limit has 512 MiB", container);
     lr::HostMemory unknown; // nothing known: nothing refused
     CHECK(allocation_error(1ull << 50, unknown).empty());
+}
+
+TEST("lr_check_host_memory: the C API's check of memory a caller will hold, on a fake machine") {
+    TempTree t;
+    t.write("proc/meminfo", "MemTotal:       1048576 kB\nMemAvailable:      51200 kB\n");
+    setenv("LLAVA_RAD_TEST_HOST_ROOT", t.root().c_str(), 1);
+    CHECK(lr_check_host_memory(50ull << 20, "kept logits") == LR_OK);
+    CHECK(lr_check_host_memory((50ull << 20) + 1, "kept logits") == LR_ERR_OUT_OF_MEMORY);
+    const std::string msg = lr_last_error();
+    CHECK_MSG(msg == "kept logits needs 50 MiB of memory; 50 MiB is available now (of 1.00 GiB)", msg);
+    CHECK(lr_check_host_memory(2ull << 30, "kept logits") == LR_ERR_OUT_OF_MEMORY);
+    CHECK(lr_check_host_memory(1, nullptr) == LR_ERR_INVALID_ARGUMENT);
+    unsetenv("LLAVA_RAD_TEST_HOST_ROOT");
 }
 
 TEST("cpu threads: thread siblings count once; the default is the cores allowed, capped by the quota, at least 1") {
