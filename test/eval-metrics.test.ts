@@ -1,6 +1,8 @@
 // BLEU (sacrebleu 2.6.0) and ROUGE-L (rouge_score) reproduced in TypeScript, on the development report set
 // (test/fixtures/eval/dev.jsonl), against goldens the real scorers made (scripts/make-eval-fixtures.py).
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bleuCorpusStats, bleuFromStats, corpusBleu, preprocessBleuSegment, tokenize13a } from '../lib/eval/bleu.js';
 import { bleuBootstrap, percentile, rougeBootstrap } from '../lib/eval/bootstrap.js';
@@ -33,6 +35,20 @@ const refs = pairs.map((p) => p.reference);
 
 describe(`sacrebleu ${golden.versions.sacrebleu} BLEU on ${golden.n} dev pairs`, () => {
   it('reads the 60 dev pairs', () => expect(pairs.length).toBe(golden.n));
+
+  it('reads the same pairs through a BOM, CRLF line ends, blank lines and a last line without a newline', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'llava-rad-eval-read-'));
+    try {
+      const lines = readFileSync(fixture('dev.jsonl'), 'utf8').split('\n').filter((l) => l !== '');
+      const file = path.join(dir, 'odd.jsonl');
+      writeFileSync(file, '\ufeff' + lines.map((l, i) => (i % 7 === 3 ? `\r\n  \n${l}` : l)).join('\r\n'));
+      const odd = readPredictions(file);
+      expect(odd.pairs, `${golden.n} pairs compared`).toEqual(pairs);
+      expect(odd.skipped).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it(`13a tokenization of ${golden.n} predictions and ${golden.n} references (punctuation, numbers, unicode, <skipped>, &amp;, -\\n)`, () => {
     for (let i = 0; i < golden.n; i++) {

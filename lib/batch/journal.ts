@@ -1,15 +1,16 @@
 // The predictions file as a journal: one JSON record per line, appended with one write and fsync'd before
 // the next study is reported done, so a crash or SIGKILL loses at most the studies in flight. On open, a
 // damaged tail (bytes after the last newline, or a last line that is not a record) is cut off; a bad line
-// anywhere else means the file was edited or is not ours, and nothing is touched (BAD_PREDICTIONS).
+// anywhere else, or a line longer than any record (MAX_RECORD_BYTES, even a torn last one), means the file was
+// edited or is not ours, and nothing is touched (BAD_PREDICTIONS).
 // Readers take the LAST record of each id (a failed study retried with --retry-failed appends a newer one).
 // LLAVA_RAD_TEST_PAUSE (test-only, see testPauseSpec below) stops the process at a named point of that append.
 
 import { closeSync, constants, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
-import { scanLines } from './lines.js';
-import { isRecord, type PredictionRecord } from './record.js';
+import { LineTooLongError, scanLines } from './lines.js';
+import { isRecord, MAX_RECORD_BYTES, type PredictionRecord } from './record.js';
 
 export interface Predictions {
   /** the last record of each id, in order of each id's first appearance */
@@ -47,9 +48,13 @@ export function readPredictions(file: string): Predictions {
       }
       records++;
       latest.set(v.id, v); // an id keeps its first position; the value becomes the newer record
-    });
+    }, { maxLineBytes: MAX_RECORD_BYTES });
   } catch (e) {
     if (e instanceof LlavaRadError) throw e;
+    if (e instanceof LineTooLongError) {
+      throw new LlavaRadError('BAD_PREDICTIONS',
+        `${file}:${e.line}: a line longer than ${MAX_RECORD_BYTES >> 20} MiB, which no record is: the file is not a predictions file of llava-rad batch, or is damaged past its last line (nothing was changed)`);
+    }
     throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`);
   }
   const bad = pendingBad as { line: number; offset: number; why: string } | null;

@@ -5,6 +5,13 @@
 import { findingsPromptText, type FindingsResult } from '../llava-rad.js';
 import type { Study } from './manifest.js';
 
+/**
+ * the longest line a predictions file may hold. A record of batch is a few KB to a few hundred (a reference is at
+ * most 64 KiB; findings and tokens at most max_tokens' worth); a longer line is not one, and is refused as soon as
+ * it is seen rather than held in memory (a file of gigabytes without a newline would be, whole)
+ */
+export const MAX_RECORD_BYTES = 16 << 20;
+
 export interface GgufIdentity {
   /** the file's name (informative: identity is the hash) */
   file: string;

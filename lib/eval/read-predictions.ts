@@ -7,8 +7,10 @@
 // common subsequence is quadratic in the words, so one record of two 256 KB texts took 9 s and of two 4 MB ones
 // would take about 40 minutes; a findings section is a few KB.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { LineTooLongError, scanLines } from '../batch/lines.js';
 import { MANIFEST_LIMITS } from '../batch/manifest.js';
+import { MAX_RECORD_BYTES } from '../batch/record.js';
 import { describeValue, LlavaRadError } from '../errors.js';
 
 /** the most bytes of UTF-8 a reference or a prediction may hold */
@@ -71,33 +73,34 @@ export function toPair(rec: unknown, where: string): ScoredPair | null {
   return { id: r.id === undefined ? undefined : String(r.id), reference: r.reference, prediction };
 }
 
-/** reads a predictions JSONL file (blank lines are ignored) */
+/** reads a predictions JSONL file (blank lines are ignored), a line at a time */
 export function readPredictions(path: string): ReadPredictions {
   if (!existsSync(path)) throw new LlavaRadError('IO', `predictions file not found: ${path}`);
   if (!statSync(path).isFile()) throw new LlavaRadError('IO', `predictions must be a file: ${path}`);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new LlavaRadError('IO', `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const pairs: ScoredPair[] = [];
   let skipped = 0;
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.replace(/\r$/, '');
-    if (line.trim() === '') continue;
-    let rec: unknown;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      throw new LlavaRadError('BAD_PREDICTIONS', `${path} line ${i + 1}: not JSON (${why}); expected one JSON object per line`);
+  try {
+    scanLines(path, (text, n) => {
+      let line = text.replace(/\r$/, '');
+      if (n === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+      if (line.trim() === '') return;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(line);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        throw new LlavaRadError('BAD_PREDICTIONS', `${path} line ${n}: not JSON (${why}); expected one JSON object per line`);
+      }
+      const pair = toPair(rec, `${path} line ${n}`);
+      if (pair === null) skipped++;
+      else pairs.push(pair);
+    }, { maxLineBytes: MAX_RECORD_BYTES, lastLine: true });
+  } catch (e) {
+    if (e instanceof LlavaRadError) throw e;
+    if (e instanceof LineTooLongError) {
+      throw new LlavaRadError('BAD_PREDICTIONS', `${path} line ${e.line}: longer than ${MAX_RECORD_BYTES >> 20} MiB; expected one JSON object per line (a reference or prediction has at most ${MAX_TEXT_BYTES} bytes)`);
     }
-    const pair = toPair(rec, `${path} line ${i + 1}`);
-    if (pair === null) skipped++;
-    else pairs.push(pair);
+    throw new LlavaRadError('IO', `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   return { pairs, skipped };
 }
