@@ -4,7 +4,7 @@
 // a copy cut short, records of another model or settings, and lines that parse but are not what they claim.
 //
 // Line-aware mutations (1 to 3 per input): cut at any byte (most often inside the last line), a tail without
-// a newline (a record's start, junk, 8 MiB with no newline, NULs), a non-record line inserted anywhere, lines
+// a newline (a record's start, junk, 8 or 24 MiB with no newline, NULs), a non-record line inserted anywhere, lines
 // dropped / repeated / swapped, one record's JSON mutated, a named field set to an odd value, CRLF endings, a
 // BOM, an empty file; sometimes byte-level damage on top.
 import { mutateBytes } from './bytes.mjs';
@@ -32,7 +32,7 @@ function tail(rng, lines) {
     case 1: return record ? record.subarray(0, Math.max(1, record.length - 1 - rng.int(record.length - 1))) : Buffer.from('{"id":"s9","mod');
     case 2: return rng.bytes(rng.range(1, 300));
     case 3: return Buffer.alloc(rng.pick([1, 4096, 1 << 16]), 0);
-    case 4: return Buffer.alloc((8 << 20) + rng.int(3), 0x61); // 8 MiB with no newline
+    case 4: return Buffer.alloc(rng.pick([8 << 20, 24 << 20]) + rng.int(3), rng.pick([0, 0x61])); // 8 or 24 MiB with no newline: under and over a record's limit
     case 5: return record ? record.subarray(0, record.length - 1) : Buffer.from('{}'); // a whole record, its newline lost
     default: return Buffer.from(rng.pick(NOT_RECORDS).replace(/\n/g, ''));
   }
