@@ -10,7 +10,9 @@ import { LlavaRadError } from './errors.js';
 /** the most a WordPiece vocabulary file may hold (bert-base-uncased's: 231 KB) */
 export const MAX_VOCAB_FILE_BYTES = 64 << 20;
 
-const FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+/** the flags every reader of a user-named file opens it with */
+export const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+const FLAGS = READ_FLAGS;
 
 interface StatLike { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }
 
@@ -43,6 +45,32 @@ export async function openRegularFile(file: string, what: string): Promise<{ fh:
     await fh.close();
     if (e instanceof LlavaRadError) throw e;
     throw new LlavaRadError('IO', `cannot read ${what} ${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * the bytes of a regular file of at most `maxBytes`, asynchronously; `tooLarge` makes the error for a larger one
+ * (default: IO naming both sizes). IO when it is not a regular file or cannot be read.
+ */
+export async function readRegularFile(file: string, what: string, maxBytes: number, tooLarge?: (size: number) => Error): Promise<Buffer> {
+  const { fh, size } = await openRegularFile(file, what);
+  try {
+    if (size > maxBytes) throw tooLarge?.(size) ?? new LlavaRadError('IO', `${what} ${file} has ${size} bytes; at most ${maxBytes} are read`);
+    const buf = Buffer.allocUnsafe(size);
+    let n = 0;
+    while (n < size) {
+      let got: number;
+      try {
+        got = (await fh.read(buf, n, size - n, n)).bytesRead;
+      } catch (e) {
+        throw new LlavaRadError('IO', `cannot read ${what} ${file}: ${(e as Error).message}`, { cause: e });
+      }
+      if (got === 0) break; // the file shrank
+      n += got;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    await fh.close().catch(() => {});
   }
 }
 

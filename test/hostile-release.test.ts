@@ -88,11 +88,11 @@ describe('sharded indexes (item 4)', () => {
   it.runIf(hasFifos)('a shard or a config that is a FIFO is refused instead of blocking', { timeout: 30000 }, async () => {
     const fifo = path.join(dir, 'fifo.bin');
     mkfifo(fifo);
-    await refused(openShardedCheckpoint(index('fifo.index.json', { x: 'fifo.bin' })), 'BAD_CHECKPOINT', /fifo\.bin/, /regular file/);
+    await refused(openShardedCheckpoint(index('fifo.index.json', { x: 'fifo.bin' })), 'IO', /fifo\.bin/, /regular file/);
     const rel = fresh();
     rmSync(path.join(rel.adapter, 'adapter_config.json'));
     mkfifo(path.join(rel.adapter, 'adapter_config.json'));
-    await convertRefused(rel, 'BAD_CHECKPOINT', /adapter_config\.json/, /regular file/);
+    await convertRefused(rel, 'IO', /adapter_config\.json/, /regular file/);
   });
 });
 

@@ -1,9 +1,11 @@
 // Files a user names that are not regular files: a FIFO no process writes to, /dev/zero, a folder. Every
-// reader of a model, index, archive, vocabulary or image refuses them at once with a typed IO error. Before
-// lib/regular-file.ts, each probe marked "hung" below blocked for ever on the FIFO (the index and `search
-// --image` in a synchronous open, blocking the whole event loop), and `index build` was still reading /dev/zero
-// after 120 s, at 5.9 GB. The probes run in a child process with a time limit, so that a regression fails here instead of
-// hanging the suite.
+// reader of a model, index, archive, vocabulary, image or of a file of the official release the converter reads
+// refuses them at once with a typed IO error. Before lib/regular-file.ts, each probe marked "hung" below blocked
+// for ever on the FIFO (the index and `search --image` in a synchronous open, blocking the whole event loop), and
+// `index build` was still reading /dev/zero after 120 s, at 5.9 GB. The converter's three "hung" probes blocked
+// the same way on 7291725 (an asynchronous open of the FIFO waited for a writer), and BiomedBERT's
+// vocab.txt as /dev/zero was read whole (3 s, then "Invalid string length"). The probes run in a child process
+// with a time limit, so that a regression fails here instead of hanging the suite.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +37,19 @@ const PROBES: Record<string, string> = {
     fs.writeFileSync(m, JSON.stringify({ id: 'a', image: SPECIAL }) + '\\n');
     await buildIndex(m, testEmbedder('hash:8'), { out: m + '.lrindex', kinds: ['image'] });`,
   'readImageFile': `const { readImageFile } = await import(${lib('image/read-file.ts')}); await readImageFile(SPECIAL);`,
+  // the official release with one of its files replaced by the special one (a copy of test/fixtures/release)
+  ...Object.fromEntries(['vicuna/tokenizer_config.json (hung)', 'vicuna/pytorch_model.bin.index.json (hung)', 'biomedbert/vocab.txt (hung)', 'vicuna/config.json',
+    'vicuna/tokenizer.model', 'llava-rad/adapter_config.json', 'llava-rad/biomedclipcxr_518.json'].map((entry) => {
+    const file = entry.replace(/ \(hung\)$/, '');
+    return [`convertRelease, ${entry}`, `
+    const { convertRelease } = await import(${lib('convert/convert.ts')});
+    const fs = await import('node:fs');
+    const dir = fs.mkdtempSync(${JSON.stringify(path.join(tmp, 'release-'))});
+    fs.cpSync(${JSON.stringify(path.join(root, 'test', 'fixtures', 'release'))}, dir, { recursive: true });
+    fs.rmSync(dir + '/${file}');
+    fs.symlinkSync(SPECIAL, dir + '/${file}');
+    await convertRelease({ base: dir + '/vicuna', adapter: dir + '/llava-rad', clipText: dir + '/biomedbert', out: dir + '/out', type: 'q8_0', threads: 1 });`];
+  })),
 };
 
 function runProbes(special: string): Record<string, { code?: string; message?: string; accepted?: boolean }> {

@@ -19,6 +19,7 @@ import { open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LlavaRadError, describeValue } from '../errors.js';
 import { readJsonObject, shortName } from './config-check.js';
+import { fileKind } from '../regular-file.js';
 import { openTorchCheckpoint, stripModulePrefix, type ExtractOptions } from './pickle.js';
 import { openSafetensors } from './safetensors.js';
 import type { LazyTensor } from './tensor.js';
@@ -58,7 +59,7 @@ async function openSingleFile(path: string, options: ExtractOptions): Promise<Ch
   let size: number;
   try {
     const st = await stat(path);
-    if (!st.isFile()) throw bad(`${path}: a checkpoint must be a regular file`);
+    if (!st.isFile()) throw new LlavaRadError('IO', `cannot read the checkpoint ${path}: it is ${fileKind(st)}, not a regular file`);
     size = st.size;
   } catch (e) {
     if (e instanceof LlavaRadError) throw e;

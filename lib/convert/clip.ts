@@ -14,10 +14,10 @@
 //   clip.vision_norm.{weight, bias} [Dv]  clip.vision_head.weight [Dv, E]
 // Matrices in the requested type (f32 / f16), norms and biases f32.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { LlavaRadError, describeValue } from '../errors.js';
+import { MAX_VOCAB_FILE_BYTES, readRegularFile } from '../regular-file.js';
 import { openCheckpoint, stripModulePrefix } from './checkpoint.js';
 import { addBertMetadata, planBertEncoder, writeBertTensors, writeGgufFile, type PlannedBertTensor } from './bert-gguf.js';
 import { CLIP_LIMITS, CLIP_TEXT_LIMITS, configNumber, configObject, readJsonObject } from './config-check.js';
@@ -75,18 +75,12 @@ function checkConfig(cfg: Record<string, unknown>, file: string): { embedDim: nu
 export async function convertClip(options: ConvertClipOptions): Promise<ClipHparams> {
   const type = options.type ?? 'f16';
   if (type !== 'f32' && type !== 'f16') throw new LlavaRadError('INVALID_ARGUMENT', `CLIP GGUF type must be f32 or f16, got ${String(type)}`);
-  const cfg = await readJsonObject(options.config, 'the open_clip config');
+  const cfg = await readJsonObject(options.config, 'open_clip config');
   const { embedDim, contextLength } = checkConfig(cfg, options.config);
   const textCfgFile = join(options.textModel, 'config.json');
-  const textCfg = await readJsonObject(textCfgFile, 'the text model config');
+  const textCfg = await readJsonObject(textCfgFile, 'text model config');
   const vocabFile = join(options.textModel, 'vocab.txt');
-  let vocabText: string;
-  try {
-    vocabText = await readFile(vocabFile, 'utf8');
-  } catch (e) {
-    throw new LlavaRadError('IO', `cannot read ${vocabFile}: ${(e as Error).message}`, { cause: e });
-  }
-  const vocab = WordPieceVocab.fromText(vocabText);
+  const vocab = WordPieceVocab.fromText((await readRegularFile(vocabFile, 'the vocabulary', MAX_VOCAB_FILE_BYTES)).toString('utf8'));
 
   const ckpt = await openCheckpoint(options.checkpoint);
   try {

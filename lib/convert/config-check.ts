@@ -15,6 +15,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { LlavaRadError, describeValue } from '../errors.js';
 import { ggmlTensorBytes, type GgmlType } from '../gguf/types.js';
+import { READ_FLAGS, fileKind } from '../regular-file.js';
 import { DTYPE_SIZE, type LazyTensor } from './tensor.js';
 
 /** A numeric config field: an integer, or a finite number where a float is meant. */
@@ -123,20 +124,20 @@ const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
 
 /**
  * Reads a JSON object from a regular file of at most `maxBytes` (checked before reading: a FIFO or a huge
- * file is refused without being read). Missing / unreadable: IO; too large, not JSON, not an object:
- * BAD_CHECKPOINT.
+ * file is refused without being read; the open is non-blocking, so a FIFO without a writer does not wait).
+ * Missing, unreadable, not a regular file: IO; too large, not JSON, not an object: BAD_CHECKPOINT.
  */
 export async function readJsonObject(file: string, what: string, maxBytes = MAX_JSON_BYTES): Promise<Record<string, unknown>> {
   let text: string;
   let fh: FileHandle;
   try {
-    fh = await open(file, 'r');
+    fh = await open(file, READ_FLAGS); // non-blocking: a FIFO opens at once (and is refused below) instead of waiting for a writer
   } catch (e) {
     throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw bad(`${file}: a ${what} must be a regular file`);
+    if (!st.isFile()) throw new LlavaRadError('IO', `cannot read the ${what} ${file}: it is ${fileKind(st)}, not a regular file`);
     if (st.size > maxBytes) throw bad(`${file}: a ${what} of ${st.size} bytes is too large (at most ${maxBytes})`);
     const buf = Buffer.alloc(st.size);
     let done = 0;

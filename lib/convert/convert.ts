@@ -36,6 +36,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LlavaRadError, describeValue, ioError } from '../errors.js';
+import { fileKind } from '../regular-file.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { GgmlType, GgufValueType, f16BitsToF32, f32ToF16Bits, ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { convertClip } from './clip.js';
@@ -46,7 +47,7 @@ import {
   readJsonObject, shortName,
 } from './config-check.js';
 import { CONVERT_FILE_TYPE, decoderTensorType, isConvertType, type ConvertType } from './mix.js';
-import { readSentencePiece, type SentencePieceModel } from './sentencepiece.js';
+import { MAX_TOKENIZER_BYTES, readSentencePiece, type SentencePieceModel } from './sentencepiece.js';
 import type { LazyTensor } from './tensor.js';
 import { ConvertPool, defaultConvertThreads } from './workers.js';
 
@@ -110,15 +111,14 @@ const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
 // ------------------------------------------------------------------------------------------------
 // small file helpers
 
-/** the largest tokenizer.model read (LLaMA's is 0.5 MB) */
-export const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
+export { MAX_TOKENIZER_BYTES };
 
-/** DIR/FILE, which must exist (IO) and be a regular file of at most maxBytes (BAD_CHECKPOINT: a FIFO would block) */
+/** DIR/FILE, which must exist and be a regular file (IO: a FIFO would block its reader) of at most maxBytes (BAD_CHECKPOINT) */
 export function need(dir: string, file: string, what: string, maxBytes = Infinity): string {
   const p = path.join(dir, file);
   if (!existsSync(p)) throw new LlavaRadError('IO', `${what}: ${p} is missing`);
   const st = statSync(p);
-  if (!st.isFile()) throw bad(`${p}: expected a regular file`);
+  if (!st.isFile()) throw new LlavaRadError('IO', `${what}: ${p} is ${fileKind(st)}, not a regular file`);
   if (st.size > maxBytes) throw bad(`${p}: ${st.size} bytes, expected at most ${maxBytes}`);
   return p;
 }

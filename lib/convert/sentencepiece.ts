@@ -11,8 +11,11 @@
 // (UNKNOWN for unk), else -1; the raw trainer_spec ids are in `specIds`. Piece types keep SentencePiece's numbering, which is llama.cpp's token type
 // numbering too: NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6.
 
-import { readFile } from 'node:fs/promises';
 import { LlavaRadError } from '../errors.js';
+import { readRegularFile } from '../regular-file.js';
+
+/** the largest tokenizer.model read (LLaMA's is 0.5 MB) */
+export const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
 export const TokenType = {
   NORMAL: 1,
@@ -234,12 +237,7 @@ export function parseSentencePiece(bytes: Uint8Array, label = 'tokenizer.model')
 
 /** Reads and parses a SentencePiece model file (refuses files over 64 MiB). */
 export async function readSentencePiece(path: string): Promise<SentencePieceModel> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    throw new LlavaRadError('IO', `cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  if (buf.length > 64 * 1024 * 1024) throw new LlavaRadError('BAD_CHECKPOINT', `${path}: ${buf.length} bytes is too large for a tokenizer model`);
+  const buf = await readRegularFile(path, 'the tokenizer model', MAX_TOKENIZER_BYTES,
+    (size) => new LlavaRadError('BAD_CHECKPOINT', `${path}: ${size} bytes is too large for a tokenizer model`));
   return parseSentencePiece(buf, path);
 }
