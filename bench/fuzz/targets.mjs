@@ -570,7 +570,14 @@ async function runJournal(L, input) {
 
 /** a special file where a regular one is expected: FIFO, folder, device, symlink loop, dangling link, empty */
 const SPECIAL_KINDS = ['fifo', 'dir', 'devzero', 'devnull', 'loop', 'dangling', 'empty', 'devurandom'];
-const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert'];
+/** every file of the tiny official release `convertRelease` (with the CLIP text tower) may read */
+const RELEASE_FILES = [
+  'vicuna/config.json', 'vicuna/tokenizer.model', 'vicuna/tokenizer_config.json', 'vicuna/special_tokens_map.json', 'vicuna/generation_config.json',
+  'vicuna/pytorch_model.bin.index.json', 'vicuna/pytorch_model-00001-of-00002.bin', 'llava-rad/config.json', 'llava-rad/adapter_config.json',
+  'llava-rad/adapter_model.bin', 'llava-rad/non_lora_trainables.bin', 'llava-rad/biomedclipcxr_518.json', 'llava-rad/biomedclipcxr_518_checkpoint.pt',
+  'biomedbert/config.json', 'biomedbert/vocab.txt',
+];
+const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert', ...RELEASE_FILES.map((f) => `release:${f}`)];
 function special(kind, p) {
   if (kind === 'fifo') execFileSync('mkfifo', [p]);
   else if (kind === 'dir') mkdirSync(p);
@@ -760,7 +767,7 @@ export const TARGETS = {
   special: {
     weight: 0,
     count: SPECIAL_KINDS.length * SPECIAL_USES.length,
-    what: `a FIFO / folder / device / symlink loop / dangling link / empty file in place of each input file (${SPECIAL_KINDS.length} x ${SPECIAL_USES.length} cases, seed mod ${SPECIAL_KINDS.length * SPECIAL_USES.length})`,
+    what: `a FIFO / folder / device / symlink loop / dangling link / empty file in place of each input file, each file of the official release included (${SPECIAL_KINDS.length} x ${SPECIAL_USES.length} cases, seed mod ${SPECIAL_KINDS.length * SPECIAL_USES.length})`,
     make: (rng, dir, seed) => {
       const n = SPECIAL_KINDS.length * SPECIAL_USES.length;
       const i = ((seed % n) + n) % n;
@@ -771,6 +778,14 @@ export const TARGETS = {
         index: 'x.lrindex', archive: 'radgraph.tar.gz', chexbert: 'chexbert.gguf',
       }[use];
       rng.note(`${use} as ${kind}`);
+      if (use.startsWith('release:')) {
+        // a copy of the tiny release with that one file replaced
+        const file = path.join(dir, 'release', use.slice('release:'.length));
+        cpSync(fx('fixtures/release'), path.join(dir, 'release'), { recursive: true });
+        rmSync(file);
+        special(kind, file);
+        return { use, kind, file, dir };
+      }
       special(kind, path.join(dir, name));
       return { use, kind, file: path.join(dir, name), dir };
     },
@@ -783,6 +798,10 @@ export const TARGETS = {
       if (s.use === 'index') return L.RetrievalIndex.open(s.file).close();
       if (s.use === 'archive') return L.convertRadgraph(s.file, path.join(s.dir, 'out.gguf'), { headCount: 4 });
       if (s.use === 'chexbert') return (await L.ChexbertLabeler.load(s.file, { threads: 1 })).dispose();
+      if (s.use.startsWith('release:')) {
+        const rel = (p) => path.join(s.dir, 'release', p);
+        return L.convertRelease({ base: rel('vicuna'), adapter: rel('llava-rad'), clipText: rel('biomedbert'), out: path.join(s.dir, 'out'), type: 'q8_0', threads: 1 });
+      }
       return (await L.loadVisionModel({ model: s.file, threads: 1 })).dispose();
     },
   },
