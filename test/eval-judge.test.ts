@@ -402,6 +402,35 @@ describe('chexpromptJudge', () => {
     expect(r0.studies[0]).toMatchObject({ requests: 1, error: { code: 'BAD_JUDGE_RESPONSE' } });
   });
 
+  it('stops reading an answer past 16 MiB (an endpoint that is no judge: before, the whole body was held)', async () => {
+    const MIB = 1 << 20;
+    const sent: number[] = [];
+    srv.handler = (_s, res) => {
+      // 100 MiB of JSON-looking bytes, written as the client reads them; the count is what it took
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(MIB, 0x20);
+      let n = 0;
+      const i = sent.push(0) - 1;
+      const pump = () => {
+        while (n < 100) {
+          n++;
+          sent[i] = n;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('close', () => res.removeAllListeners('drain'));
+      pump();
+    };
+    const result = await chexpromptJudge(records(['x']), {
+      url: `${srv.base}/v1`, model: 'm', chexpromptDir: cxpDir, rpm: Infinity, client: { env: keyEnv, ...fast }, bootstrap: 0,
+    });
+    expect(result.studies[0]).toMatchObject({ requests: 2, error: { code: 'BAD_JUDGE_RESPONSE', message: expect.stringMatching(/answered HTTP 200 with more than 16 MiB: not a chat completion/) } });
+    expect(sent).toHaveLength(2);
+    // the reader stopped at 16 MiB: what the server got out is that plus the socket buffers, far from the 100 MiB
+    for (const mib of sent) expect(mib).toBeLessThan(64);
+  });
+
   it('keeps at most `concurrency` requests in flight and spaces starts by 60 s / rpm', async () => {
     srv.handler = (_s, res) => setTimeout(() => res.end(completionBody(answer([], []))), 40);
     await chexpromptJudge(records(Array.from({ length: 8 }, (_, i) => `c${i}`)), {

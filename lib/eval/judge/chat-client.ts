@@ -88,6 +88,8 @@ export interface ChatClientOptions {
 }
 
 const RETRYABLE_STATUS = new Set([408, 429]);
+/** the most bytes of an answer read: a chat completion is a few KB; an endpoint that sends more is not a judge */
+export const MAX_JUDGE_ANSWER_BYTES = 16 << 20;
 const REDACTED = '[redacted]';
 
 /** ms to wait from a Retry-After value (delta-seconds or an HTTP date), or undefined when absent / unreadable */
@@ -176,6 +178,29 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 class TimeoutMarker extends Error {}
+
+/** an answer's body as text (UTF-8, as Response.text() decodes it), or null past `max` bytes (not read on) */
+async function boundedText(res: Response, max: number): Promise<string | null> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max || res.body === null) {
+    if (declared > max) await res.body?.cancel().catch(() => {});
+    return declared > max ? null : res.text();
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.byteLength;
+    if (n > max) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
 
 /** an attempt's outcome that may be retried */
 interface Retryable {
@@ -301,10 +326,10 @@ export class ChatClient {
     const where = `the judge at ${this.endpoint}`;
     try {
       let res: Response;
-      let text: string;
+      let body: string | null;
       try {
         res = await this.fetchImpl(this.endpoint, { method: 'POST', headers: this.headers(), body: payload, signal: controller.signal });
-        text = await res.text();
+        body = await boundedText(res, MAX_JUDGE_ANSWER_BYTES);
       } catch (e) {
         if (controller.signal.reason instanceof TimeoutMarker) {
           const reason = `timeout after ${this.timeoutMs} ms`;
@@ -314,6 +339,10 @@ export class ChatClient {
         const detail = this.scrub(e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e));
         return { retry: { reason: `network error: ${detail}`, retryAfterMs: undefined, error: new LlavaRadError('DOWNLOAD', `${where}: ${detail}`) } };
       }
+      if (body === null) {
+        throw new LlavaRadError('BAD_JUDGE_RESPONSE', `${where} answered HTTP ${res.status} with more than ${MAX_JUDGE_ANSWER_BYTES >> 20} MiB: not a chat completion (read no further)`);
+      }
+      const text = body;
       if (!res.ok) {
         const snippet = this.scrub(text.slice(0, 300)).replace(/\s+/g, ' ').trim();
         const msg = `${where} answered HTTP ${res.status}${snippet ? `: ${snippet}` : ''}`;
