@@ -12,9 +12,9 @@ import { LlavaRadError } from '../errors.js';
 import { LineTooLongError, scanLines } from './lines.js';
 import { isRecord, MAX_RECORD_BYTES, type PredictionRecord } from './record.js';
 
-export interface Predictions {
-  /** the last record of each id, in order of each id's first appearance */
-  latest: Map<string, PredictionRecord>;
+export interface Predictions<T = PredictionRecord> {
+  /** the last record of each id (or what `keep` made of it), in order of each id's first appearance */
+  latest: Map<string, T>;
   /** records read (complete, valid lines) */
   records: number;
   /** the damaged tail, if any: where it starts and why it is not a record */
@@ -23,9 +23,13 @@ export interface Predictions {
   goodBytes: number;
 }
 
-/** Reads a predictions file. Throws BAD_PREDICTIONS for a bad line that is not the last one. */
-export function readPredictions(file: string): Predictions {
-  const latest = new Map<string, PredictionRecord>();
+/**
+ * Reads a predictions file. Throws BAD_PREDICTIONS for a bad line that is not the last one. `keep` makes what is
+ * held of each record (default: the record): a reader that needs little of each keeps memory flat whatever the
+ * file's size (a parsed record takes a few KB of heap, so millions of them would not fit V8's).
+ */
+export function readPredictions<T = PredictionRecord>(file: string, keep: (r: PredictionRecord) => T = (r) => r as unknown as T): Predictions<T> {
+  const latest = new Map<string, T>();
   let records = 0;
   let pendingBad: { line: number; offset: number; why: string } | null = null;
   let scan;
@@ -47,7 +51,7 @@ export function readPredictions(file: string): Predictions {
         return;
       }
       records++;
-      latest.set(v.id, v); // an id keeps its first position; the value becomes the newer record
+      latest.set(v.id, keep(v)); // an id keeps its first position; the value becomes the newer record's
     }, { maxLineBytes: MAX_RECORD_BYTES });
   } catch (e) {
     if (e instanceof LlavaRadError) throw e;
@@ -60,7 +64,7 @@ export function readPredictions(file: string): Predictions {
   const bad = pendingBad as { line: number; offset: number; why: string } | null;
   const goodBytes = bad ? bad.offset : scan.completeBytes;
   const total = scan.completeBytes + scan.tailBytes;
-  let damaged: Predictions['damaged'] = null;
+  let damaged: Predictions<T>['damaged'] = null;
   if (bad) damaged = { line: bad.line, offset: bad.offset, bytes: total - bad.offset, why: bad.why };
   else if (scan.tailBytes > 0) damaged = { line: -1, offset: scan.completeBytes, bytes: scan.tailBytes, why: 'a last line without a newline (torn write)' };
   return { latest, records, damaged, goodBytes };
@@ -85,11 +89,11 @@ export class Journal {
 
   /**
    * Opens (creating it and its folder if needed) a predictions file for appending, after cutting off a
-   * damaged tail. Returns what the file holds.
+   * damaged tail. Returns what the file holds (what `keep` makes of each record: see readPredictions).
    */
-  static open(file: string): { journal: Journal; predictions: Predictions } {
+  static open<T = PredictionRecord>(file: string, keep?: (r: PredictionRecord) => T): { journal: Journal; predictions: Predictions<T> } {
     const dir = path.dirname(path.resolve(file));
-    let predictions: Predictions = { latest: new Map(), records: 0, damaged: null, goodBytes: 0 };
+    let predictions: Predictions<T> = { latest: new Map(), records: 0, damaged: null, goodBytes: 0 };
     const st = lstatOrNull(file);
     const existed = st !== null;
     // only a plain file of ours is appended to: never through a symbolic link (it could point anywhere), and a
@@ -101,7 +105,7 @@ export class Journal {
     if (TEST_PAUSE instanceof Error) throw TEST_PAUSE;
     try {
       mkdirSync(dir, { recursive: true });
-      if (existed) predictions = readPredictions(file);
+      if (existed) predictions = readPredictions(file, keep);
       if (existed && predictions.records === 0 && predictions.damaged && !looksLikeTornRecord(file, predictions.damaged.offset)) {
         throw new LlavaRadError('BAD_PREDICTIONS',
           `${file} is not empty and holds no prediction record: it is not a predictions file of llava-rad batch (nothing was changed)`);

@@ -11,6 +11,7 @@ import { defaultModelFolder } from '../pull/home.js';
 import { DeviceSpecError, needsWorkers, parseDevice, parseDevices, type DeviceSpec } from '../batch/devices.js';
 import { openLocalEngine, type Engine, type StudySettings } from '../batch/engine.js';
 import { modelIdentity } from '../batch/identity.js';
+import { DoneStudies } from '../batch/done-studies.js';
 import { Journal } from '../batch/journal.js';
 import { acquireLock } from '../batch/lock.js';
 import { MANIFEST_FORMATS, readManifest, type ManifestFormat } from '../batch/manifest.js';
@@ -177,13 +178,14 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     let journal: Journal | null = null;
     let engines: Engine[] = [];
     try {
-      const opened = Journal.open(out);
+      const done = new DoneStudies();
+      const opened = Journal.open(out, done.summarize);
       journal = opened.journal;
       const { predictions } = opened;
       if (predictions.damaged) progress.notice(`cut off a damaged last line of ${out} (${predictions.damaged.bytes} bytes: ${predictions.damaged.why})`);
       const todo = studies.filter((s) => {
         const r = predictions.latest.get(s.id);
-        return r === undefined || (r.error !== undefined && v['retry-failed'] === true);
+        return r === undefined || (done.failed(r) && v['retry-failed'] === true);
       });
       const hashing = modelIdentity(files);
       hashing.catch(() => {});
@@ -203,10 +205,10 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
       if (failedLoad) throw (failedLoad as PromiseRejectedResult).reason;
       const model = await hashing;
       const key = identityKey({ model, params });
-      for (const r of predictions.latest.values()) {
-        if (identityKey(r) !== key) {
+      for (const [id, r] of predictions.latest) {
+        if (done.identity(r) !== key) {
           throw new LlavaRadError('MODEL_MISMATCH',
-            `${out} holds predictions made with another model or settings (record ${JSON.stringify(r.id)}: ${identityKey(r)}; this run: ${key}); write to another --out`);
+            `${out} holds predictions made with another model or settings (record ${JSON.stringify(id)}: ${done.identity(r)}; this run: ${key}); write to another --out`);
         }
       }
 
@@ -218,7 +220,7 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
       const state = new Map<string, boolean>();
       for (const s of studies) {
         const r = predictions.latest.get(s.id);
-        if (r) state.set(s.id, r.error === undefined);
+        if (r !== undefined) state.set(s.id, !done.failed(r));
       }
       progress.start({ total: studies.length, todo: todo.length, done: studies.length - todo.length, shard: shard ? `${shard.index}/${shard.count}` : null, devices: engines.length ? engines.map((e) => e.device) : devices.map((d) => d.name), concurrency, out });
       const summary = await runStudies({

@@ -1,0 +1,55 @@
+// Resuming a large job: `batch` keeps one number per study of the predictions file it resumes (lib/batch/
+// done-studies.ts), not the parsed records. Before, every record was held parsed (about 2.7 KB of heap each: a
+// 787 MB file of 370,000 records took 990 MB of heap and 12 s), so a job of some 1.6 million studies could not be
+// resumed at all in V8's default 4 GB heap: the process aborted, and the job could never finish. Here a job of
+// 60,000 studies (a 126 MB file) is resumed with the heap limited to 96 MB (on 7291725: heap out of memory,
+// SIGABRT); every study is done, so no model is loaded and the model files only need hashing.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-resume-scale-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const STUDIES = 60_000;
+const FAILED_EVERY = 1000; // study ids divisible by it have a failed record
+
+function identity(file: string, text: string) {
+  writeFileSync(file, text);
+  return { file: path.basename(file), bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') };
+}
+
+describe('resuming a job of 60,000 studies', () => {
+  it('with a 96 MB heap: every study is found done (59,940 with findings, 60 failed), exit 3, nothing appended', () => {
+    const model = { decoder: identity(path.join(tmp, 'decoder.gguf'), 'a decoder'), vision: identity(path.join(tmp, 'vision.gguf'), 'a vision tower') };
+    const params = { max_tokens: 256, dicom_window: false, skip_lateral: false, high_bit_depth: 'msb', kv_type: 'auto' };
+    const findings = 'The lungs are clear without focal consolidation, effusion, or pneumothorax. The cardiomediastinal silhouette is within normal limits. ';
+    const manifest: string[] = [];
+    const records: string[] = [];
+    for (let i = 0; i < STUDIES; i++) {
+      const id = `p10/p${10_000_000 + i}/s${50_000_000 + i}`;
+      manifest.push(JSON.stringify({ id, image: `files/${id}/view.jpg` }));
+      const base = { id, image: `files/${id}/view.jpg`, reason: 'Cough and fever.', model, params, device: 'cpu', finished_at: '2026-12-07T00:00:00.000Z', research_use_only: true };
+      records.push(JSON.stringify(i % FAILED_EVERY === 0
+        ? { ...base, error: { code: 'IO', message: 'no such file' } }
+        : { ...base, findings, tokens: Array.from({ length: 60 }, (_, k) => 300 + ((i * 7 + k * 13) % 30_000)), stop_reason: 'eos', warnings: [],
+          timings_ms: { preprocess: 12.3, vision: 456.7, queue: 0.1, prompt: 1234.5, decode: 4567.8, total: 6271.4 } }));
+    }
+    writeFileSync(path.join(tmp, 'manifest.jsonl'), manifest.join('\n') + '\n');
+    const out = path.join(tmp, 'predictions.jsonl');
+    writeFileSync(out, records.join('\n') + '\n');
+    const size = statSync(out).size;
+    const r = spawnSync(process.execPath, ['--max-old-space-size=96', '--import', path.join(root, 'scripts', 'ts-hooks.mjs'), path.join(root, 'lib', 'cli.ts'),
+      'batch', path.join(tmp, 'manifest.jsonl'), '--model', model.decoder.file, '--mmproj', model.vision.file, '--out', out, '--json-progress'], { cwd: tmp, encoding: 'utf8', timeout: 300_000 });
+    expect(r.signal, r.stderr.slice(-1500)).toBeNull();
+    expect(r.status, r.stderr.slice(-1500)).toBe(3);
+    const end = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'end');
+    expect(end).toMatchObject({ ok: 0, failed: 0, total: STUDIES, with_findings: STUDIES - STUDIES / FAILED_EVERY, failed_total: STUDIES / FAILED_EVERY, not_run: 0, exit_code: 3 });
+    expect(statSync(out).size).toBe(size);
+  }, 300_000);
+});
