@@ -17,7 +17,7 @@ const EXTRA = [
   "export { contextPerStudy } from './lib/batch/engine.ts';",
   // the journal target: the predictions journal, merging, the CLI (batch resumes in process)
   "export { Journal, readPredictions as readPredictionsFile } from './lib/batch/journal.ts';",
-  "export { mergePredictions, writePredictions } from './lib/batch/merge.ts';",
+  "export { mergePredictions, writeMerged } from './lib/batch/merge.ts';",
   "export { main as cliMain } from './lib/cli.ts';",
   // the seeds of bert-family targets (seeds.mjs) need bert-base-uncased's vocabulary, rebuilt as the tests do
   "export { bertBaseUncasedVocabText } from './test/fixtures/wordpiece/vocab.ts';",

@@ -420,7 +420,7 @@ function predictionsOrNull(L, file) {
   }
 }
 
-/** Journal.open, an append, mergePredictions with another shard of the job, writePredictions */
+/** Journal.open, an append, mergePredictions with another shard of the job, writeMerged */
 async function runPredictionsOpen(L, input) {
   const before = readFileSync(input.file);
   const pre = predictionsOrNull(L, input.file);
@@ -451,13 +451,17 @@ async function runPredictionsOpen(L, input) {
     journal.close();
   }
   // another shard of the same job beside it
-  const m = L.mergePredictions({ inputs: [input.file, input.seed], manifestIds: idsOf(L, input.manifest), dropFailed: input.dropFailed });
+  const inputs = [input.file, input.seed];
+  const m = L.mergePredictions({ inputs, manifestIds: idsOf(L, input.manifest), dropFailed: input.dropFailed });
   const ids = m.records.map((r) => r.id);
-  check(new Set(ids).size === ids.length, 'merge wrote an id twice');
+  check(new Set(ids).size === ids.length, 'merge chose an id twice');
   const out = path.join(path.dirname(input.file), 'merged.jsonl');
-  L.writePredictions(out, m.records);
+  L.writeMerged(out, inputs, m.records);
   const back = L.readPredictionsFile(out);
-  check(back.damaged === null && back.records === m.records.length && back.latest.size === m.records.length, 'the merged file does not read back as written');
+  check(back.damaged === null && back.records === m.records.length && JSON.stringify([...back.latest.keys()]) === JSON.stringify(ids), 'the merged file does not read back as chosen');
+  // each record as its input holds it
+  const sources = inputs.map((f) => L.readPredictionsFile(f));
+  for (const r of m.records) check(JSON.stringify(back.latest.get(r.id)) === JSON.stringify(sources[r.input].latest.get(r.id)), `merged record ${JSON.stringify(r.id)} differs from its input's`);
 }
 
 /** `llava-rad batch` resumed in this process over the damaged file, on the tiny models */

@@ -12,6 +12,12 @@ import { LlavaRadError } from '../errors.js';
 import { LineTooLongError, scanLines } from './lines.js';
 import { isRecord, MAX_RECORD_BYTES, type PredictionRecord } from './record.js';
 
+/** where a record's line is in its file: the byte offset it starts at and its length (without the newline) */
+export interface LineAt {
+  offset: number;
+  bytes: number;
+}
+
 export interface Predictions<T = PredictionRecord> {
   /** the last record of each id (or what `keep` made of it), in order of each id's first appearance */
   latest: Map<string, T>;
@@ -28,13 +34,13 @@ export interface Predictions<T = PredictionRecord> {
  * held of each record (default: the record): a reader that needs little of each keeps memory flat whatever the
  * file's size (a parsed record takes a few KB of heap, so millions of them would not fit V8's).
  */
-export function readPredictions<T = PredictionRecord>(file: string, keep: (r: PredictionRecord) => T = (r) => r as unknown as T): Predictions<T> {
+export function readPredictions<T = PredictionRecord>(file: string, keep: (r: PredictionRecord, at: LineAt) => T = (r) => r as unknown as T): Predictions<T> {
   const latest = new Map<string, T>();
   let records = 0;
   let pendingBad: { line: number; offset: number; why: string } | null = null;
   let scan;
   try {
-    scan = scanLines(file, (text, line, offset) => {
+    scan = scanLines(file, (text, line, offset, bytes) => {
       if (pendingBad) {
         throw new LlavaRadError('BAD_PREDICTIONS',
           `${file}:${pendingBad.line}: ${pendingBad.why}, and it is not the last line: the file was edited or is not a predictions file of llava-rad batch`);
@@ -51,7 +57,7 @@ export function readPredictions<T = PredictionRecord>(file: string, keep: (r: Pr
         return;
       }
       records++;
-      latest.set(v.id, keep(v)); // an id keeps its first position; the value becomes the newer record's
+      latest.set(v.id, keep(v, { offset, bytes })); // an id keeps its first position; the value becomes the newer record's
     }, { maxLineBytes: MAX_RECORD_BYTES });
   } catch (e) {
     if (e instanceof LlavaRadError) throw e;
@@ -91,7 +97,7 @@ export class Journal {
    * Opens (creating it and its folder if needed) a predictions file for appending, after cutting off a
    * damaged tail. Returns what the file holds (what `keep` makes of each record: see readPredictions).
    */
-  static open<T = PredictionRecord>(file: string, keep?: (r: PredictionRecord) => T): { journal: Journal; predictions: Predictions<T> } {
+  static open<T = PredictionRecord>(file: string, keep?: (r: PredictionRecord, at: LineAt) => T): { journal: Journal; predictions: Predictions<T> } {
     const dir = path.dirname(path.resolve(file));
     let predictions: Predictions<T> = { latest: new Map(), records: 0, damaged: null, goodBytes: 0 };
     const st = lstatOrNull(file);

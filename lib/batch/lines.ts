@@ -37,7 +37,8 @@ export class LineTooLongError extends Error {
   }
 }
 
-export type OnLine = (text: string, line: number, start: number) => void;
+/** a line's text (UTF-8 decoded), its 1-based number, the byte offset where it starts and its length in bytes (no newline) */
+export type OnLine = (text: string, line: number, start: number, bytes: number) => void;
 
 /**
  * Splits bytes pushed in chunks into lines (split at "\n"; a "\r" before it stays in the line's text).
@@ -70,7 +71,7 @@ export class LineSplitter {
       const start = this.#lineStart;
       this.#lineStart = this.#pos + nl + 1;
       from = nl + 1;
-      this.#onLine(bytes.toString('utf8'), ++this.#line, start);
+      this.#onLine(bytes.toString('utf8'), ++this.#line, start, bytes.length);
     }
     if (from < chunk.length) {
       const rest = chunk.length - from;
@@ -88,7 +89,7 @@ export class LineSplitter {
       const bytes = Buffer.concat(this.#pending);
       this.#pending = [];
       this.#pendingLen = 0;
-      this.#onLine(bytes.toString('utf8'), ++this.#line, this.#lineStart);
+      this.#onLine(bytes.toString('utf8'), ++this.#line, this.#lineStart, bytes.length);
     }
     return scan;
   }

@@ -2,7 +2,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { readManifest } from '../batch/manifest.js';
-import { mergePredictions, writePredictions } from '../batch/merge.js';
+import { mergePredictions, writeMerged } from '../batch/merge.js';
 import { describeNonFile, parseWithPositionals, UsageError, type Command } from './args.js';
 import { EXIT_SOME_FAILED, formatArg } from './batch.js';
 
@@ -55,7 +55,7 @@ or failed; 1 an error (e.g. MODEL_MISMATCH, BAD_PREDICTIONS); 2 bad arguments.`,
       throw new UsageError('merge: --format and --mimic-test-filter describe the --manifest, which is missing');
     }
     const r = mergePredictions({ inputs, ...(manifestIds ? { manifestIds } : {}), dropFailed: v['drop-failed'] === true });
-    writePredictions(out, r.records);
+    writeMerged(out, inputs, r.records);
     const code = r.missing.length > 0 || r.failed > 0 ? EXIT_SOME_FAILED : 0;
     for (const d of r.damaged) io.err(`llava-rad merge: warning: ignored the damaged last line of ${d.file} (${d.why})\n`);
     if (r.duplicates.length) io.err(`llava-rad merge: ${r.duplicates.length} id(s) in more than one file (kept one record each): ${list(r.duplicates)}\n`);

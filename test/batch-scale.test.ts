@@ -1,12 +1,13 @@
-// Resuming a large job: `batch` keeps one number per study of the predictions file it resumes (lib/batch/
-// done-studies.ts), not the parsed records. Before, every record was held parsed (about 2.7 KB of heap each: a
-// 787 MB file of 370,000 records took 990 MB of heap and 12 s), so a job of some 1.6 million studies could not be
-// resumed at all in V8's default 4 GB heap: the process aborted, and the job could never finish. Here a job of
-// 60,000 studies (a 126 MB file) is resumed with the heap limited to 96 MB (on 7291725: heap out of memory,
-// SIGABRT); every study is done, so no model is loaded and the model files only need hashing.
+// Large jobs: `batch` resuming, and `merge` joining the shards of, a job of many studies keep little per study
+// (lib/batch/done-studies.ts: one number; lib/batch/merge.ts: where each chosen line is), not the parsed
+// records. Before, every record was held parsed (about 2.7 KB of heap each: a 787 MB file of 370,000 records
+// took 990 MB of heap and 12 s to read), so a job of some 1.6 million studies could be neither resumed nor merged
+// in V8's default 4 GB heap: the process aborted, and the job could never finish. Here a job of 60,000 studies (a
+// 126 MB file) is resumed and merged with the heap limited to 96 MB (on 7291725: heap out of memory, SIGABRT);
+// every study is done, so `batch` loads no model and the model files only need hashing.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,8 +25,8 @@ function identity(file: string, text: string) {
   return { file: path.basename(file), bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex') };
 }
 
-describe('resuming a job of 60,000 studies', () => {
-  it('with a 96 MB heap: every study is found done (59,940 with findings, 60 failed), exit 3, nothing appended', () => {
+describe('a job of 60,000 studies', () => {
+  it('with a 96 MB heap: batch finds every study done (59,940 with findings, 60 failed; exit 3, nothing appended); merge writes the same records', () => {
     const model = { decoder: identity(path.join(tmp, 'decoder.gguf'), 'a decoder'), vision: identity(path.join(tmp, 'vision.gguf'), 'a vision tower') };
     const params = { max_tokens: 256, dicom_window: false, skip_lateral: false, high_bit_depth: 'msb', kv_type: 'auto' };
     const findings = 'The lungs are clear without focal consolidation, effusion, or pneumothorax. The cardiomediastinal silhouette is within normal limits. ';
@@ -51,5 +52,14 @@ describe('resuming a job of 60,000 studies', () => {
     const end = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'end');
     expect(end).toMatchObject({ ok: 0, failed: 0, total: STUDIES, with_findings: STUDIES - STUDIES / FAILED_EVERY, failed_total: STUDIES / FAILED_EVERY, not_run: 0, exit_code: 3 });
     expect(statSync(out).size).toBe(size);
+
+    // merged (as one shard of the job, against its manifest): the same lines, in manifest order
+    const merged = path.join(tmp, 'merged.jsonl');
+    const m = spawnSync(process.execPath, ['--max-old-space-size=96', '--import', path.join(root, 'scripts', 'ts-hooks.mjs'), path.join(root, 'lib', 'cli.ts'),
+      'merge', merged, out, '--manifest', path.join(tmp, 'manifest.jsonl'), '--json'], { cwd: tmp, encoding: 'utf8', timeout: 300_000 });
+    expect(m.signal, m.stderr.slice(-1500)).toBeNull();
+    expect(m.status, m.stderr.slice(-1500)).toBe(3);
+    expect(JSON.parse(m.stdout)).toMatchObject({ records: STUDIES, ok: STUDIES - STUDIES / FAILED_EVERY, failed: STUDIES / FAILED_EVERY, missing: [], duplicates: [], exit_code: 3 });
+    expect(readFileSync(merged).equals(readFileSync(out)), `${STUDIES} records compared byte for byte`).toBe(true);
   }, 300_000);
 });
