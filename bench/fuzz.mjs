@@ -2,7 +2,7 @@
 // Fuzz harness (issue #20): mutates checkpoints (PyTorch zip / legacy pickles, safetensors), GGUFs, DICOMs,
 // images, batch manifests, model folders, BERT-family GGUFs (CheXbert, RadGraph, CLIP text), retrieval
 // indexes, RadGraph archives, HTTP requests, hostile text (bench/fuzz/text.mjs) and journals damaged between
-// two runs (bench/fuzz/journal.mjs) for a fixed budget, runs each input through the library's own
+// two runs (bench/fuzz/journal.mjs, journal-target.mjs) for a fixed budget, runs each input through the library's own
 // entry point in a pool of child processes, and counts what happened: accepted, a typed LlavaRadError (by
 // code), an untyped error, a signal, a hang (no answer within 30 s), a peak (RSS over 4 GiB).
 //
