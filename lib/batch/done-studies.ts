@@ -3,23 +3,13 @@
 // parsed records: one takes about 2.7 KB of heap, so a job of 1.6 million studies could not be resumed in V8's
 // default 4 GB heap; this takes a small fraction of that.
 
-import { identityKey, type PredictionRecord } from './record.js';
+import { IdentityKeys, type PredictionRecord } from './record.js';
 
 export class DoneStudies {
-  /** the distinct identity keys met, in order */
-  readonly #keys: string[] = [];
-  readonly #index = new Map<string, number>();
+  readonly #keys = new IdentityKeys();
 
-  /** Journal.open's `keep`: a record to its summary (identity index x 2, + 1 when it failed) */
-  readonly summarize = (r: PredictionRecord): number => {
-    const key = identityKey(r);
-    let i = this.#index.get(key);
-    if (i === undefined) {
-      i = this.#keys.push(key) - 1;
-      this.#index.set(key, i);
-    }
-    return i * 2 + (r.error !== undefined ? 1 : 0);
-  };
+  /** Journal.open's `keep`: a record to its summary (identity key number x 2, + 1 when it failed) */
+  readonly summarize = (r: PredictionRecord): number => this.#keys.of(r) * 2 + (r.error !== undefined ? 1 : 0);
 
   /** the summarized record failed */
   failed(summary: number): boolean {
@@ -28,6 +18,6 @@ export class DoneStudies {
 
   /** the identity key of the summarized record's run */
   identity(summary: number): string {
-    return this.#keys[Math.floor(summary / 2)]!;
+    return this.#keys.key(Math.floor(summary / 2));
   }
 }

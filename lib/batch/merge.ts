@@ -12,7 +12,7 @@ import path from 'node:path';
 import { LlavaRadError } from '../errors.js';
 import { openRegularFileSync } from '../regular-file.js';
 import { fsyncDir, readPredictions } from './journal.js';
-import { identityKey, type PredictionRecord } from './record.js';
+import { IdentityKeys, type PredictionRecord } from './record.js';
 
 export interface MergeOptions {
   inputs: string[];
@@ -59,21 +59,16 @@ export function mergePredictions(o: MergeOptions): MergeResult {
   const merged = new Map<string, MergedRecord>();
   const seenIn = new Map<string, number>();
   const damaged: MergeResult['damaged'] = [];
-  const keys: string[] = []; // the distinct identity keys met
-  const keyIndex = new Map<string, number>();
+  const keys = new IdentityKeys();
   let first: { key: number; file: string } | null = null;
   o.inputs.forEach((file, input) => {
-    const p = readPredictions(file, (r: PredictionRecord, at) => {
-      const k = identityKey(r);
-      let key = keyIndex.get(k);
-      if (key === undefined) key = keyIndex.set(k, keys.push(k) - 1).get(k)!;
-      return { id: r.id, input, offset: at.offset, bytes: at.bytes, failed: r.error !== undefined, finishedAt: String(r.finished_at), key };
-    });
+    const p = readPredictions(file, (r: PredictionRecord, at) => (
+      { id: r.id, input, offset: at.offset, bytes: at.bytes, failed: r.error !== undefined, finishedAt: String(r.finished_at), key: keys.of(r) }));
     if (p.damaged) damaged.push({ file, why: p.damaged.why });
     for (const { key, ...r } of p.latest.values()) {
       if (first === null) first = { key, file };
       else if (key !== first.key) {
-        throw new LlavaRadError('MODEL_MISMATCH', `${file} (record ${JSON.stringify(r.id)}: ${keys[key]}) and ${first.file} (${keys[first.key]}) come from different models or settings; merge only the shards of one job`);
+        throw new LlavaRadError('MODEL_MISMATCH', `${file} (record ${JSON.stringify(r.id)}: ${keys.key(key)}) and ${first.file} (${keys.key(first.key)}) come from different models or settings; merge only the shards of one job`);
       }
       const prev = merged.get(r.id);
       merged.set(r.id, prev ? better(prev, r) : r);

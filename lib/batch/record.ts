@@ -125,6 +125,28 @@ export function identityKey(r: Pick<PredictionRecord, 'model' | 'params'>): stri
     `dicom_window ${p.dicom_window}, skip_lateral ${p.skip_lateral}, high_bit_depth ${p.high_bit_depth}, kv_type ${p.kv_type}`;
 }
 
+/** the distinct identity keys of many records, each held once: a record's key as a small number */
+export class IdentityKeys {
+  readonly #keys: string[] = [];
+  readonly #index = new Map<string, number>();
+
+  /** the number of the record's identity key */
+  of(r: Pick<PredictionRecord, 'model' | 'params'>): number {
+    const key = identityKey(r);
+    let i = this.#index.get(key);
+    if (i === undefined) {
+      i = this.#keys.push(key) - 1;
+      this.#index.set(key, i);
+    }
+    return i;
+  }
+
+  /** the key numbered i */
+  key(i: number): string {
+    return this.#keys[i]!;
+  }
+}
+
 export function isRecord(v: unknown): v is PredictionRecord {
   if (typeof v !== 'object' || v === null) return false;
   const r = v as Partial<PredictionRecord>;
