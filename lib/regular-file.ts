@@ -10,9 +10,7 @@ import { LlavaRadError } from './errors.js';
 /** the most a WordPiece vocabulary file may hold (bert-base-uncased's: 231 KB) */
 export const MAX_VOCAB_FILE_BYTES = 64 << 20;
 
-/** the flags every reader of a user-named file opens it with */
-export const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
-const FLAGS = READ_FLAGS;
+const FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 interface StatLike { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }
 

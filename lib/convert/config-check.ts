@@ -12,10 +12,9 @@
 // (hidden 32, 2 layers, 2 heads). Every refusal is BAD_CHECKPOINT naming the file, the field, what was
 // expected and what came (a short description of the value, never the file's text).
 
-import { open, type FileHandle } from 'node:fs/promises';
 import { LlavaRadError, describeValue } from '../errors.js';
 import { ggmlTensorBytes, type GgmlType } from '../gguf/types.js';
-import { READ_FLAGS, fileKind } from '../regular-file.js';
+import { readRegularFile } from '../regular-file.js';
 import { DTYPE_SIZE, type LazyTensor } from './tensor.js';
 
 /** A numeric config field: an integer, or a finite number where a float is meant. */
@@ -128,31 +127,8 @@ const bad = (msg: string) => new LlavaRadError('BAD_CHECKPOINT', msg);
  * Missing, unreadable, not a regular file: IO; too large, not JSON, not an object: BAD_CHECKPOINT.
  */
 export async function readJsonObject(file: string, what: string, maxBytes = MAX_JSON_BYTES): Promise<Record<string, unknown>> {
-  let text: string;
-  let fh: FileHandle;
-  try {
-    fh = await open(file, READ_FLAGS); // non-blocking: a FIFO opens at once (and is refused below) instead of waiting for a writer
-  } catch (e) {
-    throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new LlavaRadError('IO', `cannot read the ${what} ${file}: it is ${fileKind(st)}, not a regular file`);
-    if (st.size > maxBytes) throw bad(`${file}: a ${what} of ${st.size} bytes is too large (at most ${maxBytes})`);
-    const buf = Buffer.alloc(st.size);
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesRead } = await fh.read(buf, done, buf.length - done, done);
-      if (bytesRead <= 0) break;
-      done += bytesRead;
-    }
-    text = buf.toString('utf8', 0, done);
-  } catch (e) {
-    if (e instanceof LlavaRadError) throw e;
-    throw new LlavaRadError('IO', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  } finally {
-    await fh.close().catch(() => {});
-  }
+  const text = (await readRegularFile(file, `the ${what}`, maxBytes,
+    (size) => bad(`${file}: a ${what} of ${size} bytes is too large (at most ${maxBytes})`))).toString('utf8');
   let v: unknown;
   try {
     v = JSON.parse(text);
