@@ -182,10 +182,11 @@ class TimeoutMarker extends Error {}
 /** an answer's body as text (UTF-8, as Response.text() decodes it), or null past `max` bytes (not read on) */
 async function boundedText(res: Response, max: number): Promise<string | null> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > max || res.body === null) {
-    if (declared > max) await res.body?.cancel().catch(() => {});
-    return declared > max ? null : res.text();
+  if (declared > max) {
+    await res.body?.cancel().catch(() => {});
+    return null;
   }
+  if (res.body === null) return ''; // no body (Response.text() gives '' too)
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let n = 0;
