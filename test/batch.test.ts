@@ -678,7 +678,7 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     const cases: [string[], RegExp][] = [
       [['batch', manifest, ...model], /--out PREDICTIONS\.jsonl is required/],
       [['batch', ...model, '--out', out], /the MANIFEST file is required/],
-      [['batch', path.join(dir, 'nope.jsonl'), ...model, '--out', out], /manifest not found/],
+      [['batch', path.join(dir, 'nope.jsonl'), ...model, '--out', out], /manifest file not found/],
       [['batch', manifest, '--out', out, '--model', path.join(dir, 'none')], /model not found/],
       [['batch', manifest, ...model, '--out', out, '--kv-type', 'f8'], /--kv-type must be one of auto, f16, f32, q8_0, got 'f8'/],
       [['batch', manifest, ...model, '--out', out, '--shard', '3/3'], /shard index must be between 0 and 2, got 3/],

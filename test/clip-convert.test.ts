@@ -37,7 +37,7 @@ describe('convertClip', () => {
     expect(kv('clip.logit_scale')).toBeCloseTo(4.6052, 4);
     const vocab = readFileSync(path.join(BERT, 'vocab.txt'), 'utf8').trimEnd().split('\n');
     expect(kv('tokenizer.ggml.tokens')).toEqual(vocab);
-    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     // the tensors are the checkpoint's values (f32 GGUF: exactly), rows as torch stores them
     const ck = await openCheckpoint(CKPT);
     try {
@@ -73,7 +73,7 @@ describe('convertClip', () => {
     const other = new URL('./fixtures/checkpoints/open_clip_like.pt', import.meta.url).pathname;
     expect(await code(convertClip({ checkpoint: other, config: CONFIG, textModel: BERT, out }))).toBe('BAD_CHECKPOINT');
     expect(existsSync(out)).toBe(false);
-    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('the loader refuses a vision GGUF as the CLIP GGUF, a CLIP GGUF as the vision one, and a tower of another width', async () => {

@@ -251,7 +251,7 @@ describe('llava-rad eval --metrics chexbert / convert-chexbert', () => {
     for (const [args, message] of [
       [[PTH, '--out', out], /^llava-rad: convert-chexbert: --vocab FILE is required\n$/],
       [[PTH, '--vocab', vocabFile], /^llava-rad: convert-chexbert: --out FILE is required\n$/],
-      [[path.join(dir, 'none.pth'), '--vocab', vocabFile, '--out', out], /^llava-rad: convert-chexbert: checkpoint not found: /],
+      [[path.join(dir, 'none.pth'), '--vocab', vocabFile, '--out', out], /^llava-rad: convert-chexbert: checkpoint file not found: /],
       [[PTH, '--vocab', vocabFile, '--out', out, '--type', 'q8_0'], /^llava-rad: convert-chexbert: --type must be f16 or f32, got 'q8_0'\n$/],
       [[], /^llava-rad: convert-chexbert: expected the checkpoint/],
     ] as Array<[string[], RegExp]>) {

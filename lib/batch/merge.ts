@@ -6,12 +6,11 @@
 // are copied from the inputs when the result is written. Holding every parsed record took about 2.7 KB of heap
 // each, so the shards of a job of some 1.6 million studies could not be merged in V8's default 4 GB heap.
 
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import path from 'node:path';
+import { closeSync, readSync } from 'node:fs';
 import { LlavaRadError } from '../errors.js';
 import { openRegularFileSync } from '../regular-file.js';
-import { fsyncDir, readPredictions } from './journal.js';
+import { writeFileAtomically } from '../replace-file.js';
+import { readPredictions } from './journal.js';
 import { IdentityKeys, type PredictionRecord } from './record.js';
 
 export interface MergeOptions {
@@ -95,42 +94,25 @@ export function mergePredictions(o: MergeOptions): MergeResult {
 const FLUSH_BYTES = 1 << 20;
 
 /**
- * Writes `out` atomically: a temporary file beside it (a random name, created exclusively, so a file or link
- * planted under a guessable name is never written through), filled by `fill`, fsync, rename, fsync the folder.
- * Anything `fill` throws is rethrown (the temporary file removed); write failures are IO.
+ * Writes `out` atomically (lib/replace-file.ts: a temporary file beside it, created exclusively, renamed
+ * over `out`), through a buffer of FLUSH_BYTES. Anything `fill` throws is rethrown; write failures are IO.
  */
 function writeAtomically(out: string, fill: (put: (bytes: Buffer) => void) => void): void {
-  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${randomBytes(8).toString('hex')}.tmp`);
-  let created = false;
-  try {
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-    created = true;
-    try {
-      const pending: Buffer[] = [];
-      let pendingBytes = 0;
-      const flush = () => {
-        const buf = Buffer.concat(pending);
-        for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
-        pending.length = 0;
-        pendingBytes = 0;
-      };
-      fill((bytes) => {
-        pending.push(bytes);
-        pendingBytes += bytes.length;
-        if (pendingBytes >= FLUSH_BYTES) flush();
-      });
-      flush();
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, out);
-    fsyncDir(path.dirname(path.resolve(out)));
-  } catch (e) {
-    if (created) rmSync(tmp, { force: true });
-    if (e instanceof LlavaRadError) throw e;
-    throw new LlavaRadError('IO', `cannot write ${out}: ${(e as Error).message}`);
-  }
+  writeFileAtomically(out, 'the merged predictions', (write) => {
+    const pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = () => {
+      write(Buffer.concat(pending, pendingBytes), null);
+      pending.length = 0;
+      pendingBytes = 0;
+    };
+    fill((bytes) => {
+      pending.push(bytes);
+      pendingBytes += bytes.length;
+      if (pendingBytes >= FLUSH_BYTES) flush();
+    });
+    flush();
+  });
 }
 
 /** writes records as JSONL atomically (see writeAtomically) */

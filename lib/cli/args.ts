@@ -1,6 +1,7 @@
 // Shared pieces of the command line: the command shape, option parsing and argument checks.
 
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, type Stats } from 'node:fs';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isLlavaRadError } from '../errors.js';
 import type { LoadModelOptions } from '../options.js';
@@ -83,11 +84,80 @@ export function describeNonFile(p: string): string {
   return `the ${kind} ${p}`;
 }
 
+/** what a path that is not a folder is, for messages: "the file X", "the FIFO X", ... */
+export function describeNonFolder(p: string): string {
+  return statSync(p).isFile() ? `the file ${p}` : describeNonFile(p);
+}
+
+/** what `p` is (links followed), or a usage error saying it is not there: "COMMAND: WHAT not found: P" */
+function statArg(command: string, what: string, p: string): Stats {
+  try {
+    return statSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw new UsageError(`${command}: ${what} not found: ${p}`);
+    throw new UsageError(`${command}: cannot read ${what} ${p} (${code ?? (e as Error).message})`);
+  }
+}
+
+/**
+ * `p` names an existing regular file (or, with `fifo`, a named pipe): else a usage error saying what came,
+ * "COMMAND: WHAT file not found: P" or "COMMAND: WHAT must be a file, got the folder P". Returns `p`.
+ */
+export function requireFile(command: string, what: string, p: string | boolean | undefined, opts: { fifo?: boolean } = {}): string {
+  if (typeof p !== 'string' || p === '') throw new UsageError(`${command}: ${what} is required`);
+  const st = statArg(command, `${what} file`, p);
+  if (!(st.isFile() || (opts.fifo === true && st.isFIFO()))) {
+    throw new UsageError(`${command}: ${what} must be a ${opts.fifo === true ? 'file or a named pipe' : 'file'}, got ${describeNonFile(p)}`);
+  }
+  return p;
+}
+
+/** `p` names an existing folder: else "COMMAND: WHAT folder not found: P" or "COMMAND: WHAT must be a folder, got the file P" */
+export function requireFolder(command: string, what: string, p: string | boolean | undefined): string {
+  if (typeof p !== 'string' || p === '') throw new UsageError(`${command}: ${what} is required`);
+  if (!statArg(command, `${what} folder`, p).isDirectory()) throw new UsageError(`${command}: ${what} must be a folder, got ${describeNonFolder(p)}`);
+  return p;
+}
+
+/**
+ * `p` may be written: its folder exists (unless the command makes it: `makesFolder`) and `p`, where it exists,
+ * is a regular file (a file put in place by renaming a temporary one over it must not replace a device:
+ * lib/replace-file.ts), or with `stream` (a file written in place) also a pipe or a character device such as
+ * /dev/stdout
+ */
+export function requireOutputFile(command: string, what: string, p: string, opts: { stream?: boolean; makesFolder?: boolean } = {}): string {
+  const dir = path.dirname(path.resolve(p));
+  if (opts.makesFolder !== true && !statArg(command, `${what} folder`, dir).isDirectory()) {
+    throw new UsageError(`${command}: ${what} must be in a folder, got ${describeNonFolder(dir)}`);
+  }
+  if (!existsSync(p)) return p;
+  const st = statSync(p);
+  if (!(st.isFile() || (opts.stream === true && (st.isFIFO() || st.isCharacterDevice())))) {
+    throw new UsageError(`${command}: ${what} must be a file, got ${describeNonFile(p)}`);
+  }
+  return p;
+}
+
 export function requireModel(v: string | boolean | undefined, command: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`${command}: --model FILE.gguf is required`);
-  if (!existsSync(v)) throw new UsageError(`${command}: model file not found: ${v}`);
-  if (!statSync(v).isFile()) throw new UsageError(`${command}: --model must name a file, got ${describeNonFile(v)}`);
-  return v;
+  return requireFile(command, '--model', v);
+}
+
+/**
+ * --model DIR, or --model FILE.gguf with --mmproj FILE.gguf (the vision GGUF), as `findings`, `batch` and
+ * `serve` take them; --model defaults to the folder `llava-rad pull` fills.
+ */
+export function llavaRadModelArgs(command: string, v: Record<string, string | boolean | undefined>, defaultFolder: string | undefined): { model: string } | { decoder: string; vision: string } {
+  const model = v.model ?? defaultFolder;
+  if (typeof model !== 'string' || model === '') throw new UsageError(`${command}: no model: run \`llava-rad pull\` first or pass --model DIR (or --model FILE.gguf --mmproj FILE.gguf)`);
+  if (statArg(command, 'model', model).isDirectory()) {
+    if (v.mmproj !== undefined) throw new UsageError(`${command}: --mmproj goes with --model FILE.gguf, not with a model folder`);
+    return { model };
+  }
+  requireFile(command, '--model', model);
+  if (typeof v.mmproj !== 'string' || v.mmproj === '') throw new UsageError(`${command}: --model names a file, so --mmproj FILE.gguf (the vision GGUF) is required too`);
+  return { decoder: model, vision: requireFile(command, '--mmproj', v.mmproj) };
 }
 
 export function backendArg(v: string | boolean | undefined): LoadModelOptions['backend'] {

@@ -1,7 +1,6 @@
 // `llava-rad batch`: the findings of every study of a manifest, journaled to a predictions JSONL file
 // that a re-run resumes (lib/batch/ holds the pieces; this file is the policy and the command line).
 
-import { existsSync, statSync } from 'node:fs';
 import { fromNative, LlavaRadError } from '../errors.js';
 import { native } from '../native.js';
 import type { HighBitDepthMode } from '../image/decode.js';
@@ -20,7 +19,7 @@ import { identityKey, type RunParams } from '../batch/record.js';
 import { runStudies } from '../batch/runner.js';
 import { inShard, parseShard, ShardSpecError, type Shard } from '../batch/shard.js';
 import { runWorker, spawnWorkerEngine } from '../batch/workers.js';
-import { asUsage, describeNonFile, intArg, parseWithPositionals, UsageError, type Command, IMAGE_OPTIONS } from './args.js';
+import { asUsage, IMAGE_OPTIONS, intArg, llavaRadModelArgs, parseWithPositionals, requireFile, requireFolder, requireOutputFile, UsageError, type Command } from './args.js';
 
 /** exit status when the run finished but some studies have a failed record */
 export const EXIT_SOME_FAILED = 3;
@@ -42,16 +41,8 @@ export function shardArg(v: string | boolean | undefined): Shard | null {
 }
 
 function modelFiles(v: Record<string, string | boolean | undefined>): { decoder: string; vision: string } {
-  const model = v.model ?? defaultModelFolder();
-  if (typeof model !== 'string' || model === '') throw new UsageError('batch: no model: run `llava-rad pull` first or pass --model DIR (or --model FILE.gguf --mmproj FILE.gguf)');
-  if (!existsSync(model)) throw new UsageError(`batch: model not found: ${model}`);
-  if (statSync(model).isDirectory()) {
-    if (v.mmproj !== undefined) throw new UsageError('batch: --mmproj goes with --model FILE.gguf, not with a model folder');
-    return asUsage(() => resolveModelFolder(model));
-  }
-  if (typeof v.mmproj !== 'string' || v.mmproj === '') throw new UsageError('batch: --model names a file, so --mmproj FILE.gguf (the vision GGUF) is required too');
-  if (!existsSync(v.mmproj)) throw new UsageError(`batch: vision GGUF not found: ${v.mmproj}`);
-  return { decoder: model, vision: v.mmproj };
+  const files = llavaRadModelArgs('batch', v, defaultModelFolder());
+  return 'model' in files ? asUsage(() => resolveModelFolder(files.model)) : files;
 }
 
 function devicesArg(v: Record<string, string | boolean | undefined>): DeviceSpec[] {
@@ -138,13 +129,12 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     const manifestFile = positionals[0];
     if (!manifestFile) throw new UsageError('batch: the MANIFEST file is required');
     // a named pipe too (mkfifo, or a shell's <(...)): readManifest waits a bounded time for its writer
-    const manifestStat = existsSync(manifestFile) ? statSync(manifestFile) : null;
-    if (!manifestStat || !(manifestStat.isFile() || manifestStat.isFIFO())) throw new UsageError(`batch: manifest not found: ${manifestFile}`);
+    requireFile('batch', 'manifest', manifestFile, { fifo: true });
     if (typeof v.out !== 'string' || v.out === '') throw new UsageError('batch: --out PREDICTIONS.jsonl is required');
     const out = v.out;
-    if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`batch: --out must be a file, got ${describeNonFile(out)}`);
+    requireOutputFile('batch', '--out', out, { makesFolder: true });
     const imageRoot = v['image-root'];
-    if (typeof imageRoot === 'string' && (!existsSync(imageRoot) || !statSync(imageRoot).isDirectory())) throw new UsageError(`batch: --image-root must be a folder, got ${imageRoot}`);
+    if (imageRoot !== undefined) requireFolder('batch', '--image-root', imageRoot);
     const format = formatArg(v.format);
     const files = modelFiles(v);
     const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, 4096) ?? DEFAULT_FINDINGS_MAX_TOKENS;

@@ -1,10 +1,9 @@
 // `llava-rad classify`: zero-shot labels of a chest X-ray with BiomedCLIP-CXR.
 
-import { existsSync, statSync } from 'node:fs';
 import { readImageFile } from '../image/read-file.js';
 import { CLIP_MODEL_OPTIONS, CLIP_MODEL_USAGE, loadClipFromArgs } from '../clip/cli-load.js';
 import { DEFAULT_CLIP_TEMPLATES } from '../clip/zero-shot.js';
-import { parseWithPositionals, UsageError, type Command } from './args.js';
+import { parseWithPositionals, requireFile, UsageError, type Command } from './args.js';
 
 export const classifyCommand: Command = {
   name: 'classify',
@@ -37,7 +36,7 @@ Research use only: not for clinical care.`,
     }
     const image = positionals[0];
     if (!image) throw new UsageError('classify: the IMAGE file is required');
-    if (!existsSync(image) || !statSync(image).isFile()) throw new UsageError(`classify: image file not found: ${image}`);
+    requireFile('classify', 'image', image);
     if (typeof v.labels !== 'string') throw new UsageError('classify: --labels "a,b,..." is required');
     const labels = v.labels.split(',').map((l) => l.trim()).filter((l) => l !== '');
     if (labels.length < 2) throw new UsageError(`classify: --labels needs at least 2 labels, got ${JSON.stringify(labels)}`);

@@ -2,21 +2,16 @@
 // chexbert` loads (the BERT encoder, the 14 heads and bert-base-uncased's WordPiece vocabulary).
 
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+
 import path from 'node:path';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { convertChexbert } from '../convert/chexbert.js';
 import { LlavaRadError } from '../errors.js';
 import { MAX_VOCAB_FILE_BYTES, readRegularFileSync } from '../regular-file.js';
-import { describeNonFile, intArg, parseWithPositionals, round, UsageError, type Command } from './args.js';
+import { intArg, parseWithPositionals, requireFile, requireOutputFile, round, UsageError, type Command } from './args.js';
 
 /** sha256 of bert-base-uncased's vocab.txt (the vocabulary CheXbert was trained with) */
 export const BERT_BASE_UNCASED_VOCAB_SHA256 = '07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3';
-
-function requireFile(p: string, what: string): void {
-  if (!existsSync(p)) throw new UsageError(`convert-chexbert: ${what} not found: ${p}`);
-  if (!statSync(p).isFile()) throw new UsageError(`convert-chexbert: ${what} must be a file, got ${describeNonFile(p)}`);
-}
 
 export const convertChexbertCommand: Command = {
   name: 'convert-chexbert',
@@ -54,11 +49,9 @@ $LLAVA_RAD_HOME/eval/chexbert-<type>.gguf, or pass it to eval with --chexbert / 
     const ckpt = positionals[0]!;
     const vocabPath = v.vocab as string;
     const out = v.out as string;
-    requireFile(ckpt, 'checkpoint');
-    requireFile(vocabPath, '--vocab');
-    const dir = path.dirname(path.resolve(out));
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`convert-chexbert: --out folder not found: ${dir}`);
-    if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`convert-chexbert: --out must name a file, got the folder ${out}`);
+    requireFile('convert-chexbert', 'checkpoint', ckpt);
+    requireFile('convert-chexbert', '--vocab', vocabPath);
+    requireOutputFile('convert-chexbert', '--out', out);
     const bytes = readRegularFileSync(vocabPath, 'the vocabulary', MAX_VOCAB_FILE_BYTES);
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha !== BERT_BASE_UNCASED_VOCAB_SHA256) io.err(`llava-rad convert-chexbert: warning: ${vocabPath} is not bert-base-uncased's vocab.txt (sha256 ${sha.slice(0, 12)}..., expected ${BERT_BASE_UNCASED_VOCAB_SHA256.slice(0, 12)}...); CheXbert was trained with that one\n`);

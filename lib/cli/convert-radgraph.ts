@@ -2,18 +2,12 @@
 // GGUF that `eval --metrics radgraph` loads (the BERT encoder, DyGIE's span scorers, the labels and the
 // WordPiece vocabulary).
 
-import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { convertRadgraph } from '../convert/radgraph.js';
 import { LlavaRadError } from '../errors.js';
 import { MAX_VOCAB_FILE_BYTES, readRegularFileSync } from '../regular-file.js';
-import { describeNonFile, intArg, parseWithPositionals, round, UsageError, type Command } from './args.js';
-
-function requireFile(p: string, what: string): void {
-  if (!existsSync(p)) throw new UsageError(`convert-radgraph: ${what} not found: ${p}`);
-  if (!statSync(p).isFile()) throw new UsageError(`convert-radgraph: ${what} must be a file, got ${describeNonFile(p)}`);
-}
+import { intArg, parseWithPositionals, requireFile, requireOutputFile, round, UsageError, type Command } from './args.js';
 
 export const convertRadgraphCommand: Command = {
   name: 'convert-radgraph',
@@ -53,13 +47,11 @@ result at $LLAVA_RAD_HOME/eval/radgraph-f32.gguf, or pass it to eval with --radg
     const heads = intArg(v.heads, '--heads', 1, 4096);
     const archive = positionals[0]!;
     const out = v.out;
-    requireFile(archive, 'archive');
-    const dir = path.dirname(path.resolve(out));
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`convert-radgraph: --out folder not found: ${dir}`);
-    if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`convert-radgraph: --out must name a file, got the folder ${out}`);
+    requireFile('convert-radgraph', 'archive', archive);
+    requireOutputFile('convert-radgraph', '--out', out);
     let vocab: WordPieceVocab | undefined;
     if (typeof v.vocab === 'string') {
-      requireFile(v.vocab, '--vocab');
+      requireFile('convert-radgraph', '--vocab', v.vocab);
       const text = readRegularFileSync(v.vocab, 'the vocabulary', MAX_VOCAB_FILE_BYTES).toString('utf8');
       try {
         vocab = WordPieceVocab.fromText(text);

@@ -1,9 +1,8 @@
 // `llava-rad embed`: BiomedCLIP-CXR embeddings of images or texts, one JSON line each.
 
-import { existsSync, statSync } from 'node:fs';
 import { readImageFile } from '../image/read-file.js';
 import { CLIP_MODEL_OPTIONS, CLIP_MODEL_USAGE, loadClipFromArgs } from '../clip/cli-load.js';
-import { parseWithPositionals, UsageError, type Command } from './args.js';
+import { parseWithPositionals, requireFile, UsageError, type Command } from './args.js';
 
 const MAX_INPUTS = 1024;
 
@@ -31,7 +30,7 @@ ${CLIP_MODEL_USAGE}
     if (texts.length > 0 && positionals.length > 0) throw new UsageError('embed: give IMAGE files or --text, not both');
     if (texts.length === 0 && positionals.length === 0) throw new UsageError('embed: an IMAGE file or --text TEXT is required');
     if (texts.length > MAX_INPUTS) throw new UsageError(`embed: at most ${MAX_INPUTS} texts, got ${texts.length}`);
-    for (const f of positionals) if (!existsSync(f) || !statSync(f).isFile()) throw new UsageError(`embed: image file not found: ${f}`);
+    for (const f of positionals) requireFile('embed', 'image', f);
     const clip = await loadClipFromArgs(v, 'embed');
     try {
       const opts = signal ? { signal } : {};

@@ -2,8 +2,8 @@
 
 import { evalRetrieval } from '../retrieval/eval.js';
 import type { DirectionMetrics } from '../retrieval/metrics.js';
-import { parseWithPositionals, UsageError, type Command } from './args.js';
-import { MANIFEST_OPTIONS, MANIFEST_USAGE, withEmbedder, manifestOptions, openIndexArg, pct, requireFile } from './retrieval-args.js';
+import { parseWithPositionals, requireFile, UsageError, type Command } from './args.js';
+import { MANIFEST_OPTIONS, MANIFEST_USAGE, withEmbedder, manifestOptions, openIndexArg, pct } from './retrieval-args.js';
 
 const row = (name: string, m: DirectionMetrics) =>
   `${name.padEnd(14)} ${pct(m.r1).padStart(6)} ${pct(m.r5).padStart(6)} ${pct(m.r10).padStart(6)} ${String(m.medianRank).padStart(7)} ${m.meanRank.toFixed(1).padStart(8)}\n`;
@@ -31,7 +31,7 @@ ${MANIFEST_USAGE}
       io.out(this.usage + '\n');
       return 0;
     }
-    const manifest = requireFile(positionals[0], 'a MANIFEST', 'eval-retrieval');
+    const manifest = requireFile('eval-retrieval', 'MANIFEST', positionals[0], { fifo: true });
     if ((v.model === undefined) === (v.index === undefined)) throw new UsageError('eval-retrieval: give exactly one of --model DIR and --index INDEX');
     const options = { ...manifestOptions(v, 'eval-retrieval'), signal };
     let r;

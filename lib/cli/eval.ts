@@ -11,13 +11,13 @@ import { renderEvalHtml, type EvalHtmlInput, type JudgedPairedResult } from '../
 import { chatEndpoint } from '../eval/judge/chat-client.js';
 import { CHEXPROMPT_RPM, chexpromptJudge, type ChexpromptResult, type ChexpromptSummary } from '../eval/judge/chexprompt.js';
 import { loadChexpromptTemplate } from '../eval/judge/chexprompt-template.js';
-import { evaluatePaired, matchPairs, pairedMeans, type PairedMetric, type PairedResult } from '../eval/paired.js';
+import { evaluatePaired, matchPairs, pairedMeans, type PairedMetric } from '../eval/paired.js';
 import type { ScoredPair } from '../eval/read-predictions.js';
 import { scoreGreen, type GreenResult } from '../eval/green/green.js';
 import { GREEN_MAX_LENGTH, loadGreenPrompt } from '../eval/green/green-prompt.js';
 import { RADGRAPH_REWARD_LEVELS, type RadgraphRewardLevel } from '../eval/radgraph-reward.js';
 import { rougeL } from '../eval/rouge.js';
-import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, UsageError, type Command } from './args.js';
+import { asUsageAsync, describeNonFile, intArg, parseWithPositionals, requireFile, requireOutputFile, UsageError, type Command } from './args.js';
 
 const LABELS: Record<'bleu1' | 'bleu4' | 'rougeL', string> = { bleu1: 'BLEU-1', bleu4: 'BLEU-4', rougeL: 'ROUGE-L' };
 
@@ -251,11 +251,6 @@ export function resolveRadgraphPath(flag: string | boolean | undefined, env: Env
   throw new UsageError(`eval: the radgraph metric needs RadGraph's model as a GGUF: pass --radgraph FILE.gguf, set LLAVA_RAD_RADGRAPH, or put it at ${p}; make it from radgraph.tar.gz (llava-rad pull-eval) with \`llava-rad convert-radgraph radgraph.tar.gz --vocab vocab.txt --out ${p}\``);
 }
 
-function requireFile(p: string): void {
-  if (!existsSync(p)) throw new UsageError(`eval: predictions file not found: ${p}`);
-  if (!statSync(p).isFile()) throw new UsageError(`eval: predictions must be a file, got ${describeNonFile(p)}`);
-}
-
 const f4 = (x: number) => x.toFixed(4);
 
 /** studies listed in the HTML report: the lowest ROUGE-L F-measures */
@@ -266,10 +261,7 @@ function htmlArg(v: string | boolean | undefined): string | undefined {
   if (v === undefined) return undefined;
   const p = String(v);
   if (p === '' || v === true) throw new UsageError('--html needs a file name, e.g. --html report.html');
-  const dir = path.dirname(path.resolve(p));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--html: folder not found: ${dir}`);
-  if (existsSync(p) && statSync(p).isDirectory()) throw new UsageError(`--html must name a file, got the folder ${p}`);
-  return p;
+  return requireOutputFile('eval', '--html', p, { stream: true });
 }
 
 function writeHtml(file: string, input: EvalHtmlInput): void {
@@ -513,7 +505,7 @@ arguments or a missing file.`,
     };
     if (v.paired) {
       if (positionals.length !== 2) throw new UsageError('eval: --paired needs two predictions files, A.jsonl and B.jsonl');
-      positionals.forEach(requireFile);
+      for (const p of positionals) requireFile('eval', 'predictions', p);
       const [fileA, fileB] = positionals as [string, string];
       let r: CliPairedResult;
       if (judgeOnly) {
@@ -534,8 +526,7 @@ arguments or a missing file.`,
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'eval: expected a predictions file (JSONL)' : 'eval: two files need --paired');
-    requireFile(positionals[0]!);
-    const file = positionals[0]!;
+    const file = requireFile('eval', 'predictions', positionals[0]);
     let r: CliEvalResult;
     if (judgeOnly) {
       // the judge alone: the predictions are read (and checked) as evaluate() reads them

@@ -1,9 +1,8 @@
 // `llava-rad findings`: the findings of one chest X-ray.
 
-import { existsSync, statSync } from 'node:fs';
 import { loadLlavaRad, type FindingsResult, type LoadLlavaRadOptions } from '../llava-rad.js';
 import { defaultModelFolder } from '../pull/home.js';
-import { asUsageAsync, backendArg, intArg, parseWithPositionals, round, UsageError, type Command, IMAGE_OPTIONS } from './args.js';
+import { asUsageAsync, backendArg, IMAGE_OPTIONS, intArg, llavaRadModelArgs, parseWithPositionals, requireFile, round, UsageError, type Command } from './args.js';
 
 export const findingsCommand: Command = {
   name: 'findings',
@@ -51,20 +50,8 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
     }
     const image = positionals[0];
     if (!image) throw new UsageError('findings: the IMAGE file is required');
-    if (!existsSync(image) || !statSync(image).isFile()) throw new UsageError(`findings: image file not found: ${image}`);
-    if (v.model === undefined) v.model = defaultModelFolder();
-    if (typeof v.model !== 'string' || v.model === '') throw new UsageError('findings: no model: run `llava-rad pull` first or pass --model DIR (or --model FILE.gguf --mmproj FILE.gguf)');
-    if (!existsSync(v.model)) throw new UsageError(`findings: model not found: ${v.model}`);
-    const load: LoadLlavaRadOptions = {};
-    if (statSync(v.model).isDirectory()) {
-      if (v.mmproj !== undefined) throw new UsageError('findings: --mmproj goes with --model FILE.gguf, not with a model folder');
-      load.model = v.model;
-    } else {
-      if (typeof v.mmproj !== 'string' || v.mmproj === '') throw new UsageError('findings: --model names a file, so --mmproj FILE.gguf (the vision GGUF) is required too');
-      if (!existsSync(v.mmproj)) throw new UsageError(`findings: vision GGUF not found: ${v.mmproj}`);
-      load.decoder = v.model;
-      load.vision = v.mmproj;
-    }
+    requireFile('findings', 'image', image);
+    const load: LoadLlavaRadOptions = llavaRadModelArgs('findings', v, defaultModelFolder());
     const threads = intArg(v.threads, '--threads', 1, 1024);
     if (threads !== undefined) load.threads = threads;
     const backend = backendArg(v.backend);

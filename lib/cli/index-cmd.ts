@@ -3,8 +3,8 @@
 import { buildIndex } from '../retrieval/build.js';
 import { exportJsonl } from '../retrieval/export.js';
 import type { EntryKind } from '../retrieval/format.js';
-import { asUsage, intArg, parseWithPositionals, UsageError, type Command, type Io } from './args.js';
-import { MANIFEST_OPTIONS, MANIFEST_USAGE, withEmbedder, manifestOptions, openIndexArg, requireFile } from './retrieval-args.js';
+import { asUsage, intArg, parseWithPositionals, requireFile, requireOutputFile, UsageError, type Command, type Io } from './args.js';
+import { MANIFEST_OPTIONS, MANIFEST_USAGE, withEmbedder, manifestOptions, openIndexArg } from './retrieval-args.js';
 
 const USAGE = `Usage: llava-rad index build MANIFEST --out INDEX --model DIR [options]
        llava-rad index export INDEX --out FILE.jsonl
@@ -34,8 +34,9 @@ function kindsArg(v: string | boolean | undefined): EntryKind[] | undefined {
 }
 
 async function build(manifest: string | undefined, v: Record<string, string | boolean | undefined>, io: Io, signal: AbortSignal): Promise<number> {
-  const file = requireFile(manifest, 'a MANIFEST', 'index build');
+  const file = requireFile('index build', 'MANIFEST', manifest, { fifo: true });
   if (typeof v.out !== 'string' || v.out === '') throw new UsageError('index build: --out INDEX is required');
+  requireOutputFile('index build', '--out', v.out, { makesFolder: true });
   const kinds = kindsArg(v.kinds);
   const batchSize = intArg(v['batch-size'], '--batch-size', 1, 4096);
   const options = manifestOptions(v, 'index build');
@@ -70,6 +71,7 @@ export const indexCommand: Command = {
     if (sub === 'build') return build(target, v, io, signal);
     if (sub === 'export') {
       if (typeof v.out !== 'string' || v.out === '') throw new UsageError('index export: --out FILE.jsonl is required');
+      requireOutputFile('index export', '--out', v.out);
       const index = openIndexArg(target, 'index export');
       try {
         const n = asUsage(() => exportJsonl(index, v.out as string));

@@ -1,9 +1,8 @@
 // `llava-rad merge`: the shards of a batch job into one predictions file.
 
-import { existsSync, statSync } from 'node:fs';
 import { readManifest } from '../batch/manifest.js';
 import { mergePredictions, writeMerged } from '../batch/merge.js';
-import { describeNonFile, parseWithPositionals, UsageError, type Command } from './args.js';
+import { parseWithPositionals, requireFile, requireOutputFile, UsageError, type Command } from './args.js';
 import { EXIT_SOME_FAILED, formatArg } from './batch.js';
 
 const list = (ids: string[], n = 10) => ids.slice(0, n).map((id) => JSON.stringify(id)).join(', ') + (ids.length > n ? `, ... (${ids.length - n} more)` : '');
@@ -42,15 +41,13 @@ or failed; 1 an error (e.g. MODEL_MISMATCH, BAD_PREDICTIONS); 2 bad arguments.`,
     }
     const [out, ...inputs] = positionals;
     if (!out || inputs.length === 0) throw new UsageError('merge: expected OUT.jsonl and at least one predictions file to merge');
-    for (const f of inputs) {
-      if (!existsSync(f) || !statSync(f).isFile()) throw new UsageError(`merge: predictions file not found: ${f}`);
-    }
-    if (existsSync(out) && !statSync(out).isFile()) throw new UsageError(`merge: OUT must be a file, got ${describeNonFile(out)}`);
+    for (const f of inputs) requireFile('merge', 'predictions', f);
+    requireOutputFile('merge', 'OUT', out);
     const format = formatArg(v.format);
     let manifestIds: string[] | undefined;
     if (v.manifest !== undefined) {
-      if (typeof v.manifest !== 'string' || !existsSync(v.manifest)) throw new UsageError(`merge: manifest not found: ${String(v.manifest)}`);
-      manifestIds = readManifest(v.manifest, { ...(format ? { format } : {}), mimicTestFilter: v['mimic-test-filter'] === true }).studies.map((s) => s.id);
+      const manifest = requireFile('merge', '--manifest', v.manifest, { fifo: true });
+      manifestIds = readManifest(manifest, { ...(format ? { format } : {}), mimicTestFilter: v['mimic-test-filter'] === true }).studies.map((s) => s.id);
     } else if (format !== undefined || v['mimic-test-filter']) {
       throw new UsageError('merge: --format and --mimic-test-filter describe the --manifest, which is missing');
     }

@@ -1,11 +1,10 @@
 // Options shared by the retrieval commands (index, search, eval-retrieval).
 
-import { existsSync, statSync } from 'node:fs';
 import type { ManifestOptions } from '../batch/manifest.js';
 import type { Embedder } from '../clip/embedder.js';
 import { openEmbedder } from '../retrieval/open-embedder.js';
 import { RetrievalIndex } from '../retrieval/index-file.js';
-import { UsageError, type Options } from './args.js';
+import { requireFile, requireFolder, UsageError, type Options } from './args.js';
 import { formatArg } from './batch.js';
 
 export const MANIFEST_OPTIONS: Options = {
@@ -22,15 +21,9 @@ type Values = Record<string, string | boolean | undefined>;
 
 export function manifestOptions(v: Values, command: string): ManifestOptions {
   const root = v['image-root'];
-  if (typeof root === 'string' && (!existsSync(root) || !statSync(root).isDirectory())) throw new UsageError(`${command}: --image-root must be a folder, got ${root}`);
+  if (root !== undefined) requireFolder(command, '--image-root', root);
   const format = formatArg(v.format);
   return { ...(format ? { format } : {}), ...(typeof root === 'string' ? { imageRoot: root } : {}), mimicTestFilter: v['mimic-test-filter'] === true };
-}
-
-export function requireFile(p: string | undefined, what: string, command: string): string {
-  if (!p) throw new UsageError(`${command}: expected ${what}`);
-  if (!existsSync(p)) throw new UsageError(`${command}: ${what} not found: ${p}`);
-  return p;
 }
 
 /** runs fn with the CLIP model of --model DIR, disposed after */
@@ -45,7 +38,7 @@ export async function withEmbedder<T>(v: Values, command: string, fn: (e: Embedd
 }
 
 export function openIndexArg(p: string | undefined, command: string): RetrievalIndex {
-  return RetrievalIndex.open(requireFile(p, 'an INDEX file', command));
+  return RetrievalIndex.open(requireFile(command, 'INDEX', p));
 }
 
 export const pct = (x: number) => (100 * x).toFixed(1);

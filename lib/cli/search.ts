@@ -2,8 +2,8 @@
 
 import { readImageFile } from '../image/read-file.js';
 import { search, DEFAULT_K, MAX_K, type KindFilter } from '../retrieval/search.js';
-import { intArg, parseWithPositionals, UsageError, type Command } from './args.js';
-import { withEmbedder, openIndexArg, requireFile } from './retrieval-args.js';
+import { intArg, parseWithPositionals, requireFile, UsageError, type Command } from './args.js';
+import { withEmbedder, openIndexArg } from './retrieval-args.js';
 
 export const searchCommand: Command = {
   name: 'search',
@@ -39,7 +39,7 @@ Options:
     if (typeof v.text === 'string' && v.text.trim() === '') throw new UsageError('search: --text must not be empty');
     const k = intArg(v.k, '--k', 1, MAX_K) ?? DEFAULT_K;
     if (v.kind !== undefined && v.kind !== 'image' && v.kind !== 'text' && v.kind !== 'all') throw new UsageError(`search: --kind must be image, text or all, got '${String(v.kind)}'`);
-    const query = typeof v.image === 'string' ? { image: await readImageFile(requireFile(v.image, 'the --image file', 'search')) } : { text: v.text as string };
+    const query = typeof v.image === 'string' ? { image: await readImageFile(requireFile('search', '--image', v.image)) } : { text: v.text as string };
     const index = openIndexArg(positionals[0], 'search');
     try {
       const kind = (v.kind ?? ('text' in query ? 'image' : 'text')) as KindFilter;

@@ -1,24 +1,14 @@
 // `llava-rad serve`: the HTTP API and the page (lib/serve/), one loaded model shared by every request.
 
-import { existsSync, statSync } from 'node:fs';
 import { contextPerStudy } from '../batch/engine.js';
 import { modelIdentity } from '../batch/identity.js';
 import { loadLlavaRad, type LoadLlavaRadOptions } from '../llava-rad.js';
 import { defaultModelFolder } from '../pull/home.js';
 import { createServer } from '../serve/server.js';
-import { asUsageAsync, backendArg, intArg, parse, UsageError, type Command, IMAGE_OPTIONS } from './args.js';
+import { asUsageAsync, backendArg, IMAGE_OPTIONS, intArg, llavaRadModelArgs, parse, UsageError, type Command } from './args.js';
 
 function modelOptions(v: Record<string, string | boolean | undefined>): LoadLlavaRadOptions {
-  const model = v.model ?? defaultModelFolder();
-  if (typeof model !== 'string' || model === '') throw new UsageError('serve: no model: run `llava-rad pull` first or pass --model DIR (or --model FILE.gguf --mmproj FILE.gguf)');
-  if (!existsSync(model)) throw new UsageError(`serve: model not found: ${model}`);
-  if (statSync(model).isDirectory()) {
-    if (v.mmproj !== undefined) throw new UsageError('serve: --mmproj goes with --model FILE.gguf, not with a model folder');
-    return { model };
-  }
-  if (typeof v.mmproj !== 'string' || v.mmproj === '') throw new UsageError('serve: --model names a file, so --mmproj FILE.gguf (the vision GGUF) is required too');
-  if (!existsSync(v.mmproj)) throw new UsageError(`serve: vision GGUF not found: ${v.mmproj}`);
-  return { decoder: model, vision: v.mmproj };
+  return llavaRadModelArgs('serve', v, defaultModelFolder());
 }
 
 function oneOf<T extends string>(v: string | boolean | undefined, flag: string, choices: readonly T[], dflt: T): T {

@@ -1,7 +1,6 @@
 // What `llava-rad embed` and `llava-rad classify` share: their model options and how they load the model.
 
-import { existsSync, statSync } from 'node:fs';
-import { backendArg, intArg, UsageError, type Options } from '../cli/args.js';
+import { backendArg, intArg, requireFile, requireFolder, UsageError, type Options } from '../cli/args.js';
 import { defaultModelFolder } from '../pull/home.js';
 import { loadClip, type ClipModel, type LoadClipOptions } from './model.js';
 
@@ -27,15 +26,14 @@ export async function loadClipFromArgs(v: Record<string, unknown>, command: stri
     for (const k of ['clip', 'mmproj'] as const) {
       const f = v[k];
       if (typeof f !== 'string' || f === '') throw new UsageError(`${command}: --clip and --mmproj go together (two GGUF files)`);
-      if (!existsSync(f) || !statSync(f).isFile()) throw new UsageError(`${command}: --${k} file not found: ${f}`);
+      requireFile(command, `--${k}`, f);
     }
     load.clip = v.clip as string;
     load.vision = v.mmproj as string;
   } else {
     const model = v.model ?? defaultModelFolder();
     if (typeof model !== 'string' || model === '') throw new UsageError(`${command}: no model: pass --model DIR (a folder converted with --clip-text)`);
-    if (!existsSync(model) || !statSync(model).isDirectory()) throw new UsageError(`${command}: model folder not found: ${model}`);
-    load.model = model;
+    load.model = requireFolder(command, 'model', model);
   }
   const threads = intArg(v.threads as string | undefined, '--threads', 1, 1024);
   if (threads !== undefined) load.threads = threads;

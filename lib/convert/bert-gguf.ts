@@ -6,6 +6,7 @@ import { rename, rm } from 'node:fs/promises';
 import type { WordPieceVocab } from '../bert/wordpiece.js';
 import { GgmlType, GgufValueType, f32ArrayToF16 } from '../gguf/types.js';
 import { GgufWriter } from '../gguf/writer.js';
+import { checkReplaceable, tempPathFor } from '../replace-file.js';
 import type { LazyTensor } from './tensor.js';
 
 /** BERT's LayerNorm epsilon (transformers BertConfig.layer_norm_eps; checkpoints do not record it) */
@@ -105,10 +106,14 @@ export async function writeBertTensors(w: GgufWriter, planned: readonly PlannedB
   }
 }
 
-/** writes a GGUF through `write` under a temporary name, renamed to outPath when complete (removed on failure) */
+/**
+ * writes a GGUF through `write` under a temporary name, renamed to outPath when complete (removed on failure);
+ * INVALID_ARGUMENT before any work when outPath is there and not a regular file (lib/replace-file.ts)
+ */
 export async function writeGgufFile(outPath: string, write: (w: GgufWriter) => Promise<void>): Promise<void> {
-  const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
-  let writer: GgufWriter | undefined = new GgufWriter(tmp);
+  checkReplaceable(outPath, 'the output GGUF');
+  const tmp = tempPathFor(outPath);
+  let writer: GgufWriter | undefined = new GgufWriter(tmp, { exclusive: true });
   try {
     await write(writer);
     await writer.close();

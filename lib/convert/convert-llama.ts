@@ -15,6 +15,7 @@ import path from 'node:path';
 import { LlavaRadError, describeValue, ioError } from '../errors.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
+import { checkReplaceable, tempPathFor } from '../replace-file.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { checkClaimedBytes, checkOutputTensors, readJsonObject } from './config-check.js';
 import {
@@ -61,7 +62,7 @@ export async function convertLlama(options: ConvertLlamaOptions): Promise<Conver
   }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LlavaRadError('IO', `the model folder ${dir} does not exist`);
   const outFile = path.resolve(out);
-  if (existsSync(outFile) && statSync(outFile).isDirectory()) throw new LlavaRadError('INVALID_ARGUMENT', `convertLlama: "out" must name a file, got the folder ${outFile}`);
+  checkReplaceable(outFile, 'convertLlama: "out"');
 
   // ---- inputs: configs and shapes checked before any output exists ----
   const cfgFile = need(dir, 'config.json', 'the LLaMA folder');
@@ -82,7 +83,7 @@ export async function convertLlama(options: ConvertLlamaOptions): Promise<Conver
   if (sp.modelTypeName !== 'bpe') throw new LlavaRadError('UNSUPPORTED', `${tokFile}: a ${sp.modelTypeName} SentencePiece model, expected BPE (LLaMA)`);
   const name = options.name ?? (typeof cfg._name_or_path === 'string' && cfg._name_or_path !== '' ? cfg._name_or_path : path.basename(path.resolve(dir)));
 
-  const tmp = `${outFile}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempPathFor(outFile);
   let base: Checkpoint | undefined;
   let w: GgufWriter | undefined;
   let pool: ConvertPool | undefined;
@@ -94,7 +95,7 @@ export async function convertLlama(options: ConvertLlamaOptions): Promise<Conver
     const bytesTotal = checkOutputTensors(dec.tensors, `${cfgFile} (as ${type})`);
     const sources = [cfgFile, tokFile, weightsFile, ...(base.format === 'sharded' ? base.files : [])].map((f) => sourceEntry(dir, 'model', f));
 
-    w = new GgufWriter(tmp);
+    w = new GgufWriter(tmp, { exclusive: true });
     addDecoderHeader(w, dec.hp, sp, addBos, type, { name, license: 'see the source model\'s license (LLaMA-2 models: Llama 2 Community License)' });
     addProvenance(w, type, sources, undefined, name);
     for (const t of dec.tensors) w.addTensorInfo(t.name, t.type, t.shape);

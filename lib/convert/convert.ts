@@ -37,6 +37,7 @@ import { mkdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LlavaRadError, describeValue, ioError } from '../errors.js';
 import { fileKind } from '../regular-file.js';
+import { checkReplaceable, tempPathFor } from '../replace-file.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { GgmlType, GgufValueType, f16BitsToF32, f32ToF16Bits, ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { convertClip } from './clip.js';
@@ -683,9 +684,9 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
   if (options.clipText !== undefined && (typeof options.clipText !== 'string' || options.clipText.length === 0)) {
     throw new LlavaRadError('INVALID_ARGUMENT', `convertRelease: "clipText" must be a folder path, got ${describeValue(options.clipText)}`);
   }
-  const tmpTag = `.tmp-${process.pid}-${Date.now()}`;
-  const temps = [decoderName, visionName, manifestName].map((n) => path.join(outDir, n + tmpTag));
-  const clipTmp = clipName === undefined ? undefined : path.join(outDir, clipName + tmpTag);
+  for (const n of [decoderName, visionName, manifestName, ...(clipName === undefined ? [] : [clipName])]) checkReplaceable(path.join(outDir, n), 'an output file');
+  const temps = [decoderName, visionName, manifestName].map((n) => tempPathFor(path.join(outDir, n)));
+  const clipTmp = clipName === undefined ? undefined : tempPathFor(path.join(outDir, clipName));
   if (clipTmp !== undefined) temps.push(clipTmp);
   const [decTmp, visTmp, manifestTmp] = temps as [string, string, string];
   let dw: GgufWriter | undefined;
@@ -718,7 +719,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     for (const f of [llavaCfgFile, adapterCfgFile, loraFile, projFile, clipCkptFile, clipCfgFile]) sources.push(sourceEntry(adapterDir, 'adapter', f));
 
     // ---- decoder header ----
-    dw = new GgufWriter(decTmp);
+    dw = new GgufWriter(decTmp, { exclusive: true });
     addDecoderHeader(dw, dec.hp, sp, addBos, type, {
       name: 'LLaVA-Rad decoder (Vicuna-7B v1.5 + LLaVA-Rad LoRA, merged)',
       license: 'Microsoft Research License (LLaVA-Rad); Llama 2 Community License (Vicuna). Research use only.',
@@ -728,7 +729,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
 
     // ---- vision header ----
     const v = vis.hp;
-    vw = new GgufWriter(visTmp);
+    vw = new GgufWriter(visTmp, { exclusive: true });
     vw.addString('general.architecture', 'clip');
     vw.addString('general.name', 'LLaVA-Rad vision tower (BiomedCLIP-CXR 518) + mlp2x_gelu projector');
     vw.addUint32('general.file_type', visionType === 'f16' ? 1 : 0);
@@ -780,7 +781,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
       converter: { name: 'llava-rad', version: CONVERTER_VERSION },
       sources,
       research_use_only: true,
-    }, null, 2) + '\n').catch((e: unknown) => { throw ioError(e, `cannot write ${manifestTmp}`); });
+    }, null, 2) + '\n', { flag: 'wx' }).catch((e: unknown) => { throw ioError(e, `cannot write ${manifestTmp}`); });
     const moves: [string, string][] = [[decTmp, decoderName], [visTmp, visionName]];
     if (clipName !== undefined) moves.push([clipTmp!, clipName]);
     moves.push([manifestTmp, manifestName]);

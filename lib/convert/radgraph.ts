@@ -24,6 +24,7 @@ import { describeValue, ioError, LlavaRadError } from '../errors.js';
 import { GgmlType, GgufValueType, f32ArrayToF16 } from '../gguf/types.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { readModelArchive } from '../radgraph/archive.js';
+import { checkReplaceable, tempPathFor } from '../replace-file.js';
 import { openCheckpoint } from './checkpoint.js';
 import { addBertMetadata, planBertEncoder, type BertEncoderHparams } from './bert-gguf.js';
 import type { LazyTensor } from './tensor.js';
@@ -252,8 +253,9 @@ function addMetadata(w: GgufWriter, bert: RadgraphBertHparams, cfg: RadgraphConf
 export async function convertRadgraph(archivePath: string, outPath: string, options: ConvertRadgraphOptions = {}): Promise<ConvertRadgraphResult> {
   const type = options.type ?? 'f32';
   if (type !== 'f32' && type !== 'f16') throw new LlavaRadError('INVALID_ARGUMENT', `RadGraph GGUF type must be f32 or f16, got ${describeValue(type)}`);
+  checkReplaceable(outPath, 'the output GGUF');
   const archive = await readModelArchive(archivePath);
-  const tmp = `${outPath}.tmp-${process.pid}-${Date.now()}`;
+  const tmp = tempPathFor(outPath);
   let writer: GgufWriter | undefined;
   try {
     const cfg = readRadgraphConfig(archive.files, { uncased: options.uncased === true });
@@ -270,7 +272,7 @@ export async function convertRadgraph(archivePath: string, outPath: string, opti
       if (vocab.size !== bert.vocabSize) throw bad(`the BERT has ${bert.vocabSize} token embeddings, the vocabulary ${vocab.size} pieces`);
       if (cfg.maxLength > bert.contextLength) throw unsupported(`max_length ${cfg.maxLength} exceeds the BERT's ${bert.contextLength} positions`);
       const planned = planTensors(ckpt.tensors, bert, cfg);
-      writer = new GgufWriter(tmp);
+      writer = new GgufWriter(tmp, { exclusive: true });
       addMetadata(writer, bert, cfg, vocab, type);
       const ggmlType = (p: Planned) => (p.bertMatrix && type === 'f16' ? GgmlType.F16 : GgmlType.F32);
       for (const p of planned) writer.addTensorInfo(p.name, ggmlType(p), [...p.source.shape].reverse());

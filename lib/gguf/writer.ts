@@ -206,6 +206,8 @@ export function alignUp(n: bigint, alignment: bigint): bigint {
 export interface GgufWriterOptions {
   /** data alignment; written as general.alignment (u32) unless it is the default 32. Power of two. */
   alignment?: number;
+  /** create the file exclusively (fail if anything, a link included, has its name) instead of truncating it */
+  exclusive?: boolean;
 }
 
 type State = 'building' | 'header-written' | 'closed';
@@ -217,6 +219,7 @@ interface TensorState extends GgufTensorInfo {
 export class GgufWriter {
   readonly path: string;
   private readonly alignment: number;
+  private readonly exclusive: boolean;
   private readonly kvs: GgufKv[] = [];
   private readonly keys = new Set<string>();
   private readonly tensors: TensorState[] = [];
@@ -233,6 +236,7 @@ export class GgufWriter {
       throw new RangeError(`alignment must be a power of two, got ${a}`);
     }
     this.alignment = a;
+    this.exclusive = options.exclusive === true;
     if (a !== GGUF_DEFAULT_ALIGNMENT) this.addUint32(GGUF_KEY_ALIGNMENT, a);
   }
 
@@ -334,13 +338,13 @@ export class GgufWriter {
     return out.toBuffer();
   }
 
-  /** Creates (truncates) the file and writes the header; after this only tensor data may be written. */
+  /** Creates (truncates, or with `exclusive` creates new) the file and writes the header; after this only tensor data may be written. */
   async writeHeader(): Promise<void> {
     this.assertBuilding('writeHeader');
     const header = this.encodeHeader();
     const a = BigInt(this.alignment);
     this.dataStart = alignUp(BigInt(header.length), a);
-    const fh = await open(this.path, 'w').catch((e: unknown) => { throw ioError(e, `cannot create ${this.path}`); });
+    const fh = await open(this.path, this.exclusive ? 'wx' : 'w').catch((e: unknown) => { throw ioError(e, `cannot create ${this.path}`); });
     try {
       const padded = Buffer.alloc(Number(this.dataStart));
       header.copy(padded);

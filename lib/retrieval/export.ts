@@ -4,7 +4,7 @@
 // back bit for bit), the form pgvector's `vector` literal and Qdrant's points API take (docs/retrieval.md).
 // Written to a temporary file and renamed, so a cut-short export never looks whole.
 
-import { writeFileAtomically } from './atomic-file.js';
+import { writeFileAtomically } from '../replace-file.js';
 import type { RetrievalIndex } from './index-file.js';
 
 /** the shortest decimal string that parses back (rounded to float32) to x */

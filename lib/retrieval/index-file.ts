@@ -6,13 +6,13 @@
 // in memory there between searches. This is not mmap (Node has none): a process that searches often pays a
 // copy from the page cache per pass, which is small next to the inner products (bench/retrieval.mjs).
 //
-// Writing goes through atomic-file.ts: a reader sees the old index or the new one, never a half-written one.
+// Writing goes through lib/replace-file.ts: a reader sees the old index or the new one, never a half-written one.
 
 import { createHash } from 'node:crypto';
 import { closeSync, readSync } from 'node:fs';
 import { LlavaRadError } from '../errors.js';
 import { openRegularFileSync } from '../regular-file.js';
-import { writeFileAtomically } from './atomic-file.js';
+import { writeFileAtomically } from '../replace-file.js';
 import {
   FLOAT_BYTES, HEADER_BYTES, INDEX_LIMITS, decodeHeader, decodeMeta, encodeHeader, encodeMeta, vectorsOffsetFor,
   type EntryKind, type IndexHeader,
