@@ -77,6 +77,22 @@ describe('llava-rad eval', () => {
     expect(j.metrics).toEqual(JSON.parse(JSON.stringify(ref.metrics)));
   });
 
+  it('a study scored more than once (files of two runs joined): every record scored, a warning names how many and the first id', async () => {
+    const lines = [...devLines, devLines[3]!, devLines[10]!, devLines[3]!];
+    const p = write('repeated.jsonl', lines.join('\n') + '\n');
+    const r = await cli([p, '--json', '--bootstrap', '50', '--metrics', 'rouge']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/^llava-rad eval: warning: 3 record\(s\) score a study already scored \(the first: id "dev-0003"\); every record is scored, as the official evaluation does \(of a `llava-rad batch` file, `llava-rad merge OUT.jsonl FILE` keeps one record per study\)\n$/);
+    const j = lastJson(r.out);
+    expect(j.n).toBe(63);
+    expect(j.repeated).toEqual({ count: 3, first: 'dev-0003' });
+    const records = lines.map((l) => JSON.parse(l) as Record<string, string>);
+    const lib = await evaluate(records, { bootstrap: 50, metrics: ['rouge'] });
+    expect(lib.repeated).toEqual({ count: 3, first: 'dev-0003' });
+    expect(j.metrics).toEqual(JSON.parse(JSON.stringify(lib.metrics)));
+    expect((await evaluate(fixture('dev.jsonl'), { bootstrap: 50, metrics: ['rouge'] })).repeated).toEqual({ count: 0 });
+  });
+
   it('--paired on dev.jsonl (A) and dev-b.jsonl (B: other order, one study missing, one extra, one failed) equals the numpy golden', async () => {
     const golden = JSON.parse(readFileSync(fixture('paired-golden.json'), 'utf8')) as Record<string, any>;
     const r = await cli([fixture('dev.jsonl'), fixture('dev-b.jsonl'), '--paired', '--json']);

@@ -16,7 +16,7 @@ import { describeValue, LlavaRadError } from '../errors.js';
 import { bleuCorpusStats, corpusBleu } from './bleu.js';
 import { bleuBootstrap, rougeBootstrap, sacrebleuRows } from './bootstrap.js';
 import { chexbertMetrics, labelPairs, withChexbert, type ChexbertMetricOptions, type ChexbertMetricResult, type SembScoreResult } from './chexbert-metric.js';
-import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type ScoredPair } from './read-predictions.js';
+import { pairsOf, readPredictions, type EvalRecord, type ReadPredictions, type RepeatedIds, type ScoredPair } from './read-predictions.js';
 import { rougeL } from './rouge.js';
 import { fsum } from './text.js';
 import { checkRadgraphLengths, checkRadgraphOptions, radgraphMetric, type RadgraphMetricOptions, type RadgraphMetricResult } from '../radgraph/metric.js';
@@ -66,6 +66,11 @@ export interface EvalResult {
   n: number;
   /** records skipped because they carry an error (failed studies) */
   skipped: number;
+  /**
+   * scored records whose id an earlier one has: each is scored, as the official evaluation scores every row
+   * (`llava-rad merge` keeps one record per study)
+   */
+  repeated: RepeatedIds;
   bootstrap: number;
   metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult; chexbert?: ChexbertMetricResult; sembScore?: SembScoreResult; radgraph?: RadgraphMetricResult };
 }
@@ -161,11 +166,11 @@ export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions):
 export async function evaluate(input: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<EvalResult> {
   const opts = resolveOptions(options);
   if (typeof input !== 'string' && !Array.isArray(input)) throw new LlavaRadError('INVALID_ARGUMENT', `input must be a predictions file path or an array of records, got ${describeValue(input)}`);
-  const { pairs, skipped } = loadPairs(input);
+  const { pairs, skipped, repeated } = loadPairs(input);
   if (pairs.length === 0) throw noPairs(skipped);
   if (opts.metrics.includes('radgraph')) checkRadgraphLengths(pairs, typeof input === 'string' ? input : undefined);
   const metrics = scorePairs(pairs, opts);
   if (opts.metrics.includes('chexbert')) Object.assign(metrics, await scoreChexbert(pairs, opts));
   if (opts.metrics.includes('radgraph')) metrics.radgraph = await radgraphMetric(pairs.map((p) => p.reference), pairs.map((p) => p.prediction), opts, opts.bootstrap);
-  return { n: pairs.length, skipped, bootstrap: opts.bootstrap, metrics };
+  return { n: pairs.length, skipped, repeated, bootstrap: opts.bootstrap, metrics };
 }

@@ -23,7 +23,7 @@ export {
   type SembScoreResult,
 } from './chexbert-metric.js';
 export { evaluatePaired, type PairedResult, type PairedMetric } from './paired.js';
-export type { EvalRecord } from './read-predictions.js';
+export type { EvalRecord, RepeatedIds } from './read-predictions.js';
 export {
   chexbertF1,
   classificationReport,

@@ -48,6 +48,35 @@ export interface ReadPredictions {
   pairs: ScoredPair[];
   /** records with an `error` (failed studies), not scored */
   skipped: number;
+  /** scored records whose id an earlier scored record has (see repeatedIds) */
+  repeated: RepeatedIds;
+}
+
+export interface RepeatedIds {
+  /** how many */
+  count: number;
+  /** the first id scored more than once */
+  first?: string;
+}
+
+/**
+ * Scored records whose id an earlier scored record has: a study scored twice (files of two runs joined, say).
+ * Each is scored, as the official evaluation scores every row; `llava-rad merge` keeps one record per study.
+ */
+export function repeatedIds(pairs: readonly ScoredPair[]): RepeatedIds {
+  const seen = new Set<string>();
+  let count = 0;
+  let first: string | undefined;
+  for (const p of pairs) {
+    if (p.id === undefined) continue;
+    if (seen.has(p.id)) {
+      count++;
+      first ??= p.id;
+    } else {
+      seen.add(p.id);
+    }
+  }
+  return first === undefined ? { count } : { count, first };
 }
 
 /** checks one parsed record; `where` names it in errors ("FILE line 3", "record 2") */
@@ -102,7 +131,7 @@ export function readPredictions(path: string): ReadPredictions {
     }
     throw new LlavaRadError('IO', `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  return { pairs, skipped };
+  return { pairs, skipped, repeated: repeatedIds(pairs) };
 }
 
 /** the pairs of records given in memory */
@@ -115,5 +144,5 @@ export function pairsOf(records: readonly EvalRecord[]): ReadPredictions {
     if (pair === null) skipped++;
     else pairs.push(pair);
   });
-  return { pairs, skipped };
+  return { pairs, skipped, repeated: repeatedIds(pairs) };
 }
