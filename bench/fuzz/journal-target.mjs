@@ -13,7 +13,7 @@ const read = (file) => readFileSync(file);
 // a resumed job adds exactly one record per study it still had to do, and a resumed build holds every entry
 // once, the journaled vectors as they were journaled. A broken promise throws InvariantError (untyped: a defect).
 
-class InvariantError extends Error {
+export class InvariantError extends Error {
   name = 'InvariantError';
 }
 function check(ok, what) {

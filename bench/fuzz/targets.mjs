@@ -1,7 +1,7 @@
 // The fuzz targets: for each, the seed files, how one input is made from (rng, temp folder), and how it is
 // run through the library's real entry point (the bundle of lib/, `L`). A target's run() resolves when the
 // library accepted the input and rejects with whatever the library threw.
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { root } from './bundle.mjs';
@@ -9,7 +9,7 @@ import { mutateBytes } from './bytes.mjs';
 import { mutateDicom } from './dicom.mjs';
 import { mutateGguf } from './gguf.mjs';
 import { mutateIndex } from './index-file.mjs';
-import { journalInput, runJournal } from './journal-target.mjs';
+import { InvariantError, journalInput, runJournal } from './journal-target.mjs';
 import { mutateImage } from './image.mjs';
 import { jsonBytes, mutateJsonValue } from './json.mjs';
 import { makeManifest } from './manifest.mjs';
@@ -376,7 +376,10 @@ const RELEASE_FILES = [
   'llava-rad/adapter_model.bin', 'llava-rad/non_lora_trainables.bin', 'llava-rad/biomedclipcxr_518.json', 'llava-rad/biomedclipcxr_518_checkpoint.pt',
   'biomedbert/config.json', 'biomedbert/vocab.txt',
 ];
-const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert', ...RELEASE_FILES.map((f) => `release:${f}`)];
+/** destinations a writer puts its file at by a rename (lib/replace-file.ts): a special file there must stay as it was */
+const SPECIAL_OUTPUTS = ['out:radgraph', 'out:index', 'out:export', 'out:merged', 'out:release'];
+const SPECIAL_USES = ['checkpoint', 'safetensors', 'manifest', 'image', 'folder', 'gguf', 'vision', 'index', 'archive', 'chexbert', 'predictions', 'journal',
+  ...RELEASE_FILES.map((f) => `release:${f}`), ...SPECIAL_OUTPUTS];
 function special(kind, p) {
   if (kind === 'fifo') execFileSync('mkfifo', [p]);
   else if (kind === 'dir') mkdirSync(p);
@@ -388,6 +391,47 @@ function special(kind, p) {
     symlinkSync(p, `${p}.b`);
   } else if (kind === 'dangling') symlinkSync(`${p}.missing`, p);
   else writeFileSync(p, '');
+}
+
+/** what is at `p`, for the outputs' check: the file type, and where a link points */
+function entryAt(p) {
+  try {
+    const st = lstatSync(p);
+    const type = st.isSymbolicLink() ? 'link' : st.isFIFO() ? 'fifo' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+    return type === 'link' ? `link to ${readlinkSync(p)}` : type;
+  } catch {
+    return 'nothing';
+  }
+}
+
+/** a writer given a special destination `out` (made by special()): runs it, then checks that `out` is as it was */
+async function writeOver(L, s) {
+  const out = s.file;
+  const before = entryAt(out);
+  const rel = (p) => path.join(s.dir, 'release', p);
+  try {
+    if (s.use === 'out:radgraph') return await L.convertRadgraph(fx('fixtures/radgraph/model/radgraph-tiny.tar.gz'), out, { headCount: 4, vocab: s.vocab });
+    const index = path.join(s.dir, 'in.lrindex');
+    const contents = { modelId: 'fuzz', dim: 2, ids: ['a', 'b'], kinds: ['image', 'text'], vectors: (put) => put(new Float32Array([1, 0, 0, 1])) };
+    if (s.use === 'out:index') return L.writeIndexFile(out, contents);
+    if (s.use === 'out:export') {
+      L.writeIndexFile(index, contents);
+      const opened = L.RetrievalIndex.open(index);
+      try {
+        return L.exportJsonl(opened, out);
+      } finally {
+        opened.close();
+      }
+    }
+    if (s.use === 'out:merged') return L.writeMerged(out, [], []);
+    // out:release: the converted model's folder holds a special file under the decoder's name
+    return await L.convertRelease({ base: rel('vicuna'), adapter: rel('llava-rad'), out: path.dirname(out), type: 'q8_0', threads: 1 });
+  } finally {
+    // an empty regular file and a dangling link may be replaced: they are what a rename is for
+    const mayReplace = s.kind === 'empty' || s.kind === 'dangling';
+    const after = entryAt(out);
+    if (!mayReplace && after !== before) throw new InvariantError(`${s.use}: the ${s.kind} at the destination was replaced (${before} -> ${after})`);
+  }
 }
 
 export const TARGETS = {
@@ -574,7 +618,8 @@ export const TARGETS = {
       const use = SPECIAL_USES[Math.floor(i / SPECIAL_KINDS.length)];
       const name = {
         checkpoint: 'model.pt', safetensors: 'model.safetensors', manifest: 'm.jsonl', image: 'x.png', folder: 'llava-rad.json', gguf: 'm.gguf', vision: 'v.gguf',
-        index: 'x.lrindex', archive: 'radgraph.tar.gz', chexbert: 'chexbert.gguf',
+        index: 'x.lrindex', archive: 'radgraph.tar.gz', chexbert: 'chexbert.gguf', predictions: 'p.jsonl', journal: 'out.jsonl',
+        'out:radgraph': 'r.gguf', 'out:index': 'o.lrindex', 'out:export': 'o.jsonl', 'out:merged': 'merged.jsonl', 'out:release': 'out/llava-rad-decoder-q8_0.gguf',
       }[use];
       rng.note(`${use} as ${kind}`);
       if (use.startsWith('release:')) {
@@ -584,6 +629,10 @@ export const TARGETS = {
         rmSync(file);
         special(kind, file);
         return { use, kind, file, dir };
+      }
+      if (use === 'out:release') {
+        cpSync(fx('fixtures/release'), path.join(dir, 'release'), { recursive: true });
+        mkdirSync(path.join(dir, 'out'));
       }
       special(kind, path.join(dir, name));
       return { use, kind, file: path.join(dir, name), dir };
@@ -597,6 +646,9 @@ export const TARGETS = {
       if (s.use === 'index') return L.RetrievalIndex.open(s.file).close();
       if (s.use === 'archive') return L.convertRadgraph(s.file, path.join(s.dir, 'out.gguf'), { headCount: 4 });
       if (s.use === 'chexbert') return (await L.ChexbertLabeler.load(s.file, { threads: 1 })).dispose();
+      if (s.use === 'predictions') return L.evaluate(s.file, { metrics: ['bleu'], bootstrap: 10 });
+      if (s.use === 'journal') return L.Journal.open(s.file).journal.close();
+      if (s.use.startsWith('out:')) return writeOver(L, { ...s, vocab: s.use === 'out:radgraph' ? L.WordPieceVocab.fromText(readFileSync(fx('fixtures/radgraph/model/vocab.txt'), 'utf8')) : undefined });
       if (s.use.startsWith('release:')) {
         const rel = (p) => path.join(s.dir, 'release', p);
         return L.convertRelease({ base: rel('vicuna'), adapter: rel('llava-rad'), clipText: rel('biomedbert'), out: path.join(s.dir, 'out'), type: 'q8_0', threads: 1 });
