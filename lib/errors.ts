@@ -1,6 +1,8 @@
 // The one error class of the package. Every failure a caller can see is a LlavaRadError with a stable
 // string `code`; engine failures also carry the engine's status name (`status`, e.g. "LR_ERR_BAD_GGUF").
 
+import { types } from 'node:util';
+
 /** Stable error codes. Switch on `error.code`, never on the message. */
 export type LlavaRadErrorCode =
   | 'INVALID_ARGUMENT'
@@ -149,6 +151,7 @@ export function describeValue(v: unknown): string {
     case 'symbol': return 'a symbol';
     default: break;
   }
+  if (types.isProxy(v) && !Array.isArray(v)) return 'a Proxy'; // of a typed array, say: its methods refuse it
   if (Array.isArray(v)) return `an array of length ${v.length}`;
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
   const name = (v as object).constructor?.name;

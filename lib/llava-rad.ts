@@ -3,7 +3,8 @@
 // llava/eval/model_mimic_cxr.py generation and post-processing; see shared/LLAVA_RAD.md).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { LlavaRadError } from './errors.js';
+import { types } from 'node:util';
+import { invalidArgument, LlavaRadError } from './errors.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import { readImageFile } from './image/read-file.js';
 import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
@@ -188,8 +189,8 @@ export class LlavaRad {
    */
   async generateFindings(image: Uint8Array, reason?: string | null, options: FindingsOptions = {}): Promise<FindingsResult> {
     const t0 = performance.now();
-    if (!(image instanceof Uint8Array)) {
-      throw new LlavaRadError('INVALID_ARGUMENT', `image must be a Buffer or Uint8Array of image file bytes, got ${image === null ? 'null' : typeof image}`);
+    if (!(types.isUint8Array(image))) {
+      throw invalidArgument('image', 'a Buffer or Uint8Array of image file bytes', image);
     }
     const why = validateReason(reason);
     const { before, after } = this.promptTokens(why);

@@ -1,6 +1,7 @@
 // The public model class. Policy lives here (option checks, the request queue, cancellation, disposal);
 // the mechanism is the native addon (lib/native.ts), which only wraps the engine's C API.
 
+import { types } from 'node:util';
 import { LlavaRadError, abortedError, codeForStatus, describeValue, fromNative, invalidArgument } from './errors.js';
 import {
   DETOK_REMOVE_LEADING_SPACE,
@@ -311,7 +312,7 @@ export class LlamaModel {
 
   #checkIds(ids: unknown, what: string): Int32Array {
     const n = this.info.nVocab;
-    if (ids instanceof Int32Array) {
+    if (types.isInt32Array(ids)) {
       for (let i = 0; i < ids.length; i++) {
         if (ids[i]! < 0 || ids[i]! >= n) throw invalidArgument(`${what}[${i}]`, `a token id between 0 and ${n - 1}`, ids[i]);
       }
@@ -350,7 +351,7 @@ export class LlamaModel {
     };
     if (typeof prompt === 'string') {
       pushTokens(this.#model.tokenize(prompt, addBos ?? this.info.addBos));
-    } else if (prompt instanceof Int32Array || (Array.isArray(prompt) && prompt.every((x) => typeof x === 'number'))) {
+    } else if (types.isInt32Array(prompt) || (Array.isArray(prompt) && prompt.every((x) => typeof x === 'number'))) {
       if (addBos) pushTokens([this.info.bosToken]);
       pushTokens(this.#checkIds(prompt, 'prompt'));
     } else if (Array.isArray(prompt)) {
@@ -373,7 +374,7 @@ export class LlamaModel {
           pushTokens(this.#model.tokenize(p.text, false));
         } else {
           const e = p.embeddings;
-          if (!(e instanceof Float32Array)) throw invalidArgument(`${where}.embeddings`, `a Float32Array of rows of ${nEmbd} floats`, e);
+          if (!(types.isFloat32Array(e))) throw invalidArgument(`${where}.embeddings`, `a Float32Array of rows of ${nEmbd} floats`, e);
           if (e.length === 0 || e.length % nEmbd !== 0) {
             throw new LlavaRadError('INVALID_ARGUMENT',
               `${where}.embeddings must hold whole rows of ${nEmbd} floats (the model's embedding size), got ${e.length} floats`);
@@ -628,12 +629,12 @@ export class LlamaModel {
       this.#assertAlive();
       const n = prepared.nPositions;
       const tokens = new Int32Array(n);
-      const embdRows = prepared.parts.filter((p): p is Float32Array => p instanceof Float32Array);
+      const embdRows = prepared.parts.filter((p): p is Float32Array => types.isFloat32Array(p));
       const embd = new Float32Array(embdRows.reduce((s, p) => s + p.length, 0));
       let t = 0;
       let e = 0;
       for (const p of prepared.parts) {
-        if (p instanceof Int32Array) {
+        if (types.isInt32Array(p)) {
           tokens.set(p, t);
           t += p.length;
         } else {

@@ -1,5 +1,6 @@
 // The vision tower + projector: preprocessed images in, the embeddings the decoder takes out.
-import { LlavaRadError, abortedError, fromNative } from './errors.js';
+import { types } from 'node:util';
+import { LlavaRadError, abortedError, describeValue, fromNative } from './errors.js';
 import { native, type NativeVision, type NativeVisionInfo } from './native.js';
 
 export type VisionInfo = Readonly<NativeVisionInfo>;
@@ -55,13 +56,13 @@ export class VisionModel {
    */
   async encode(images: Float32Array | readonly Float32Array[], options: EncodeOptions = {}): Promise<Float32Array[]> {
     if (this.#disposed) throw new LlavaRadError('DISPOSED', 'the vision model was disposed');
-    const list = images instanceof Float32Array ? [images] : images;
+    const list = types.isFloat32Array(images) ? [images] : images;
     if (!Array.isArray(list) || list.length === 0) {
       throw new LlavaRadError('INVALID_ARGUMENT', `images must be a Float32Array or a non-empty array of them, got ${describe(images)}`);
     }
     const per = this.pixelsPerImage;
     list.forEach((im, i) => {
-      if (!(im instanceof Float32Array) || im.length !== per) {
+      if (!(types.isFloat32Array(im)) || im.length !== per) {
         throw new LlavaRadError('INVALID_ARGUMENT', `images[${i}] must be a Float32Array of ${per} floats (3 x ${this.info.imageSize} x ${this.info.imageSize}), got ${describe(im)}`);
       }
     });
@@ -131,9 +132,9 @@ export class VisionModel {
 }
 
 function describe(v: unknown): string {
-  if (v instanceof Float32Array) return `a Float32Array of ${v.length}`;
+  if (types.isFloat32Array(v)) return `a Float32Array of ${v.length}`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
-  return v === null ? 'null' : typeof v;
+  return describeValue(v);
 }
 
 /** Loads and validates a vision GGUF off the event loop. */

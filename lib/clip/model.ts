@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { types } from 'node:util';
 import { WordPieceVocab } from '../bert/wordpiece.js';
 import { LlavaRadError, abortedError, describeValue, fromNative } from '../errors.js';
 import { ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
@@ -143,7 +144,7 @@ export class ClipModel implements Embedder {
 
   /** any number of images: decoded, preprocessed and embedded IMAGE_CHUNK at a time (bounded memory) */
   async embedImages(images: readonly Uint8Array[], options: EmbedOptions = {}): Promise<Float32Array[]> {
-    this.#checkList(images, 'images', (v) => v instanceof Uint8Array, 'a Uint8Array of encoded image bytes');
+    this.#checkList(images, 'images', (v) => types.isUint8Array(v), 'a Uint8Array of encoded image bytes');
     const per = 3 * this.info.imageSize * this.info.imageSize;
     const rows: Float32Array[] = [];
     for (let start = 0; start < images.length; start += IMAGE_CHUNK) {

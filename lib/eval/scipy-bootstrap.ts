@@ -15,6 +15,7 @@
 // q = alpha * 100 and (1 - alpha) * 100 with alpha = (1 - confidence_level) / 2; the standard error is
 // `np.std(theta, ddof=1)`. Checked against scipy 1.11.1 in test/eval-chexbert-f1.test.ts.
 
+import { types } from 'node:util';
 import { invalidArgument, LlavaRadError } from '../errors.js';
 import { percentile } from './bootstrap.js';
 import { RandomState } from './numpy-random.js';
@@ -156,7 +157,7 @@ export function scipyBootstrap(
   const confidence = options.confidenceLevel ?? 0.95;
   if (typeof confidence !== 'number' || !(confidence > 0 && confidence < 1)) throw invalidArgument('confidenceLevel', 'a number between 0 and 1', confidence);
   const distribution = new Float64Array(nResamples);
-  if (indices instanceof Int32Array) {
+  if (types.isInt32Array(indices)) {
     if (indices.length !== n * nResamples) throw invalidArgument('indices', `${nResamples} x ${n} values`, `${indices.length} values`);
     for (let k = 0; k < nResamples; k++) distribution[k] = statistic(indices.subarray(k * n, (k + 1) * n));
   } else {

@@ -33,6 +33,7 @@
 // sharp's own `limitInputPixels` is set to the same limit and `failOn: 'error'` rejects truncated and
 // corrupt data (decoder warnings that PIL also tolerates, such as stray bytes between JPEG markers, pass).
 
+import { types } from 'node:util';
 import type { Metadata, OutputInfo, Sharp, SharpOptions } from 'sharp';
 import { LlavaRadError, describeValue, invalidArgument } from '../errors.js';
 
@@ -105,9 +106,12 @@ export function loadSharp(): Promise<SharpFactory> {
 }
 
 function bytesOf(input: unknown): Buffer {
+  // util.types, not instanceof: a Proxy of a Buffer passes instanceof but not the native code that reads it
+  if (!types.isUint8Array(input)) throw invalidArgument('image', 'a Buffer or Uint8Array holding an encoded image', input);
   if (Buffer.isBuffer(input)) return input;
-  if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  throw invalidArgument('image', 'a Buffer or Uint8Array holding an encoded image', input);
+  // a view of a detached ArrayBuffer (transferred away) is empty, and Buffer.from would throw on it
+  if (input.byteLength === 0) return Buffer.alloc(0);
+  return Buffer.from(input.buffer, input.byteOffset, input.byteLength);
 }
 
 function checkOptions(options: unknown): Required<DecodeOptions> {

@@ -12,6 +12,7 @@
 // a double operation followed by Math.fround reproduces exactly (double has more than 2 * 24 + 2 bits), so
 // the tensor is bit-identical to torch's.
 
+import { types } from 'node:util';
 import { LlavaRadError, invalidArgument } from '../errors.js';
 import { decodeImage, type DecodeOptions, type ImageSourceInfo } from './decode.js';
 import { decodeDicom, type DicomInfo, type DicomOptions } from '../dicom/image.js';
@@ -100,7 +101,7 @@ function checkSize(v: unknown): number {
 function checkTriple(name: string, v: unknown, dflt: readonly number[], positive: boolean): readonly number[] {
   if (v === undefined) return dflt;
   const ok =
-    (Array.isArray(v) || v instanceof Float32Array || v instanceof Float64Array) &&
+    (Array.isArray(v) || types.isFloat32Array(v) || types.isFloat64Array(v)) &&
     v.length === 3 &&
     Array.from(v as ArrayLike<number>).every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
   if (!ok) throw invalidArgument(`options.${name}`, `an array of 3 finite numbers${positive ? ' > 0' : ''}`, v);
@@ -173,7 +174,7 @@ function splitOptions(options: unknown): { decode: DecodeOptions | undefined; si
  */
 export async function preprocessImageU8(input: Uint8Array, options?: PreprocessOptions): Promise<PreprocessedImageU8> {
   const o = splitOptions(options);
-  if (input instanceof Uint8Array && isDicom(input)) return preprocessDicomU8(input, options ?? {}, o.size);
+  if (types.isUint8Array(input) && isDicom(input)) return preprocessDicomU8(input, options ?? {}, o.size);
   const decoded = await decodeImage(input, o.decode);
   const { image, ...geometry } = resizeAndCrop(decoded, o.size);
   return { data: image.data, width: image.width, height: image.height, ...geometry, source: decoded.source, warnings: [] };

@@ -11,7 +11,8 @@
 // for normal chest X-rays) get identical vectors, so they tie exactly: each is a wrong answer ahead of or
 // behind the true one by manifest order, as in open_clip, where duplicates are not merged either.
 
-import { LlavaRadError } from '../errors.js';
+import { types } from 'node:util';
+import { invalidArgument, LlavaRadError } from '../errors.js';
 import { before } from './top-k.js';
 import { dot } from './dot.js';
 
@@ -44,9 +45,11 @@ export interface RetrievalRanks {
 export function retrievalRanks(images: readonly Float32Array[], texts: readonly Float32Array[]): RetrievalRanks {
   const n = images.length;
   if (texts.length !== n) throw new LlavaRadError('INVALID_ARGUMENT', `retrieval pairs need as many reports as images, got ${n} images and ${texts.length} reports`);
-  const dim = images[0]?.length ?? 0;
+  const first = images[0];
+  if (n > 0 && !types.isFloat32Array(first)) throw invalidArgument('images[0]', 'a Float32Array', first);
+  const dim = first?.length ?? 0;
   for (const v of [...images, ...texts]) {
-    if (!(v instanceof Float32Array) || v.length !== dim) throw new LlavaRadError('INVALID_ARGUMENT', `every vector must be a Float32Array of ${dim} floats`);
+    if (!types.isFloat32Array(v) || v.length !== dim) throw new LlavaRadError('INVALID_ARGUMENT', `every vector must be a Float32Array of ${dim} floats`);
   }
   // both sets packed into one matrix each: rows read in order
   const I = new Float32Array(n * dim);

@@ -3,6 +3,7 @@
 // order of top-k.ts (higher score first, ties by lower position in the index). One pass over the file
 // serves a whole batch of queries.
 
+import { types } from 'node:util';
 import type { Embedder } from '../clip/embedder.js';
 import { LlavaRadError, describeValue } from '../errors.js';
 import type { EntryKind } from './format.js';
@@ -47,8 +48,8 @@ function checkKind(kind: unknown): KindFilter {
 }
 
 function checkQuery(q: unknown, dim: number, i: number): Float32Array {
-  if (!(q instanceof Float32Array) || q.length !== dim) {
-    throw new LlavaRadError('INVALID_ARGUMENT', `query ${i} must be a Float32Array of ${dim} floats (the index's dim), got ${q instanceof Float32Array ? `${q.length} floats` : describeValue(q)}`);
+  if (!(types.isFloat32Array(q)) || q.length !== dim) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `query ${i} must be a Float32Array of ${dim} floats (the index's dim), got ${types.isFloat32Array(q) ? `${q.length} floats` : describeValue(q)}`);
   }
   for (const x of q) if (!Number.isFinite(x)) throw new LlavaRadError('INVALID_ARGUMENT', `query ${i} has a value that is not finite (${x})`);
   return q;
@@ -103,7 +104,7 @@ export async function search(index: RetrievalIndex, embedder: Embedder, query: Q
   if ('text' in query && typeof query.text === 'string') {
     vectors = await embedder.embedTexts([query.text], { signal: options.signal });
     other = 'image';
-  } else if ('image' in query && query.image instanceof Uint8Array) {
+  } else if ('image' in query && types.isUint8Array(query.image)) {
     vectors = await embedder.embedImages([query.image], { signal: options.signal });
     other = 'text';
   } else {
