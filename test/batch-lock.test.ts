@@ -1,15 +1,16 @@
 // Issue #14 item 4: OUT.lock is taken over atomically. 50 processes start at once on a stale lock (its owner
 // a process that has exited): exactly one wins, the others get IO, and only the winner writes. Then the
-// staleness rules one by one: a live owner, another host, this process, an earlier boot, a lock that is not
-// ours, a symbolic link, a takeover left half done, a release that finds another lock in its place.
+// staleness rules one by one: a live owner, another host (its heartbeat watched), this process, an earlier boot,
+// a lock that is not ours, a symbolic link, a takeover left half done, a release that finds another lock in its
+// place, an owner whose lock was taken over.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { acquireLock } from '../lib/batch/lock.js';
+import { acquireLock, lockStaleMs, type LockOptions } from '../lib/batch/lock.js';
 import { LlavaRadError } from '../lib/errors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,9 +32,9 @@ function staleLock(out: string): string {
   return lock;
 }
 
-function lockError(out: string): LlavaRadError {
+async function lockError(out: string, options: LockOptions = {}): Promise<LlavaRadError> {
   try {
-    acquireLock(out)();
+    (await acquireLock(out, options))();
   } catch (e) {
     expect(e).toBeInstanceOf(LlavaRadError);
     return e as LlavaRadError;
@@ -123,9 +124,9 @@ describe('which locks are taken over', () => {
     return { dir, out: path.join(dir, 'p.jsonl') };
   };
 
-  it('a free lock is taken and released; the lock file holds pid, host, boot id and a random token', () => {
+  it('a free lock is taken and released; the lock file holds pid, host, boot id and a random token', async () => {
     const { dir, out } = fresh();
-    const release = acquireLock(out);
+    const release = await acquireLock(out);
     const info = JSON.parse(readFileSync(`${out}.lock`, 'utf8')) as Record<string, unknown>;
     expect(info).toMatchObject({ pid: process.pid, host: hostname(), token: expect.stringMatching(/^[0-9a-f]{32}$/) });
     expect(typeof info.boot).toBe('string');
@@ -135,10 +136,10 @@ describe('which locks are taken over', () => {
     expect(lockFiles(dir)).toEqual([]);
   });
 
-  it('a dead owner on this host is taken over (the earlier lock format too)', () => {
+  it('a dead owner on this host is taken over (the earlier lock format too)', async () => {
     const { dir, out } = fresh();
     staleLock(out);
-    const release = acquireLock(out);
+    const release = await acquireLock(out);
     expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid });
     release();
     expect(lockFiles(dir)).toEqual([]);
@@ -150,7 +151,7 @@ describe('which locks are taken over', () => {
     try {
       const text = JSON.stringify({ pid: sleeper.pid, host: hostname(), token: 'a'.repeat(32), started: 'then' }) + '\n';
       writeFileSync(`${out}.lock`, text);
-      const e = lockError(out);
+      const e = await lockError(out);
       expect(e.code).toBe('IO');
       expect(e.message).toMatch(new RegExp(`is being written by process ${sleeper.pid} on .*stop that process first`));
       expect(readFileSync(`${out}.lock`, 'utf8')).toBe(text);
@@ -159,38 +160,80 @@ describe('which locks are taken over', () => {
     }
   });
 
-  it('a lock of another host is never taken over automatically, even with its heartbeat long gone', () => {
-    const { out } = fresh();
+  it('a lock of another host is watched: refused at once while its heartbeat runs, taken over once it has stopped for staleMs', async () => {
+    const { dir, out } = fresh();
     const text = JSON.stringify({ pid: deadPid(), host: `${hostname()}-elsewhere`, token: 'b'.repeat(32), started: '2020-01-01T00:00:00.000Z' }) + '\n';
     writeFileSync(`${out}.lock`, text);
-    const e = lockError(out);
-    expect(e.code).toBe('IO');
-    expect(e.message).toMatch(/is being written by process \d+ on .*-elsewhere .*another machine is not taken over automatically: if that job is gone, delete .*p\.jsonl\.lock$/);
+    // its owner alive on the other host: the mtime moves every 50 ms
+    const beat = setInterval(() => { const t = new Date(); utimesSync(`${out}.lock`, t, t); }, 50);
+    const waits: string[] = [];
+    const t0 = performance.now();
+    try {
+      const e = await lockError(out, { staleMs: 3000, onWait: (m) => waits.push(m) });
+      expect(e.code).toBe('IO');
+      expect(e.message).toMatch(/is being written by process \d+ on .*-elsewhere .*its heartbeat is running \(a lock of another machine is taken over once its heartbeat has stopped for 3 s\)$/);
+      expect(performance.now() - t0, 'refused when the first beat was seen, not after staleMs').toBeLessThan(2500);
+    } finally {
+      clearInterval(beat);
+    }
+    expect(waits).toEqual([expect.stringMatching(/p\.jsonl\.lock is held by process \d+ on .*-elsewhere .*watching its heartbeat for up to 3 s$/)]);
     expect(readFileSync(`${out}.lock`, 'utf8')).toBe(text);
+    // the heartbeat stopped (the owner's node died): watched for staleMs, then taken over
+    const t1 = performance.now();
+    const release = await acquireLock(out, { staleMs: 600 });
+    expect(performance.now() - t1, 'watched for staleMs first').toBeGreaterThanOrEqual(590);
+    expect(JSON.parse(readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: process.pid, host: hostname() });
+    release();
+    expect(lockFiles(dir)).toEqual([]);
   });
 
-  it('this host before a restart (another boot id) is taken over; this process cannot take its own lock twice', () => {
+  it('an owner whose lock was taken over (or deleted) while its heartbeat had stopped: verify() throws IO, release leaves the new lock', async () => {
+    const { out } = fresh();
+    const lock = await acquireLock(out, { staleMs: 600 });
+    lock.verify();
+    const other = JSON.stringify({ pid: 4242, host: `${hostname()}-elsewhere`, token: 'f'.repeat(32), started: 'now' }) + '\n';
+    rmSync(`${out}.lock`);
+    writeFileSync(`${out}.lock`, other);
+    expect(() => lock.verify()).toThrow(/p\.jsonl\.lock was taken over by process 4242 on .*-elsewhere .*it stops writing/);
+    lock();
+    expect(readFileSync(`${out}.lock`, 'utf8')).toBe(other);
+    const again = await acquireLock(path.join(path.dirname(out), 'q.jsonl'), { staleMs: 600 });
+    rmSync(path.join(path.dirname(out), 'q.jsonl.lock'));
+    expect(() => again.verify()).toThrow(/q\.jsonl\.lock was deleted while this process held it/);
+    again();
+  });
+
+  it('LLAVA_RAD_LOCK_STALE_MS sets the watch (INVALID_ARGUMENT when not a count of ms from 100)', async () => {
+    expect(lockStaleMs({}, {})).toBe(60_000);
+    expect(lockStaleMs({}, { LLAVA_RAD_LOCK_STALE_MS: '250' })).toBe(250);
+    expect(lockStaleMs({ staleMs: 1000 }, { LLAVA_RAD_LOCK_STALE_MS: '250' })).toBe(1000);
+    for (const bad of ['abc', '50', '1.5', '-1']) {
+      expect(() => lockStaleMs({}, { LLAVA_RAD_LOCK_STALE_MS: bad }), bad).toThrow(/LLAVA_RAD_LOCK_STALE_MS must be a whole number of milliseconds from 100/);
+    }
+  });
+
+  it('this host before a restart (another boot id) is taken over; this process cannot take its own lock twice', async () => {
     const { dir, out } = fresh();
-    const release = acquireLock(out);
+    const release = await acquireLock(out);
     const mine = JSON.parse(readFileSync(`${out}.lock`, 'utf8')) as { boot: string };
-    expect(lockError(out).message).toMatch(/this process already holds it/);
+    expect((await lockError(out)).message).toMatch(/this process already holds it/);
     release();
     if (mine.boot !== '') {
       // alive pid (ours), but an earlier boot
       writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), boot: 'earlier-boot', token: 'c'.repeat(32), started: 'then' }) + '\n');
-      acquireLock(out)();
+      (await acquireLock(out))();
     }
     // this process id without this process holding it: a restarted container
     writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'd'.repeat(32), started: 'then' }) + '\n');
-    acquireLock(out)();
+    (await acquireLock(out))();
     expect(lockFiles(dir)).toEqual([]);
   });
 
-  it('a lock that is not ours (empty, not JSON, a symbolic link) is refused, not taken over', () => {
+  it('a lock that is not ours (empty, not JSON, a symbolic link) is refused, not taken over', async () => {
     const { out } = fresh();
     for (const text of ['', 'garbage', '{"pid":"x"}']) {
       writeFileSync(`${out}.lock`, text);
-      const e = lockError(out);
+      const e = await lockError(out);
       expect(e.code).toBe('IO');
       expect(e.message).toMatch(/p\.jsonl\.lock exists and is not a lock of llava-rad batch/);
       expect(readFileSync(`${out}.lock`, 'utf8')).toBe(text);
@@ -199,28 +242,28 @@ describe('which locks are taken over', () => {
     const target = path.join(path.dirname(out), 'target');
     writeFileSync(target, JSON.stringify({ pid: deadPid(), host: hostname(), started: 'then' }));
     symlinkSync(target, `${out}.lock`);
-    expect(lockError(out).message).toMatch(/is not a lock of llava-rad batch/);
+    expect((await lockError(out)).message).toMatch(/is not a lock of llava-rad batch/);
     expect(existsSync(target)).toBe(true);
   });
 
-  it('a takeover left half done (a claim whose maker died) stops with the files to delete', () => {
+  it('a takeover left half done (a claim whose maker died) stops with the files to delete', async () => {
     const { dir, out } = fresh();
     staleLock(out);
     // the claim a starter makes on that stale lock (named by a hash of its content), its maker since dead
     const hash = createHash('sha256').update(readFileSync(`${out}.lock`)).digest('hex').slice(0, 32);
     const claim = `${out}.lock.takeover-${hash}`;
     writeFileSync(claim, JSON.stringify({ pid: deadPid(), host: hostname(), started: 'then' }));
-    const e = lockError(out);
+    const e = await lockError(out);
     expect(e.code).toBe('IO');
     expect(e.message).toMatch(/the stale lock of process \d+ .* is being taken over by process \d+ on .*If no batch is running, delete .*p\.jsonl\.lock and .*takeover-[0-9a-f]{32}$/);
     rmSync(claim);
-    acquireLock(out)();
+    (await acquireLock(out))();
     expect(lockFiles(dir)).toEqual([]);
   });
 
-  it('release removes only its own lock', () => {
+  it('release removes only its own lock', async () => {
     const { out } = fresh();
-    const release = acquireLock(out);
+    const release = await acquireLock(out);
     // deleted by hand and taken by another batch meanwhile
     const other = JSON.stringify({ pid: process.ppid, host: hostname(), token: 'e'.repeat(32), started: 'now' }) + '\n';
     rmSync(`${out}.lock`);

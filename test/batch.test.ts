@@ -598,6 +598,37 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     expect(existsSync(`${out}.lock`)).toBe(false);
   }, 240_000);
 
+  it('a lock left by a batch on another machine (a pod rescheduled after its node died): watched, taken over once its heartbeat has stopped, the run resumed', () => {
+    const out = path.join(dir, 'rescheduled.jsonl');
+    const first = run(batch(out, '--shard', '0/2'));
+    expect(first.code, first.stderr).toBeLessThanOrEqual(3);
+    const before = records(out).length;
+    // the lock the dead pod left behind: another host, no heartbeat
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: 7, host: 'llava-rad-batch-0-x7k2p', boot: 'another-node', token: 'a'.repeat(32), started: '2026-12-01T00:00:00.000Z' }) + '\n');
+    const r = spawnSync(process.execPath, [cli, ...batch(out)], { cwd: dir, encoding: 'utf8', timeout: 240_000, env: { ...process.env, LLAVA_RAD_LOCK_STALE_MS: '500' } });
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/rescheduled\.jsonl\.lock is held by process 7 on llava-rad-batch-0-x7k2p .*watching its heartbeat for up to 0\.5 s/);
+    expect(r.stderr).toMatch(new RegExp(`15 studies, ${before} already in`));
+    expect(records(out).map((x) => x.id).sort(), 'one record per study').toEqual([...ids].sort());
+    expect(existsSync(`${out}.lock`)).toBe(false);
+  }, 240_000);
+
+  it('a run whose lock is taken over while it is stopped (its heartbeat gone) writes nothing more when it runs again: IO, exit 1', async () => {
+    const out = path.join(dir, 'taken-over.jsonl');
+    const { child, exited } = start(batch(out, '--concurrency', '1'), { ...process.env, LLAVA_RAD_LOCK_STALE_MS: '600' });
+    const frozen = await freezeAt(child, out, 2, exited);
+    // what a batch on another machine does once this one's heartbeat has stopped for 0.6 s: takes the lock over
+    rmSync(`${out}.lock`);
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: 4242, host: 'another-node', token: 'b'.repeat(32), started: new Date().toISOString() }) + '\n');
+    child.kill('SIGCONT');
+    const end = await exited;
+    expect(end.code, end.stderr).toBe(1);
+    expect(end.stderr).toMatch(/taken-over\.jsonl\.lock was taken over by process 4242 on another-node .*it stops writing/);
+    // a record whose check ran before the freeze may still land: at most the one in flight
+    expect(records(out).length, `records: ${frozen} when frozen, then at most the 1 in flight`).toBeLessThanOrEqual(frozen + 1);
+    expect(readFileSync(`${out}.lock`, 'utf8'), 'the new owner\'s lock left in place').toMatch(/"pid":4242/);
+  }, 240_000);
+
   it('three shards (JSONL, CSV and JSON manifests, one on two workers) merged equal one run; merge reports missing ids and refuses mixed models', () => {
     // the same studies as CSV and as a JSON array
     const entries = readFileSync(manifest, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | null>);

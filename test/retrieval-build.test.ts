@@ -169,7 +169,7 @@ describe('index build', () => {
     const g = out();
     await expect(buildIndex(manifest, counting(8, 2), { out: g, batchSize: 3 })).rejects.toThrow();
     await expect(buildIndex(manifest, counting(16), { out: g }), 'journal of another model').rejects.toMatchObject({ code: 'MODEL_MISMATCH' });
-    const release = acquireLock(g);
+    const release = await acquireLock(g);
     try {
       await expect(buildIndex(manifest, counting(8), { out: g }), 'locked').rejects.toMatchObject({ code: 'IO' });
     } finally {

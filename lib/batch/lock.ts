@@ -3,14 +3,19 @@
 // The lock file holds its owner's pid, host name, boot id (Linux), a random token and the start time, and is
 // never seen half-written: its content goes to a temporary file with a unique name first, which is then
 // hard-linked to OUT.lock (link(2) fails when OUT.lock exists: an exclusive create, with the content in place).
-// Its mtime is touched every few seconds (a heartbeat that only informs the error message: clocks of
-// different machines are not compared).
+// Its owner touches its mtime every few seconds (the heartbeat: a sixth of staleMs, at most 5 s).
 //
-// Stale: a lock is taken over only when its owner is certainly gone — a process of this host that is not
-// alive, a process of an earlier boot of this host (another boot id), or this very process id without this
-// process holding it (a restarted container reuses pids). A lock of another host is never taken over
-// automatically (its pids cannot be checked from here): the message names the owner and asks to delete the
-// lock if that job is gone. A lock file that is not ours (unreadable, not JSON) is not taken over either.
+// Stale: a lock is taken over only when its owner is gone — a process of this host that is not alive, a
+// process of an earlier boot of this host (another boot id), or this very process id without this process
+// holding it (a restarted container reuses pids); or, for a lock of another host (whose processes cannot be
+// checked from here: a pod rescheduled to another node, a node that died), when its heartbeat has stopped:
+// the starter watches the lock's mtime for staleMs (LLAVA_RAD_LOCK_STALE_MS, default 60 s) by its own clock
+// and refuses as soon as the mtime moves. Clocks of different machines are never compared. A lock file that
+// is not ours (unreadable, not JSON) is not taken over.
+//
+// An owner whose heartbeat stopped for that long (its node cut off from the shared folder, its process
+// suspended) may find its lock taken over when it comes back: `verify()` (each heartbeat, and a writer's
+// before each record it appends) then throws IO, and it writes nothing more.
 //
 // Takeover, race-free: the starters that find the same stale lock first each try to create a claim file
 // named after a hash of that lock's content, exclusively (O_EXCL): one wins. The winner reads OUT.lock again,
@@ -30,9 +35,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { LlavaRadError } from '../errors.js';
+import { abortedError, LlavaRadError } from '../errors.js';
 
-const HEARTBEAT_MS = 5_000;
+/** how long a lock of another host must show no heartbeat before it is taken over (LLAVA_RAD_LOCK_STALE_MS) */
+export const LOCK_STALE_MS = 60_000;
+/** the most time between two heartbeats of an owner */
+const MAX_HEARTBEAT_MS = 5_000;
 /** a lock file is a line of JSON; anything longer is not ours */
 const MAX_LOCK_BYTES = 4096;
 /** link/take-over rounds before giving up (each round but the last removed a stale lock) */
@@ -116,6 +124,49 @@ function readLock(file: string): ReadLock | null {
   }
 }
 
+export interface LockOptions {
+  /** a lock of another host is taken over after this long without a heartbeat (ms; default LLAVA_RAD_LOCK_STALE_MS, else LOCK_STALE_MS) */
+  staleMs?: number;
+  /** told once when a lock of another host is being watched */
+  onWait?: (message: string) => void;
+  /** stops the watch (ABORTED) */
+  signal?: AbortSignal;
+}
+
+/** A lock held: call it to release; `verify()` throws IO when it is no longer this process's lock. */
+export type HeldLock = (() => void) & { verify(): void };
+
+/** staleMs, else $LLAVA_RAD_LOCK_STALE_MS, else LOCK_STALE_MS; INVALID_ARGUMENT when not a count of ms from 100 */
+export function lockStaleMs(options: LockOptions = {}, env: NodeJS.ProcessEnv = process.env): number {
+  const given = options.staleMs ?? (env.LLAVA_RAD_LOCK_STALE_MS?.trim() ? Number(env.LLAVA_RAD_LOCK_STALE_MS) : LOCK_STALE_MS);
+  if (!Number.isSafeInteger(given) || given < 100) {
+    const what = options.staleMs !== undefined ? 'staleMs' : 'LLAVA_RAD_LOCK_STALE_MS';
+    throw new LlavaRadError('INVALID_ARGUMENT', `${what} must be a whole number of milliseconds from 100, got ${String(options.staleMs ?? env.LLAVA_RAD_LOCK_STALE_MS)}`);
+  }
+  return given;
+}
+
+/** an owner's time between heartbeats: a sixth of the stale time (a watcher sees several), at most 5 s */
+const heartbeatMs = (staleMs: number) => Math.max(10, Math.min(MAX_HEARTBEAT_MS, Math.floor(staleMs / 6)));
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Watches a lock of another host for staleMs: null as soon as its heartbeat moves (or it is released or
+ * replaced: the caller looks again), else why it is stale.
+ */
+async function heartbeatStopped(lock: string, cur: ReadLock, staleMs: number, signal: AbortSignal | undefined): Promise<string | null> {
+  const start = performance.now();
+  const poll = Math.max(10, Math.min(1000, Math.floor(staleMs / 20)));
+  while (performance.now() - start < staleMs) {
+    await sleep(poll);
+    if (signal?.aborted) throw abortedError(signal, `waiting for the lock ${lock}`);
+    const now = readLock(lock);
+    if (now === null || now.hash !== cur.hash || now.mtime.getTime() !== cur.mtime.getTime()) return null;
+  }
+  return `its heartbeat has stopped (no beat for ${staleMs / 1000} s, watched from here)`;
+}
+
 /** Why the lock's owner is certainly gone, or null when it may be alive (or cannot be checked from here). */
 function staleReason(info: LockInfo): string | null {
   if (info.host !== hostname()) return null;
@@ -173,10 +224,12 @@ function ownerWords(r: ReadLock): string {
 }
 
 /**
- * Takes OUT.lock (creating OUT's folder if needed); returns its release function. Throws IO when another process holds it (or is taking a
- * stale one over), or when OUT.lock is not a lock of llava-rad batch.
+ * Takes OUT.lock (creating OUT's folder if needed); returns its release function (with verify()). Throws IO
+ * when another process holds it (or is taking a stale one over), or when OUT.lock is not a lock of llava-rad
+ * batch. A lock of another host is watched for its heartbeat first (up to staleMs).
  */
-export function acquireLock(out: string): () => void {
+export async function acquireLock(out: string, options: LockOptions = {}): Promise<HeldLock> {
+  const staleMs = lockStaleMs(options);
   const lock = `${out}.lock`;
   const token = randomBytes(16).toString('hex');
   const info: LockInfo = { pid: process.pid, host: hostname(), boot: bootId(), token, started: new Date().toISOString() };
@@ -190,18 +243,25 @@ export function acquireLock(out: string): () => void {
   createExclusive(tmp, text);
   try {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      if (linkExclusive(tmp, lock, text)) return owned(lock, token);
+      if (linkExclusive(tmp, lock, text)) return owned(lock, token, staleMs);
       const cur = readLock(lock);
       if (cur === null) continue; // released meanwhile: try again
-      if (cur.info?.token === token) return owned(lock, token); // our link went through after all (NFS)
+      if (cur.info?.token === token) return owned(lock, token, staleMs); // our link went through after all (NFS)
       if (cur.info === null) {
         throw new LlavaRadError('IO',
           `${lock} exists and is not a lock of llava-rad batch (unreadable or not its JSON): one batch per output file. If no batch is writing ${out}, delete ${lock}`);
       }
-      const why = staleReason(cur.info);
+      let why = staleReason(cur.info);
+      const otherHost = cur.info.host !== hostname();
+      if (why === null && otherHost) {
+        options.onWait?.(`${lock} is held by ${ownerWords(cur)}: watching its heartbeat for up to ${staleMs / 1000} s`);
+        why = await heartbeatStopped(lock, cur, staleMs, options.signal);
+        const again = readLock(lock);
+        if (why === null && (again === null || again.hash !== cur.hash)) continue; // released or replaced meanwhile: look again
+      }
       if (why === null) {
-        const words = cur.info.host !== hostname()
-          ? `a lock of another machine is not taken over automatically: if that job is gone, delete ${lock}`
+        const words = otherHost
+          ? `its heartbeat is running (a lock of another machine is taken over once its heartbeat has stopped for ${staleMs / 1000} s)`
           : cur.info.pid === process.pid ? 'this process already holds it' : `stop that process first, or write to another --out`;
         throw new LlavaRadError('IO', `${out} is being written by ${ownerWords(cur)}: one batch per output file; ${words}`);
       }
@@ -227,19 +287,39 @@ export function acquireLock(out: string): () => void {
   }
 }
 
-function owned(lock: string, token: string): () => void {
+function owned(lock: string, token: string, staleMs: number): HeldLock {
   held.add(token);
+  let lost: LlavaRadError | null = null;
+  /** null while OUT.lock is ours, else the error saying what became of it */
+  const check = (): LlavaRadError | null => {
+    if (lost) return lost;
+    let now: ReadLock | null;
+    try {
+      now = readLock(lock);
+    } catch {
+      return null; // unreadable for a moment (a network file system): judged at the next look
+    }
+    if (now?.info?.token === token) return null;
+    lost = new LlavaRadError('IO', now === null
+      ? `${lock} was deleted while this process held it: it stops writing (one batch per output file)`
+      : `${lock} was taken over by ${now.info ? ownerWords(now) : 'something else'} (this process's heartbeat had stopped for ${staleMs / 1000} s): it stops writing; one batch per output file`);
+    return lost;
+  };
   const beat = setInterval(() => {
+    if (check()) {
+      clearInterval(beat);
+      return;
+    }
     try {
       const now = new Date();
       utimesSync(lock, now, now);
     } catch {
-      // a lost lock file only weakens the check
+      // judged at the next look
     }
-  }, HEARTBEAT_MS);
+  }, heartbeatMs(staleMs));
   beat.unref();
   let released = false;
-  return () => {
+  const release = () => {
     if (released) return;
     released = true;
     clearInterval(beat);
@@ -251,4 +331,10 @@ function owned(lock: string, token: string): () => void {
       // already gone
     }
   };
+  return Object.assign(release, {
+    verify: () => {
+      const e = released ? new LlavaRadError('IO', `${lock} was released`) : check();
+      if (e) throw e;
+    },
+  });
 }

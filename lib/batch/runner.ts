@@ -15,6 +15,8 @@ export interface RunOptions {
   model: ModelIdentity;
   params: RunParams;
   signal: AbortSignal;
+  /** before each record is appended: throws when the output is no longer this run's (its lock was lost) */
+  verify?: () => void;
   /** after each record is durable */
   onRecord?: (record: PredictionRecord) => void;
 }
@@ -40,6 +42,7 @@ export async function runStudies(o: RunOptions): Promise<RunSummary> {
   const record = (r: PredictionRecord) => {
     try {
       o.journal.testPause('before-record', r); // test-only (LLAVA_RAD_TEST_PAUSE): the study is done, its record not written
+      o.verify?.();
       o.journal.append(r);
     } catch (e) {
       fatalError ??= e;

@@ -12,7 +12,7 @@ import { openLocalEngine, type Engine, type StudySettings } from '../batch/engin
 import { modelIdentity } from '../batch/identity.js';
 import { DoneStudies } from '../batch/done-studies.js';
 import { Journal } from '../batch/journal.js';
-import { acquireLock } from '../batch/lock.js';
+import { acquireLock, type HeldLock } from '../batch/lock.js';
 import { MANIFEST_FORMATS, readManifest, type ManifestFormat } from '../batch/manifest.js';
 import { Progress, type ProgressMode } from '../batch/progress.js';
 import { identityKey, type RunParams } from '../batch/record.js';
@@ -160,11 +160,17 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     const studies = manifest.studies.filter((s) => inShard(s.id, shard));
 
     // SIGTERM (Slurm / Kubernetes stopping the job) stops as cleanly as SIGINT
-    const release = acquireLock(out);
     const term = new AbortController();
     const onTerm = () => term.abort(new LlavaRadError('ABORTED', 'terminated'));
     process.on('SIGTERM', onTerm);
     const stop = AbortSignal.any([signal, term.signal]);
+    let lock: HeldLock;
+    try {
+      lock = await acquireLock(out, { signal: stop, onWait: (m) => progress.notice(m) });
+    } catch (e) {
+      process.off('SIGTERM', onTerm);
+      throw e;
+    }
     let journal: Journal | null = null;
     let engines: Engine[] = [];
     try {
@@ -214,7 +220,7 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
       }
       progress.start({ total: studies.length, todo: todo.length, done: studies.length - todo.length, shard: shard ? `${shard.index}/${shard.count}` : null, devices: engines.length ? engines.map((e) => e.device) : devices.map((d) => d.name), concurrency, out });
       const summary = await runStudies({
-        studies: todo, engines, journal, model, params, signal: stop,
+        studies: todo, engines, journal, model, params, signal: stop, verify: lock.verify,
         onRecord: (r) => {
           state.set(r.id, r.error === undefined);
           progress.study(r);
@@ -236,7 +242,7 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
       process.off('SIGTERM', onTerm);
       await Promise.allSettled(engines.map((e) => e.close()));
       journal?.close();
-      release();
+      lock();
     }
   },
 };

@@ -92,7 +92,7 @@ export async function buildIndex(manifest: string, embedder: Embedder, options: 
   if (typeof options.out !== 'string' || options.out === '') throw new LlavaRadError('INVALID_ARGUMENT', `out must be the index file's path, got ${describeValue(options.out)}`);
   const { studies } = readManifest(manifest, options);
   const out = options.out;
-  const release = acquireLock(out);
+  const lock = await acquireLock(out, { ...(options.signal ? { signal: options.signal } : {}) });
   let journal: BuildJournal | null = null;
   let existing: RetrievalIndex | null = null;
   try {
@@ -118,11 +118,14 @@ export async function buildIndex(manifest: string, embedder: Embedder, options: 
       const kind = todo[i]!.kind;
       let j = i;
       while (j < todo.length && j - i < batchSize && todo[j]!.kind === kind) j++;
-      journal.append(await embed(embedder, kind, todo.slice(i, j), options.signal));
+      const entries = await embed(embedder, kind, todo.slice(i, j), options.signal);
+      lock.verify();
+      journal.append(entries);
       added += j - i;
       i = j;
       options.onProgress?.({ done: added, total: todo.length });
     }
+    lock.verify();
     const count = fold(out, embedder, existing, journal);
     existing?.close();
     existing = null;
@@ -132,7 +135,7 @@ export async function buildIndex(manifest: string, embedder: Embedder, options: 
   } finally {
     existing?.close();
     journal?.close();
-    release();
+    lock();
   }
 }
 

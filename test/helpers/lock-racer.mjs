@@ -13,10 +13,10 @@ const [mod, out] = process.argv.slice(2);
 const { acquireLock } = await import(pathToFileURL(mod).href);
 let release = null;
 const say = (s) => process.stdout.write(`${s.replace(/\n/g, ' ')}\n`);
-createInterface({ input: process.stdin }).on('line', (l) => {
+createInterface({ input: process.stdin }).on('line', async (l) => {
   if (l.startsWith('go ')) {
     try {
-      release = acquireLock(out);
+      release = await acquireLock(out);
       appendFileSync(l.slice(3), `${process.pid}\n`);
       say('WON');
     } catch (e) {
