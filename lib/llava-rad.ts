@@ -261,14 +261,14 @@ export class LlavaRad {
 /** Loads LLaVA-Rad (decoder + vision GGUF, or the folder the converter writes) off the event loop. */
 export async function loadLlavaRad(options: LoadLlavaRadOptions): Promise<LlavaRad> {
   if (options === null || typeof options !== 'object') {
-    throw new LlavaRadError('INVALID_ARGUMENT', `options must be an object, got ${options === null ? 'null' : typeof options}`);
+    throw invalidArgument('options', 'an object', options);
   }
   let files: ModelFiles;
   if (options.model !== undefined) {
     if (options.decoder !== undefined || options.vision !== undefined) {
       throw new LlavaRadError('INVALID_ARGUMENT', 'give either model (a folder) or decoder + vision (two GGUF files), not both');
     }
-    if (typeof options.model !== 'string' || !options.model) throw new LlavaRadError('INVALID_ARGUMENT', `model must be a folder path, got ${typeof options.model}`);
+    if (typeof options.model !== 'string' || !options.model) throw invalidArgument('model', 'a folder path', options.model);
     files = resolveModelFolder(options.model);
   } else {
     if (typeof options.decoder !== 'string' || !options.decoder || typeof options.vision !== 'string' || !options.vision) {

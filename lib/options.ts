@@ -224,7 +224,7 @@ export const MAX_REASON_BYTES = 4096;
  */
 export function validateReason(reason: unknown): string | null {
   if (reason === undefined || reason === null) return null;
-  if (typeof reason !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `reason must be a string, null or undefined, got ${typeof reason}`);
+  if (typeof reason !== 'string') throw invalidArgument('reason', 'a string, null or undefined', reason);
   // UTF-8 takes at most 3 bytes per UTF-16 code unit, so a short string needs no count
   if (reason.length * 3 > MAX_REASON_BYTES) {
     const bytes = Buffer.byteLength(reason, 'utf8');

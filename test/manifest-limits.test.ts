@@ -424,7 +424,7 @@ describe('generateFindings\' reason: validateReason', () => {
       expect((e as LlavaRadError).code).toBe('INVALID_ARGUMENT');
       expect((e as LlavaRadError).message).toBe(`reason must be at most 4096 bytes of UTF-8 (a reason for the exam is a few sentences), got a string of ${bytes} bytes`);
     }
-    expect(() => validateReason(42)).toThrow(/reason must be a string, null or undefined, got number/);
+    expect(() => validateReason(42)).toThrow(/reason must be a string, null or undefined, got 42/);
   });
 });
 

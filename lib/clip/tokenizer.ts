@@ -7,7 +7,7 @@
 // attended to like any token.
 
 import { BertTokenizer, WordPieceVocab } from '../bert/wordpiece.js';
-import { LlavaRadError } from '../errors.js';
+import { invalidArgument, LlavaRadError } from '../errors.js';
 import { cleanClipText } from './text-clean.js';
 
 /** open_clip's context_length for BiomedCLIP-CXR (biomedclipcxr_518.json text_cfg) */
@@ -27,7 +27,7 @@ export class ClipTokenizer {
 
   /** [CLS] ids(clean(text)) [SEP], at most contextLength ids */
   encode(text: string): number[] {
-    if (typeof text !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `a text must be a string, got ${text === null ? 'null' : typeof text}`);
+    if (typeof text !== 'string') throw invalidArgument('a text', 'a string', text);
     const ids = this.bert.tokenize(cleanClipText(text)).slice(0, this.contextLength - 2);
     return [this.bert.clsId, ...ids, this.bert.sepId];
   }
