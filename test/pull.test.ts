@@ -17,6 +17,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isLlavaRadError } from '../lib/errors.js';
 import { defaultModelFolder, llavaRadHome, modelFolder } from '../lib/pull/home.js';
 import { LICENSE_TERMS, licenseAccepted } from '../lib/pull/license.js';
+import { downloadNeeds } from '../lib/pull/disk-space.js';
 import { pull, type PullOptions } from '../lib/pull/pull.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -271,6 +272,32 @@ describe('llava-rad pull (fake Hugging Face on 127.0.0.1)', () => {
     expect(fetched.length).toBeGreaterThan(0);
     expect(new Set(fetched).size, `each file asked for once: ${fetched.join(', ')}`).toBe(fetched.length);
     expect(existsSync(path.join(home, 'models'))).toBe(false);
+  });
+
+  it('a release larger than the disk\'s free space is IO before its first weight is fetched, naming the folder and both sizes', async () => {
+    const home = newHome();
+    hub.sizeLie.set(`${VICUNA}/pytorch_model-00002-of-00002.bin`, 2 ** 50); // a petabyte: more than any disk here
+    const e = await rejection(lib(home, { acceptLicense: true }));
+    expect(isLlavaRadError(e, 'IO'), String(e)).toBe(true);
+    expect(e.message, e.message).toMatch(/^not enough disk space for the download: 1125899\.9 GB still to fetch into .*home-\d+\/sources\/lmsys--vicuna-7b-v1\.5, [\d.]+ GB free there \(free some space, or set LLAVA_RAD_HOME to a folder on a larger disk\)$/);
+    expect(hub.log.filter((l) => l.server === 'cdn'), 'no weight fetched').toEqual([]);
+    expect(existsSync(path.join(home, 'models'))).toBe(false);
+  });
+
+  it('downloadNeeds: a complete file needs nothing, a .part the rest, a missing file all; one entry per file system', () => {
+    const dir = path.join(tmp, 'needs');
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'done.bin'), Buffer.alloc(100));
+    writeFileSync(path.join(dir, 'half.bin.part'), Buffer.alloc(30));
+    const needs = downloadNeeds([
+      { dest: path.join(dir, 'done.bin'), size: 100 },
+      { dest: path.join(dir, 'half.bin'), size: 100 },
+      { dest: path.join(dir, 'sub', 'new.bin'), size: 1000 },
+      { dest: path.join(dir, 'unknown.bin'), size: undefined },
+    ]);
+    expect(needs).toHaveLength(1);
+    expect(needs[0]).toMatchObject({ folder: dir, bytes: 70 + 1000 });
+    expect(needs[0]!.free).toBeGreaterThan(0);
   });
 
   it('a size or sha256 that differs from the listing is a DOWNLOAD error and leaves no file behind', async () => {

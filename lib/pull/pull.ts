@@ -14,6 +14,7 @@ import { convertRelease, isConvertType, type ConvertType } from '../convert/conv
 import { CONVERT_TYPES } from '../convert/mix.js';
 import { abortedError, ioError, LlavaRadError } from '../errors.js';
 import { resolveModelFolder } from '../llava-rad.js';
+import { checkDownloadSpace } from './disk-space.js';
 import { downloadFile, repoInfo, type HfFile, type HfOptions, type HfRepoInfo } from './hf.js';
 import { llavaRadHome, sourceFolder } from './home.js';
 import { LICENSE_TERMS, licenseAccepted, recordLicenseAcceptance } from './license.js';
@@ -149,9 +150,10 @@ export function fileOf(info: HfRepoInfo, name: string): HfFile {
   return f;
 }
 
-/** downloads every file of `plan` in order, reporting progress over all of them */
+/** downloads every file of `plan` in order, reporting progress over all of them; IO first when they cannot fit */
 export async function downloadPlan(plan: readonly { info: HfRepoInfo; file: HfFile; dest: string }[], hf: HfOptions,
   onProgress?: (p: PullProgress) => void): Promise<PulledFile[]> {
+  checkDownloadSpace(plan.map((p) => ({ dest: p.dest, size: p.file.size })));
   const pulled: PulledFile[] = [];
   const bytesTotal = plan.reduce((s, p) => s + (p.file.size ?? 0), 0);
   let bytesDone = 0;
