@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { checkWriteSpace, freeBytes } from '../lib/disk-space.js';
+import { isLlavaRadError } from '../lib/errors.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FX = path.join(root, 'test', 'fixtures');
@@ -68,5 +70,20 @@ describe('a disk that fills while the CLI writes', () => {
     const ok = underFileLimit(64, ['eval', preds, '--json', '--bootstrap', '10'], out);
     expect(ok.status, ok.stderr).toBe(0);
     expect(JSON.parse(readFileSync(out, 'utf8').trim().split('\n').pop()!)).toMatchObject({ n: 2 });
+  });
+});
+
+describe('room checked before writing (lib/disk-space.ts)', () => {
+  it('checkWriteSpace: 1 GB more than the free space is IO naming the folder and both sizes; half of it is fine', () => {
+    const dir = path.join(tmp, 'not-made-yet', 'out');
+    const free = freeBytes(dir); // of the nearest folder that exists
+    expect(free).toBeGreaterThan(0);
+    expect(() => checkWriteSpace(dir, free + 1e9, 'the conversion')).toThrow(/^not enough disk space for the conversion: [\d.]+ GB to write into .*not-made-yet\/out, [\d.]+ GB free there/);
+    try {
+      checkWriteSpace(dir, free + 1e9, 'the conversion');
+    } catch (e) {
+      expect(isLlavaRadError(e, 'IO')).toBe(true);
+    }
+    expect(() => checkWriteSpace(dir, Math.floor(free / 2), 'the conversion')).not.toThrow();
   });
 });

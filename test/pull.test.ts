@@ -17,7 +17,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isLlavaRadError } from '../lib/errors.js';
 import { defaultModelFolder, llavaRadHome, modelFolder } from '../lib/pull/home.js';
 import { LICENSE_TERMS, licenseAccepted } from '../lib/pull/license.js';
-import { downloadNeeds } from '../lib/pull/disk-space.js';
+import { downloadNeeds } from '../lib/disk-space.js';
 import { pull, type PullOptions } from '../lib/pull/pull.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -16,6 +16,7 @@ import { LlavaRadError, describeValue, ioError } from '../errors.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { checkReplaceable, tempPathFor } from '../replace-file.js';
+import { checkWriteSpace } from '../disk-space.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { checkClaimedBytes, checkOutputTensors, readJsonObject } from './config-check.js';
 import {
@@ -93,6 +94,7 @@ export async function convertLlama(options: ConvertLlamaOptions): Promise<Conver
     const dec = await planDecoder(hp, layout, base);
     checkClaimedBytes(base, dec.tensors.flatMap((t) => t.sources));
     const bytesTotal = checkOutputTensors(dec.tensors, `${cfgFile} (as ${type})`);
+    checkWriteSpace(path.dirname(outFile), bytesTotal, 'the conversion');
     const sources = [cfgFile, tokFile, weightsFile, ...(base.format === 'sharded' ? base.files : [])].map((f) => sourceEntry(dir, 'model', f));
 
     w = new GgufWriter(tmp, { exclusive: true });

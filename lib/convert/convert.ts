@@ -38,6 +38,7 @@ import path from 'node:path';
 import { LlavaRadError, describeValue, ioError } from '../errors.js';
 import { fileKind } from '../regular-file.js';
 import { checkReplaceable, tempPathFor } from '../replace-file.js';
+import { checkWriteSpace } from '../disk-space.js';
 import { GgufWriter } from '../gguf/writer.js';
 import { GgmlType, GgufValueType, f16BitsToF32, f32ToF16Bits, ggmlTensorBytes, ggmlTypeTraits } from '../gguf/types.js';
 import { convertClip } from './clip.js';
@@ -712,6 +713,7 @@ export async function convertRelease(options: ConvertOptions): Promise<ConvertRe
     const used = new Set([...dec.tensors, ...vis.tensors].flatMap((t) => t.sources));
     for (const ck of opened) checkClaimedBytes(ck, [...ck.tensors.values()].filter((t) => used.has(t)));
     const bytesTotal = checkOutputTensors([...dec.tensors, ...vis.tensors], `${baseCfgFile} (as ${type}) and the vision tower`);
+    checkWriteSpace(outDir, bytesTotal, 'the conversion');
 
     // provenance
     const sources: SourceFile[] = [];

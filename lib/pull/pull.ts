@@ -14,7 +14,7 @@ import { convertRelease, isConvertType, type ConvertType } from '../convert/conv
 import { CONVERT_TYPES } from '../convert/mix.js';
 import { abortedError, ioError, LlavaRadError } from '../errors.js';
 import { resolveModelFolder } from '../llava-rad.js';
-import { checkDownloadSpace } from './disk-space.js';
+import { checkDownloadSpace } from '../disk-space.js';
 import { downloadFile, repoInfo, type HfFile, type HfOptions, type HfRepoInfo } from './hf.js';
 import { llavaRadHome, sourceFolder } from './home.js';
 import { LICENSE_TERMS, licenseAccepted, recordLicenseAcceptance } from './license.js';

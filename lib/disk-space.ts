@@ -1,11 +1,12 @@
-// Room for a download, checked before its first byte: Hugging Face lists every file's size, so a pull that
-// cannot fit (a 7B release is about 14 GB) fails at once, naming the folder and both sizes, instead of after
-// hours with a full disk. What a file still needs: nothing when it is complete, the rest after a .part of
-// an earlier run. Needs are summed per file system (destinations on one disk share its free space).
+// Room on disk, checked before the first byte is written, so that a job that cannot fit fails at once, naming
+// the folder and both sizes, instead of after hours with a full disk:
+//   - a download (pull, pull-eval): Hugging Face lists every file's size; what a file still needs is nothing
+//     when it is complete, the rest after a .part of an earlier run; needs are summed per file system;
+//   - a conversion: the GGUFs' tensor bytes are known once the checkpoints are planned.
 
 import { statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { LlavaRadError } from '../errors.js';
+import { LlavaRadError } from './errors.js';
 
 export interface PlannedFile {
   /** where it goes (a .part beside it while downloading) */
@@ -47,13 +48,26 @@ export function downloadNeeds(files: readonly PlannedFile[]): { folder: string; 
     const dev = statSync(existing).dev;
     let need = byDevice.get(dev);
     if (!need) {
-      const fs = statfsSync(existing);
-      need = { folder: path.dirname(path.resolve(f.dest)), bytes: 0, free: Number(fs.bavail) * Number(fs.bsize) };
+      need = { folder: path.dirname(path.resolve(f.dest)), bytes: 0, free: freeBytes(existing) };
       byDevice.set(dev, need);
     }
     need.bytes += size - done;
   }
   return [...byDevice.values()];
+}
+
+/** the free bytes (for this user) of the file system `dir` is on, or of its nearest folder that exists */
+export function freeBytes(dir: string): number {
+  const fs = statfsSync(existingFolder(dir));
+  return Number(fs.bavail) * Number(fs.bsize);
+}
+
+/** IO when the file system of `folder` has less than `bytes` free; `what` names the job ("the conversion") */
+export function checkWriteSpace(folder: string, bytes: number, what: string): void {
+  const free = freeBytes(folder);
+  if (bytes > free) {
+    throw new LlavaRadError('IO', `not enough disk space for ${what}: ${gb(bytes)} to write into ${path.resolve(folder)}, ${gb(free)} free there (free some space, or write elsewhere)`);
+  }
 }
 
 /** IO when a file system lacks the room `files` still need */
