@@ -63,3 +63,30 @@ describe('a job of 60,000 studies', () => {
     expect(readFileSync(merged).equals(readFileSync(out)), `${STUDIES} records compared byte for byte`).toBe(true);
   }, 300_000);
 });
+
+describe('a job of many shards', () => {
+  it('merge of 300 shard files in a process allowed 128 open files: every record, in manifest order (EMFILE before: it held every input open)', () => {
+    const dir = mkdtempSync(path.join(tmp, 'shards-'));
+    const SHARDS = 300;
+    const model = { decoder: { file: 'd.gguf', bytes: 1, sha256: 'a'.repeat(64) }, vision: { file: 'v.gguf', bytes: 1, sha256: 'b'.repeat(64) } };
+    const params = { max_tokens: 256, dicom_window: false, skip_lateral: false, high_bit_depth: 'msb', kv_type: 'auto' };
+    const line = (id: string) => JSON.stringify({ id, image: `${id}.png`, reason: null, model, params, device: 'cpu', finished_at: '2026-12-08T00:00:00.000Z',
+      research_use_only: true, findings: `findings of ${id}`, tokens: [1], stop_reason: 'eos', warnings: [], timings_ms: { total: 1 } });
+    const ids: string[] = [];
+    const files: string[] = [];
+    for (let s = 0; s < SHARDS; s++) {
+      const mine = [s, SHARDS + s].map((k) => `study-${k}`);
+      const f = path.join(dir, `shard-${s}.jsonl`);
+      writeFileSync(f, mine.map(line).join('\n') + '\n');
+      files.push(f);
+    }
+    for (let k = 0; k < 2 * SHARDS; k++) ids.push(`study-${k}`);
+    writeFileSync(path.join(dir, 'manifest.jsonl'), ids.map((id) => JSON.stringify({ id, image: `${id}.png` })).join('\n') + '\n');
+    const merged = path.join(dir, 'merged.jsonl');
+    const node = [process.execPath, '--import', path.join(root, 'scripts', 'ts-hooks.mjs'), path.join(root, 'lib', 'cli.ts'), 'merge', merged, ...files, '--manifest', path.join(dir, 'manifest.jsonl'), '--json'];
+    const m = spawnSync('bash', ['-c', 'ulimit -n 128 && exec "$@"', 'bash', ...node], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
+    expect(m.status, m.stderr.slice(-1500)).toBe(0);
+    expect(JSON.parse(m.stdout)).toMatchObject({ records: 2 * SHARDS, ok: 2 * SHARDS, missing: [], duplicates: [] });
+    expect(readFileSync(merged, 'utf8'), `${2 * SHARDS} records compared`).toBe(ids.map(line).join('\n') + '\n');
+  }, 300_000);
+});

@@ -90,6 +90,9 @@ export function mergePredictions(o: MergeOptions): MergeResult {
   return { records, ok: all.length - failed, failed, dropped: all.length - records.length, duplicates, missing, extra, damaged };
 }
 
+/** the most inputs writeMerged holds open at once */
+export const MAX_OPEN_INPUTS = 64;
+
 /** bytes written to the temporary file at a time */
 const FLUSH_BYTES = 1 << 20;
 
@@ -132,12 +135,28 @@ const CLOSE_BRACE = 0x7d;
  * whitespace around its JSON object, a CRLF file's CR included). IO when an input changed since it was read (a line is not where it was).
  */
 export function writeMerged(out: string, inputs: readonly string[], records: readonly MergedRecord[]): void {
+  // the inputs open now, least recently read first: at most MAX_OPEN_INPUTS (a job of thousands of shards
+  // would pass the usual limit of 1024 descriptors a process may hold; EMFILE, before)
   const fds = new Map<number, number>();
+  const fdOf = (input: number): number => {
+    let fd = fds.get(input);
+    if (fd !== undefined) {
+      fds.delete(input);
+    } else {
+      if (fds.size >= MAX_OPEN_INPUTS) {
+        const [oldest, ofd] = fds.entries().next().value as [number, number];
+        fds.delete(oldest);
+        closeSync(ofd);
+      }
+      fd = openRegularFileSync(inputs[input]!, 'the predictions file').fd;
+    }
+    fds.set(input, fd);
+    return fd;
+  };
   try {
     writeAtomically(out, (put) => {
       for (const r of records) {
-        let fd = fds.get(r.input);
-        if (fd === undefined) fds.set(r.input, (fd = openRegularFileSync(inputs[r.input]!, 'the predictions file').fd));
+        const fd = fdOf(r.input);
         const line = Buffer.allocUnsafe(r.bytes);
         let n = 0;
         while (n < r.bytes) {
