@@ -93,6 +93,23 @@ describe('llava-rad eval', () => {
     expect((await evaluate(fixture('dev.jsonl'), { bootstrap: 50, metrics: ['rouge'] })).repeated).toEqual({ count: 0 });
   });
 
+  it('a file a batch is still appending to: an unterminated last line that is not JSON is left out with a warning; anywhere else it is BAD_PREDICTIONS', async () => {
+    const torn = devLines[7]!.slice(0, 50);
+    const p = write('appending.jsonl', devLines.join('\n') + '\n' + torn);
+    const r = await cli([p, '--json', '--bootstrap', '50', '--metrics', 'rouge']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toBe(`llava-rad eval: left out the last line of ${p}: it has no newline and is not JSON (a record still being written?)\n`);
+    const j = lastJson(r.out);
+    expect(j.n).toBe(60);
+    expect(j.tornLastLine).toBe(true);
+    expect(j.metrics).toEqual(JSON.parse(JSON.stringify((await evaluate(fixture('dev.jsonl'), { bootstrap: 50, metrics: ['rouge'] })).metrics)));
+    for (const [name, text] of [['with its newline', devLines.join('\n') + '\n' + torn + '\n'], ['in the middle', [devLines[0], torn, devLines[1]].join('\n')]] as const) {
+      const bad = await cli([write(`bad-${name.replace(/ /g, '-')}.jsonl`, text), '--json', '--metrics', 'rouge']);
+      expect(bad.code, name).toBe(1);
+      expect(bad.err, name).toMatch(/\[BAD_PREDICTIONS\].* line (61|2): not JSON/);
+    }
+  });
+
   it('--paired on dev.jsonl (A) and dev-b.jsonl (B: other order, one study missing, one extra, one failed) equals the numpy golden', async () => {
     const golden = JSON.parse(readFileSync(fixture('paired-golden.json'), 'utf8')) as Record<string, any>;
     const r = await cli([fixture('dev.jsonl'), fixture('dev-b.jsonl'), '--paired', '--json']);

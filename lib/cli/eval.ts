@@ -530,13 +530,14 @@ arguments or a missing file.`,
     let r: CliEvalResult;
     if (judgeOnly) {
       // the judge alone: the predictions are read (and checked) as evaluate() reads them
-      const { pairs, skipped, repeated } = await asUsageAsync(async () => loadPairs(file));
+      const { pairs, skipped, repeated, tornLastLine } = await asUsageAsync(async () => loadPairs(file));
       if (pairs.length === 0) throw new LlavaRadError('BAD_PREDICTIONS', `no records to score${skipped ? ` (all ${skipped} records carry an error)` : ''}`);
-      r = { n: pairs.length, skipped, repeated, bootstrap: bootstrap ?? DEFAULT_BOOTSTRAP, metrics: {} };
+      r = { n: pairs.length, skipped, repeated, tornLastLine, bootstrap: bootstrap ?? DEFAULT_BOOTSTRAP, metrics: {} };
     } else {
       r = await asUsageAsync(() => evaluate(file, options));
     }
     if (r.skipped) io.err(`llava-rad eval: skipped ${r.skipped} record(s) with an error (failed studies)\n`);
+    if (r.tornLastLine) io.err(`llava-rad eval: left out the last line of ${file}: it has no newline and is not JSON (a record still being written?)\n`);
     if (r.repeated.count) {
       io.err(`llava-rad eval: warning: ${r.repeated.count} record(s) score a study already scored (the first: id ${JSON.stringify(r.repeated.first)}); ` +
         'every record is scored, as the official evaluation does (of a `llava-rad batch` file, `llava-rad merge OUT.jsonl FILE` keeps one record per study)\n');

@@ -71,6 +71,8 @@ export interface EvalResult {
    * (`llava-rad merge` keeps one record per study)
    */
   repeated: RepeatedIds;
+  /** the file's unterminated last line was not JSON (a record still being written) and was left out */
+  tornLastLine: boolean;
   bootstrap: number;
   metrics: { bleu1?: BleuResult; bleu4?: BleuResult; rougeL?: RougeResult; chexbert?: ChexbertMetricResult; sembScore?: SembScoreResult; radgraph?: RadgraphMetricResult };
 }
@@ -166,11 +168,11 @@ export function scorePairs(pairs: readonly ScoredPair[], opts: ResolvedOptions):
 export async function evaluate(input: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<EvalResult> {
   const opts = resolveOptions(options);
   if (typeof input !== 'string' && !Array.isArray(input)) throw new LlavaRadError('INVALID_ARGUMENT', `input must be a predictions file path or an array of records, got ${describeValue(input)}`);
-  const { pairs, skipped, repeated } = loadPairs(input);
+  const { pairs, skipped, repeated, tornLastLine } = loadPairs(input);
   if (pairs.length === 0) throw noPairs(skipped);
   if (opts.metrics.includes('radgraph')) checkRadgraphLengths(pairs, typeof input === 'string' ? input : undefined);
   const metrics = scorePairs(pairs, opts);
   if (opts.metrics.includes('chexbert')) Object.assign(metrics, await scoreChexbert(pairs, opts));
   if (opts.metrics.includes('radgraph')) metrics.radgraph = await radgraphMetric(pairs.map((p) => p.reference), pairs.map((p) => p.prediction), opts, opts.bootstrap);
-  return { n: pairs.length, skipped, repeated, bootstrap: opts.bootstrap, metrics };
+  return { n: pairs.length, skipped, repeated, tornLastLine, bootstrap: opts.bootstrap, metrics };
 }

@@ -50,6 +50,11 @@ export interface ReadPredictions {
   skipped: number;
   /** scored records whose id an earlier scored record has (see repeatedIds) */
   repeated: RepeatedIds;
+  /**
+   * the file's last line, without a newline, was not JSON and was left out: a record being written (a batch
+   * still appending), as batch and merge treat it; an unparsable line anywhere else is BAD_PREDICTIONS
+   */
+  tornLastLine: boolean;
 }
 
 export interface RepeatedIds {
@@ -108,8 +113,12 @@ export function readPredictions(path: string): ReadPredictions {
   if (!statSync(path).isFile()) throw new LlavaRadError('IO', `predictions must be a file: ${path}`);
   const pairs: ScoredPair[] = [];
   let skipped = 0;
+  // a line that is not JSON: an error unless it turns out to be the unterminated last line
+  let notJson: LlavaRadError | null = null;
+  let tornLastLine = false;
   try {
-    scanLines(path, (text, n) => {
+    const scan = scanLines(path, (text, n) => {
+      if (notJson) throw notJson;
       let line = text.replace(/\r$/, '');
       if (n === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
       if (line.trim() === '') return;
@@ -118,12 +127,17 @@ export function readPredictions(path: string): ReadPredictions {
         rec = JSON.parse(line);
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
-        throw new LlavaRadError('BAD_PREDICTIONS', `${path} line ${n}: not JSON (${why}); expected one JSON object per line`);
+        notJson = new LlavaRadError('BAD_PREDICTIONS', `${path} line ${n}: not JSON (${why}); expected one JSON object per line`);
+        return;
       }
       const pair = toPair(rec, `${path} line ${n}`);
       if (pair === null) skipped++;
       else pairs.push(pair);
     }, { maxLineBytes: MAX_RECORD_BYTES, lastLine: true });
+    if (notJson) {
+      if (scan.tailBytes === 0) throw notJson;
+      tornLastLine = true;
+    }
   } catch (e) {
     if (e instanceof LlavaRadError) throw e;
     if (e instanceof LineTooLongError) {
@@ -131,7 +145,7 @@ export function readPredictions(path: string): ReadPredictions {
     }
     throw new LlavaRadError('IO', `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  return { pairs, skipped, repeated: repeatedIds(pairs) };
+  return { pairs, skipped, repeated: repeatedIds(pairs), tornLastLine };
 }
 
 /** the pairs of records given in memory */
@@ -144,5 +158,5 @@ export function pairsOf(records: readonly EvalRecord[]): ReadPredictions {
     if (pair === null) skipped++;
     else pairs.push(pair);
   });
-  return { pairs, skipped, repeated: repeatedIds(pairs) };
+  return { pairs, skipped, repeated: repeatedIds(pairs), tornLastLine: false };
 }
