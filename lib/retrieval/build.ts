@@ -15,11 +15,13 @@
 // old vector (as `batch` keeps a study's old findings); build a new index to re-embed.
 
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Embedder } from '../clip/embedder.js';
 import { LlavaRadError, abortedError, describeValue, isLlavaRadError } from '../errors.js';
 import { readImageFile } from '../image/read-file.js';
 import { acquireLock } from '../batch/lock.js';
 import { readManifest, type ManifestOptions, type Study } from '../batch/manifest.js';
+import { checkWriteSpace } from '../disk-space.js';
 import { BuildJournal, type JournalEntry } from './build-journal.js';
 import { entryKey, type EntryKind } from './format.js';
 import { RetrievalIndex, writeIndexFile } from './index-file.js';
@@ -153,6 +155,7 @@ function fold(out: string, embedder: Embedder, existing: RetrievalIndex | null, 
     kinds.push(e.kind);
     return true;
   });
+  checkWriteSpace(path.dirname(path.resolve(out)), ids.length * embedder.dim * Float32Array.BYTES_PER_ELEMENT, 'the index');
   writeIndexFile(out, {
     modelId: embedder.modelId,
     dim: embedder.dim,
