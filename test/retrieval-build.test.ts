@@ -162,6 +162,24 @@ describe('index build', () => {
     index.close();
   });
 
+  it('takes over the INDEX.lock of a build on another machine once its heartbeat has stopped (onLockWait told), then builds', async () => {
+    const f = out();
+    mkdirSync(path.dirname(f), { recursive: true });
+    writeFileSync(`${f}.lock`, JSON.stringify({ pid: 7, host: 'another-node', token: 'c'.repeat(32), started: '2026-12-01T00:00:00.000Z' }) + '\n');
+    const waits: string[] = [];
+    const saved = process.env.LLAVA_RAD_LOCK_STALE_MS;
+    process.env.LLAVA_RAD_LOCK_STALE_MS = '300';
+    try {
+      const r = await buildIndex(manifest, counting(8), { out: f, onLockWait: (m) => waits.push(m) });
+      expect(r.count).toBe(studies.length + withReport);
+    } finally {
+      if (saved === undefined) delete process.env.LLAVA_RAD_LOCK_STALE_MS;
+      else process.env.LLAVA_RAD_LOCK_STALE_MS = saved;
+    }
+    expect(waits).toEqual([expect.stringMatching(/x\.lrindex\.lock is held by process 7 on another-node .*watching its heartbeat for up to 0\.3 s$/)]);
+    expect(existsSync(`${f}.lock`)).toBe(false);
+  });
+
   it('refuses another model\'s index or journal (MODEL_MISMATCH), a held lock (IO), a bad embedder (INTERNAL), a bad argument', async () => {
     const f = out();
     await buildIndex(manifest, counting(8), { out: f });

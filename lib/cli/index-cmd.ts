@@ -44,6 +44,7 @@ async function build(manifest: string | undefined, v: Record<string, string | bo
     ...options, out: v.out as string, signal,
     ...(kinds ? { kinds } : {}), ...(batchSize ? { batchSize } : {}),
     onProgress: (p) => io.err(`llava-rad index: embedded ${p.done}/${p.total}\n`),
+    onLockWait: (m) => io.err(`llava-rad index: ${m}\n`),
   }));
   io.err(`llava-rad index: ${r.file} holds ${r.count} entries (${r.added} embedded now${r.recovered ? `, ${r.recovered} recovered from an interrupted build` : ''}${r.noReport ? `; ${r.noReport} studies without a report` : ''})\n`);
   if (v.json) io.out(JSON.stringify({ file: r.file, count: r.count, added: r.added, recovered: r.recovered, no_report: r.noReport }) + '\n');

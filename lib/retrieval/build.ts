@@ -40,6 +40,8 @@ export interface BuildIndexOptions extends ManifestOptions {
   signal?: AbortSignal;
   /** after each batch is journaled: entries done in this run and to do in all */
   onProgress?: (p: { done: number; total: number }) => void;
+  /** told when INDEX.lock is another host's and its heartbeat is being watched (lib/batch/lock.ts) */
+  onLockWait?: (message: string) => void;
 }
 
 export interface BuildIndexResult {
@@ -94,7 +96,7 @@ export async function buildIndex(manifest: string, embedder: Embedder, options: 
   if (typeof options.out !== 'string' || options.out === '') throw new LlavaRadError('INVALID_ARGUMENT', `out must be the index file's path, got ${describeValue(options.out)}`);
   const { studies } = readManifest(manifest, options);
   const out = options.out;
-  const lock = await acquireLock(out, { ...(options.signal ? { signal: options.signal } : {}) });
+  const lock = await acquireLock(out, { ...(options.signal ? { signal: options.signal } : {}), ...(options.onLockWait ? { onWait: options.onLockWait } : {}) });
   let journal: BuildJournal | null = null;
   let existing: RetrievalIndex | null = null;
   try {
