@@ -103,6 +103,10 @@ describe('llava-rad eval', () => {
     expect(j.n).toBe(60);
     expect(j.tornLastLine).toBe(true);
     expect(j.metrics).toEqual(JSON.parse(JSON.stringify((await evaluate(fixture('dev.jsonl'), { bootstrap: 50, metrics: ['rouge'] })).metrics)));
+    const paired = await cli(['--paired', fixture('dev.jsonl'), p, '--json', '--bootstrap', '50', '--metrics', 'rouge']);
+    expect(paired.code, paired.err).toBe(0);
+    expect(paired.err).toBe(`llava-rad eval: left out the last line of ${p}: it has no newline and is not JSON (a record still being written?)\n`);
+    expect(lastJson(paired.out)).toMatchObject({ n: 60, tornLastLine: { a: false, b: true } });
     for (const [name, text] of [['with its newline', devLines.join('\n') + '\n' + torn + '\n'], ['in the middle', [devLines[0], torn, devLines[1]].join('\n')]] as const) {
       const bad = await cli([write(`bad-${name.replace(/ /g, '-')}.jsonl`, text), '--json', '--metrics', 'rouge']);
       expect(bad.code, name).toBe(1);

@@ -251,6 +251,8 @@ export function resolveRadgraphPath(flag: string | boolean | undefined, env: Env
   throw new UsageError(`eval: the radgraph metric needs RadGraph's model as a GGUF: pass --radgraph FILE.gguf, set LLAVA_RAD_RADGRAPH, or put it at ${p}; make it from radgraph.tar.gz (llava-rad pull-eval) with \`llava-rad convert-radgraph radgraph.tar.gz --vocab vocab.txt --out ${p}\``);
 }
 
+const tornLineWarning = (file: string) => `llava-rad eval: left out the last line of ${file}: it has no newline and is not JSON (a record still being written?)\n`;
+
 const f4 = (x: number) => x.toFixed(4);
 
 /** studies listed in the HTML report: the lowest ROUGE-L F-measures */
@@ -510,11 +512,14 @@ arguments or a missing file.`,
       let r: CliPairedResult;
       if (judgeOnly) {
         const m = await asUsageAsync(async () => matchPairs(fileA, fileB));
-        r = { n: m.pa.length, skipped: m.skipped, unmatched: m.unmatched, bootstrap: bootstrap ?? DEFAULT_BOOTSTRAP, metrics: {} };
+        r = { n: m.pa.length, skipped: m.skipped, unmatched: m.unmatched, tornLastLine: m.tornLastLine, bootstrap: bootstrap ?? DEFAULT_BOOTSTRAP, metrics: {} };
       } else {
         r = await asUsageAsync(() => evaluatePaired(fileA, fileB, options));
       }
       if (r.skipped.a || r.skipped.b) io.err(`llava-rad eval: skipped records with an error: ${r.skipped.a} in A, ${r.skipped.b} in B\n`);
+      for (const [which, file] of [['a', fileA], ['b', fileB]] as const) {
+        if (r.tornLastLine[which]) io.err(tornLineWarning(file));
+      }
       if (r.unmatched.a || r.unmatched.b) io.err(`llava-rad eval: studies in one file only (left out): ${r.unmatched.a} in A, ${r.unmatched.b} in B\n`);
       if (judge || green) {
         const { pa, pb } = matchPairs(fileA, fileB);
@@ -537,7 +542,7 @@ arguments or a missing file.`,
       r = await asUsageAsync(() => evaluate(file, options));
     }
     if (r.skipped) io.err(`llava-rad eval: skipped ${r.skipped} record(s) with an error (failed studies)\n`);
-    if (r.tornLastLine) io.err(`llava-rad eval: left out the last line of ${file}: it has no newline and is not JSON (a record still being written?)\n`);
+    if (r.tornLastLine) io.err(tornLineWarning(file));
     if (r.repeated.count) {
       io.err(`llava-rad eval: warning: ${r.repeated.count} record(s) score a study already scored (the first: id ${JSON.stringify(r.repeated.first)}); ` +
         'every record is scored, as the official evaluation does (of a `llava-rad batch` file, `llava-rad merge OUT.jsonl FILE` keeps one record per study)\n');

@@ -51,6 +51,8 @@ export interface PairedResult {
   skipped: { a: number; b: number };
   /** studies scored in one file only (by id), left out */
   unmatched: { a: number; b: number };
+  /** a file's unterminated last line was not JSON (a record still being written) and was left out */
+  tornLastLine: { a: boolean; b: boolean };
   bootstrap: number;
   metrics: { bleu1?: PairedMetric; bleu4?: PairedMetric; rougeL?: PairedMetric; chexbert?: Record<ChexbertSummaryKey, PairedMetric>; sembScore?: PairedMetric; radgraph?: PairedMetric };
 }
@@ -132,6 +134,7 @@ export interface MatchedPairs {
   pb: ScoredPair[];
   skipped: { a: number; b: number };
   unmatched: { a: number; b: number };
+  tornLastLine: { a: boolean; b: boolean };
 }
 
 /** step 1 of the procedure: the studies of A and B matched by id (BAD_PREDICTIONS when none match) */
@@ -152,13 +155,14 @@ export function matchPairs(inputA: string | readonly EvalRecord[], inputB: strin
     pb.push(q);
   }
   if (pa.length === 0) throw new LlavaRadError('BAD_PREDICTIONS', `${nameA} and ${nameB} have no scorable study id in common`);
-  return { pa, pb, skipped: { a: A.skipped, b: B.skipped }, unmatched: { a: mapA.size - pa.length, b: mapB.size - pa.length } };
+  return { pa, pb, skipped: { a: A.skipped, b: B.skipped }, unmatched: { a: mapA.size - pa.length, b: mapB.size - pa.length },
+    tornLastLine: { a: A.tornLastLine, b: B.tornLastLine } };
 }
 
 /** paired bootstrap of B - A (see the procedure above) */
 export async function evaluatePaired(inputA: string | readonly EvalRecord[], inputB: string | readonly EvalRecord[], options: EvalOptions = {}): Promise<PairedResult> {
   const opts = resolveOptions(options);
-  const { pa, pb, skipped, unmatched } = matchPairs(inputA, inputB);
+  const { pa, pb, skipped, unmatched, tornLastLine } = matchPairs(inputA, inputB);
   if (opts.metrics.includes('radgraph')) {
     checkRadgraphLengths(pa, typeof inputA === 'string' ? inputA : 'A');
     checkRadgraphLengths(pb, typeof inputB === 'string' ? inputB : 'B');
@@ -212,6 +216,7 @@ export async function evaluatePaired(inputA: string | readonly EvalRecord[], inp
     n,
     skipped,
     unmatched,
+    tornLastLine,
     bootstrap: B_,
     metrics,
   };
