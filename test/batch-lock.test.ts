@@ -3,9 +3,9 @@
 // staleness rules one by one: a live owner, another host (its heartbeat watched), this process, an earlier boot,
 // a lock that is not ours, a symbolic link, a takeover left half done, a release that finds another lock in its
 // place, an owner whose lock was taken over.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -229,7 +229,7 @@ describe('which locks are taken over', () => {
     expect(lockFiles(dir)).toEqual([]);
   });
 
-  it('a lock that is not ours (empty, not JSON, a symbolic link) is refused, not taken over', async () => {
+  it('a lock that is not ours (empty, not JSON, a symbolic link, a FIFO) is refused, not taken over', async () => {
     const { out } = fresh();
     for (const text of ['', 'garbage', '{"pid":"x"}']) {
       writeFileSync(`${out}.lock`, text);
@@ -244,6 +244,11 @@ describe('which locks are taken over', () => {
     symlinkSync(target, `${out}.lock`);
     expect((await lockError(out)).message).toMatch(/is not a lock of llava-rad batch/);
     expect(existsSync(target)).toBe(true);
+    // a FIFO: its open must not wait for a writer (on 7851218 it blocked the process for ever, SIGTERM included)
+    rmSync(`${out}.lock`);
+    execFileSync('mkfifo', [`${out}.lock`]);
+    expect((await lockError(out)).message).toMatch(/is not a lock of llava-rad batch/);
+    expect(lstatSync(`${out}.lock`).isFIFO()).toBe(true);
   });
 
   it('a takeover left half done (a claim whose maker died) stops with the files to delete', async () => {

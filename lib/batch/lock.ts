@@ -90,11 +90,14 @@ function alive(pid: number): boolean {
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
-/** Reads a lock file (not following a symbolic link). null when it does not exist. */
+/**
+ * Reads a lock file (not following a symbolic link; non-blocking, so a FIFO planted there cannot hold the
+ * open: it is read as not ours). null when it does not exist.
+ */
 function readLock(file: string): ReadLock | null {
   let fd: number;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     if (code(e) === 'ENOENT') return null;
     if (code(e) === 'ELOOP') return { info: null, hash: 'symlink', mtime: new Date(0) };
@@ -102,13 +105,14 @@ function readLock(file: string): ReadLock | null {
   }
   try {
     const st = fstatSync(fd);
+    if (!st.isFile()) return { info: null, hash: 'not a regular file', mtime: st.mtime };
     const buf = Buffer.alloc(MAX_LOCK_BYTES + 1);
     let n = 0;
     for (let k; n < buf.length && (k = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += k;
     const bytes = buf.subarray(0, n);
     const hash = createHash('sha256').update(bytes).digest('hex');
     let info: LockInfo | null = null;
-    if (st.isFile() && n <= MAX_LOCK_BYTES) {
+    if (n <= MAX_LOCK_BYTES) {
       try {
         const v = JSON.parse(bytes.toString('utf8')) as Partial<LockInfo>;
         if (typeof v.pid === 'number' && Number.isSafeInteger(v.pid) && v.pid > 0 && typeof v.host === 'string' && typeof v.started === 'string') info = v as LockInfo;
