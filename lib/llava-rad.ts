@@ -8,9 +8,10 @@ import { invalidArgument, LlavaRadError } from './errors.js';
 import { preprocessImage, type PreprocessOptions } from './image/preprocess.js';
 import { readImageFile } from './image/read-file.js';
 import { loadModel, type GenerateResult, type LlamaModel } from './model.js';
-import { validateReason, type Backend, type GenerateOptions, type KvCacheType } from './options.js';
+import { validateGenerateOptions, validateReason, type Backend, type GenerateOptions, type KvCacheType } from './options.js';
 import { loadVisionModel, type VisionModel } from './vision.js';
 import { VisionBatcher } from './vision-batcher.js';
+import { SlotQueue } from './queue.js';
 
 /** The research-use notice every result carries (the findings text itself is never altered). */
 export const RESEARCH_USE_NOTICE =
@@ -48,7 +49,8 @@ export interface LoadLlavaRadOptions {
   threads?: number;
   /** KV cells per study (default 2048: 1369 image rows + the prompt + 256 generated tokens fit) */
   contextSize?: number;
-  /** studies decoded at the same time (default 1); more calls wait in a queue */
+  /** studies decoded at the same time (default 1); more calls wait in a queue (parallel + visionBatch are
+   * admitted: their images read and encoded) */
   parallel?: number;
   /** most images encoded in one vision batch (default: parallel); concurrent calls share batches */
   visionBatch?: number;
@@ -71,8 +73,11 @@ export interface FindingsOptions
 }
 
 export interface FindingsTimings {
+  /** reading (generateFindingsFromFile) and decoding the image */
   preprocessMs: number;
+  /** the image's vision batch, its wait for the batch before it included */
   visionMs: number;
+  /** waiting for the study's turn (parallel + visionBatch admitted at once), then for a decoder sequence */
   queueMs: number;
   promptMs: number;
   decodeMs: number;
@@ -151,6 +156,8 @@ export class LlavaRad {
   /** KV cells one study may use (loadLlavaRad's contextSize) */
   readonly contextSize: number;
   #encoder: VisionBatcher;
+  /** studies past this wait before anything of theirs is read or decoded */
+  #admission: SlotQueue;
   #before = new Map<string, number[]>();
   #after = new Map<string, number[]>();
 
@@ -161,6 +168,8 @@ export class LlavaRad {
     this.files = files;
     this.contextSize = contextSize;
     this.#encoder = new VisionBatcher(vision, visionBatch);
+    // `parallel` studies decoding, and the next vision batch being prepared beside them
+    this.#admission = new SlotQueue(decoder.parallel + visionBatch);
   }
 
   /** sizes of the vision batches run so far (concurrent calls share batches) */
@@ -186,70 +195,102 @@ export class LlavaRad {
   /**
    * Writes the findings for one frontal chest radiograph (PNG, JPEG, WebP, TIFF, GIF or AVIF bytes) and
    * an optional reason for the exam. Research use only.
+   *
+   * Any number of calls may be made at once: at most `parallel + visionBatch` studies are admitted (their
+   * images decoded, encoded and decoded into findings); the others wait in arrival order, holding nothing but
+   * their arguments, so a `Promise.all` over a whole manifest keeps the memory of a few studies.
    */
   async generateFindings(image: Uint8Array, reason?: string | null, options: FindingsOptions = {}): Promise<FindingsResult> {
-    const t0 = performance.now();
     if (!(types.isUint8Array(image))) {
       throw invalidArgument('image', 'a Buffer or Uint8Array of image file bytes', image);
     }
+    return this.#study(() => Promise.resolve(image), reason, options);
+  }
+
+  /**
+   * generateFindings for an image file, read once the study is admitted (so a missing file fails in its turn).
+   * The path must name a regular file of at most 1 GiB (IO for a directory, device or FIFO; IMAGE_TOO_LARGE
+   * beyond the limit).
+   */
+  async generateFindingsFromFile(file: string, reason?: string | null, options: FindingsOptions = {}): Promise<FindingsResult> {
+    if (typeof file !== 'string' || file === '') throw invalidArgument('file', 'the path of an image file (a non-empty string)', file);
+    return this.#study(() => readImageFile(file), reason, options);
+  }
+
+  /** studies admitted now: their images being read, decoded, encoded, or their findings being generated */
+  get activeStudies(): number {
+    return this.#admission.inUse;
+  }
+
+  /** generateFindings calls waiting for their turn (nothing of theirs is decoded yet) */
+  get waitingStudies(): number {
+    return this.#admission.waiting;
+  }
+
+  async #study(readImage: () => Promise<Uint8Array>, reason: string | null | undefined, options: FindingsOptions): Promise<FindingsResult> {
+    const t0 = performance.now();
+    if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options);
     const why = validateReason(reason);
     const { before, after } = this.promptTokens(why);
     const info = this.vision.info;
-    // A study's cells are its own: one whose prompt and maxTokens exceed them fails here, before any work,
-    // rather than ending early with context_full (the decoder's cache is shared by `parallel` studies, so
-    // how early would depend on what else runs)
     const maxTokens = options.maxTokens ?? DEFAULT_FINDINGS_MAX_TOKENS;
-    const cells = before.length + info.nPatches + after.length + maxTokens - 1;
-    if (Number.isInteger(maxTokens) && maxTokens >= 1 && cells > this.contextSize) {
-      throw new LlavaRadError('CONTEXT_FULL',
-        `the study needs ${cells} KV cells (${before.length + after.length} prompt tokens, ${info.nPatches} image rows, maxTokens ${maxTokens}) ` +
-        `but contextSize is ${this.contextSize}: shorten the reason, lower maxTokens or raise contextSize`);
-    }
-    const pre = await preprocessImage(image, { ...options.image, imageSize: info.imageSize, mean: info.imageMean, std: info.imageStd });
-    const t1 = performance.now();
-    const rows = await this.#encoder.encode(pre.pixels, options.signal);
-    const t2 = performance.now();
-    const r = await this.decoder.generate([{ tokens: before }, { embeddings: rows }, { tokens: after }], {
+    const generate: GenerateOptions = {
       maxTokens,
       temperature: options.temperature ?? 0,
       ...(options.topK !== undefined ? { topK: options.topK } : {}),
       ...(options.topP !== undefined ? { topP: options.topP } : {}),
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onToken ? { onToken: options.onToken } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      ...(options.onToken !== undefined ? { onToken: options.onToken } : {}),
       ...(options.ignoreEos ? { ignoreEos: true } : {}),
       addBos: false,
-    });
-    const decoded = this.decoder.detokenize(r.tokens, { skipSpecial: true, removeLeadingSpace: true });
-    return {
-      findings: postprocessFindings(decoded),
-      tokens: r.tokens,
-      prompt: { before, imageRows: info.nPatches, after },
-      reason: why,
-      stopReason: r.stopReason,
-      warnings: pre.warnings ?? [],
-      timings: {
-        preprocessMs: t1 - t0,
-        visionMs: t2 - t1,
-        queueMs: r.timings.queueMs,
-        promptMs: r.timings.promptMs,
-        decodeMs: r.timings.decodeMs,
-        totalMs: performance.now() - t0,
-      },
-      researchUseOnly: true,
-      notice: RESEARCH_USE_NOTICE,
     };
-  }
-
-  /**
-   * Reads an image file and calls generateFindings. The path must name a regular file of at most 1 GiB
-   * (IO for a directory, device or FIFO; IMAGE_TOO_LARGE beyond the limit).
-   */
-  async generateFindingsFromFile(file: string, reason?: string | null, options?: FindingsOptions): Promise<FindingsResult> {
-    return this.generateFindings(await readImageFile(file), reason, options);
+    // what generate() would refuse after the image's work is refused before the study waits for its turn
+    validateGenerateOptions(generate, { nVocab: this.decoder.info.nVocab, contextSize: this.decoder.contextSize });
+    // A study's cells are its own: one whose prompt and maxTokens exceed them fails here, before any work,
+    // rather than ending early with context_full (the decoder's cache is shared by `parallel` studies, so
+    // how early would depend on what else runs)
+    const cells = before.length + info.nPatches + after.length + maxTokens - 1;
+    if (cells > this.contextSize) {
+      throw new LlavaRadError('CONTEXT_FULL',
+        `the study needs ${cells} KV cells (${before.length + after.length} prompt tokens, ${info.nPatches} image rows, maxTokens ${maxTokens}) ` +
+        `but contextSize is ${this.contextSize}: shorten the reason, lower maxTokens or raise contextSize`);
+    }
+    const release = await this.#admission.acquire(1, options.signal, 'the study');
+    try {
+      const admitted = performance.now();
+      const image = await readImage();
+      const pre = await preprocessImage(image, { ...options.image, imageSize: info.imageSize, mean: info.imageMean, std: info.imageStd });
+      const t1 = performance.now();
+      const rows = await this.#encoder.encode(pre.pixels, options.signal);
+      const t2 = performance.now();
+      const r = await this.decoder.generate([{ tokens: before }, { embeddings: rows }, { tokens: after }], generate);
+      const decoded = this.decoder.detokenize(r.tokens, { skipSpecial: true, removeLeadingSpace: true });
+      return {
+        findings: postprocessFindings(decoded),
+        tokens: r.tokens,
+        prompt: { before, imageRows: info.nPatches, after },
+        reason: why,
+        stopReason: r.stopReason,
+        warnings: pre.warnings ?? [],
+        timings: {
+          preprocessMs: t1 - admitted,
+          visionMs: t2 - t1,
+          queueMs: admitted - t0 + r.timings.queueMs,
+          promptMs: r.timings.promptMs,
+          decodeMs: r.timings.decodeMs,
+          totalMs: performance.now() - t0,
+        },
+        researchUseOnly: true,
+        notice: RESEARCH_USE_NOTICE,
+      };
+    } finally {
+      release();
+    }
   }
 
   async dispose(): Promise<void> {
+    this.#admission.close(new LlavaRadError('DISPOSED', 'the model has been disposed'));
     await Promise.all([this.decoder.dispose(), this.vision.dispose()]);
   }
 
