@@ -129,5 +129,8 @@ describe('llava-rad serve (the CLI)', () => {
     const t = spawnSync(process.execPath, [cli, 'serve', '--model', tmp, '--request-timeout-ms', '-5'], { encoding: 'utf8' });
     expect(t.status).toBe(2);
     expect(t.stderr).toMatch(/--request-timeout-ms must be an integer between 0 and 86400000, got '-5'/);
+    const u = spawnSync(process.execPath, [cli, 'serve', '--model', tmp, '--upload-budget-mb', '0'], { encoding: 'utf8' });
+    expect(u.status).toBe(2);
+    expect(u.stderr).toMatch(/--upload-budget-mb must be an integer between 1 and 1048576, got '0'/);
   });
 });

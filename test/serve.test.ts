@@ -4,6 +4,7 @@
 // clients too slow to send their request (408) or not speaking HTTP, the API key, metrics.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postprocessFindings, type FindingsResult, type LlavaRad } from '../lib/index.js';
 import type { PredictionRecord } from '../lib/batch/record.js';
@@ -323,6 +324,53 @@ describe('clients that send their request slowly, or not at all, or not as HTTP'
     // the check means something only if the study outlasted the limit (and Node's checks of it, every RT / 4 ms)
     expect(ms, 'the stream lasted longer than the request timeout').toBeGreaterThan(2 * RT);
     expect((await fetch(`${slow.url}/health`)).status).toBe(200);
+  });
+});
+
+describe('request bodies held at once (the upload budget)', () => {
+  // image files of at most 1 MiB: a body may be 4/3 MiB + 1 MiB (2.33 MiB); 4 MiB of bodies at once
+  const BUDGET = 4 << 20;
+  let b: Served;
+  beforeAll(async () => {
+    b = await serve({ model, concurrency: 2, queue: 2, maxTokens: MAX, maxImageBytes: 1 << 20, uploadBudgetBytes: BUDGET });
+  });
+  afterAll(async () => {
+    await b?.close();
+  });
+
+  /** a request whose headers and the first bytes of its body arrive, and then nothing: it holds its charge */
+  const held = (contentLength: number | 'chunked') => {
+    const c = connect(Number(new URL(b.url).port), '127.0.0.1');
+    c.on('error', () => {});
+    const length = contentLength === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${contentLength}`;
+    c.write(`POST /v1/findings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${length}\r\n\r\n${contentLength === 'chunked' ? '2\r\n{"\r\n' : '{"image":"'}`);
+    return c;
+  };
+
+  it('past the budget a request is refused with 429 QUEUE_FULL before its body is read; smaller ones pass; the charge returns when a connection closes', async () => {
+    expect(b.server.uploads.bytes).toBe(BUDGET);
+    const first = [held(1_800_000), held(1_800_000)];
+    await waitFor(() => b.server.uploads.used === 3_600_000);
+    // 3.6 MB held + 0.7 MB > 4 MiB: refused (before: read whole, then 400 for its bytes, which are no image)
+    const big = await fetch(`${b.url}/v1/findings`, jsonPost({ image: Buffer.alloc(500_000, 1).toString('base64') }));
+    expect(big.status).toBe(429);
+    expect(big.headers.get('retry-after')).toBe('1');
+    expect(await error(big)).toMatchObject({ code: 'QUEUE_FULL', type: 'rate_limit_error', message: expect.stringMatching(/^the server holds 3\.4 MiB of request bodies \(its budget: 4 MiB\) and this one is 0\.6 MiB: retry later$/) });
+    // a chunked upload is charged the body limit (2.33 MiB)
+    const chunked = held('chunked');
+    const answer = await new Promise<string>((resolve) => { let t = ''; chunked.setEncoding('utf8'); chunked.on('data', (d: string) => (t += d)); chunked.on('close', () => resolve(t)); });
+    expect(answer).toMatch(/^HTTP\/1\.1 429 /);
+    expect(answer).toContain('chunked (counted as the 2 MiB limit)');
+    // the portrait (184 KB as JSON) fits beside the held ones, and gets the library's findings
+    const ok = await fetch(`${b.url}/v1/findings`, jsonPost({ image: portrait.toString('base64'), reason: REASON, max_tokens: N }));
+    expect(((await ok.json()) as PredictionRecord).tokens).toEqual(ref.tokens);
+    expect(b.server.uploads.used, 'the answered requests returned their charge').toBe(3_600_000);
+    for (const c of first) c.destroy();
+    await waitFor(() => b.server.uploads.used === 0);
+    const again = await fetch(`${b.url}/v1/findings`, jsonPost({ image: Buffer.alloc(500_000, 1).toString('base64') }));
+    expect(again.status, 'the same request once the held ones are gone: read, and refused for its bytes').toBe(400);
+    expect(await metric(b.url, 'llava_rad_errors_total{code="QUEUE_FULL"}'), 'counted in /metrics').toBe(2);
+    expect(b.server.uploads.used).toBe(0);
   });
 });
 

@@ -43,6 +43,9 @@ Options:
       --drain-grace-ms N  on SIGTERM, how long studies in flight may finish (default 30000)
   -n, --max-tokens N      most tokens a request may ask for, and the default (default 256)
       --max-image-mb N    most megabytes of an image file (default 64)
+      --upload-budget-mb N
+                          most megabytes of request bodies held at once (default 1024, or a quarter of
+                          the JS heap if less); past it a request is refused with 429 before its body is read
       --max-pixels N      most pixels of an image, checked before decoding (default 50000000)
       --model-id NAME     the model name /v1/models lists (default llava-rad)
       --threads N         CPU threads (default: physical cores)
@@ -68,6 +71,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
       'drain-grace-ms': { type: 'string' },
       'max-tokens': { type: 'string', short: 'n' },
       'max-image-mb': { type: 'string' },
+      'upload-budget-mb': { type: 'string' },
       'max-pixels': { type: 'string' },
       'model-id': { type: 'string' },
       threads: { type: 'string', short: 't' },
@@ -91,6 +95,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
     const graceMs = intArg(v['drain-grace-ms'], '--drain-grace-ms', 0, 86_400_000) ?? 30_000;
     const maxTokens = intArg(v['max-tokens'], '--max-tokens', 1, 4096) ?? 256;
     const maxImageBytes = (intArg(v['max-image-mb'], '--max-image-mb', 1, 1024) ?? 64) << 20;
+    const uploadBudgetMb = intArg(v['upload-budget-mb'], '--upload-budget-mb', 1, 1 << 20);
     const maxPixels = intArg(v['max-pixels'], '--max-pixels', 1024, 1_000_000_000);
     const kvType = oneOf(v['kv-type'], '--kv-type', ['auto', 'f16', 'f32', 'q8_0'] as const, 'auto');
     const highBitDepth = oneOf(v['high-bit-depth'], '--high-bit-depth', ['msb', 'minmax', 'pil'] as const, 'msb');
@@ -108,6 +113,7 @@ Research use only: LLaVA-Rad output is not for clinical care.`,
         dicomWindow: v['dicom-window'] === true,
         skipLateral: v['skip-lateral'] === true,
         ...(maxPixels !== undefined ? { maxPixels } : {}),
+        ...(uploadBudgetMb !== undefined ? { uploadBudgetBytes: uploadBudgetMb * 2 ** 20 } : {}),
         ...(apiKey !== undefined ? { apiKey } : {}),
         ...(typeof v['model-id'] === 'string' && v['model-id'] ? { modelId: v['model-id'] } : {}),
         log: (line) => io.out(line + '\n'),

@@ -22,6 +22,7 @@ import { pageRoutes } from './page.js';
 import { installRequestLog, noteRequest } from './request-log.js';
 import { statusRoutes } from './status.js';
 import { StudyRunner } from './study.js';
+import { defaultUploadBudget, installUploadBudget, UploadBudget } from './upload-budget.js';
 
 export interface ServeOptions {
   /** the loaded model; its `parallel` should equal `concurrency` */
@@ -44,6 +45,11 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   /** most bytes of an image file (default 64 MiB); a JSON body may be 4/3 of it (base64) */
   maxImageBytes?: number;
+  /**
+   * most bytes of request bodies held at once (default 1 GiB, or a quarter of V8's heap limit if less; never
+   * less than one body of the largest size); a request past it is refused with 429 before its body is read
+   */
+  uploadBudgetBytes?: number;
   /** most pixels of an image, checked from its header before decoding (default 50,000,000) */
   maxPixels?: number;
   /** most tokens a request may ask for, and the default (default 256) */
@@ -65,6 +71,8 @@ export interface LlavaRadServer {
   app: FastifyInstance;
   metrics: ServeMetrics;
   admission: Admission;
+  /** request bodies held now, and the most allowed */
+  uploads: UploadBudget;
   /** refuse new requests (503), let the ones in flight finish for up to graceMs, cancel the rest, close */
   drain(graceMs: number): Promise<void>;
 }
@@ -116,9 +124,11 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
       connectionsCheckingInterval: Math.min(30_000, Math.max(MIN_CHECK_INTERVAL_MS, Math.floor(requestTimeoutMs / 4))),
     } : {}),
   };
+  const bodyLimit = Math.ceil((maxImageBytes * 4) / 3) + (1 << 20); // base64 image + the other fields
+  const uploads = new UploadBudget(Math.max(bodyLimit, positiveInt(o.uploadBudgetBytes, 'uploadBudgetBytes', defaultUploadBudget(), 1 << 20, 2 ** 40)));
   const app = Fastify({
     logger: false,
-    bodyLimit: Math.ceil((maxImageBytes * 4) / 3) + (1 << 20), // base64 image + the other fields
+    bodyLimit,
     return503OnClosing: false, // our own 503 (SHUTTING_DOWN) below
     forceCloseConnections: 'idle',
     requestTimeout: requestTimeoutMs,
@@ -135,6 +145,7 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
     if (admission.draining) throw new ServeError('SHUTTING_DOWN', 'the server is shutting down', { connection: 'close', 'retry-after': '5' });
   });
   if (o.apiKey !== undefined) installApiKey(app, o.apiKey);
+  installUploadBudget(app, uploads, bodyLimit);
   await app.register(multipart, { limits: { fileSize: maxImageBytes, files: 1, fields: 16, fieldSize: 64 << 10, parts: 20 } });
   app.setErrorHandler(async (error, request, reply) => {
     const e = toHttpError(error);
@@ -162,5 +173,5 @@ export async function createServer(o: ServeOptions): Promise<LlavaRadServer> {
     app.server.closeIdleConnections();
     await closed;
   };
-  return { app, metrics, admission, drain };
+  return { app, metrics, admission, uploads, drain };
 }
