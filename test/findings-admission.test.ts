@@ -25,7 +25,8 @@ function watchEncodes(model: LlavaRad) {
   const encode = model.vision.encode.bind(model.vision);
   model.vision.encode = (pixels, options) => {
     w.encoded += Array.isArray(pixels) ? pixels.length : 1;
-    w.mostHeld = Math.max(w.mostHeld, w.encoded - w.settled);
+    // counted once the microtasks of a study that has just ended (its settled++) have run
+    setImmediate(() => (w.mostHeld = Math.max(w.mostHeld, w.encoded - w.settled)));
     return encode(pixels, options);
   };
   const settle = <T>(p: Promise<T>): Promise<T> => p.finally(() => { w.settled++; });

@@ -15,6 +15,7 @@ import { LlavaRadError, abortedError, describeValue, fromNative } from '../error
 import { ggufStringArray, readGgufMetadata } from '../gguf/read-metadata.js';
 import { preprocessImage, type PreprocessOptions } from '../image/preprocess.js';
 import { native, type NativeModelParams } from '../native.js';
+import { SlotQueue } from '../queue.js';
 import type { EmbedOptions, Embedder } from './embedder.js';
 import { ClipTokenizer } from './tokenizer.js';
 import { DEFAULT_CLIP_TEMPLATES, checkLabels, checkTemplates, labelPrompts, meanDirection, zeroShotProbabilities } from './zero-shot.js';
@@ -129,6 +130,8 @@ export class ClipModel implements Embedder {
   readonly #native: NativeClip;
   readonly #image: LoadClipOptions['image'];
   #chain: Promise<unknown> = Promise.resolve();
+  /** image chunks decoded or embedded at once: one embedding, the next being decoded beside it */
+  #chunks = new SlotQueue(2);
   #disposed?: Promise<void>;
 
   /** @internal use loadClip() */
@@ -142,23 +145,42 @@ export class ClipModel implements Embedder {
     this.#image = image;
   }
 
-  /** any number of images: decoded, preprocessed and embedded IMAGE_CHUNK at a time (bounded memory) */
+  /**
+   * any number of images: decoded, preprocessed and embedded IMAGE_CHUNK at a time (bounded memory). Concurrent
+   * calls take turns chunk by chunk: one chunk is embedded while the next is decoded, and a call waiting behind
+   * them holds nothing but its arguments.
+   */
   async embedImages(images: readonly Uint8Array[], options: EmbedOptions = {}): Promise<Float32Array[]> {
     this.#checkList(images, 'images', (v) => types.isUint8Array(v), 'a Uint8Array of encoded image bytes');
     const per = 3 * this.info.imageSize * this.info.imageSize;
     const rows: Float32Array[] = [];
     for (let start = 0; start < images.length; start += IMAGE_CHUNK) {
       const chunk = images.slice(start, start + IMAGE_CHUNK);
-      const packed = new Float32Array(per * chunk.length);
-      for (let i = 0; i < chunk.length; i++) {
-        if (options.signal?.aborted) throw abortedError(options.signal, 'the image embedding');
-        const pre = await preprocessImage(chunk[i]!, { ...this.#image, imageSize: this.info.imageSize, mean: this.info.imageMean, std: this.info.imageStd });
-        packed.set(pre.pixels, i * per);
+      const release = await this.#chunks.acquire(1, options.signal, 'the image embedding');
+      try {
+        const packed = new Float32Array(per * chunk.length);
+        for (let i = 0; i < chunk.length; i++) {
+          if (options.signal?.aborted) throw abortedError(options.signal, 'the image embedding');
+          const pre = await preprocessImage(chunk[i]!, { ...this.#image, imageSize: this.info.imageSize, mean: this.info.imageMean, std: this.info.imageStd });
+          packed.set(pre.pixels, i * per);
+        }
+        const out = await this.#run(() => this.#native.embedImages(packed, chunk.length), options.signal, 'the image embedding');
+        rows.push(...this.#rows(out, chunk.length));
+      } finally {
+        release();
       }
-      const out = await this.#run(() => this.#native.embedImages(packed, chunk.length), options.signal, 'the image embedding');
-      rows.push(...this.#rows(out, chunk.length));
     }
     return rows;
+  }
+
+  /** embedImages chunks decoded or embedded now */
+  get activeImageChunks(): number {
+    return this.#chunks.inUse;
+  }
+
+  /** embedImages chunks waiting for their turn (nothing of theirs decoded yet) */
+  get waitingImageChunks(): number {
+    return this.#chunks.waiting;
   }
 
   /** any number of texts, TEXT_CHUNK to a native call */
@@ -191,6 +213,7 @@ export class ClipModel implements Embedder {
 
   /** stops the call computing, refuses later ones, frees the weights; idempotent */
   dispose(): Promise<void> {
+    this.#chunks.close(new LlavaRadError('DISPOSED', 'the CLIP model was disposed'));
     if (!this.#disposed) this.#disposed = this.#native.dispose().catch((e) => { throw fromNative(e); });
     return this.#disposed;
   }
