@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { inShard } from '../lib/batch/shard.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tmp = mkdtempSync(path.join(tmpdir(), 'llava-rad-resume-scale-'));
@@ -88,5 +89,49 @@ describe('a job of many shards', () => {
     expect(m.status, m.stderr.slice(-1500)).toBe(0);
     expect(JSON.parse(m.stdout)).toMatchObject({ records: 2 * SHARDS, ok: 2 * SHARDS, missing: [], duplicates: [] });
     expect(readFileSync(merged, 'utf8'), `${2 * SHARDS} records compared`).toBe(ids.map(line).join('\n') + '\n');
+  }, 300_000);
+});
+
+describe('one shard of a large manifest', () => {
+  // 150,000 studies with a 600-byte reference each (a 110 MB manifest): held whole they take some 170 MB of heap,
+  // so before `keep` every shard's process aborted under a 96 MB heap (heap out of memory), whatever its share.
+  // Shard 0/16 now holds its ~9,400 studies and an id per study of the others.
+  it('batch --shard 0/16 under a 96 MB heap holds its own studies only: every one found done, exit 0; a duplicate id in another shard\'s part is still refused', () => {
+    const dir = mkdtempSync(path.join(tmp, 'big-shard-'));
+    const N = 150_000;
+    const shard = { index: 0, count: 16 };
+    const model = { decoder: identity(path.join(dir, 'decoder.gguf'), 'a decoder'), vision: identity(path.join(dir, 'vision.gguf'), 'a vision tower') };
+    const params = { max_tokens: 256, dicom_window: false, skip_lateral: false, high_bit_depth: 'msb', kv_type: 'auto' };
+    const reference = 'The lungs are clear without focal consolidation, effusion, or pneumothorax. '.repeat(8);
+    const manifest: string[] = [];
+    const records: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const id = `p1${i % 10}/p${10_000_000 + i}/s${50_000_000 + i}`;
+      manifest.push(JSON.stringify({ id, image: `files/${id}/view.jpg`, reason: 'Cough and fever.', reference }));
+      if (inShard(id, shard)) {
+        records.push(JSON.stringify({ id, image: `files/${id}/view.jpg`, reason: 'Cough and fever.', model, params, device: 'cpu', finished_at: '2026-12-08T00:00:00.000Z',
+          research_use_only: true, findings: 'No acute process.', tokens: [1, 2, 3], stop_reason: 'eos', warnings: [], timings_ms: { total: 1 } }));
+      }
+    }
+    const file = path.join(dir, 'manifest.jsonl');
+    writeFileSync(file, manifest.join('\n') + '\n');
+    const out = path.join(dir, 'shard-0.jsonl');
+    writeFileSync(out, records.join('\n') + '\n');
+    const size = statSync(out).size;
+    const batch = (m: string) => spawnSync(process.execPath, ['--max-old-space-size=96', '--import', path.join(root, 'scripts', 'ts-hooks.mjs'), path.join(root, 'lib', 'cli.ts'),
+      'batch', m, '--model', model.decoder.file, '--mmproj', model.vision.file, '--out', out, '--shard', '0/16', '--json-progress'], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
+    const r = batch(file);
+    expect(r.signal, r.stderr.slice(-1500)).toBeNull();
+    expect(r.status, r.stderr.slice(-1500)).toBe(0);
+    const end = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'end');
+    expect(end).toMatchObject({ ok: 0, failed: 0, total: records.length, with_findings: records.length, not_run: 0, exit_code: 0 });
+    expect(statSync(out).size).toBe(size);
+
+    // the last study repeated: it is not in shard 0, and the shard still refuses the manifest, as every shard does
+    const last = manifest.findLastIndex((l) => !inShard((JSON.parse(l) as { id: string }).id, shard));
+    writeFileSync(file, [...manifest, manifest[last]].join('\n') + '\n');
+    const d = batch(file);
+    expect(d.status, d.stderr.slice(-1500)).toBe(1);
+    expect(d.stderr).toContain(`manifest.jsonl:${N + 1}: duplicate id ${JSON.stringify((JSON.parse(manifest[last]!) as { id: string }).id)} (first at ${last + 1})`);
   }, 300_000);
 });

@@ -84,6 +84,12 @@ export interface ManifestOptions {
    * $LLAVA_RAD_FIFO_WAIT_MS, else MANIFEST_FIFO_WAIT_MS); once a writer is seen there is no time limit
    */
   fifoWaitMs?: number;
+  /**
+   * which studies to hold (a shard's: `(id) => inShard(id, shard)`); the others are still checked, duplicates
+   * included, but not kept, so a job that runs a part of a large manifest holds only that part (and an id per
+   * study of the rest)
+   */
+  keep?: (id: string) => boolean;
 }
 
 /** How long (ms) a named-pipe manifest's first writer is waited for, unless fifoWaitMs / LLAVA_RAD_FIFO_WAIT_MS say. */
@@ -109,6 +115,8 @@ export interface Manifest {
   studies: Study[];
   /** entries left out by mimicTestFilter */
   filtered: number;
+  /** studies checked but left out by `keep` */
+  notKept: number;
 }
 
 interface RawEntry {
@@ -144,7 +152,7 @@ function clip(text: string): string {
   return text.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, 40))}... (${text.length} characters)`;
 }
 
-function jsonlEntry(file: string, text: string, line: number, out: RawEntry[]): void {
+function jsonlEntry(file: string, text: string, line: number, onEntry: (e: RawEntry) => void): void {
   if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') return;
   let v: unknown;
@@ -154,13 +162,13 @@ function jsonlEntry(file: string, text: string, line: number, out: RawEntry[]): 
     throw bad(file, line, `not JSON (${(e as Error).message})`);
   }
   if (!isObject(v)) throw bad(file, line, `each line must be a JSON object, got ${describeValue(v)}`);
-  out.push({ line, obj: v });
+  onEntry({ line, obj: v });
 }
 
 /** Turns CSV rows (the header first) into entries, one row at a time. */
 class CsvEntries {
   names: string[] | null = null;
-  constructor(readonly file: string, readonly out: RawEntry[]) {}
+  constructor(readonly file: string, readonly onEntry: (e: RawEntry) => void) {}
 
   row(r: CsvRow): void {
     const file = this.file;
@@ -180,7 +188,7 @@ class CsvEntries {
       // an empty reason / reference cell means "none"
       obj[n] = v === '' && n !== 'id' && n !== 'image' ? null : v;
     });
-    this.out.push({ line: r.line, obj });
+    this.onEntry({ line: r.line, obj });
   }
 
   end(): void {
@@ -188,7 +196,7 @@ class CsvEntries {
   }
 }
 
-function jsonEntries(file: string, text: string): RawEntry[] {
+function jsonEntries(file: string, text: string, onEntry: (e: RawEntry) => void): void {
   let v: unknown;
   try {
     v = JSON.parse(text.replace(/^\uFEFF/, ''));
@@ -196,9 +204,9 @@ function jsonEntries(file: string, text: string): RawEntry[] {
     throw bad(file, null, `not JSON (${(e as Error).message})`);
   }
   if (!Array.isArray(v)) throw bad(file, null, `a JSON manifest must be an array of studies, got ${describeValue(v)}`);
-  return v.map((o, i) => {
+  v.forEach((o, i) => {
     if (!isObject(o)) throw bad(file, i + 1, `entry ${i + 1} must be an object, got ${describeValue(o)}`);
-    return { line: i + 1, obj: o };
+    onEntry({ line: i + 1, obj: o });
   });
 }
 
@@ -212,10 +220,10 @@ function readError(file: string, e: unknown): LlavaRadError {
 }
 
 /**
- * Reads the entries from `src` (its first bytes already read: `first`). JSONL and CSV stream with the
- * line / record limit; JSON is read whole up to MANIFEST_LIMITS.jsonBytes.
+ * Hands the entries from `src` (its first bytes already read: `first`) to `onEntry` in order. JSONL and CSV
+ * stream with the line / record limit; JSON is read whole up to MANIFEST_LIMITS.jsonBytes.
  */
-function rawEntries(file: string, src: ChunkSource, first: Buffer, format: ManifestFormat): RawEntry[] {
+function rawEntries(file: string, src: ChunkSource, first: Buffer, format: ManifestFormat, onEntry: (e: RawEntry) => void): void {
   const L = MANIFEST_LIMITS;
   const read = (onChunk: (chunk: Buffer) => void) => {
     if (first.length === 0) return;
@@ -231,9 +239,8 @@ function rawEntries(file: string, src: ChunkSource, first: Buffer, format: Manif
       onChunk(chunk);
     }
   };
-  const out: RawEntry[] = [];
   if (format === 'jsonl') {
-    const lines = new LineSplitter((text, line) => jsonlEntry(file, text, line, out), L.lineBytes);
+    const lines = new LineSplitter((text, line) => jsonlEntry(file, text, line, onEntry), L.lineBytes);
     try {
       read((chunk) => lines.push(chunk));
       lines.end(true);
@@ -241,10 +248,10 @@ function rawEntries(file: string, src: ChunkSource, first: Buffer, format: Manif
       if (e instanceof LineTooLongError) throw bad(file, e.line, `a line longer than ${L.lineBytes} bytes (the most one study's line may be; MANIFEST_LIMITS.lineBytes)`);
       throw e;
     }
-    return out;
+    return;
   }
   if (format === 'csv') {
-    const entries = new CsvEntries(file, out);
+    const entries = new CsvEntries(file, onEntry);
     const csv = new CsvParser((r) => entries.row(r), L.lineBytes);
     try {
       read((chunk) => csv.push(chunk));
@@ -257,7 +264,7 @@ function rawEntries(file: string, src: ChunkSource, first: Buffer, format: Manif
       throw e;
     }
     entries.end();
-    return out;
+    return;
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -272,7 +279,7 @@ function rawEntries(file: string, src: ChunkSource, first: Buffer, format: Manif
   } catch (e) {
     throw bad(file, null, `too large to read as one JSON text (${total} bytes: ${(e as Error).message}): give the studies as JSONL`);
   }
-  return jsonEntries(file, text);
+  jsonEntries(file, text, onEntry);
 }
 
 /** "field" must be at most `max` UTF-8 bytes; says the length, never the contents */
@@ -337,8 +344,32 @@ export function readManifest(file: string, options: ManifestOptions = {}): Manif
   } catch (e) {
     throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
   }
-  let format: ManifestFormat;
-  let entries: RawEntry[];
+  const keep = options.keep;
+  if (keep !== undefined && typeof keep !== 'function') throw new LlavaRadError('INVALID_ARGUMENT', `keep must be a function of a study id, got ${describeValue(keep)}`);
+  const mimic = options.mimicTestFilter === true;
+  const root = path.resolve(options.imageRoot ?? path.dirname(file));
+  // every id, for duplicates across the whole manifest (also those a `keep` leaves out: a shard refuses a
+  // manifest the others refuse); only the studies kept are held whole
+  const seen = new Map<string, number>();
+  const studies: Study[] = [];
+  let filtered = 0;
+  let notKept = 0;
+  let format: ManifestFormat | undefined;
+  const onEntry = (e: RawEntry) => {
+    if (mimic && !keepOfficialTest(e.obj)) {
+      filtered++;
+      return;
+    }
+    const study = toStudy(file, e, root, mimic);
+    const prev = seen.get(study.id);
+    if (prev !== undefined) {
+      const hint = format === 'json' && !mimic ? ' (annotation files hold a study more than once; --mimic-test-filter keeps the official test set)' : '';
+      throw bad(file, study.line, `duplicate id ${JSON.stringify(study.id)} (first at ${prev})${hint}`);
+    }
+    seen.set(study.id, study.line);
+    if (keep === undefined || keep(study.id)) studies.push(study);
+    else notKept++;
+  };
   try {
     let src: ChunkSource;
     try {
@@ -363,22 +394,9 @@ export function readManifest(file: string, options: ManifestOptions = {}): Manif
     }
     const first = Buffer.concat(parts, total);
     format = options.format ?? detectFormat(file, first.toString('utf8'));
-    entries = rawEntries(file, src, first, format);
+    rawEntries(file, src, first, format, onEntry);
   } finally {
     closeSync(fd);
   }
-  const before = entries.length;
-  if (options.mimicTestFilter) entries = entries.filter((e) => keepOfficialTest(e.obj));
-  const root = path.resolve(options.imageRoot ?? path.dirname(file));
-  const studies = entries.map((e) => toStudy(file, e, root, options.mimicTestFilter === true));
-  const seen = new Map<string, number>();
-  for (const s of studies) {
-    const prev = seen.get(s.id);
-    if (prev !== undefined) {
-      const hint = format === 'json' && !options.mimicTestFilter ? ' (annotation files hold a study more than once; --mimic-test-filter keeps the official test set)' : '';
-      throw bad(file, s.line, `duplicate id ${JSON.stringify(s.id)} (first at ${prev})${hint}`);
-    }
-    seen.set(s.id, s.line);
-  }
-  return { file, format, studies, filtered: before - entries.length };
+  return { file, format, studies, filtered, notKept };
 }

@@ -156,8 +156,11 @@ Merge shards with 'llava-rad merge'. Research use only: LLaVA-Rad output is not 
     };
     const settings: StudySettings = { maxTokens, dicomWindow: params.dicom_window, skipLateral: params.skip_lateral, highBitDepth: highBitDepth as HighBitDepthMode };
 
-    const manifest = readManifest(manifestFile, { ...(format ? { format } : {}), ...(typeof imageRoot === 'string' ? { imageRoot } : {}), mimicTestFilter: v['mimic-test-filter'] === true });
-    const studies = manifest.studies.filter((s) => inShard(s.id, shard));
+    // a shard holds its own studies only (the manifest's other studies are checked, and their ids kept for duplicates)
+    const { studies } = readManifest(manifestFile, {
+      ...(format ? { format } : {}), ...(typeof imageRoot === 'string' ? { imageRoot } : {}), mimicTestFilter: v['mimic-test-filter'] === true,
+      ...(shard ? { keep: (id: string) => inShard(id, shard) } : {}),
+    });
 
     // SIGTERM (Slurm / Kubernetes stopping the job) stops as cleanly as SIGINT
     const term = new AbortController();
