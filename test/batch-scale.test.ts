@@ -96,7 +96,7 @@ describe('one shard of a large manifest', () => {
   // 150,000 studies with a 600-byte reference each (a 110 MB manifest): held whole they take some 170 MB of heap,
   // so before `keep` every shard's process aborted under a 96 MB heap (heap out of memory), whatever its share.
   // Shard 0/16 now holds its ~9,400 studies and an id per study of the others.
-  it('batch --shard 0/16 under a 96 MB heap holds its own studies only: every one found done, exit 0; a duplicate id in another shard\'s part is still refused', () => {
+  it('batch --shard 0/16 under a 96 MB heap holds its own studies only: every one found done, exit 0; merge --manifest holds the ids only; a duplicate id in another shard\'s part is still refused', () => {
     const dir = mkdtempSync(path.join(tmp, 'big-shard-'));
     const N = 150_000;
     const shard = { index: 0, count: 16 };
@@ -126,6 +126,16 @@ describe('one shard of a large manifest', () => {
     const end = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'end');
     expect(end).toMatchObject({ ok: 0, failed: 0, total: records.length, with_findings: records.length, not_run: 0, exit_code: 0 });
     expect(statSync(out).size).toBe(size);
+
+    // merged against the whole manifest under the same heap: merge holds its ids in order, not its studies
+    const merged = path.join(dir, 'merged.jsonl');
+    const m = spawnSync(process.execPath, ['--max-old-space-size=96', '--import', path.join(root, 'scripts', 'ts-hooks.mjs'), path.join(root, 'lib', 'cli.ts'),
+      'merge', merged, out, '--manifest', file, '--json'], { cwd: dir, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+    expect(m.signal, m.stderr.slice(-1500)).toBeNull();
+    expect(m.status, m.stderr.slice(-1500)).toBe(3);
+    const report = JSON.parse(m.stdout) as { records: number; missing: string[] };
+    expect([report.records, report.missing.length]).toEqual([records.length, N - records.length]);
+    expect(readFileSync(merged).equals(readFileSync(out)), `${records.length} records compared byte for byte`).toBe(true);
 
     // the last study repeated: it is not in shard 0, and the shard still refuses the manifest, as every shard does
     const last = manifest.findLastIndex((l) => !inShard((JSON.parse(l) as { id: string }).id, shard));

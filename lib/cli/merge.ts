@@ -47,7 +47,13 @@ or failed; 1 an error (e.g. MODEL_MISMATCH, BAD_PREDICTIONS); 2 bad arguments.`,
     let manifestIds: string[] | undefined;
     if (v.manifest !== undefined) {
       const manifest = requireFile('merge', '--manifest', v.manifest, { fifo: true });
-      manifestIds = readManifest(manifest, { ...(format ? { format } : {}), mimicTestFilter: v['mimic-test-filter'] === true }).studies.map((s) => s.id);
+      // the ids in order, and nothing else of the studies (a manifest of millions with references)
+      const ids: string[] = [];
+      readManifest(manifest, { ...(format ? { format } : {}), mimicTestFilter: v['mimic-test-filter'] === true, keep: (id) => {
+        ids.push(id);
+        return false;
+      } });
+      manifestIds = ids;
     } else if (format !== undefined || v['mimic-test-filter']) {
       throw new UsageError('merge: --format and --mimic-test-filter describe the --manifest, which is missing');
     }
