@@ -1,9 +1,10 @@
 // ClipModel.embedImages called for many images at once (`Promise.all(files.map((f) => clip.embedImages([f])))`):
 // a call's images are decoded only when its chunk's turn comes (one chunk embedded while the next is decoded),
 // so the preprocessed pixels (3 x 518 x 518 floats, 3.2 MB an image) of at most two chunks are held however many
-// calls wait. Preprocessing is counted through a spy on the library's own preprocessImage. The tiny release's
-// BiomedCLIP, converted here as test/clip.test.ts does.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// calls wait. Preprocessing is counted through a spy on the library's own preprocessImage. `llava-rad embed` reads
+// its files a few at a time. The tiny release's BiomedCLIP, converted here as test/clip.test.ts does.
+import { spawnSync } from 'node:child_process';
+import { linkSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -16,6 +17,7 @@ vi.mock('../lib/image/preprocess.js', async (importOriginal) => {
   return { ...m, preprocessImage: vi.fn(m.preprocessImage) };
 });
 
+const root = new URL('..', import.meta.url).pathname;
 const RELEASE = new URL('./fixtures/release/', import.meta.url).pathname;
 const FINDINGS = new URL('./fixtures/findings/', import.meta.url).pathname;
 const images = ['radiograph-grey-900x1100.png', 'radiograph-rgb-1100x900.jpg'].map((f) => readFileSync(path.join(FINDINGS, f)));
@@ -58,6 +60,19 @@ describe('embedImages for many calls at once', () => {
     // each of the 10: bit for bit its image's embedding alone
     out.forEach((rows, i) => expect(Array.from(rows[0]!)).toEqual(Array.from(alone[i % 2]!)));
     expect([clip.activeImageChunks, clip.waitingImageChunks]).toEqual([0, 0]);
+  }, 300_000);
+
+  it('`llava-rad embed` of 80 image files in a process allowed 64 open files: every embedding (EMFILE before: it opened them all at once)', async () => {
+    const files = Array.from({ length: 80 }, (_, i) => path.join(dir, `image-${i}.png`));
+    files.forEach((f) => linkSync(path.join(FINDINGS, 'radiograph-grey-900x1100.png'), f));
+    const cli = [process.execPath, '--import', path.join(root, 'scripts', 'ts-hooks.mjs'), path.join(root, 'lib', 'cli.ts'), 'embed', ...files, '--model', path.join(dir, 'model'), '--threads', '2'];
+    const r = spawnSync('bash', ['-c', 'ulimit -n 64 && exec "$@"', 'bash', ...cli], { encoding: 'utf8', timeout: 240_000, maxBuffer: 64 << 20 });
+    expect(r.status, r.stderr.slice(-1500)).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; embedding: number[] });
+    expect(lines.map((l) => l.image)).toEqual(files);
+    // all 80: what embedImages gives for the same files in this process (the same batches of 16), bit for bit
+    const want = await clip.embedImages(files.map((f) => readFileSync(f)));
+    lines.forEach((l, i) => expect(l.embedding).toEqual(Array.from(want[i]!)));
   }, 300_000);
 
   it('a waiting call aborted rejects before its image is decoded; one waiting at dispose rejects DISPOSED', async () => {

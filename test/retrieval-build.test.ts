@@ -209,6 +209,22 @@ describe('index build', () => {
   });
 });
 
+describe('llava-rad index build (CLI), a batch larger than the open-file limit', () => {
+  it('--batch-size 200 of 200 studies in a process allowed 64 open files: every entry (EMFILE before: a batch\'s files were opened at once)', () => {
+    const big = mkdtempSync(path.join(dir, 'big-'));
+    const many = Array.from({ length: 200 }, (_, i) => ({ id: `b${i}`, image: `${i}.png` }));
+    many.forEach((s, i) => writeFileSync(path.join(big, s.image), `pixels of ${i}`));
+    writeFileSync(path.join(big, 'm.jsonl'), many.map((s) => JSON.stringify(s)).join('\n') + '\n');
+    const f = path.join(big, 'x.lrindex');
+    const node = [process.execPath, cli, 'index', 'build', path.join(big, 'm.jsonl'), '--out', f, '--model', 'unused', '--batch-size', '200', '--json'];
+    const r = spawnSync('bash', ['-c', 'ulimit -n 64 && exec "$@"', 'bash', ...node], { encoding: 'utf8', env: { ...process.env, LLAVA_RAD_TEST_EMBEDDER: 'hash:8' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { count: number }).count).toBe(200);
+    const index = RetrievalIndex.open(f);
+    expect(index.count).toBe(200);
+  });
+});
+
 describe('llava-rad index build (CLI), killed with SIGKILL mid-build', () => {
   beforeAll(() => {
     if (!existsSync(cli) || !readFileSync(cli, 'utf8').includes('llava_rad_index_journal')) {

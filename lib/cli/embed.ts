@@ -5,6 +5,8 @@ import { CLIP_MODEL_OPTIONS, CLIP_MODEL_USAGE, loadClipFromArgs } from '../clip/
 import { parseWithPositionals, requireFile, UsageError, type Command } from './args.js';
 
 const MAX_INPUTS = 1024;
+/** image files read at a time: 1024 opened at once passed the usual limit of 1024 descriptors (EMFILE) */
+const READ_CHUNK = 16;
 
 export const embedCommand: Command = {
   name: 'embed',
@@ -34,9 +36,13 @@ ${CLIP_MODEL_USAGE}
     const clip = await loadClipFromArgs(v, 'embed');
     try {
       const opts = signal ? { signal } : {};
-      const rows = texts.length > 0
-        ? await clip.embedTexts(texts, opts)
-        : await clip.embedImages(await Promise.all(positionals.map((f) => readImageFile(f))), opts);
+      const rows: Float32Array[] = [];
+      if (texts.length > 0) rows.push(...await clip.embedTexts(texts, opts));
+      for (let i = 0; i < positionals.length; i += READ_CHUNK) {
+        const bytes: Buffer[] = [];
+        for (const f of positionals.slice(i, i + READ_CHUNK)) bytes.push(await readImageFile(f));
+        rows.push(...await clip.embedImages(bytes, opts));
+      }
       rows.forEach((e, i) => {
         const key = texts.length > 0 ? { text: texts[i] } : { image: positionals[i] };
         io.out(JSON.stringify({ ...key, dim: e.length, model_id: clip.modelId, embedding: Array.from(e) }) + '\n');

@@ -78,9 +78,17 @@ export async function readStudyImage(s: Study): Promise<Uint8Array> {
   }
 }
 
+/** a batch's image files, read one after another (a batch of up to 4096 opened at once passed the usual
+ *  limit of 1024 descriptors: EMFILE) */
+async function readImages(batch: readonly Todo[]): Promise<Uint8Array[]> {
+  const images: Uint8Array[] = [];
+  for (const t of batch) images.push(await readStudyImage(t.study));
+  return images;
+}
+
 async function embed(embedder: Embedder, kind: EntryKind, batch: readonly Todo[], signal?: AbortSignal): Promise<JournalEntry[]> {
   const vectors = kind === 'image'
-    ? await embedder.embedImages(await Promise.all(batch.map((t) => readStudyImage(t.study))), { signal })
+    ? await embedder.embedImages(await readImages(batch), { signal })
     : await embedder.embedTexts(batch.map((t) => t.study.reference!), { signal });
   checkEmbeddings(vectors, batch.length, embedder.dim, kind === 'image' ? 'embedImages' : 'embedTexts');
   return batch.map((t, i) => ({ id: t.study.id, kind, vector: vectors[i]! }));
