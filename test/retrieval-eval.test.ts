@@ -74,6 +74,15 @@ describe('retrieval metrics', () => {
       index.close();
     }
   });
+
+  it('batchSize outside 1..4096 is INVALID_ARGUMENT (0 looped for ever on empty batches, starving the event loop; 5000 went unchecked)', async () => {
+    const emb = testEmbedder(table);
+    for (const batchSize of [0, -1, 0.5, 5000, Number.NaN, '16']) {
+      await expect(evalRetrieval(manifest, { embedder: emb }, { batchSize: batchSize as number }), String(batchSize))
+        .rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^batchSize must be an integer from 1 to 4096, got /) });
+    }
+    expectGolden(await evalRetrieval(manifest, { embedder: emb }, { batchSize: 1 }), 'embedder');
+  });
 });
 
 describe('llava-rad eval-retrieval', () => {

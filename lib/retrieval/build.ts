@@ -68,6 +68,14 @@ function checkKinds(kinds: unknown): EntryKind[] {
   return [...new Set(kinds as EntryKind[])];
 }
 
+/** batchSize (default DEFAULT_BUILD_BATCH), or INVALID_ARGUMENT */
+export function checkBatchSize(batchSize: unknown = DEFAULT_BUILD_BATCH): number {
+  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1 || batchSize > 4096) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `batchSize must be an integer from 1 to 4096, got ${describeValue(batchSize)}`);
+  }
+  return batchSize;
+}
+
 /** a study's image bytes (a regular file of bounded size, as batch reads it); IO names the study */
 export async function readStudyImage(s: Study): Promise<Uint8Array> {
   try {
@@ -80,15 +88,15 @@ export async function readStudyImage(s: Study): Promise<Uint8Array> {
 
 /** a batch's image files, read one after another (a batch of up to 4096 opened at once passed the usual
  *  limit of 1024 descriptors: EMFILE) */
-async function readImages(batch: readonly Todo[]): Promise<Uint8Array[]> {
+export async function readStudyImages(studies: readonly Study[]): Promise<Uint8Array[]> {
   const images: Uint8Array[] = [];
-  for (const t of batch) images.push(await readStudyImage(t.study));
+  for (const s of studies) images.push(await readStudyImage(s));
   return images;
 }
 
 async function embed(embedder: Embedder, kind: EntryKind, batch: readonly Todo[], signal?: AbortSignal): Promise<JournalEntry[]> {
   const vectors = kind === 'image'
-    ? await embedder.embedImages(await readImages(batch), { signal })
+    ? await embedder.embedImages(await readStudyImages(batch.map((t) => t.study)), { signal })
     : await embedder.embedTexts(batch.map((t) => t.study.reference!), { signal });
   checkEmbeddings(vectors, batch.length, embedder.dim, kind === 'image' ? 'embedImages' : 'embedTexts');
   return batch.map((t, i) => ({ id: t.study.id, kind, vector: vectors[i]! }));
@@ -97,10 +105,7 @@ async function embed(embedder: Embedder, kind: EntryKind, batch: readonly Todo[]
 /** Builds or extends an index from a manifest (see the top of this file). */
 export async function buildIndex(manifest: string, embedder: Embedder, options: BuildIndexOptions): Promise<BuildIndexResult> {
   const kinds = checkKinds(options.kinds ?? ['image', 'text']);
-  const batchSize = options.batchSize ?? DEFAULT_BUILD_BATCH;
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 4096) {
-    throw new LlavaRadError('INVALID_ARGUMENT', `batchSize must be an integer from 1 to 4096, got ${describeValue(batchSize)}`);
-  }
+  const batchSize = checkBatchSize(options.batchSize);
   if (typeof options.out !== 'string' || options.out === '') throw new LlavaRadError('INVALID_ARGUMENT', `out must be the index file's path, got ${describeValue(options.out)}`);
   const { studies } = readManifest(manifest, options);
   const out = options.out;

@@ -9,7 +9,7 @@ import { checkEmbeddings } from './embeddings.js';
 import { entryKey, type EntryKind } from './format.js';
 import type { RetrievalIndex } from './index-file.js';
 import { retrievalMetrics, type RetrievalMetrics } from './metrics.js';
-import { DEFAULT_BUILD_BATCH, readStudyImage } from './build.js';
+import { checkBatchSize, readStudyImages } from './build.js';
 
 export interface EvalRetrievalOptions extends ManifestOptions {
   /** studies per call to the embedder (default 16) */
@@ -25,12 +25,12 @@ export interface EvalRetrievalResult extends RetrievalMetrics {
 }
 
 async function embedAll(embedder: Embedder, studies: readonly Study[], kind: EntryKind, options: EvalRetrievalOptions): Promise<Float32Array[]> {
-  const size = options.batchSize ?? DEFAULT_BUILD_BATCH;
+  const size = checkBatchSize(options.batchSize);
   const out: Float32Array[] = [];
   for (let i = 0; i < studies.length; i += size) {
     const part = studies.slice(i, i + size);
     const v = kind === 'image'
-      ? await embedder.embedImages(await Promise.all(part.map(readStudyImage)), { signal: options.signal })
+      ? await embedder.embedImages(await readStudyImages(part), { signal: options.signal })
       : await embedder.embedTexts(part.map((s) => s.reference!), { signal: options.signal });
     checkEmbeddings(v, part.length, embedder.dim, kind === 'image' ? 'embedImages' : 'embedTexts');
     out.push(...v);
@@ -52,6 +52,7 @@ function fromIndex(index: RetrievalIndex, studies: readonly Study[], kind: Entry
 
 /** Evaluates image <-> report retrieval on a manifest's pairs, with an embedder or an index's vectors. */
 export async function evalRetrieval(manifest: string, source: { embedder: Embedder } | { index: RetrievalIndex }, options: EvalRetrievalOptions = {}): Promise<EvalRetrievalResult> {
+  if ('embedder' in source) checkBatchSize(options.batchSize);
   const all = readManifest(manifest, options).studies;
   const studies = all.filter((s) => s.reference !== null);
   if (studies.length === 0) throw new LlavaRadError('BAD_MANIFEST', `${manifest}: no study has a report ("reference"): retrieval needs image-report pairs`);
