@@ -371,6 +371,20 @@ describe('llava-rad pull (fake Hugging Face on 127.0.0.1)', () => {
     expect(m.stderr).toMatch(/model not found: .*nowhere/);
     expect(hub.log).toEqual([]);
   });
+
+  it('retries and retryDelayMs are checked before any request (NaN retries never ran out)', async () => {
+    const home = newHome();
+    for (const [o, re] of [
+      [{ retries: Number.NaN }, /^retries must be an integer from 0 to 1000, got NaN$/],
+      [{ retries: -1 }, /^retries must be an integer from 0 to 1000, got -1$/],
+      [{ retries: 1.5 }, /^retries must be an integer from 0 to 1000, got 1\.5$/],
+      [{ retryDelayMs: Number.POSITIVE_INFINITY }, /^retryDelayMs must be a number of milliseconds from 0 to 3600000, got Infinity$/],
+      [{ retryDelayMs: -5 }, /^retryDelayMs must be a number/],
+    ] as const) {
+      await expect(lib(home, { acceptLicense: true, ...o }), JSON.stringify(o)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(re) });
+    }
+    expect(hub.log).toEqual([]);
+  });
 });
 
 describe('model home', () => {

@@ -12,7 +12,7 @@ import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { convertRelease, isConvertType, type ConvertType } from '../convert/convert.js';
 import { CONVERT_TYPES } from '../convert/mix.js';
-import { abortedError, ioError, LlavaRadError } from '../errors.js';
+import { abortedError, describeValue, ioError, LlavaRadError } from '../errors.js';
 import { resolveModelFolder } from '../llava-rad.js';
 import { checkDownloadSpace } from '../disk-space.js';
 import { downloadFile, repoInfo, type HfFile, type HfOptions, type HfRepoInfo } from './hf.js';
@@ -139,6 +139,15 @@ export function hfOptions(options: {
     new URL(hf.endpoint);
   } catch {
     throw new LlavaRadError('INVALID_ARGUMENT', `the Hugging Face endpoint must be a URL, got ${JSON.stringify(hf.endpoint)}`);
+  }
+  // NaN retries never ran out (attempt >= NaN is false): a flaky network was retried for ever
+  const retries = options.retries;
+  if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0 && retries <= 1000)) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `retries must be an integer from 0 to 1000, got ${describeValue(retries)}`);
+  }
+  const delay = options.retryDelayMs;
+  if (delay !== undefined && !(typeof delay === 'number' && Number.isFinite(delay) && delay >= 0 && delay <= 3_600_000)) {
+    throw new LlavaRadError('INVALID_ARGUMENT', `retryDelayMs must be a number of milliseconds from 0 to 3600000, got ${describeValue(delay)}`);
   }
   return hf;
 }
