@@ -79,10 +79,15 @@ export async function main(argv: string[], io: Io = defaultIo(), signal: AbortSi
   }
 }
 
+/** set once the standard error cannot be written (its reader went away): messages are dropped from then on */
+let stderrGone = false;
+
 function defaultIo(): Io {
   return {
     out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
+    err: (s) => {
+      if (!stderrGone) process.stderr.write(s);
+    },
   };
 }
 
@@ -95,6 +100,12 @@ function isEntryPoint(): boolean {
 if (isEntryPoint()) {
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort(new LlavaRadError('ABORTED', 'interrupted')));
+  // a reader of the standard error that went away (`batch ... 2>&1 | head`, a log shipper that stopped) must not
+  // end a job of hours half-way: an EPIPE there was an uncaught error, exit 1, the lock left behind. Messages are
+  // dropped from then on; the command runs to its end and its exit status says how it went
+  process.stderr.on('error', () => {
+    stderrGone = true;
+  });
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     // a reader that went away (`| head`) ends the command as it is
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);

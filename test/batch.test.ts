@@ -598,6 +598,19 @@ describe('llava-rad batch / merge (CLI, tiny models)', () => {
     expect(existsSync(`${out}.lock`)).toBe(false);
   }, 240_000);
 
+  it('the reader of its progress going away (`2>&1 | head`) does not end the job: every record, exit 3 as uninterrupted, no lock left (was: exit 1 at its next line)', async () => {
+    const out = path.join(dir, 'reader-gone.jsonl');
+    const child = spawn(process.execPath, [cli, ...batch(out, '--concurrency', '1', '--json-progress')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // the first progress line read, then the pipe's read end closed: the child's next write gets EPIPE
+    await new Promise<void>((resolve) => child.stderr!.once('data', () => resolve()));
+    child.stderr!.destroy();
+    expect(await exited).toBe(3);
+    expect(records(out).map((x) => x.id).sort(), 'one record per study').toEqual([...ids].sort());
+    for (const r of records(out)) expect(essence(r)).toEqual(expected[r.id]);
+    expect(existsSync(`${out}.lock`)).toBe(false);
+  }, 240_000);
+
   it('a lock left by a batch on another machine (a pod rescheduled after its node died): watched, taken over once its heartbeat has stopped, the run resumed', () => {
     const out = path.join(dir, 'rescheduled.jsonl');
     const first = run(batch(out, '--shard', '0/2'));
