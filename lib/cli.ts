@@ -60,6 +60,7 @@ export async function main(argv: string[], io: Io = defaultIo(), signal: AbortSi
     }
     const cmd = COMMANDS.find((c) => c.name === first);
     if (!cmd) throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.map((c) => c.name).join(', ')}; see llava-rad --help)`);
+    stdoutIsLog = cmd.stdoutIsLog === true;
     return await cmd.run(rest, io, signal);
   } catch (e) {
     if (e instanceof UsageError) {
@@ -81,10 +82,15 @@ export async function main(argv: string[], io: Io = defaultIo(), signal: AbortSi
 
 /** set once the standard error cannot be written (its reader went away): messages are dropped from then on */
 let stderrGone = false;
+/** the running command's stdout is a log (Command.stdoutIsLog), and set once it cannot be written */
+let stdoutIsLog = false;
+let stdoutGone = false;
 
 function defaultIo(): Io {
   return {
-    out: (s) => void process.stdout.write(s),
+    out: (s) => {
+      if (!stdoutGone) process.stdout.write(s);
+    },
     err: (s) => {
       if (!stderrGone) process.stderr.write(s);
     },
@@ -107,7 +113,11 @@ if (isEntryPoint()) {
     stderrGone = true;
   });
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    // a reader that went away (`| head`) ends the command as it is
+    // a reader that went away (`| head`) ends the command as it is; a server's log reader does not end the server
+    if (e.code === 'EPIPE' && stdoutIsLog) {
+      stdoutGone = true;
+      return;
+    }
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     // output that cannot be written (a full disk) fails the command rather than leave a file short with exit 0
     process.stderr.write(`llava-rad: error [IO]: cannot write the standard output: ${e.message}\n`);

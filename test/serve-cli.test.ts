@@ -85,6 +85,16 @@ describe('llava-rad serve (the CLI)', () => {
     expect(logs.map((l) => [l.method, l.url, l.status]), 'one log line per request').toEqual([['POST', '/v1/findings', 200], ['POST', '/v1/chat/completions', 200], ['GET', '/', 200]]);
   });
 
+  it('the reader of its log (stdout) going away does not end the server: it answers on, then drains on SIGTERM, exit 0 (was: exit at the next log line)', async () => {
+    const c = await start([]);
+    c.proc.stdout!.destroy(); // the pipe's read end closed: the next log line gets EPIPE
+    for (let i = 0; i < 3; i++) expect((await fetch(`${c.url}/health`)).status, `request ${i + 1} after the log reader left`).toBe(200);
+    const r = (await (await fetch(`${c.url}/v1/findings`, { method: 'POST', body: form(PORTRAIT_PNG, { reason: REASON, max_tokens: '16' }) })).json()) as PredictionRecord;
+    expect(r.tokens).toEqual(ref.tokens);
+    c.proc.kill('SIGTERM');
+    expect(await c.exit).toBe(0);
+  });
+
   it('SIGTERM drains: the study in flight finishes, new requests are refused, then exit 0', async () => {
     const c = await start(['--drain-grace-ms', '120000']);
     const stream = sseReader(await longStream(c.url));

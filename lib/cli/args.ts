@@ -18,6 +18,8 @@ export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /** its standard output is a log (serve), not its result: a reader that went away does not end it */
+  stdoutIsLog?: boolean;
   run(args: string[], io: Io, signal: AbortSignal): Promise<number>;
 }
 

@@ -19,6 +19,7 @@ function oneOf<T extends string>(v: string | boolean | undefined, flag: string, 
 
 export const serveCommand: Command = {
   name: 'serve',
+  stdoutIsLog: true,
   summary: 'an HTTP API (findings, OpenAI chat completions, metrics) and a web page (research use only)',
   usage: `Usage: llava-rad serve [--model DIR] [--host 127.0.0.1] [--port 8080] [options]
        llava-rad serve --model DECODER.gguf --mmproj VISION.gguf [options]
