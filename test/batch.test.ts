@@ -79,6 +79,12 @@ describe('manifests', () => {
     const noext = path.join(dir, 'studies');
     writeFileSync(noext, readFileSync(csv));
     expect(strip(readManifest(noext))).toEqual(strip(a));
+    // keep: the others checked but not held
+    const kept = readManifest(jsonl, { keep: (id) => id !== '7' });
+    expect([kept.studies.map((x) => x.id), kept.notKept]).toEqual([['a', 'c'], 1]);
+    // options checked before the manifest is opened (a throw after the open left its descriptor open)
+    expect(() => readManifest(jsonl, { keep: 5 as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: 'keep must be a function of a study id, got 5' }));
+    expect(() => readManifest(jsonl, { imageRoot: 5 as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: 'imageRoot must be a folder path, got 5' }));
   });
 
   it('--mimic-test-filter keeps what the official mimic_test_findings loader keeps', () => {

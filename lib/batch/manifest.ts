@@ -336,6 +336,12 @@ function anonymousPipe(file: string): boolean {
  */
 export function readManifest(file: string, options: ManifestOptions = {}): Manifest {
   const waitMs = fifoWaitMs(options);
+  // the options are checked before the open, which nothing would close after a throw
+  const keep = options.keep;
+  if (keep !== undefined && typeof keep !== 'function') throw new LlavaRadError('INVALID_ARGUMENT', `keep must be a function of a study id, got ${describeValue(keep)}`);
+  if (options.imageRoot !== undefined && typeof options.imageRoot !== 'string') throw new LlavaRadError('INVALID_ARGUMENT', `imageRoot must be a folder path, got ${describeValue(options.imageRoot)}`);
+  const mimic = options.mimicTestFilter === true;
+  const root = path.resolve(options.imageRoot ?? path.dirname(file));
   let fd: number;
   try {
     // non-blocking: a FIFO's open does not wait for a writer (ChunkSource does, a bounded time); no
@@ -344,10 +350,6 @@ export function readManifest(file: string, options: ManifestOptions = {}): Manif
   } catch (e) {
     throw new LlavaRadError('IO', `cannot read the manifest ${file}: ${(e as Error).message}`);
   }
-  const keep = options.keep;
-  if (keep !== undefined && typeof keep !== 'function') throw new LlavaRadError('INVALID_ARGUMENT', `keep must be a function of a study id, got ${describeValue(keep)}`);
-  const mimic = options.mimicTestFilter === true;
-  const root = path.resolve(options.imageRoot ?? path.dirname(file));
   // every id, for duplicates across the whole manifest (also those a `keep` leaves out: a shard refuses a
   // manifest the others refuse); only the studies kept are held whole
   const seen = new Map<string, number>();
